@@ -1,0 +1,2 @@
+-- Runs once, when the data volume is first initialised.
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;

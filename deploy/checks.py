@@ -1,0 +1,120 @@
+"""Preflight (``inv check``): each finding says what is wrong and how to fix it.
+
+The rules are pure functions of facts; ``preflight`` gathers the facts.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from deploy.commands import compose, docker
+from deploy.facts import parse_engine_version, version_tuple
+from deploy.settings import Settings, example_env
+from deploy.stack import Stack, last_lines
+from deploy.target import LocalTarget
+
+MIN_ENGINE = (20, 10)
+MIN_COMPOSE = (2, 0)
+MIN_JWT_LENGTH = 64
+WEAK_VALUES = frozenset(
+    {"", "postgres", "password", "passw0rd", "changeme", "change-me", "secret", "admin", "root", "redis", "123456", "example", "test"}
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    subject: str
+    detail: str
+    fix: str = ""
+
+
+def check_engine(version: str, error: str = "") -> Finding:
+    if not version:
+        return Finding(False, "Docker engine", f"not reachable: {error or 'no answer'}", "start dockerd, or run bash scripts/testbed/setup.sh")
+    if version_tuple(version) < MIN_ENGINE:
+        return Finding(False, "Docker engine", f"version {version} is older than 20.10", "upgrade the Docker engine to 20.10 or newer")
+    return Finding(True, "Docker engine", f"version {version}")
+
+
+def check_compose(version: str) -> Finding:
+    if version_tuple(version) < MIN_COMPOSE:
+        return Finding(
+            False,
+            "Docker Compose",
+            f"v2 not found (`docker compose version` said {version.strip() or 'nothing'})",
+            "install the Compose v2 plugin (bash scripts/testbed/setup.sh does it offline)",
+        )
+    return Finding(True, "Docker Compose", f"version {version.strip()}")
+
+
+def check_required(env: Mapping[str, str], required: Sequence[str], env_file: str) -> Finding:
+    missing = [name for name in required if not env.get(name)]
+    if missing:
+        return Finding(False, "required variables", f"missing or empty: {', '.join(missing)}", f"set them in {env_file} (see .env.example)")
+    return Finding(True, "required variables", f"all {len(required)} set")
+
+
+def check_secrets(
+    env: Mapping[str, str], secret_names: Sequence[str], example: Mapping[str, str], production: bool
+) -> list[Finding]:
+    """Secrets must not be left at a well-known default or at their .env.example value."""
+    findings = []
+    for name in secret_names:
+        value = env.get(name, "")
+        if value.lower() in WEAK_VALUES:
+            findings.append(Finding(not production, name, "is empty or a well-known default", f"set a long random {name} (openssl rand -hex 32)"))
+        elif name in example and value == example[name]:
+            findings.append(Finding(not production, name, "is still the value from .env.example", f"replace {name} with a long random value"))
+    jwt = env.get("JWT_SECRET", "")
+    if "JWT_SECRET" in secret_names and jwt and len(jwt) < MIN_JWT_LENGTH:
+        findings.append(
+            Finding(not production, "JWT_SECRET", f"is {len(jwt)} characters; production needs at least {MIN_JWT_LENGTH}", "generate one: openssl rand -hex 32")
+        )
+    return findings
+
+
+def check_env_file_git(env_file: str, tracked: bool, ignored: bool | None) -> list[Finding]:
+    """``ignored`` is None outside a git work tree."""
+    findings = []
+    if tracked:
+        findings.append(Finding(False, env_file, "is tracked by git: its secrets are in the history", f"git rm --cached {env_file}, add it to .gitignore, rotate the secrets"))
+    if ignored is False:
+        findings.append(Finding(False, env_file, "is not ignored by git", f"add {env_file} to .gitignore"))
+    if not findings:
+        detail = "ignored by git, not tracked" if ignored else "not in a git work tree"
+        findings.append(Finding(True, env_file, detail))
+    return findings
+
+
+def _git_facts(local: LocalTarget, root: str, path: str) -> tuple[bool, bool | None]:
+    inside = local.run(["git", "-C", root, "rev-parse", "--is-inside-work-tree"], warn=True)
+    if not inside.ok:
+        return False, None
+    tracked = local.run(["git", "-C", root, "ls-files", "--error-unmatch", "--", path], warn=True).ok
+    ignored = local.run(["git", "-C", root, "check-ignore", "--quiet", "--", path], warn=True).ok
+    return tracked, ignored
+
+
+def preflight(stack: Stack, local: LocalTarget) -> list[Finding]:
+    """Every check for the stack's stage. Git checks look at this machine's checkout."""
+    s: Settings = stack.settings
+    target = stack.target
+    findings = []
+    engine = target.run(docker.version_json(), warn=True)
+    findings.append(check_engine(parse_engine_version(engine.stdout), last_lines(engine.stderr, 2)))
+    comp = target.run(docker.compose_version(), warn=True)
+    findings.append(check_compose(comp.stdout if comp.ok else ""))
+    findings.append(check_required(s.env, s.config.required_env, str(s.env_file)))
+    findings += check_secrets(s.env, s.config.secret_env, example_env(s.config), s.stage.production)
+    if s.stage.production:
+        rel = str(s.env_file.relative_to(s.config.root)) if s.env_file.is_relative_to(s.config.root) else str(s.env_file)
+        findings += check_env_file_git(rel, *_git_facts(local, str(s.config.root), rel))
+    if findings[0].ok and findings[1].ok:
+        cfg = target.run(compose.config_check(s.compose), env=s.env, warn=True)
+        findings.append(
+            Finding(True, "compose files", "valid")
+            if cfg.ok
+            else Finding(False, "compose files", s.masked(last_lines(cfg.stderr, 4)), "fix the compose files or the variables they use")
+        )
+    return findings

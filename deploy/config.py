@@ -1,0 +1,191 @@
+"""The ``deploy:`` section of invoke.yaml, validated into dataclasses.
+
+Every key is documented in README.md ("Configuration reference").
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploy.errors import fail
+
+PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class AppService:
+    """A stateless service: scaled and rolled freely behind the proxy."""
+
+    name: str
+    port: int
+    health_path: str
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """The reverse proxy in front: its container port and the paths checked through it."""
+
+    service: str
+    port: int
+    checks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named environment: its env file, its compose files, whether it is production."""
+
+    name: str
+    env_file: str
+    compose_files: tuple[str, ...]
+    production: bool
+
+
+@dataclass(frozen=True)
+class Retention:
+    releases: int
+    backups: int
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    project: str
+    root: Path
+    stages: Mapping[str, Stage]
+    default_stage: str
+    stateless: Mapping[str, AppService]
+    stateful: tuple[str, ...]
+    proxy: Proxy
+    required_env: tuple[str, ...]
+    secret_env: tuple[str, ...]
+    env_defaults: Mapping[str, str]
+    env_example: str
+    state_dir: str
+    retention: Retention
+    up_timeout: int
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """Every service the stack defines, in a stable order."""
+        return (*self.stateless, self.proxy.service, *self.stateful)
+
+    def stage(self, name: str | None) -> Stage:
+        """The stage called ``name`` (the default stage when None)."""
+        name = name or self.default_stage
+        if name not in self.stages:
+            fail(
+                f"unknown stage {name!r}",
+                f"use one of: {', '.join(sorted(self.stages))} (invoke.yaml deploy.stages)",
+            )
+        return self.stages[name]
+
+    def check_services(self, names: list[str] | tuple[str, ...]) -> None:
+        """Refuse service names the stack does not define."""
+        unknown = [n for n in names if n not in self.services]
+        if unknown:
+            fail(
+                f"unknown service(s): {', '.join(map(repr, unknown))}",
+                f"use one of: {', '.join(self.services)}",
+            )
+
+
+def plain(value: Any) -> Any:
+    """Invoke's config proxies (and any Mapping or list) as plain dicts and lists."""
+    if isinstance(value, Mapping) or hasattr(value, "_config"):
+        return {str(k): plain(value[k]) for k in value.keys()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _require(raw: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in raw or raw[key] in (None, ""):
+        fail(f"invoke.yaml: {where}.{key} is missing", f"set {where}.{key} (see README, Configuration)")
+    return raw[key]
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        fail(f"invoke.yaml: {where} must be a whole number of at least 1, not {value!r}", f"fix {where}")
+    return value
+
+
+def _stage(name: str, raw: Mapping[str, Any]) -> Stage:
+    where = f"deploy.stages.{name}"
+    files = _require(raw, "compose_files", where)
+    if isinstance(files, str) or not files:
+        fail(f"invoke.yaml: {where}.compose_files must be a list of files", f"write it as [file, ...]")
+    return Stage(
+        name=name,
+        env_file=str(_require(raw, "env_file", where)),
+        compose_files=tuple(str(f) for f in files),
+        production=bool(raw.get("production", False)),
+    )
+
+
+def _service_name(name: str, where: str) -> str:
+    if not SERVICE_NAME.match(name):
+        fail(f"invoke.yaml: {where}: {name!r} is not a valid service name", "use letters, digits, '-', '_', '.'")
+    return name
+
+
+def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
+    """Validate the ``deploy:`` section (already plain data) into a DeployConfig."""
+    project = str(_require(raw, "project", "deploy"))
+    if not PROJECT_NAME.match(project):
+        fail(
+            f"invoke.yaml: deploy.project {project!r} is not a valid Compose project name",
+            "use lowercase letters, digits, '-' and '_', starting with a letter or digit",
+        )
+    stages = {str(n): _stage(str(n), s or {}) for n, s in (_require(raw, "stages", "deploy")).items()}
+    default_stage = str(raw.get("default_stage", "development"))
+    if default_stage not in stages:
+        fail(f"invoke.yaml: deploy.default_stage {default_stage!r} is not a stage", f"use one of {sorted(stages)}")
+
+    services = _require(raw, "services", "deploy")
+    stateless = {
+        _service_name(str(n), "deploy.services.stateless"): AppService(
+            name=str(n),
+            port=_positive_int(s.get("port"), f"deploy.services.stateless.{n}.port"),
+            health_path=str(s.get("health_path", "/health")),
+        )
+        for n, s in (services.get("stateless") or {}).items()
+    }
+    stateful = tuple(_service_name(str(n), "deploy.services.stateful") for n in services.get("stateful") or ())
+    proxy_raw = _require(services, "proxy", "deploy.services")
+    proxy = Proxy(
+        service=_service_name(str(_require(proxy_raw, "service", "deploy.services.proxy")), "deploy.services.proxy"),
+        port=_positive_int(proxy_raw.get("port"), "deploy.services.proxy.port"),
+        checks=tuple(str(p) for p in proxy_raw.get("checks") or ("/",)),
+    )
+    overlap = set(stateless) & set(stateful)
+    if overlap:
+        fail(f"invoke.yaml: {sorted(overlap)} listed as both stateless and stateful", "list each service once")
+
+    env_defaults = {str(k): str(v) for k, v in (raw.get("env_defaults") or {}).items()}
+    for key, var in (("registry", "DOCKER_REGISTRY"), ("namespace", "DOCKER_NAMESPACE")):
+        if raw.get(key):
+            env_defaults.setdefault(var, str(raw[key]))
+    retention = raw.get("retention") or {}
+    return DeployConfig(
+        project=project,
+        root=root,
+        stages=stages,
+        default_stage=default_stage,
+        stateless=stateless,
+        stateful=stateful,
+        proxy=proxy,
+        required_env=tuple(str(v) for v in raw.get("required_env") or ()),
+        secret_env=tuple(str(v) for v in raw.get("secret_env") or ()),
+        env_defaults=env_defaults,
+        env_example=str(raw.get("env_example", ".env.example")),
+        state_dir=str(raw.get("state_dir", ".deploy")),
+        retention=Retention(
+            releases=_positive_int(retention.get("releases", 5), "deploy.retention.releases"),
+            backups=_positive_int(retention.get("backups", 7), "deploy.retention.backups"),
+        ),
+        up_timeout=_positive_int(raw.get("up_timeout", 180), "deploy.up_timeout"),
+    )

@@ -1,0 +1,161 @@
+"""Facts about a target, parsed from structured engine output into dataclasses.
+
+Each parser takes the text a command builder's command printed (JSON) and never
+scrapes human-readable tables.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+SERVICE_LABEL = "com.docker.compose.service"
+NUMBER_LABEL = "com.docker.compose.container-number"
+VERSION_LABEL = "org.opencontainers.image.version"
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str
+    service: str
+    number: int
+    state: str  # running, exited, restarting, created, paused, dead
+    health: str  # healthy, unhealthy, starting, or "" without a healthcheck
+    image: str
+    version: str
+    started_at: datetime | None
+    ports: tuple[str, ...]  # "127.0.0.1:8080->8080/tcp"
+    exit_code: int
+    health_log: str  # the last healthcheck output, for error messages
+
+    @property
+    def ok(self) -> bool:
+        """Running, and healthy when it has a healthcheck."""
+        return self.state == "running" and self.health in ("", "healthy")
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    name: str
+    cpu: str
+    memory: str
+    memory_percent: str
+    net_io: str
+    block_io: str
+    pids: str
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Docker's RFC 3339 timestamps (nanoseconds cut to microseconds); None for the zero time."""
+    if not value or value.startswith("0001-"):
+        return None
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", value)
+    if not m:
+        return None
+    frac = (m.group(2) or ".0")[:7]
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return datetime.fromisoformat(f"{m.group(1)}{frac}{zone}").astimezone(timezone.utc)
+
+
+def _version(config: Mapping[str, Any], image: str) -> str:
+    labels = config.get("Labels") or {}
+    if labels.get(VERSION_LABEL):
+        return labels[VERSION_LABEL]
+    for entry in config.get("Env") or ():
+        if entry.startswith("APP_VERSION="):
+            return entry.split("=", 1)[1]
+    last = image.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else "latest"
+
+
+def _ports(network_settings: Mapping[str, Any]) -> tuple[str, ...]:
+    out = []
+    for container_port, bindings in sorted((network_settings.get("Ports") or {}).items()):
+        for b in bindings or ():
+            out.append(f"{b.get('HostIp', '')}:{b.get('HostPort', '')}->{container_port}")
+    return tuple(out)
+
+
+def parse_inspect(text: str) -> list[Container]:
+    """Containers from ``docker inspect`` JSON, ordered by service and number."""
+    containers = []
+    for item in json.loads(text or "[]"):
+        config = item.get("Config") or {}
+        labels = config.get("Labels") or {}
+        state = item.get("State") or {}
+        health = state.get("Health") or {}
+        log = health.get("Log") or []
+        containers.append(
+            Container(
+                id=item["Id"][:12],
+                name=item.get("Name", "").lstrip("/"),
+                service=labels.get(SERVICE_LABEL, ""),
+                number=int(labels.get(NUMBER_LABEL, "0") or 0),
+                state=state.get("Status", "unknown"),
+                health=health.get("Status", ""),
+                image=config.get("Image", ""),
+                version=_version(config, config.get("Image", "")),
+                started_at=parse_time(state.get("StartedAt")) if state.get("Running") else None,
+                ports=_ports(item.get("NetworkSettings") or {}),
+                exit_code=int(state.get("ExitCode", 0) or 0),
+                health_log=(log[-1].get("Output") or "").strip() if log else "",
+            )
+        )
+    return sorted(containers, key=lambda c: (c.service, c.number))
+
+
+def parse_stats(text: str) -> list[ContainerStats]:
+    """``docker stats --no-stream --format '{{json .}}'``: one JSON object a line."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        s = json.loads(line)
+        out.append(
+            ContainerStats(
+                name=s.get("Name", ""),
+                cpu=s.get("CPUPerc", ""),
+                memory=s.get("MemUsage", ""),
+                memory_percent=s.get("MemPerc", ""),
+                net_io=s.get("NetIO", ""),
+                block_io=s.get("BlockIO", ""),
+                pids=s.get("PIDs", ""),
+            )
+        )
+    return sorted(out, key=lambda s: s.name)
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """(20, 10, 24) from '20.10.24+dfsg1' or 'v2.40.3'; () when there is no number."""
+    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    return tuple(int(g) for g in m.groups() if g is not None) if m else ()
+
+
+def parse_engine_version(text: str) -> str:
+    """The server version from ``docker version --format '{{json .}}'`` ('' if absent)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return ""
+    return ((data or {}).get("Server") or {}).get("Version", "")
+
+
+def desired_replicas(config: Mapping[str, Any], overrides: Mapping[str, int]) -> dict[str, int]:
+    """Replicas per service: a persisted scale first, then deploy.replicas / scale, else 1."""
+    out = {}
+    for name, svc in (config.get("services") or {}).items():
+        deploy = svc.get("deploy") or {}
+        count = overrides.get(name, deploy.get("replicas", svc.get("scale", 1)))
+        out[name] = int(count if count is not None else 1)
+    return out
+
+
+def parse_published(text: str) -> int | None:
+    """The host port from ``docker compose port`` output ('0.0.0.0:8080' -> 8080)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    port = line.rsplit(":", 1)[-1]
+    return int(port) if port.isdigit() else None

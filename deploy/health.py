@@ -1,0 +1,48 @@
+"""Health of the stack: every container's own healthcheck, plus HTTP through the proxy."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from deploy.facts import Container
+from deploy.stack import Stack
+from deploy.status import ServiceStatus
+
+
+@dataclass(frozen=True)
+class Check:
+    subject: str  # a container name, a service, or "GET /path"
+    ok: bool
+    detail: str
+
+
+def container_checks(containers: Iterable[Container]) -> list[Check]:
+    checks = []
+    for c in containers:
+        if c.ok:
+            detail = c.health or "running (no healthcheck)"
+        elif c.state != "running":
+            detail = f"{c.state} (exit {c.exit_code})"
+        else:
+            detail = f"{c.health}: {c.health_log[-200:]}" if c.health_log else c.health
+        checks.append(Check(c.name, c.ok, detail))
+    return checks
+
+
+def replica_checks(statuses: Iterable[ServiceStatus]) -> list[Check]:
+    """A service with fewer running containers than desired is unhealthy."""
+    return [Check(s.service, False, f"{s.running} of {s.desired} replicas running") for s in statuses if s.running < s.desired]
+
+
+def http_checks(stack: Stack) -> list[Check]:
+    proxy = stack.settings.config.proxy
+    port = stack.proxy_port()
+    if port is None:
+        return [Check(f"{proxy.service} (proxy)", False, f"not published on the host (is {proxy.service} running?)")]
+    checks = []
+    for path in proxy.checks:
+        resp = stack.target.fetch(port, path)
+        ok = 200 <= resp.status < 400
+        detail = f"HTTP {resp.status}" if resp.status else f"no response: {resp.error}"
+        checks.append(Check(f"GET {path} via {proxy.service}:{port}", ok, detail))
+    return checks

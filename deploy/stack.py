@@ -1,0 +1,78 @@
+"""One Compose project of one stage on one target: the handle every workflow uses."""
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from invoke.runners import Result
+
+from deploy.commands import compose, docker
+from deploy.errors import fail
+from deploy.facts import Container, desired_replicas, parse_inspect, parse_published
+from deploy.settings import Settings
+from deploy.target import Target
+
+ENGINE_FIX = "check that the Docker engine runs (`docker info`); on a test bed: bash scripts/testbed/setup.sh"
+
+
+def last_lines(text: str, n: int = 8) -> str:
+    return "\n".join(text.strip().splitlines()[-n:])
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    target: Target
+
+    @property
+    def project(self) -> compose.ComposeProject:
+        return self.settings.compose
+
+    def run(self, argv: Sequence[str], *, what: str, fix: str = ENGINE_FIX, **kwargs: Any) -> Result:
+        """Run argv on the target with the stage's env; fail with ``what`` and ``fix`` if it fails."""
+        result = self.target.run(argv, env=self.settings.env, warn=True, **kwargs)
+        if not result.ok:
+            detail = self.settings.masked(last_lines(result.stderr or result.stdout))
+            cmd = self.settings.masked(shlex.join(argv))
+            fail(f"{what} failed on {self.target.name} (exit {result.exited}): {cmd}\n{detail}", fix)
+        return result
+
+    def containers(self) -> list[Container]:
+        ids = self.run(compose.container_ids(self.project), what="listing containers").stdout.split()
+        if not ids:
+            return []
+        return parse_inspect(self.run(docker.inspect(ids), what="inspecting containers").stdout)
+
+    def config(self) -> dict[str, Any]:
+        """The merged compose configuration of this stage (``docker compose config``)."""
+        out = self.run(
+            compose.config_json(self.project),
+            what="reading the compose configuration",
+            fix=f"run `inv check --stage {self.settings.stage.name}` to see what is wrong",
+        ).stdout
+        return json.loads(out)
+
+    @property
+    def state_path(self) -> str:
+        s = self.settings
+        return str(s.config.root / s.config.state_dir / s.config.project / s.stage.name / "scale.json")
+
+    def saved_scale(self) -> dict[str, int]:
+        """Replica counts set with ``inv scale``, kept so that a later ``up`` keeps them."""
+        text = self.target.read_text(self.state_path)
+        return {str(k): int(v) for k, v in json.loads(text).items()} if text else {}
+
+    def save_scale(self, counts: dict[str, int]) -> None:
+        self.target.write_text(self.state_path, json.dumps(dict(sorted(counts.items())), indent=2) + "\n")
+
+    def desired(self) -> dict[str, int]:
+        return desired_replicas(self.config(), self.saved_scale())
+
+    def proxy_port(self) -> int | None:
+        """The host port the proxy is published on, or None when it is not running."""
+        proxy = self.settings.config.proxy
+        result = self.target.run(compose.port(self.project, proxy.service, proxy.port), env=self.settings.env, warn=True)
+        return parse_published(result.stdout) if result.ok else None

@@ -1,0 +1,98 @@
+"""Where commands run. Workflows only talk to a Target.
+
+A target runs an argv (quoted exactly once, here, at the edge), fetches an HTTP path
+from a port published on its host, and reads and writes small state files. The local
+target runs on this machine's Docker engine through Invoke; a remote target (SSH)
+implements the same interface.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from invoke import Context
+from invoke.runners import Result
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int  # 0 when no response came (refused, timed out)
+    body: bytes
+    error: str = ""
+
+
+class Target(Protocol):
+    name: str
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        hide: bool = True,
+        warn: bool = False,
+        pty: bool = False,
+        timeout: float | None = None,
+    ) -> Result: ...
+
+    def fetch(self, port: int, path: str, timeout: float = 5.0) -> HttpResponse: ...
+
+    def read_text(self, path: str) -> str | None: ...
+
+    def write_text(self, path: str, text: str) -> None: ...
+
+
+class LocalTarget:
+    """This machine: commands through an Invoke Context, files on the local disk."""
+
+    def __init__(self, ctx: Context, name: str = "local") -> None:
+        self.ctx = ctx
+        self.name = name
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        hide: bool = True,
+        warn: bool = False,
+        pty: bool = False,
+        timeout: float | None = None,
+    ) -> Result:
+        # Only an interactive (pty) command reads our stdin.
+        in_stream = None if pty else False
+        return self.ctx.run(
+            shlex.join(argv), env=dict(env or {}), hide=hide, warn=warn, pty=pty, timeout=timeout, in_stream=in_stream
+        )
+
+    def fetch(self, port: int, path: str, timeout: float = 5.0) -> HttpResponse:
+        url = f"http://127.0.0.1:{port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback only)
+                return HttpResponse(resp.status, resp.read(65536))
+        except urllib.error.HTTPError as err:
+            return HttpResponse(err.code, err.read(65536))
+        except (urllib.error.URLError, OSError) as err:
+            return HttpResponse(0, b"", str(getattr(err, "reason", err)))
+
+    def read_text(self, path: str) -> str | None:
+        p = Path(path)
+        return p.read_text() if p.is_file() else None
+
+    def write_text(self, path: str, text: str) -> None:
+        """Write atomically (temp file, fsync, rename), readable by the owner only."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)

@@ -1,0 +1,52 @@
+"""What every task shares: finding the config, opening the stack, common flags."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from invoke import Context
+
+from deploy.config import DeployConfig, parse_config, plain
+from deploy.errors import fail
+from deploy.settings import resolve
+from deploy.stack import Stack
+from deploy.target import LocalTarget
+
+ROOT = Path(__file__).resolve().parent.parent
+
+STAGE_HELP = {
+    "stage": "stage from invoke.yaml deploy.stages (default: deploy.default_stage)",
+    "env_file": "env file to use instead of the stage's own",
+}
+
+
+def helps(**extra: str) -> dict[str, str]:
+    """Help texts for a task: its own flags plus --stage and --env-file."""
+    return {**STAGE_HELP, **extra}
+
+
+def load_config(c: Context) -> DeployConfig:
+    return parse_config(plain(c.config.get("deploy") or {}), ROOT)
+
+
+def open_stack(c: Context, stage: str | None, env_file: str | None) -> Stack:
+    settings = resolve(load_config(c), stage, env_file)
+    return Stack(settings, LocalTarget(c))
+
+
+def service_list(config: DeployConfig, services: str) -> list[str]:
+    """'all' (every service) or a comma-separated list of known services."""
+    names = [] if services in ("", "all") else [s.strip() for s in services.split(",") if s.strip()]
+    config.check_services(names)
+    return names
+
+
+def command_after_dashes(argv: list[str] | None = None) -> list[str]:
+    """The words after ``--`` on the command line, exactly as the shell split them."""
+    argv = sys.argv if argv is None else argv
+    if "--" not in argv:
+        fail("no command given", "put the command after --, e.g. inv exec backend -- node -v")
+    command = argv[argv.index("--") + 1 :]
+    if not command:
+        fail("empty command after --", "put the command after --, e.g. inv exec backend -- node -v")
+    return command
