@@ -158,4 +158,4 @@ def parse_published(text: str) -> int | None:
     """The host port from ``docker compose port`` output ('0.0.0.0:8080' -> 8080)."""
     line = text.strip().splitlines()[0] if text.strip() else ""
     port = line.rsplit(":", 1)[-1]
-    return int(port) if port.isdigit() else None
+    return int(port) if port.isdigit() and int(port) > 0 else None

@@ -1,0 +1,67 @@
+from deploy.commands import compose, docker
+
+P = compose.ComposeProject(name="myapp", files=("/r/compose/a.yml", "/r/compose/b.yml"), env_file="/r/.env.production")
+BASE = ["docker", "compose", "-p", "myapp", "-f", "/r/compose/a.yml", "-f", "/r/compose/b.yml", "--env-file", "/r/.env.production"]
+
+
+def test_base_without_env_file():
+    assert compose.base(compose.ComposeProject("p", ("c.yml",))) == ["docker", "compose", "-p", "p", "-f", "c.yml"]
+
+
+def test_build():
+    assert compose.build(P) == [*BASE, "build"]
+    assert compose.build(P, ["web"], no_cache=True) == [*BASE, "build", "--no-cache", "web"]
+
+
+def test_up_full():
+    argv = compose.up(P, ["backend"], build=True, scale={"web": 2, "backend": 5}, no_recreate=True, no_deps=True, wait_timeout=60)
+    assert argv == [
+        *BASE, "up", "-d", "--remove-orphans", "--build", "--no-recreate", "--no-deps",
+        "--wait", "--wait-timeout", "60", "--scale", "backend=5", "--scale", "web=2", "backend",
+    ]
+
+
+def test_up_plain():
+    assert compose.up(P) == [*BASE, "up", "-d", "--remove-orphans"]
+
+
+def test_down():
+    assert compose.down(P) == [*BASE, "down", "--remove-orphans"]
+    assert compose.down(P, volumes=True) == [*BASE, "down", "--remove-orphans", "--volumes"]
+
+
+def test_logs():
+    assert compose.logs(P) == [*BASE, "logs", "--timestamps"]
+    assert compose.logs(P, ["backend", "web"], follow=True, tail=10, since="5m") == [
+        *BASE, "logs", "--timestamps", "--follow", "--tail", "10", "--since", "5m", "backend", "web",
+    ]
+
+
+def test_exec_keeps_every_word_separate():
+    cmd = ["sh", "-c", "echo $0", "a; rm -rf /"]
+    assert compose.exec_(P, "backend", cmd, tty=False) == [*BASE, "exec", "-T", "backend", *cmd]
+    assert compose.exec_(P, "backend", ["sh"], tty=True, index=2) == [*BASE, "exec", "--index", "2", "backend", "sh"]
+
+
+def test_small_builders():
+    assert compose.container_ids(P) == [*BASE, "ps", "--all", "--quiet"]
+    assert compose.config_json(P) == [*BASE, "config", "--format", "json"]
+    assert compose.config_check(P) == [*BASE, "config", "--quiet"]
+    assert compose.port(P, "nginx", 8080) == [*BASE, "port", "nginx", "8080"]
+    assert compose.remove_stopped(P) == [*BASE, "rm", "--force"]
+
+
+def test_docker_builders():
+    assert docker.version_json() == ["docker", "version", "--format", "{{json .}}"]
+    assert docker.compose_version() == ["docker", "compose", "version", "--short"]
+    assert docker.inspect(["a", "b"]) == ["docker", "inspect", "--type", "container", "a", "b"]
+    assert docker.stats(["a"]) == ["docker", "stats", "--no-stream", "--format", "{{json .}}", "a"]
+    assert docker.stats(["a"], stream=True) == ["docker", "stats", "a"]
+    assert docker.prune_dangling_images("myapp") == [
+        "docker", "image", "prune", "--force", "--filter", "label=com.docker.compose.project=myapp",
+    ]
+    assert docker.prune_build_cache() == ["docker", "builder", "prune", "--force"]
+    assert docker.project_volumes("myapp") == [
+        "docker", "volume", "ls", "--quiet", "--filter", "label=com.docker.compose.project=myapp",
+    ]
+    assert docker.remove_volumes(["v1"]) == ["docker", "volume", "rm", "v1"]
