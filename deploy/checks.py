@@ -82,7 +82,7 @@ def check_env_file_git(env_file: str, tracked: bool, ignored: bool | None) -> li
     if ignored is False:
         findings.append(Finding(False, env_file, "is not ignored by git", f"add {env_file} to .gitignore"))
     if not findings:
-        detail = "ignored by git, not tracked" if ignored else "not in a git work tree"
+        detail = "ignored by git, not tracked" if ignored else "outside the repository's git work tree"
         findings.append(Finding(True, env_file, detail))
     return findings
 
@@ -108,8 +108,12 @@ def preflight(stack: Stack, local: LocalTarget) -> list[Finding]:
     findings.append(check_required(s.env, s.config.required_env, str(s.env_file)))
     findings += check_secrets(s.env, s.config.secret_env, example_env(s.config), s.stage.production)
     if s.stage.production:
-        rel = str(s.env_file.relative_to(s.config.root)) if s.env_file.is_relative_to(s.config.root) else str(s.env_file)
-        findings += check_env_file_git(rel, *_git_facts(local, str(s.config.root), rel))
+        root = s.config.root.resolve()
+        if s.env_file.is_relative_to(root):
+            rel = str(s.env_file.relative_to(root))
+            findings += check_env_file_git(rel, *_git_facts(local, str(root), rel))
+        else:
+            findings += check_env_file_git(str(s.env_file), tracked=False, ignored=None)
     if findings[0].ok and findings[1].ok:
         cfg = target.run(compose.config_check(s.compose), env=s.env, warn=True)
         findings.append(

@@ -1,0 +1,116 @@
+"""The example's production stack on the real engine: up, status, health, logs, stats, exec."""
+import gzip
+import json
+import urllib.request
+
+from tests.integration.conftest import row
+
+
+def get(port, path, data=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 headers={"Content-Type": "application/json", "Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        body = resp.read()
+        if resp.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return resp.status, dict(resp.headers), body
+
+
+def test_production_stack_serves_through_nginx(prod_stack):
+    status, headers, body = get(prod_stack.http_port, "/")
+    assert status == 200 and b"Example app" in body
+    assert headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" in headers
+    assert headers.get("Content-Encoding") == "gzip"
+    status, headers, _ = get(prod_stack.http_port, "/_next/static/app.js")
+    assert "immutable" in headers["Cache-Control"] and headers["X-Frame-Options"] == "SAMEORIGIN"
+    status, _, body = get(prod_stack.http_port, "/api/items", data=json.dumps({"name": "héllo ✓"}).encode())
+    assert status == 201
+    created = json.loads(body)
+    _, _, body = get(prod_stack.http_port, "/api/items")
+    assert created["id"] in [i["id"] for i in json.loads(body)["items"]]
+    _, _, body = get(prod_stack.http_port, "/api/health")
+    assert json.loads(body)["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+def test_production_settings_are_applied(prod_stack, engine):
+    project = prod_stack.project
+    by_service = {}
+    for c in engine.containers.list(filters={"label": f"com.docker.compose.project={project}"}):
+        by_service.setdefault(c.labels["com.docker.compose.service"], []).append(c)
+    assert len(by_service["backend"]) == 3 and len(by_service["web"]) == 4
+    backend = by_service["backend"][0].attrs["HostConfig"]
+    assert backend["NanoCpus"] == 2_000_000_000 and backend["Memory"] == 2 * 1024**3
+    web = by_service["web"][0].attrs
+    assert web["HostConfig"]["ReadonlyRootfs"] is True and web["HostConfig"]["Memory"] == 1024**3
+    assert web["Config"]["Image"].endswith("/web:latest")
+    for name in ("postgres", "redis"):
+        c = by_service[name][0]
+        assert not any(c.attrs["NetworkSettings"]["Ports"].values()), f"{name} is published"
+        assert c.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    back = engine.networks.get(f"{project}_back")
+    assert back.attrs["Internal"] is True
+    nginx = by_service["nginx"][0]
+    assert nginx.attrs["Config"]["User"] == "101:101"
+    for c in [c for cs in by_service.values() for c in cs]:
+        status = c.exec_run(["cat", "/proc/1/status"]).output.decode()
+        uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
+        assert uid != "0", f"{c.name}'s main process runs as root"
+
+
+def test_status_matches_the_engine(prod_stack):
+    out = prod_stack("status").stdout
+    backend = row(out, 0, "backend")
+    assert backend[1:4] == ["3", "3", "3"]
+    assert backend[5] == "dev"
+    assert row(out, 0, "web")[1:4] == ["4", "4", "4"]
+    assert f"127.0.0.1:{prod_stack.http_port}->8080/tcp" in row(out, 0, "nginx")[7]
+    assert row(out, 0, "postgres")[1:4] == ["1", "1", "1"]
+
+
+def test_health_passes_then_names_a_stopped_container(prod_stack, engine):
+    out = prod_stack("health").stdout
+    assert row(out, 1, "GET /api/health via nginx:" + str(prod_stack.http_port))[0] == "ok"
+    victim = engine.containers.get(f"{prod_stack.project}-web-2")
+    victim.stop(timeout=10)
+    try:
+        result = prod_stack("health", check=False)
+        assert result.returncode == 1
+        assert f"{prod_stack.project}-web-2" in result.stderr
+        assert row(result.stdout, 1, "web")[2] == "3 of 4 replicas running"
+    finally:
+        prod_stack("up")
+    prod_stack("health")
+
+
+def test_logs(prod_stack):
+    out = prod_stack("logs", "backend", "--tail", "50").stdout
+    assert "backend dev listening on 3000" in out
+    assert "web-1" not in out
+    bad = prod_stack("logs", "backend,nope", check=False)
+    assert bad.returncode == 1 and "unknown service" in bad.stderr
+
+
+def test_stats_lists_every_running_container(prod_stack, engine):
+    out = prod_stack("stats").stdout
+    names = [c.name for c in engine.containers.list(filters={"label": f"com.docker.compose.project={prod_stack.project}"})]
+    assert len(names) == 10
+    for name in names:
+        assert "/" in row(out, 0, name)[2]  # memory: used / limit
+
+
+def test_exec_passes_arguments_without_a_shell(prod_stack, tmp_path):
+    words = ["a; touch /tmp/pwned", "$(touch /tmp/pwned2)", "it's \"quoted\"", "two  spaces"]
+    out = prod_stack("exec", "backend", command=["node", "-e", "console.log(JSON.stringify(process.argv.slice(1)))", *words]).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == words
+    check = prod_stack("exec", "backend", command=["sh", "-c", "ls /tmp/pwned /tmp/pwned2 2>&1 || true"]).stdout
+    assert "No such file" in check
+    failing = prod_stack("exec", "backend", command=["sh", "-c", "exit 7"], check=False)
+    assert failing.returncode == 7
+
+
+def test_down_refuses_volumes_without_yes(prod_stack):
+    result = prod_stack("down", "--volumes", check=False)
+    assert result.returncode == 1 and "--yes" in result.stderr
+    assert prod_stack("status").returncode == 0
