@@ -3,10 +3,12 @@ from pathlib import Path
 
 from invoke import Context, task
 
+from deploy.commands import docker
 from deploy.envfile import render
 from deploy.errors import fail
 from deploy.output import say
 from deploy.settings import read_env_file
+from deploy.target import LocalTarget
 from tasks._common import ROOT, load_config
 
 
@@ -35,3 +37,10 @@ def init(c: Context, stage: str | None = None, overrides: str | None = None, for
         f.write(text)
     os.chmod(path, 0o600)
     say(f"wrote {path} (mode 0600) with fresh {', '.join(config.secret_env)}; review it, then `inv check --stage {st.name}`")
+    volumes = LocalTarget(c).run(docker.project_volumes(config.project), warn=True)
+    if volumes.ok and volumes.stdout.split():
+        say(
+            f"[yellow]warning:[/yellow] volumes of {config.project} already exist ({', '.join(volumes.stdout.split())}). "
+            "PostgreSQL keeps the password it was created with: put the old POSTGRES_PASSWORD back, "
+            "or start afresh with `inv down --volumes --yes` (deletes the data)."
+        )

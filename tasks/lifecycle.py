@@ -10,7 +10,9 @@ def up(c: Context, build: bool = False, stage: str | None = None, env_file: str 
     """Start the stack (keeping `inv scale` counts) and wait until every container is healthy."""
     stack = open_stack(c, stage, env_file)
     lifecycle.up(stack, build=build)
-    say(f"[green]{stack.settings.config.project} ({stack.settings.stage.name}) is up[/green]; see `inv status`")
+    port = stack.proxy_port()
+    where = f", served at http://127.0.0.1:{port}/" if port else ""
+    say(f"[green]{stack.settings.config.project} ({stack.settings.stage.name}) is up{where}[/green]; see `inv status`")
 
 
 @task(help=helps(volumes="also delete the volumes (the database!); needs --yes", yes="confirm --volumes"))
