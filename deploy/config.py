@@ -51,6 +51,19 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    """The PostgreSQL service, where its backups go, and the app's migrate/seed commands."""
+
+    service: str
+    user_env: str
+    name_env: str
+    backups_dir: str
+    migrate_service: str
+    migrate_command: tuple[str, ...]
+    seed_command: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     project: str
     root: Path
@@ -66,6 +79,7 @@ class DeployConfig:
     state_dir: str
     retention: Retention
     up_timeout: int
+    database: DatabaseConfig
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -132,6 +146,31 @@ def _service_name(name: str, where: str) -> str:
     return name
 
 
+def _command(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not value or not all(isinstance(v, str) for v in value):
+        fail(f"invoke.yaml: {where} must be a list of words, e.g. [pnpm, prisma, migrate, deploy]", f"fix {where}")
+    return tuple(value)
+
+
+def _database(raw: Mapping[str, Any], stateful: tuple[str, ...], stateless: Mapping[str, AppService]) -> DatabaseConfig:
+    where = "deploy.database"
+    service = str(raw.get("service", "postgres"))
+    if service not in stateful:
+        fail(f"invoke.yaml: {where}.service {service!r} is not a stateful service", f"list it in deploy.services.stateful")
+    migrate_service = str(raw.get("migrate_service", "backend"))
+    if migrate_service not in stateless:
+        fail(f"invoke.yaml: {where}.migrate_service {migrate_service!r} is not a stateless service", "name the app image that migrates")
+    return DatabaseConfig(
+        service=service,
+        user_env=str(raw.get("user_env", "POSTGRES_USER")),
+        name_env=str(raw.get("name_env", "POSTGRES_DB")),
+        backups_dir=str(raw.get("backups_dir", "backups")),
+        migrate_service=migrate_service,
+        migrate_command=_command(_require(raw, "migrate_command", where), f"{where}.migrate_command"),
+        seed_command=_command(_require(raw, "seed_command", where), f"{where}.seed_command"),
+    )
+
+
 def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
     """Validate the ``deploy:`` section (already plain data) into a DeployConfig."""
     project = str(_require(raw, "project", "deploy"))
@@ -188,4 +227,5 @@ def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
             backups=_positive_int(retention.get("backups", 7), "deploy.retention.backups"),
         ),
         up_timeout=_positive_int(raw.get("up_timeout", 180), "deploy.up_timeout"),
+        database=_database(_require(raw, "database", "deploy"), stateful, stateless),
     )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -25,6 +26,17 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) 
     _console().print(t)
 
 
+def human_bytes(size: float) -> str:
+    """'512 B', '4.6 kB', '1.2 GB' (powers of 1000, as docker prints them)."""
+    if size < 1000:
+        return f"{size:,.0f} B"
+    for unit in ("kB", "MB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:,.1f} {unit}"
+    return f"{size / 1000:,.1f} GB"
+
+
 def mark(ok: bool, warning: bool = False) -> str:
     if not ok:
         return "[red]FAIL[/red]"
@@ -33,3 +45,32 @@ def mark(ok: bool, warning: bool = False) -> str:
 
 def say(message: str) -> None:
     _console().print(message)
+
+
+class ByteProgress:
+    """Bytes done and the rate, on stderr: redrawn each second on a terminal, a line
+    every ``quiet_interval`` seconds otherwise."""
+
+    def __init__(self, label: str, quiet_interval: float = 10.0) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.interval = 1.0 if self.tty else quiet_interval
+        self.start = self.last = time.monotonic()
+        self.done_bytes = 0
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.start, 1e-6)
+        mb = self.done_bytes / 1e6
+        return f"{self.label}: {mb:,.1f} MB, {mb / elapsed:,.1f} MB/s"
+
+    def __call__(self, done_bytes: int) -> None:
+        self.done_bytes = done_bytes
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            sys.stderr.write(("\r" + self.line()) if self.tty else self.line() + "\n")
+            sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.tty and self.last != self.start:
+            sys.stderr.write("\r" + self.line() + "\n")

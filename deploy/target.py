@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from invoke import Context
 from invoke.runners import Result
@@ -27,8 +29,23 @@ class HttpResponse:
     error: str = ""
 
 
+class Process(Protocol):
+    """A running command whose raw bytes we read or write (a pg_dump, a pg_restore)."""
+
+    stdin: IO[bytes] | None
+    stdout: IO[bytes]
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+    def stderr_text(self) -> str: ...
+
+
 class Target(Protocol):
     name: str
+
+    def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, stdin: bool = False) -> Process: ...
 
     def run(
         self,
@@ -71,6 +88,9 @@ class LocalTarget:
             shlex.join(argv), env=dict(env or {}), hide=hide, warn=warn, pty=pty, timeout=timeout, in_stream=in_stream
         )
 
+    def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, stdin: bool = False) -> LocalProcess:
+        return LocalProcess(argv, env or {}, stdin)
+
     def fetch(self, port: int, path: str, timeout: float = 5.0) -> HttpResponse:
         url = f"http://127.0.0.1:{port}{path}"
         try:
@@ -96,3 +116,31 @@ class LocalTarget:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
+
+
+class LocalProcess:
+    """A local subprocess with binary pipes; stderr goes to a temp file (it can never block)."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], stdin: bool) -> None:
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env={**os.environ, **env},
+        )
+        self.stdin = self._proc.stdin
+        self.stdout = self._proc.stdout
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")

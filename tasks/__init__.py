@@ -5,7 +5,7 @@ module of the same name, so this file is the entry point.)
 """
 from invoke import Collection
 
-from tasks import build, check, clean, init, lifecycle, logs, scale, shell, status
+from tasks import build, check, clean, db, init, lifecycle, logs, scale, shell, status
 
 ns = Collection()
 for task_ in (
@@ -24,3 +24,4 @@ for task_ in (
     clean.clean,
 ):
     ns.add_task(task_)
+ns.add_collection(db.ns)

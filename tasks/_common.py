@@ -50,3 +50,22 @@ def command_after_dashes(argv: list[str] | None = None) -> list[str]:
     if not command:
         fail("empty command after --", "put the command after --, e.g. inv exec backend -- node -v")
     return command
+
+
+def confirm_typed(expected: str, action: str, yes: bool) -> None:
+    """Ask the user to type ``expected`` before ``action``; --yes skips; no terminal = refuse."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        fail(f"refusing to {action} without confirmation: there is no terminal to ask on", "pass --yes")
+    answer = input(f"This will {action}. Type {expected!r} to confirm: ")
+    if answer.strip() != expected:
+        fail("the confirmation did not match; nothing was changed", f"type {expected} exactly, or pass --yes")
+
+
+def whole_number(flag: str, raw: object, minimum: int = 0) -> int:
+    """A flag's value as a whole number of at least ``minimum``, or a clear error."""
+    text = str(raw).strip()
+    if not text.lstrip("-").isdigit() or int(text) < minimum:
+        fail(f"{flag} {raw!r} is not a whole number of at least {minimum}", f"give {flag} {max(minimum, 1)} or more")
+    return int(text)

@@ -94,6 +94,19 @@ def exec_(p: ComposeProject, service: str, command: Sequence[str], *, tty: bool,
     return [*argv, service, *command]
 
 
+def stop(p: ComposeProject, services: Sequence[str]) -> list[str]:
+    return [*base(p), "stop", *services]
+
+
+def start(p: ComposeProject, services: Sequence[str]) -> list[str]:
+    return [*base(p), "start", *services]
+
+
+def run_once(p: ComposeProject, service: str, command: Sequence[str]) -> list[str]:
+    """A one-off container of ``service``'s image and settings, removed afterwards."""
+    return [*base(p), "run", "--rm", "--no-deps", "-T", service, *command]
+
+
 def port(p: ComposeProject, service: str, container_port: int) -> list[str]:
     return [*base(p), "port", service, str(container_port)]
 

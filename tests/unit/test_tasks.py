@@ -11,7 +11,9 @@ from tasks._common import command_after_dashes, service_list
 
 ROOT = Path(__file__).resolve().parents[2]
 INV = [sys.executable, "-m", "invoke"]
-TASKS = ["build", "check", "clean", "down", "exec", "health", "init", "logs", "scale", "shell", "stats", "status", "up"]
+TASKS = ["build", "check", "clean", "down", "exec", "health", "init", "logs", "scale", "shell", "stats", "status", "up",
+         "db.backup", "db.kill", "db.list", "db.migrate", "db.prune", "db.reindex", "db.restore", "db.seed",
+         "db.shell", "db.stats", "db.verify"]
 
 
 def inv(*args: str) -> subprocess.CompletedProcess:
@@ -46,6 +48,11 @@ def test_every_task_has_flag_help(task):
         (("scale",), "nothing to scale"),
         (("status", "--stage", "nope"), "unknown stage"),
         (("status", "--env-file", "/nonexistent/x.env"), "not found"),
+        (("db.kill", "12;reboot"), "not a process id"),
+        (("db.backup", "--label", "a b;c", "--env-file", ".env.example"), "label 'a b;c' is not allowed"),
+        (("db.verify", "../../etc/passwd", "--env-file", ".env.example"), "'..' and shell characters"),
+        (("db.restore", "x.dump;rm -rf /", "--env-file", ".env.example"), "'..' and shell characters"),
+        (("db.prune", "--keep", "0", "--env-file", ".env.example"), "at least 1"),
     ],
 )
 def test_bad_input_exits_1_with_reason_and_fix(args, message):

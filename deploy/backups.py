@@ -1,0 +1,224 @@
+"""Backup files on local storage and the rules that make them trustworthy.
+
+A backup ``DB-YYYYMMDDTHHMMSSZ[-label].dump`` is *complete* only when its sha256
+sidecar (``.dump.sha256``, sha256sum format) and its manifest (``.dump.json``, written
+last) exist. While being written it is ``.dump.partial``, held under an exclusive
+lock; a partial whose lock is free belongs to a dead backup and is swept.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from deploy.errors import fail
+
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME = re.compile(r"^(?P<db>[A-Za-z0-9_.-]+?)-(?P<ts>\d{8}T\d{6}Z)(?:-(?P<label>[A-Za-z0-9._-]+))?\.dump$")
+TIMESTAMP = "%Y%m%dT%H%M%SZ"
+CHUNK = 1 << 20
+
+
+def sidecar_path(dump: Path) -> Path:
+    return dump.with_name(dump.name + ".sha256")
+
+
+def manifest_path(dump: Path) -> Path:
+    return dump.with_name(dump.name + ".json")
+
+
+def verified_path(dump: Path) -> Path:
+    return dump.with_name(dump.name + ".verified.json")
+
+
+def partial_path(dump: Path) -> Path:
+    return dump.with_name(dump.name + ".partial")
+
+
+def check_label(label: str | None) -> None:
+    if label is not None and not LABEL.match(label):
+        fail(f"label {label!r} is not allowed", "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+
+
+def new_name(db: str, when: datetime, label: str | None = None) -> str:
+    check_label(label)
+    return f"{db}-{when.astimezone(timezone.utc).strftime(TIMESTAMP)}{'-' + label if label else ''}.dump"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file, fsync, rename over ``path``, fsync the directory."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_sidecar(dump: Path) -> str | None:
+    """The sha256 recorded for ``dump`` (None without a well-formed sidecar naming it)."""
+    try:
+        text = sidecar_path(dump).read_text()
+    except OSError:
+        return None
+    m = re.match(r"^([0-9a-f]{64}) [ *](.+)$", text.strip())
+    return m.group(1) if m and m.group(2) == dump.name else None
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class PartialWriter:
+    """Writes a dump as ``.partial`` under a lock, hashing as it goes; ``commit`` fsyncs
+    and renames it into place. Leaving the block without commit removes the partial."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        self.partial = partial_path(final)
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self._file = None
+
+    def __enter__(self) -> PartialWriter:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        if self.final.exists():
+            fail(f"{self.final} already exists", "wait a second and try again, or use another --label")
+        fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._file = os.fdopen(fd, "wb")
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self.sha256.update(chunk)
+        self.size += len(chunk)
+
+    def commit(self) -> str:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        os.rename(self.partial, self.final)
+        fsync_dir(self.final.parent)
+        self._file.close()
+        self._file = None
+        return self.sha256.hexdigest()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+            self.partial.unlink(missing_ok=True)
+
+
+def write_sidecars(dump: Path, sha256: str, manifest: dict[str, Any]) -> None:
+    """The checksum, then the manifest: the last file written makes the backup complete."""
+    write_atomic(sidecar_path(dump), f"{sha256}  {dump.name}\n".encode())
+    write_atomic(manifest_path(dump), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+
+
+def sweep_partials(directory: Path) -> list[Path]:
+    """Remove ``.partial`` files no running backup holds (their writer died)."""
+    swept = []
+    for path in sorted(directory.glob("*.dump.partial")) if directory.is_dir() else ():
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # a backup is writing it right now
+        try:
+            path.unlink(missing_ok=True)
+            swept.append(path)
+        finally:
+            os.close(fd)
+    return swept
+
+
+@dataclass(frozen=True)
+class Backup:
+    path: Path
+    created: datetime
+    size: int
+    complete: bool
+    verified: bool
+    label: str | None = None
+    manifest: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def sha256(self) -> str | None:
+        return read_sidecar(self.path)
+
+
+def scan(directory: Path) -> list[Backup]:
+    """Every backup in ``directory``, newest first (partials are not backups)."""
+    found = []
+    for path in directory.glob("*.dump") if directory.is_dir() else ():
+        m = NAME.match(path.name)
+        if not m:
+            continue
+        sha = read_sidecar(path)
+        manifest = read_json(manifest_path(path))
+        record = read_json(verified_path(path)) or {}
+        found.append(
+            Backup(
+                path=path,
+                created=datetime.strptime(m.group("ts"), TIMESTAMP).replace(tzinfo=timezone.utc),
+                size=path.stat().st_size,
+                complete=bool(sha and manifest and manifest.get("sha256") == sha),
+                verified=bool(sha and record.get("sha256") == sha and record.get("ok")),
+                label=m.group("label"),
+                manifest=manifest,
+            )
+        )
+    return sorted(found, key=lambda b: (b.created, b.path.name), reverse=True)
+
+
+def prune_plan(backups: Iterable[Backup], keep: int, keep_days: int | None, now: datetime) -> list[Backup]:
+    """What to delete: complete backups beyond the newest ``keep`` (and older than
+    ``keep_days`` when given), and incomplete leftovers older than the newest complete
+    one. The newest complete backup is never deleted."""
+    backups = list(backups)
+    complete = [b for b in backups if b.complete]
+    if not complete:
+        return []
+    keep = max(keep, 1)
+    cutoff = now - timedelta(days=keep_days) if keep_days is not None else None
+    doomed = [b for b in complete[keep:] if cutoff is None or b.created < cutoff]
+    newest = complete[0].created
+    doomed += [b for b in backups if not b.complete and b.created < newest]
+    return sorted(doomed, key=lambda b: b.created, reverse=True)
+
+
+def delete(backup: Backup) -> None:
+    """Manifest first (the backup stops being complete), then the rest."""
+    for path in (manifest_path(backup.path), verified_path(backup.path), sidecar_path(backup.path), backup.path):
+        path.unlink(missing_ok=True)

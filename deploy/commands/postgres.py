@@ -1,0 +1,48 @@
+"""PostgreSQL client command lines, run inside the database container.
+
+They connect over the container's Unix socket as the database user, so no password
+is ever on a command line. SQL identifiers are quoted here, once.
+"""
+from __future__ import annotations
+
+
+def ident(name: str) -> str:
+    """A SQL identifier, double-quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def psql(user: str, db: str, sql: str | None = None, *, tuples: bool = True) -> list[str]:
+    """psql without ~/.psqlrc, stopping at the first error; ``sql`` with -c, else stdin."""
+    argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", db]
+    if tuples:
+        argv += ["-A", "-t", "-F", "\t"]
+    if sql is not None:
+        argv += ["-c", sql]
+    return argv
+
+
+def psql_interactive(user: str, db: str) -> list[str]:
+    return ["psql", "-U", user, "-d", db]
+
+
+def pg_dump(user: str, db: str, snapshot: str | None = None) -> list[str]:
+    """Custom format (compressed), to stdout; from an exported snapshot when given."""
+    argv = ["pg_dump", "--format=custom", "-U", user, "-d", db]
+    if snapshot:
+        argv.append(f"--snapshot={snapshot}")
+    return argv
+
+
+def pg_restore_read() -> list[str]:
+    """Read a whole archive from stdin and throw the SQL away: detects truncation."""
+    return ["pg_restore", "--file=/dev/null"]
+
+
+def pg_restore_into(user: str, db: str) -> list[str]:
+    """Restore an archive from stdin into ``db``, stopping at the first error."""
+    return ["pg_restore", "-U", user, "-d", db, "--no-owner", "--exit-on-error"]
