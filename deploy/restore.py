@@ -194,7 +194,16 @@ def restore(
         report.rows = sum(db.row_counts().values())
     finally:
         if report.stopped:
-            stack.run(compose.start(stack.project, report.stopped), what="starting the app services again")
+            saved = stack.saved_scale()
+            argv = compose.up(
+                stack.project,
+                report.stopped,
+                scale={s: n for s, n in saved.items() if s in report.stopped},
+                no_recreate=True,
+                no_deps=True,
+                wait_timeout=stack.settings.config.up_timeout,
+            )
+            stack.run(argv, what="starting the app services again", fix="see `inv health` and `inv logs SERVICE`")
             say(f"started {', '.join(report.stopped)} again")
     return report
 

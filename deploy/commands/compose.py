@@ -98,10 +98,6 @@ def stop(p: ComposeProject, services: Sequence[str]) -> list[str]:
     return [*base(p), "stop", *services]
 
 
-def start(p: ComposeProject, services: Sequence[str]) -> list[str]:
-    return [*base(p), "start", *services]
-
-
 def run_once(p: ComposeProject, service: str, command: Sequence[str]) -> list[str]:
     """A one-off container of ``service``'s image and settings, removed afterwards."""
     return [*base(p), "run", "--rm", "--no-deps", "-T", service, *command]

@@ -68,14 +68,17 @@ class Inv:
     runtime_config: Path
     env_file: Path
     http_port: int
+    backups: Path
     stage: str = "production"
     compose_files: tuple[str, ...] = field(default=("compose/docker-compose.yml", "compose/docker-compose.prod.yml"))
 
-    def __call__(self, task: str, *args: str, command: list[str] | None = None, check: bool = True, timeout: float = 600):
+    def argv(self, task: str, *args: str, command: list[str] | None = None) -> list[str]:
         argv = [sys.executable, "-m", "invoke", "-f", str(self.runtime_config), task, *args,
                 "--stage", self.stage, "--env-file", str(self.env_file)]
-        if command is not None:
-            argv += ["--", *command]
+        return argv if command is None else [*argv, "--", *command]
+
+    def __call__(self, task: str, *args: str, command: list[str] | None = None, check: bool = True, timeout: float = 600):
+        argv = self.argv(task, *args, command=command)
         result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         if check and result.returncode != 0:
             raise AssertionError(f"inv {task} {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
@@ -94,7 +97,9 @@ def make_stack(tmp: Path, images: dict[str, str], **env: str) -> Inv:
     project = f"it{uuid.uuid4().hex[:10]}"
     port = free_port()
     runtime = tmp / "invoke.json"
-    runtime.write_text(json.dumps({"deploy": {"project": project, "state_dir": str(tmp / "state")}}))
+    runtime.write_text(json.dumps({
+        "deploy": {"project": project, "state_dir": str(tmp / "state"), "database": {"backups_dir": str(tmp / "backups")}}
+    }))
     overrides = {
         **images,
         "DOCKER_REGISTRY": "127.0.0.1:5000",
@@ -110,7 +115,8 @@ def make_stack(tmp: Path, images: dict[str, str], **env: str) -> Inv:
     env_file = tmp / "stack.env"
     env_file.write_text(render((ROOT / ".env.example").read_text(), SECRETS, overrides))
     env_file.chmod(0o600)
-    return Inv(project=project, runtime_config=runtime, env_file=env_file, http_port=port)
+    backups = tmp / "backups" / project / "production"
+    return Inv(project=project, runtime_config=runtime, env_file=env_file, http_port=port, backups=backups)
 
 
 def remove_stack(stack: Inv, engine: docker.DockerClient) -> None:

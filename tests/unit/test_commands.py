@@ -49,6 +49,8 @@ def test_small_builders():
     assert compose.config_check(P) == [*BASE, "config", "--quiet"]
     assert compose.port(P, "nginx", 8080) == [*BASE, "port", "nginx", "8080"]
     assert compose.remove_stopped(P) == [*BASE, "rm", "--force"]
+    assert compose.stop(P, ["backend", "web"]) == [*BASE, "stop", "backend", "web"]
+    assert compose.run_once(P, "backend", ["node", "m.js"]) == [*BASE, "run", "--rm", "--no-deps", "-T", "backend", "node", "m.js"]
 
 
 def test_docker_builders():
