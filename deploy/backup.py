@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -14,8 +15,9 @@ from pathlib import Path
 
 from deploy.backups import CHUNK, PartialWriter, check_label, new_name, sweep_partials, write_sidecars
 from deploy.commands import postgres as pg
-from deploy.database import ROW_COUNTS_SQL, Database, SnapshotSession, parse_counts
+from deploy.database import TABLES_SQL, Database, SnapshotSession, parse_counts, parse_rows, row_counts_sql
 from deploy.errors import fail
+from deploy.facts import Container
 from deploy.settings import Settings
 from deploy.stack import Stack, last_lines
 
@@ -41,9 +43,9 @@ def backups_dir(settings: Settings) -> Path:
     return base / settings.config.project / settings.stage.name
 
 
-def _app_version(stack: Stack) -> str:
+def _app_version(stack: Stack, containers: list[Container]) -> str:
     service = stack.settings.config.database.migrate_service
-    versions = sorted({c.version for c in stack.containers() if c.service == service and c.state == "running"})
+    versions = sorted({c.version for c in containers if c.service == service and c.state == "running"})
     return ", ".join(versions) or "not running"
 
 
@@ -56,18 +58,24 @@ def backup(
     check_label(label)
     db = Database(stack)
     directory = directory or backups_dir(stack.settings)
-    db.require_running()
+    containers = stack.containers()
+    db.require_running(containers)
     swept = sweep_partials(directory)
-    app_version = _app_version(stack)
+    app_version = _app_version(stack, containers)
     started_at = datetime.now(timezone.utc)
     started = time.monotonic()
     final = directory / new_name(db.name, started_at, label)
 
     session = SnapshotSession(db)
     try:
+        session.ask("SET max_parallel_workers_per_gather = 0;")
         server_version = session.ask("SHOW server_version;").strip()
-        counts = parse_counts(session.ask(ROW_COUNTS_SQL + ";"))
-        sha256, size = _dump(db, session.snapshot, final, progress)
+        tables = [r[0] for r in parse_rows(session.ask(TABLES_SQL + ";"))]
+        # The counts run in the snapshot's session while pg_dump streams the same snapshot.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            counting = pool.submit(session.ask, row_counts_sql(tables) + ";")
+            sha256, size = _dump(db, session.snapshot, final, progress)
+            counts = parse_counts(counting.result())
     finally:
         session.close()
 

@@ -2,27 +2,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from deploy.commands import compose
+from deploy.commands import docker
 from deploy.commands import postgres as pg
 from deploy.errors import fail
+from deploy.facts import Container
 from deploy.stack import Stack, last_lines
 from deploy.target import Process
 
-# Exact row counts of every user table, in one statement (runs inside a snapshot).
-ROW_COUNTS_SQL = """
-SELECT format('%I.%I', n.nspname, c.relname),
-       (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname),
-                                            false, true, '')))[1]::text::bigint
+# Every user table, schema-qualified and quoted, ready to put into a query.
+TABLES_SQL = """
+SELECT format('%I.%I', n.nspname, c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 ORDER BY 1
 """.strip()
 
+
+def row_counts_sql(tables: list[str]) -> str:
+    """Exact row counts of ``tables`` (as TABLES_SQL prints them) in one statement,
+    which the planner may run with parallel workers."""
+    if not tables:
+        return "SELECT NULL, NULL WHERE false"
+    return " UNION ALL ".join(f"SELECT {pg.literal(t)}, count(*) FROM {t}" for t in tables)
+
+
 OTHER_SESSIONS_SQL = (
     "SELECT pid, usename, coalesce(application_name, ''), coalesce(client_addr::text, 'local'), coalesce(state, '') "
-    "FROM pg_stat_activity WHERE datname = {db} AND pid <> pg_backend_pid() ORDER BY pid"
+    "FROM pg_stat_activity WHERE datname = {db} AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+    "ORDER BY pid"
 )
 
 
@@ -47,6 +56,7 @@ class Session:
 @dataclass
 class Database:
     stack: Stack
+    _container: Container | None = field(default=None, init=False, repr=False)
 
     @property
     def service(self) -> str:
@@ -60,16 +70,23 @@ class Database:
     def name(self) -> str:
         return self.stack.settings.env.get(self.stack.settings.config.database.name_env, self.user)
 
-    def in_container(self, argv: Sequence[str], tty: bool = False) -> list[str]:
-        return compose.exec_(self.stack.project, self.service, argv, tty=tty)
+    def require_running(self, containers: list[Container] | None = None) -> Container:
+        """The running database container, or a clear failure (``containers``: facts
+        already read, to save a round trip)."""
+        if self._container is None:
+            containers = self.stack.containers() if containers is None else containers
+            states = [c for c in containers if c.service == self.service]
+            running = [c for c in states if c.state == "running"]
+            if not running:
+                fail(
+                    f"the {self.service} container is not running ({', '.join(c.state for c in states) or 'no container'})",
+                    f"start it: inv up --stage {self.stack.settings.stage.name}",
+                )
+            self._container = running[0]
+        return self._container
 
-    def require_running(self) -> None:
-        states = [c for c in self.stack.containers() if c.service == self.service]
-        if not any(c.state == "running" for c in states):
-            fail(
-                f"the {self.service} container is not running ({', '.join(c.state for c in states) or 'no container'})",
-                f"start it: inv up --stage {self.stack.settings.stage.name}",
-            )
+    def in_container(self, argv: Sequence[str], *, stdin: bool = False, tty: bool = False) -> list[str]:
+        return docker.exec_(self.require_running().name, argv, interactive=stdin or tty, tty=tty)
 
     def query_text(self, sql: str, db: str | None = None) -> str:
         result = self.stack.target.run(
@@ -87,14 +104,15 @@ class Database:
         return rows[0][0] if rows and rows[0] else ""
 
     def row_counts(self, db: str | None = None) -> dict[str, int]:
-        return parse_counts(self.query_text(ROW_COUNTS_SQL, db))
+        tables = [r[0] for r in self.query(TABLES_SQL, db)]
+        return parse_counts(self.query_text(row_counts_sql(tables), db))
 
     def other_sessions(self, db: str | None = None) -> list[Session]:
         sql = OTHER_SESSIONS_SQL.format(db=pg.literal(db or self.name))
         return [Session(int(r[0]), r[1], r[2], r[3], r[4]) for r in self.query(sql, "postgres")]
 
     def spawn(self, argv: Sequence[str], stdin: bool = False) -> Process:
-        return self.stack.target.spawn(self.in_container(argv), env=self.stack.settings.env, stdin=stdin)
+        return self.stack.target.spawn(self.in_container(argv, stdin=stdin), env=self.stack.settings.env, stdin=stdin)
 
 
 class SnapshotSession:

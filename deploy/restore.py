@@ -190,8 +190,8 @@ def restore(
         report.stopped = apps
     try:
         scratch = _restore_into_scratch(db, path, manifest, "restore")
-        _swap(db, scratch)
-        report.rows = sum(db.row_counts().values())
+        _swap(db, scratch, manifest.get("row_counts", {}))
+        report.rows = sum(manifest.get("row_counts", {}).values())
     finally:
         if report.stopped:
             saved = stack.saved_scale()
@@ -208,18 +208,24 @@ def restore(
     return report
 
 
-def _swap(db: Database, scratch: str) -> None:
-    """Put the scratch database in place of the current one; keep the old one until the
-    new one answers, then drop it."""
+def _swap(db: Database, scratch: str, expected: dict[str, int]) -> None:
+    """Put the scratch database in place of the current one. The replaced database is
+    kept until the new one answers with the manifest's row counts; if it does not, the
+    two are swapped back and the restore fails."""
     old = scratch_name(db.name, "replaced")
-    current = pg.ident(db.name)
+    current, previous, restored = pg.ident(db.name), pg.ident(old), pg.ident(scratch)
     db.query(f"ALTER DATABASE {current} WITH ALLOW_CONNECTIONS false", "postgres")
     try:
         db.query(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {pg.literal(db.name)} AND pid <> pg_backend_pid()", "postgres")
-        db.query(f"ALTER DATABASE {current} RENAME TO {pg.ident(old)}; ALTER DATABASE {pg.ident(scratch)} RENAME TO {current}", "postgres")
+        db.query(f"ALTER DATABASE {current} RENAME TO {previous}; ALTER DATABASE {restored} RENAME TO {current}", "postgres")
     except BaseException:
         db.query(f"ALTER DATABASE {current} WITH ALLOW_CONNECTIONS true", "postgres")
         drop_database(db, scratch)
         raise
-    db.value("SELECT 1")
+    mismatches = count_mismatches(expected, db.row_counts())
+    if mismatches:
+        db.query(f"ALTER DATABASE {current} RENAME TO {restored}; ALTER DATABASE {previous} RENAME TO {current}", "postgres")
+        db.query(f"ALTER DATABASE {current} WITH ALLOW_CONNECTIONS true", "postgres")
+        drop_database(db, scratch)
+        fail(f"after the swap the row counts differ ({'; '.join(mismatches)}); the previous database is back", "see `inv logs postgres`")
     drop_database(db, old)

@@ -41,7 +41,7 @@ class Stack:
         return result
 
     def containers(self) -> list[Container]:
-        ids = self.run(compose.container_ids(self.project), what="listing containers").stdout.split()
+        ids = self.run(docker.project_containers(self.settings.config.project), what="listing containers").stdout.split()
         if not ids:
             return []
         return parse_inspect(self.run(docker.inspect(ids), what="inspecting containers").stdout)

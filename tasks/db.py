@@ -129,8 +129,8 @@ def shell(c: Context, stage: str | None = None, env_file: str | None = None) -> 
     """Open psql on the database."""
     stack = open_stack(c, stage, env_file)
     db = Database(stack)
-    db.require_running()
-    result = stack.target.run(db.in_container(pg.psql_interactive(db.user, db.name), tty=True), env=stack.settings.env, hide=False, pty=True, warn=True)
+    argv = db.in_container(pg.psql_interactive(db.user, db.name), tty=True)
+    result = stack.target.run(argv, env=stack.settings.env, hide=False, pty=True, warn=True)
     if not result.ok:
         raise Exit(code=result.exited)
 

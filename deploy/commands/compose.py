@@ -54,11 +54,6 @@ def down(p: ComposeProject, volumes: bool = False) -> list[str]:
     return [*base(p), "down", "--remove-orphans", *(["--volumes"] if volumes else [])]
 
 
-def container_ids(p: ComposeProject) -> list[str]:
-    """Ids of all the project's containers, running or not."""
-    return [*base(p), "ps", "--all", "--quiet"]
-
-
 def config_json(p: ComposeProject) -> list[str]:
     return [*base(p), "config", "--format", "json"]
 

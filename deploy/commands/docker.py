@@ -14,8 +14,23 @@ def compose_version() -> list[str]:
     return ["docker", "compose", "version", "--short"]
 
 
+def project_containers(project: str) -> list[str]:
+    """Ids of the project's service containers, running or not (one-off `run` containers excluded)."""
+    return [
+        "docker", "ps", "--all", "--quiet", "--no-trunc",
+        "--filter", f"label={PROJECT_LABEL}={project}",
+        "--filter", "label=com.docker.compose.oneoff=False",
+    ]
+
+
 def inspect(ids: Sequence[str]) -> list[str]:
     return ["docker", "inspect", "--type", "container", *ids]
+
+
+def exec_(container: str, command: Sequence[str], *, interactive: bool = False, tty: bool = False) -> list[str]:
+    """Run ``command`` in a container; -i keeps stdin open (to stream into it), -t a terminal."""
+    flags = (["-i"] if interactive else []) + (["-t"] if tty else [])
+    return ["docker", "exec", *flags, container, *command]
 
 
 def stats(ids: Sequence[str], *, stream: bool = False) -> list[str]:

@@ -44,7 +44,6 @@ def test_exec_keeps_every_word_separate():
 
 
 def test_small_builders():
-    assert compose.container_ids(P) == [*BASE, "ps", "--all", "--quiet"]
     assert compose.config_json(P) == [*BASE, "config", "--format", "json"]
     assert compose.config_check(P) == [*BASE, "config", "--quiet"]
     assert compose.port(P, "nginx", 8080) == [*BASE, "port", "nginx", "8080"]
@@ -56,12 +55,19 @@ def test_small_builders():
 def test_docker_builders():
     assert docker.version_json() == ["docker", "version", "--format", "{{json .}}"]
     assert docker.compose_version() == ["docker", "compose", "version", "--short"]
+    assert docker.project_containers("myapp") == [
+        "docker", "ps", "--all", "--quiet", "--no-trunc",
+        "--filter", "label=com.docker.compose.project=myapp", "--filter", "label=com.docker.compose.oneoff=False",
+    ]
     assert docker.inspect(["a", "b"]) == ["docker", "inspect", "--type", "container", "a", "b"]
     assert docker.stats(["a"]) == ["docker", "stats", "--no-stream", "--format", "{{json .}}", "a"]
     assert docker.stats(["a"], stream=True) == ["docker", "stats", "a"]
     assert docker.prune_dangling_images("myapp") == [
         "docker", "image", "prune", "--force", "--filter", "label=com.docker.compose.project=myapp",
     ]
+    assert docker.exec_("c1", ["pg_dump", "a b"]) == ["docker", "exec", "c1", "pg_dump", "a b"]
+    assert docker.exec_("c1", ["psql"], interactive=True) == ["docker", "exec", "-i", "c1", "psql"]
+    assert docker.exec_("c1", ["psql"], interactive=True, tty=True) == ["docker", "exec", "-i", "-t", "c1", "psql"]
     assert docker.prune_build_cache() == ["docker", "builder", "prune", "--force"]
     assert docker.project_volumes("myapp") == [
         "docker", "volume", "ls", "--quiet", "--filter", "label=com.docker.compose.project=myapp",
