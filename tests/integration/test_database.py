@@ -1,6 +1,7 @@
 """Backups and restores against the stack's real PostgreSQL: a round trip proven by
 pg_dumpall, and every bad input and fault with the database left as it was."""
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -238,3 +239,20 @@ def test_stats_migrate_seed_and_tools(db):
     assert db("db.kill", "424242", "--yes", check=False).returncode == 1
     assert "reindexed app" in db("db.reindex", "--yes").stdout
     db("health")
+
+
+def test_restore_asks_for_the_database_name_on_a_terminal(db):
+    """Typed confirmation, through a real pseudo-terminal (util-linux `script`)."""
+    name = seeded(db).path.name
+    before = dumpall(db)
+    command = shlex.join(db.argv("db.restore", name, "--force"))
+
+    def typed(answer: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["script", "-qec", command, "/dev/null"], input=answer + "\n", cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+
+    wrong = typed("not-the-name")
+    assert wrong.returncode == 1 and "did not match; nothing was changed" in wrong.stdout
+    assert dumpall(db) == before
+    right = typed("app")
+    assert right.returncode == 0 and "Type 'app' to confirm" in right.stdout and "restored" in right.stdout
