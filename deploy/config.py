@@ -131,7 +131,7 @@ def _stage(name: str, raw: Mapping[str, Any]) -> Stage:
     where = f"deploy.stages.{name}"
     files = _require(raw, "compose_files", where)
     if isinstance(files, str) or not files:
-        fail(f"invoke.yaml: {where}.compose_files must be a list of files", f"write it as [file, ...]")
+        fail(f"invoke.yaml: {where}.compose_files must be a list of files", "write it as [file, ...]")
     return Stage(
         name=name,
         env_file=str(_require(raw, "env_file", where)),
@@ -156,7 +156,7 @@ def _database(raw: Mapping[str, Any], stateful: tuple[str, ...], stateless: Mapp
     where = "deploy.database"
     service = str(raw.get("service", "postgres"))
     if service not in stateful:
-        fail(f"invoke.yaml: {where}.service {service!r} is not a stateful service", f"list it in deploy.services.stateful")
+        fail(f"invoke.yaml: {where}.service {service!r} is not a stateful service", "list it in deploy.services.stateful")
     migrate_service = str(raw.get("migrate_service", "backend"))
     if migrate_service not in stateless:
         fail(f"invoke.yaml: {where}.migrate_service {migrate_service!r} is not a stateless service", "name the app image that migrates")

@@ -50,7 +50,7 @@ def parse(output: str) -> LoadResult:
     return LoadResult(
         requests=int(requests.group(1)),
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        socket_errors=dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()))) if sock else {},
+        socket_errors=dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=False)) if sock else {},
         rps=float(rps.group(1)) if rps else 0.0,
         latency_p50_ms=lat.get("50", 0.0),
         latency_p99_ms=lat.get("99", 0.0),

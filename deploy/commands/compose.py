@@ -1,7 +1,7 @@
 """``docker compose`` command lines for one project."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -102,6 +102,6 @@ def port(p: ComposeProject, service: str, container_port: int) -> list[str]:
     return [*base(p), "port", service, str(container_port)]
 
 
-def remove_stopped(p: ComposeProject, services: Iterable[str] = ()) -> list[str]:
+def remove_stopped(p: ComposeProject) -> list[str]:
     """Remove the project's stopped containers (running ones are left alone)."""
-    return [*base(p), "rm", "--force", *services]
+    return [*base(p), "rm", "--force"]

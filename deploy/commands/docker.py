@@ -54,7 +54,3 @@ def project_volumes(project: str) -> list[str]:
 
 def remove_volumes(names: Sequence[str]) -> list[str]:
     return ["docker", "volume", "rm", *names]
-
-
-def system_df() -> list[str]:
-    return ["docker", "system", "df", "--format", "{{json .}}"]

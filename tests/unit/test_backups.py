@@ -2,7 +2,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -130,6 +129,6 @@ def test_prune_keep_days_spares_recent_backups():
 
 
 def test_delete_removes_the_manifest_first(tmp_path):
-    path = make_backup(tmp_path, T0)
+    make_backup(tmp_path, T0)
     backups.delete(scan(tmp_path)[0])
     assert list(tmp_path.iterdir()) == []
