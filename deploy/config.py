@@ -80,6 +80,7 @@ class DeployConfig:
     retention: Retention
     up_timeout: int
     database: DatabaseConfig
+    test_command: tuple[str, ...]
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -228,4 +229,5 @@ def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
         ),
         up_timeout=_positive_int(raw.get("up_timeout", 180), "deploy.up_timeout"),
         database=_database(_require(raw, "database", "deploy"), stateful, stateless),
+        test_command=_command(raw["test_command"], "deploy.test_command") if raw.get("test_command") else (),
     )

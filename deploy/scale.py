@@ -1,11 +1,13 @@
 """Scaling stateless services: validation (pure) and the rollout of a new count."""
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from deploy.commands import compose
 from deploy.config import DeployConfig
 from deploy.errors import fail
+from deploy.rollout import DNS_SETTLE_SECONDS
 from deploy.stack import Stack
 
 MAX_REPLICAS = 100
@@ -60,18 +62,31 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
 def apply(stack: Stack, counts: Mapping[str, int]) -> None:
     """Start or stop containers without touching the others, then persist the counts.
 
-    New containers join the proxy's DNS as they start (it re-resolves every second);
-    removed ones get SIGTERM and drain within their stop_grace_period.
+    Removals go first, then nginx's DNS cache is let expire before anything starts
+    (a freed address may go to another service's new container). New containers join
+    the proxy's DNS as they start; removed ones get SIGTERM and drain within their
+    stop_grace_period.
     """
-    argv = compose.up(
-        stack.project,
-        sorted(counts),
-        scale=counts,
-        no_recreate=True,
-        no_deps=True,
-        wait_timeout=stack.settings.config.up_timeout,
-    )
-    stack.run(argv, what="scaling", fix="see `inv health` and `inv logs SERVICE` for the failing container")
+    running = {}
+    for c in stack.containers():
+        if c.state == "running":
+            running[c.service] = running.get(c.service, 0) + 1
+    downs = {s: n for s, n in counts.items() if n < running.get(s, 0)}
+    ups = {s: n for s, n in counts.items() if s not in downs}
+    for batch in (downs, ups):
+        if not batch:
+            continue
+        argv = compose.up(
+            stack.project,
+            sorted(batch),
+            scale=dict(batch),
+            no_recreate=True,
+            no_deps=True,
+            wait_timeout=stack.settings.config.up_timeout,
+        )
+        stack.run(argv, what="scaling", fix="see `inv health` and `inv logs SERVICE` for the failing container")
+        if batch is downs and ups:
+            time.sleep(DNS_SETTLE_SECONDS)
     saved = stack.saved_scale()
     saved.update(counts)
     stack.save_scale(saved)

@@ -1,6 +1,7 @@
 """One Compose project of one stage on one target: the handle every workflow uses."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from collections.abc import Sequence
@@ -26,6 +27,11 @@ def last_lines(text: str, n: int = 8) -> str:
 class Stack:
     settings: Settings
     target: Target
+
+    def with_env(self, **values: str) -> Stack:
+        """The same stack with some variables set (e.g. APP_VERSION of a release)."""
+        settings = dataclasses.replace(self.settings, env={**self.settings.env, **values})
+        return Stack(settings, self.target)
 
     @property
     def project(self) -> compose.ComposeProject:
@@ -55,18 +61,19 @@ class Stack:
         ).stdout
         return json.loads(out)
 
-    @property
-    def state_path(self) -> str:
+    def state_file(self, name: str) -> str:
+        """A file of this project and stage in the state directory (scale counts, the
+        deploy lock, the release history)."""
         s = self.settings
-        return str(s.config.root / s.config.state_dir / s.config.project / s.stage.name / "scale.json")
+        return str(s.config.root / s.config.state_dir / s.config.project / s.stage.name / name)
 
     def saved_scale(self) -> dict[str, int]:
         """Replica counts set with ``inv scale``, kept so that a later ``up`` keeps them."""
-        text = self.target.read_text(self.state_path)
+        text = self.target.read_text(self.state_file("scale.json"))
         return {str(k): int(v) for k, v in json.loads(text).items()} if text else {}
 
     def save_scale(self, counts: dict[str, int]) -> None:
-        self.target.write_text(self.state_path, json.dumps(dict(sorted(counts.items())), indent=2) + "\n")
+        self.target.write_text(self.state_file("scale.json"), json.dumps(dict(sorted(counts.items())), indent=2) + "\n")
 
     def desired(self) -> dict[str, int]:
         return desired_replicas(self.config(), self.saved_scale())

@@ -7,6 +7,7 @@ from pathlib import Path
 from invoke import Context
 
 from deploy.config import DeployConfig, parse_config, plain
+from deploy import releases
 from deploy.errors import fail
 from deploy.settings import resolve
 from deploy.stack import Stack
@@ -30,8 +31,10 @@ def load_config(c: Context) -> DeployConfig:
 
 
 def open_stack(c: Context, stage: str | None, env_file: str | None) -> Stack:
+    """The stack of the stage, on the local engine, naming the images of the release now
+    serving (unless APP_VERSION is set)."""
     settings = resolve(load_config(c), stage, env_file)
-    return Stack(settings, LocalTarget(c))
+    return releases.pin_current(Stack(settings, LocalTarget(c)))
 
 
 def service_list(config: DeployConfig, services: str) -> list[str]:

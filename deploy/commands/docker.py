@@ -33,6 +33,19 @@ def exec_(container: str, command: Sequence[str], *, interactive: bool = False, 
     return ["docker", "exec", *flags, container, *command]
 
 
+def logs(container: str, tail: int) -> list[str]:
+    return ["docker", "logs", "--tail", str(tail), container]
+
+
+def stop(containers: Sequence[str]) -> list[str]:
+    """SIGTERM, then SIGKILL after each container's own stop timeout (stop_grace_period)."""
+    return ["docker", "stop", *containers]
+
+
+def remove(containers: Sequence[str]) -> list[str]:
+    return ["docker", "rm", "--force", *containers]
+
+
 def stats(ids: Sequence[str], *, stream: bool = False) -> list[str]:
     if stream:
         return ["docker", "stats", *ids]

@@ -123,7 +123,8 @@ build_images() {
         choose_image NGINX_IMAGE nginx:1.27-alpine nginx deploy-testbed/nginx:1.22 "$base"
         choose_image NODE_IMAGE node:20-alpine node deploy-testbed/node:18 "$base"
     )
-    printf '# Written by scripts/testbed/setup.sh: images this engine has.\n%s\n' "$overrides" >"$TESTBED_IMAGES_ENV"
+    printf '# Written by scripts/testbed/setup.sh: images this engine has, and its registry.\n%s\nDOCKER_REGISTRY=%s\n' \
+        "$overrides" "$TESTBED_REGISTRY_ADDR" >"$TESTBED_IMAGES_ENV"
 }
 
 main() {

@@ -4,6 +4,7 @@
 // SIGTERM: stops accepting, finishes in-flight requests, closes its pools, exits.
 const http = require('http');
 const { postgres, redis } = require('./clients');
+const { itemName } = require('./items');
 
 const VERSION = process.env.APP_VERSION || 'dev';
 const PORT = Number(process.env.PORT || 3000);
@@ -57,9 +58,7 @@ async function listItems() {
 }
 
 async function addItem(req) {
-  const body = await readJson(req);
-  const name = typeof body.name === 'string' ? body.name.trim() : '';
-  if (!name || name.length > 200) throw Object.assign(new Error('name must be 1 to 200 characters'), { status: 422 });
+  const name = itemName(await readJson(req));
   const { rows } = await pool.query('INSERT INTO items (name) VALUES ($1) RETURNING id, name, created_at', [name]);
   await cache.del(CACHE_KEY);
   return rows[0];

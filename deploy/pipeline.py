@@ -1,0 +1,258 @@
+"""``inv deploy``: the guide's deploy script as one pipeline of named, timed steps.
+
+preflight -> tests -> backup -> build -> tag -> push -> migrate -> rollout (each
+stateless service, zero downtime) -> verify through the proxy -> promote (``latest``)
+-> cleanup. A failure in migrate stops with the old version serving; a failure in the
+rollout or the verification rolls the switched services back to the images they ran.
+The whole deploy holds the deploy lock and is recorded in the release history.
+"""
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from invoke.exceptions import Exit
+
+from deploy import images, lock, releases
+from deploy.backup import backup
+from deploy.checks import preflight
+from deploy.commands import compose, docker
+from deploy.commands import postgres as pg
+from deploy.database import Database
+from deploy.errors import fail
+from deploy.health import http_checks
+from deploy.images import ImageName
+from deploy.rollout import desired_count, rollout
+from deploy.stack import Stack, last_lines
+from deploy.target import LocalTarget
+from deploy.versions import Version
+
+PUSH_ATTEMPTS = 3
+AUTH_ERRORS = ("unauthorized", "denied", "authentication required", "no basic auth credentials")
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    skip_tests: bool = False
+    skip_backup: bool = False
+    timeout: float = 180.0
+
+
+@dataclass
+class Step:
+    name: str
+    commands: list[list[str]]
+    action: Callable[[], None]
+    skipped: str = ""
+
+
+def with_version(stack: Stack, version: str) -> Stack:
+    """The same stack, with the compose files naming the images of ``version``."""
+    return stack.with_env(APP_VERSION=version)
+
+
+def image_names(stack: Stack) -> list[ImageName]:
+    env = stack.settings.env
+    return [ImageName(env.get("DOCKER_REGISTRY", ""), env.get("DOCKER_NAMESPACE", ""), s) for s in stack.settings.config.stateless]
+
+
+def git_sha(local: LocalTarget, root: str) -> str:
+    result = local.run(["git", "-C", root, "rev-parse", "HEAD"], warn=True)
+    return result.stdout.strip() if result.ok else ""
+
+
+def push_ref(stack: Stack, ref: str, say: Callable[[str], None]) -> None:
+    """docker push with retries for transient errors; auth errors fail at once."""
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        result = stack.target.run(images.push(ref), warn=True)
+        if result.ok:
+            return
+        err = (result.stderr or result.stdout).lower()
+        if any(word in err for word in AUTH_ERRORS):
+            fail(f"the registry refused {ref}: {last_lines(result.stderr, 2)}", "docker login to the registry (DOCKER_REGISTRY) and deploy again")
+        if attempt == PUSH_ATTEMPTS:
+            fail(f"pushing {ref} failed {PUSH_ATTEMPTS} times: {last_lines(result.stderr, 2)}", "check that the registry answers, then inv push")
+        say(f"  push of {ref} failed (attempt {attempt}), retrying")
+        time.sleep(2 * attempt)
+
+
+class Deploy:
+    """One deploy of ``version``: its steps, its rollback, its release record."""
+
+    def __init__(self, stack: Stack, local: LocalTarget, version: Version, options: DeployOptions, say: Callable[[str], None]):
+        self.old = stack
+        self.new = with_version(stack, version.tag)
+        self.local = local
+        self.version = version
+        self.options = options
+        self.say = say
+        self.when = datetime.now(timezone.utc)
+        self.sha = git_sha(local, str(stack.settings.config.root))
+        self.tags = images.release_tags(version, self.when, self.sha)[:-1]  # `latest` moves last
+        self.names = image_names(stack)
+        self.switched: list[str] = []
+        self.previous_tag: dict[str, str] = {}
+
+    # --- the steps -------------------------------------------------------------------
+    def steps(self) -> list[Step]:
+        cfg = self.new.settings.config
+        p = self.new.project
+        test_cmd = list(cfg.test_command)
+        db = cfg.database
+        pushable = [r for n in self.names if n.pushable for r in (n.ref(t) for t in self.tags)]
+        steps = [
+            Step("preflight", [docker.version_json(), docker.compose_version(), compose.config_check(p)], self.preflight),
+            Step("tests", [test_cmd] if test_cmd else [], self.tests,
+                 "--skip-tests" if self.options.skip_tests else ("" if test_cmd else "no deploy.test_command configured")),
+            Step("backup", [self.backup_command()], self.backup, "--skip-backup" if self.options.skip_backup else ""),
+            Step("build", [compose.build(p)], self.build),
+            Step("tag", [images.tag(n.ref(self.version.tag), n.ref(t)) for n in self.names for t in self.tags[1:]], self.tag),
+            Step("push", [images.push(r) for r in pushable], self.push, "" if pushable else "no registry: local images"),
+            Step("migrate", [compose.run_once(p, db.migrate_service, db.migrate_command)], self.migrate),
+        ]
+        for service in cfg.stateless:
+            old = [c.name for c in self.old.containers() if c.service == service and c.state == "running"]
+            count = desired_count(self.old, service)
+            start = compose.up(p, [service], scale={service: len(old) + count}, no_recreate=True, no_deps=True)
+            steps.append(Step(f"rollout {service}", [start, docker.stop(old), docker.remove(old)], lambda s=service: self.rollout(s)))
+        port = self.old.proxy_port()
+        steps += [
+            Step("verify", [["GET", f"http://127.0.0.1:{port}{path}"] for path in cfg.proxy.checks], self.verify),
+            Step("promote", [images.tag(n.ref(self.version.tag), n.ref("latest")) for n in self.names]
+                 + [images.push(n.ref("latest")) for n in self.names if n.pushable], self.promote),
+            Step("cleanup", [docker.prune_dangling_images(cfg.project)], self.cleanup),
+        ]
+        return steps
+
+    def backup_command(self) -> list[str]:
+        database = Database(self.old)
+        return database.in_container(pg.pg_dump(database.user, database.name))
+
+    def preflight(self) -> None:
+        failed = [f for f in preflight(self.new, self.local) if not f.ok]
+        if failed:
+            fail("preflight: " + "; ".join(f"{f.subject}: {f.detail}" for f in failed), f"run inv check --stage {self.new.settings.stage.name}")
+
+    def tests(self) -> None:
+        cmd = list(self.new.settings.config.test_command)
+        result = self.local.run(cmd, hide=False, warn=True)
+        if not result.ok:
+            fail(f"the tests failed (exit {result.exited}): {shlex.join(cmd)}", "fix them, or deploy with --skip-tests")
+
+    def backup(self) -> None:
+        result = backup(self.old, label=f"pre-{self.version.tag}")
+        self.say(f"  {result.path}")
+
+    def build(self) -> None:
+        self.new.run(compose.build(self.new.project), what="building images", fix="read the build output above", hide=False)
+
+    def tag(self) -> None:
+        for n in self.names:
+            for t in self.tags[1:]:
+                self.new.run(images.tag(n.ref(self.version.tag), n.ref(t)), what=f"tagging {n.ref(t)}")
+
+    def push(self) -> None:
+        for n in self.names:
+            if n.pushable:
+                for t in self.tags:
+                    push_ref(self.new, n.ref(t), self.say)
+
+    def migrate(self) -> None:
+        db = self.new.settings.config.database
+        self.new.run(compose.run_once(self.new.project, db.migrate_service, db.migrate_command),
+                     what="the migration", fix="fix the migration; the previous version still serves", hide=False)
+
+    def rollout(self, service: str) -> None:
+        running = [c for c in self.old.containers() if c.service == service and c.state == "running"]
+        if running:
+            self.previous_tag[service] = running[0].image.rsplit(":", 1)[-1]
+        rollout(self.new, service, self.options.timeout, self.say)
+        self.switched.append(service)
+
+    def verify(self) -> None:
+        bad = [f"{c.subject}: {c.detail}" for c in http_checks(self.new) if not c.ok]
+        if bad:
+            fail("through the proxy: " + "; ".join(bad), "see inv health and inv logs SERVICE")
+
+    def promote(self) -> None:
+        for n in self.names:
+            self.new.run(images.tag(n.ref(self.version.tag), n.ref("latest")), what="tagging latest")
+            if n.pushable:
+                push_ref(self.new, n.ref("latest"), self.say)
+
+    def cleanup(self) -> None:
+        """Remove the images of releases beyond the newest ``retention.releases`` (this one
+        included); images a container still uses stay (docker refuses)."""
+        keep = self.new.settings.config.retention.releases
+        done = list(dict.fromkeys(r.version for r in releases.history(self.new) if r.status == "success"))
+        kept = set(done[-(keep - 1):] if keep > 1 else []) | {self.version.tag}
+        for version in done:
+            if version not in kept:
+                for n in self.names:
+                    self.new.target.run(images.remove(n.ref(version)), warn=True)
+        self.new.target.run(docker.prune_dangling_images(self.new.settings.config.project), warn=True)
+
+    # --- rollback ----------------------------------------------------------------------
+    def roll_back(self) -> None:
+        for service in reversed(self.switched):
+            tag = self.previous_tag.get(service)
+            if not tag:
+                self.say(f"  {service}: no previous containers to return to")
+                continue
+            self.say(f"rolling {service} back to {tag}")
+            rollout(with_version(self.old, tag), service, self.options.timeout, self.say)
+
+
+def run_steps(steps: Sequence[Step], say: Callable[[str], None]) -> list[tuple[str, float]]:
+    timings = []
+    for i, step in enumerate(steps, 1):
+        if step.skipped:
+            say(f"[{i}/{len(steps)}] {step.name}: skipped ({step.skipped})")
+            continue
+        say(f"[{i}/{len(steps)}] {step.name} ...")
+        start = time.monotonic()
+        step.action()
+        timings.append((step.name, time.monotonic() - start))
+        say(f"[{i}/{len(steps)}] {step.name}: done in {timings[-1][1]:.1f} s")
+    return timings
+
+
+def describe(stack: Stack, steps: Sequence[Step]) -> list[str]:
+    """The plan as text: every step and its commands, secrets masked."""
+    lines = []
+    for i, step in enumerate(steps, 1):
+        lines.append(f"[{i}/{len(steps)}] {step.name}" + (f" (skipped: {step.skipped})" if step.skipped else ""))
+        lines += [f"    {stack.settings.masked(shlex.join(cmd))}" for cmd in step.commands]
+    return lines
+
+
+def deploy(d: Deploy) -> releases.Release:
+    release = releases.Release(
+        version=d.version.tag, status="running", tags=[*d.tags, "latest"], git_sha=d.sha,
+        compose_files=list(d.new.settings.stage.compose_files), env_file=str(d.new.settings.env_file),
+    )
+    started = time.monotonic()
+    lock.acquire(d.new, f"deploy {d.version.tag}")
+    try:
+        releases.record(d.new, release)
+        releases.audit(d.new, "deploy started", version=release.version)
+        try:
+            for name, seconds in run_steps(d.steps(), d.say):
+                releases.audit(d.new, f"step {name}", version=release.version, seconds=round(seconds, 2))
+        except (Exit, Exception) as err:
+            release.status, release.error = "failed", str(getattr(err, "message", err) or err)
+            if d.switched:
+                d.say("deploy failed: rolling back")
+                d.roll_back()
+            raise
+        release.status = "success"
+        release.images = {n.service: n.ref(d.version.tag) for n in d.names}
+    finally:
+        release.duration_seconds = round(time.monotonic() - started, 1)
+        releases.record(d.new, release)
+        releases.audit(d.new, f"deploy {release.status}", version=release.version, error=release.error[:500])
+        lock.release(d.new, force=True)
+    return release

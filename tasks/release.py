@@ -1,0 +1,89 @@
+from invoke import Context, Exit, task
+
+from deploy import images, pipeline, releases
+from deploy.output import say, table
+from deploy.target import LocalTarget
+from deploy.versions import parse
+from tasks._common import helps, open_stack, whole_number
+
+
+def _version(stack, version: str | None, bump: str | None):
+    if bool(version) == bool(bump):
+        raise Exit("error: give --version X.Y.Z or --bump major|minor|patch (one of them)\n  fix: e.g. inv deploy --version 1.0.0", code=1)
+    if version:
+        return parse(version)
+    done = [r for r in releases.history(stack) if r.status == "success"]
+    if not done:
+        raise Exit("error: --bump needs a previous release, and there is none\n  fix: deploy a first --version X.Y.Z", code=1)
+    return parse(done[-1].version).bump(bump)
+
+
+@task(
+    help=helps(
+        version="the release's semantic version, e.g. 1.4.0",
+        bump="instead of --version: major, minor or patch of the last release",
+        dry_run="print every step and command (secrets masked) and change nothing",
+        skip_tests="skip deploy.test_command",
+        skip_backup="skip the database backup before migrating (not recommended)",
+        timeout="seconds a new container may take to become healthy (default: deploy.up_timeout)",
+    )
+)
+def deploy(
+    c: Context,
+    version: str | None = None,
+    bump: str | None = None,
+    dry_run: bool = False,
+    skip_tests: bool = False,
+    skip_backup: bool = False,
+    timeout: str | None = None,
+    stage: str | None = None,
+    env_file: str | None = None,
+) -> None:
+    """Deploy a release: preflight, tests, backup, build, tag, push, migrate, zero-downtime rollout, verify, cleanup.
+
+    A failed rollout or verification rolls back automatically; the release history
+    records every deploy (inv releases).
+    """
+    stack = open_stack(c, stage, env_file)
+    ver = _version(stack, version, bump)
+    seconds = whole_number("--timeout", timeout, minimum=1) if timeout else stack.settings.config.up_timeout
+    options = pipeline.DeployOptions(skip_tests=skip_tests, skip_backup=skip_backup, timeout=seconds)
+    d = pipeline.Deploy(stack, LocalTarget(c), ver, options, say)
+    if dry_run:
+        say(f"dry run: deploy {ver} to {stack.settings.stage.name} on {stack.target.name}; nothing is changed")
+        for line in pipeline.describe(d.new, d.steps()):
+            say(line)
+        return
+    release = pipeline.deploy(d)
+    say(f"[green]deployed {release.version}[/green] in {release.duration_seconds:.1f} s")
+
+
+@task(help=helps(version="the release whose images to push (default: the one now serving)"))
+def push(c: Context, version: str | None = None, stage: str | None = None, env_file: str | None = None) -> None:
+    """Push a release's images (every tag) to the registry, with retries."""
+    stack = open_stack(c, stage, env_file)
+    serving = releases.current(stack)
+    if not version and not serving:
+        raise Exit("error: no --version given and no release deployed\n  fix: inv push --version X.Y.Z", code=1)
+    ver = parse(version or serving.version)
+    names = pipeline.image_names(stack)
+    if not any(n.pushable for n in names):
+        raise Exit("error: this stage has no registry (DOCKER_REGISTRY)\n  fix: set DOCKER_REGISTRY in the env file", code=1)
+    for n in names:
+        if not stack.target.run(images.exists(n.ref(ver.tag)), warn=True).ok:
+            raise Exit(f"error: {n.ref(ver.tag)} is not on this engine\n  fix: build it with inv deploy --version {ver}", code=1)
+        tags = [r.tags for r in releases.history(stack) if r.version == ver.tag]
+        for tag in (tags[-1] if tags else [ver.tag]):
+            say(f"pushing {n.ref(tag)}")
+            pipeline.push_ref(stack, n.ref(tag), say)
+
+
+@task(name="releases", help=helps())
+def releases_(c: Context, stage: str | None = None, env_file: str | None = None) -> None:
+    """The release history: version, outcome, when, who, how long, git commit."""
+    stack = open_stack(c, stage, env_file)
+    table(
+        f"releases of {stack.settings.config.project} ({stack.settings.stage.name})",
+        ["version", "status", "kind", "started", "by", "seconds", "git", "error"],
+        ((r.version, r.status, r.kind, r.started_at, r.user, r.duration_seconds, r.git_sha[:12], r.error[:80]) for r in reversed(releases.history(stack))),
+    )

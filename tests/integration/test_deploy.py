@@ -1,0 +1,138 @@
+"""`inv deploy` on the real engine and registry, under continuous load through nginx."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests import load
+from tests.integration.conftest import ROOT, row
+
+
+def served_version(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=10) as resp:
+        return json.loads(resp.read())["version"]
+
+
+def engine_state(engine, project):
+    """What a dry run must not change: containers (id, image, state) and image tags."""
+    containers = sorted((c.id, c.attrs["Config"]["Image"], c.status) for c in engine.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={project}"}))
+    tags = sorted(t for i in engine.images.list() for t in i.tags if f"/{project}/" in t)
+    return containers, tags
+
+
+class Load:
+    """Mixed GET/POST load plus slow requests (2 s) for the length of a block."""
+
+    def __init__(self, port: int, seconds: int):
+        self.fast = load.start(port, seconds, connections=8)
+        self.slow = load.start(port, seconds, connections=4, path="/api/slow?ms=2000", mixed=False)
+
+    def results(self):
+        return load.finish(self.fast, timeout=600), load.finish(self.slow, timeout=600)
+
+
+def assert_no_errors(results):
+    fast, slow = results
+    assert fast.rps >= 100, fast.raw
+    assert fast.errors == 0, fast.raw
+    assert slow.requests > 0 and slow.errors == 0, slow.raw
+
+
+def test_bad_versions_are_refused(prod_stack):
+    for bad in ["1.0", "1.0.0;touch /tmp/x", "../x", "v1.0.0"]:
+        result = prod_stack("deploy", "--version", bad, "--skip-tests", check=False)
+        assert result.returncode == 1 and "MAJOR.MINOR.PATCH" in result.stderr, bad
+    assert not os.path.exists("/tmp/x")
+
+
+def test_dry_run_changes_nothing(prod_stack, engine):
+    before = engine_state(engine, prod_stack.project)
+    out = prod_stack("deploy", "--version", "1.0.0", "--dry-run").stdout
+    for step in ("preflight", "tests", "backup", "build", "tag", "push", "migrate", "rollout backend", "rollout web", "verify", "promote", "cleanup"):
+        assert f"] {step}" in out, step
+    secret = dict(line.split("=", 1) for line in prod_stack.env_file.read_text().splitlines() if line.startswith("POSTGRES_PASSWORD="))
+    assert secret["POSTGRES_PASSWORD"] not in out
+    assert engine_state(engine, prod_stack.project) == before
+    assert "not locked" in prod_stack("lock.status").stdout
+
+
+def test_deploy_then_upgrade_under_load_fails_no_request(prod_stack, engine):
+    traffic = Load(prod_stack.http_port, seconds=150)
+    try:
+        prod_stack("deploy", "--version", "1.0.0", timeout=900)
+        assert served_version(prod_stack.http_port) == "1.0.0"
+        prod_stack("deploy", "--version", "1.0.1", "--skip-backup", timeout=900)
+        assert served_version(prod_stack.http_port) == "1.0.1"
+    finally:
+        results = traffic.results()
+    assert_no_errors(results)
+    out = prod_stack("status").stdout
+    assert row(out, 0, "backend")[1:4] == ["3", "3", "3"] and row(out, 0, "backend")[5] == "1.0.1"
+    history = prod_stack("releases").stdout
+    assert row(history, 0, "1.0.1")[1] == "success" and row(history, 0, "1.0.0")[1] == "success"
+    tags = {t for i in engine.images.list() for t in i.tags}
+    assert f"127.0.0.1:5000/{prod_stack.project}/backend:1.0.1" in tags
+    assert f"127.0.0.1:5000/{prod_stack.project}/backend:latest" in tags
+    # `up` afterwards keeps the deployed version instead of recreating with `latest`.
+    ids = {c.id for c in engine.containers.list(filters={"label": f"com.docker.compose.project={prod_stack.project}"})}
+    prod_stack("up")
+    assert ids == {c.id for c in engine.containers.list(filters={"label": f"com.docker.compose.project={prod_stack.project}"})}
+
+
+def test_unhealthy_release_is_rolled_back_without_errors(prod_stack, tmp_path):
+    broken = tmp_path / "backend"
+    shutil.copytree(ROOT / "examples/backend", broken, ignore=shutil.ignore_patterns("node_modules"))
+    server = broken / "src/server.js"
+    server.write_text(server.read_text().replace("case 'GET /health':", "case 'GET /never':"))
+    env = {**os.environ, "BACKEND_CONTEXT": str(broken)}
+    traffic = Load(prod_stack.http_port, seconds=90)
+    try:
+        argv = prod_stack.argv("deploy", "--version", "1.0.2", "--skip-backup", "--timeout", "20")
+        result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    finally:
+        results = traffic.results()
+    assert result.returncode == 1
+    assert "not healthy after 20 s" in result.stderr and "last log lines" in result.stderr
+    assert served_version(prod_stack.http_port) == "1.0.1"
+    assert_no_errors(results)
+    assert row(prod_stack("releases").stdout, 0, "1.0.2")[1] == "failed"
+    assert "not locked" in prod_stack("lock.status").stdout
+
+
+def test_concurrent_deploy_is_refused_and_a_killed_deploy_leaves_a_breakable_lock(prod_stack):
+    first = subprocess.Popen(prod_stack.argv("deploy", "--version", "1.0.3", "--skip-backup"), cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lock_dir = prod_stack.runtime_config.parent / "state" / prod_stack.project / "production" / "deploy.lock"
+    deadline = time.time() + 60
+    while not (lock_dir / "holder.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    second = prod_stack("deploy", "--version", "1.0.4", "--skip-backup", check=False)
+    assert second.returncode == 1 and "another deploy holds the lock: deploy 1.0.3" in second.stderr
+    # Kill the first one in the middle of its rollout: the stack keeps serving, the lock is stale.
+    for line in first.stdout:
+        if "new container(s) beside" in line:
+            break
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert "STALE" in prod_stack("lock.status").stdout
+    refused = prod_stack("deploy", "--version", "1.0.4", "--skip-backup", check=False)
+    assert refused.returncode == 1 and "inv lock.release" in refused.stderr
+    prod_stack("lock.release")
+    assert served_version(prod_stack.http_port) in ("1.0.1", "1.0.3")
+    prod_stack("deploy", "--version", "1.0.4", "--skip-backup", timeout=900)
+    assert served_version(prod_stack.http_port) == "1.0.4"
+    out = prod_stack("status").stdout
+    assert row(out, 0, "backend")[1:4] == ["3", "3", "3"]
+    prod_stack("health")
+
+
+@pytest.mark.parametrize("args,message", [(("--bump", "minor", "--version", "1.0.0"), "one of them"), (("--bump", "huge"), "major, minor or patch")])
+def test_version_flags(prod_stack, args, message):
+    result = prod_stack("deploy", *args, "--dry-run", check=False)
+    assert result.returncode == 1 and message in result.stderr

@@ -1,0 +1,27 @@
+from datetime import datetime, timezone
+
+from deploy import images
+from deploy.images import ImageName, release_tags
+from deploy.versions import Version
+
+WHEN = datetime(2026, 11, 29, 23, 30, tzinfo=timezone.utc)
+
+
+def test_names():
+    n = ImageName("127.0.0.1:5000", "shop", "backend")
+    assert n.ref("1.0.0") == "127.0.0.1:5000/shop/backend:1.0.0"
+    assert n.pushable
+    local = ImageName("", "shop", "web")
+    assert local.ref("latest") == "local/shop/web:latest" and not local.pushable
+
+
+def test_release_tags():
+    assert release_tags(Version(1, 2, 3), WHEN, "0123456789abcdef0123") == ["1.2.3", "20261129", "0123456789ab", "latest"]
+    assert release_tags(Version(1, 2, 3), WHEN, None) == ["1.2.3", "20261129", "latest"]
+    assert release_tags(Version(1, 2, 3), WHEN, "not a sha; rm") == ["1.2.3", "20261129", "latest"]
+
+
+def test_commands():
+    assert images.tag("a:1", "a:latest") == ["docker", "tag", "a:1", "a:latest"]
+    assert images.push("r/n/s:1") == ["docker", "push", "r/n/s:1"]
+    assert images.exists("r/n/s:1") == ["docker", "image", "inspect", "--format", "{{.Id}}", "r/n/s:1"]
