@@ -67,6 +67,7 @@ def git_sha(local: LocalTarget, root: str) -> str:
 def push_ref(stack: Stack, ref: str, say: Callable[[str], None]) -> None:
     """docker push with retries for transient errors; auth errors fail at once."""
     for attempt in range(1, PUSH_ATTEMPTS + 1):
+        say(f"  pushing {ref}")
         result = stack.target.run(images.push(ref), warn=True)
         if result.ok:
             return
@@ -255,4 +256,52 @@ def deploy(d: Deploy) -> releases.Release:
         releases.record(d.new, release)
         releases.audit(d.new, f"deploy {release.status}", version=release.version, error=release.error[:500])
         lock.release(d.new, force=True)
+    return release
+
+
+def rollback_target(stack: Stack, version: str | None) -> str:
+    """The release to return to: ``version`` (a successful release whose images are still
+    here), or the successful release before the one now serving."""
+    done = list(dict.fromkeys(r.version for r in releases.history(stack) if r.status == "success"))
+    serving = releases.current(stack)
+    names = image_names(stack)
+    available = [v for v in done if all(stack.target.run(images.exists(n.ref(v)), warn=True).ok for n in names)]
+    listing = ", ".join(available) or "none"
+    if version is None:
+        earlier = [v for v in done if not serving or v != serving.version]
+        if not earlier:
+            fail("there is no earlier successful release to roll back to", f"releases with images here: {listing}")
+        version = earlier[-1]
+    if version not in done:
+        fail(f"{version} is not a successful release in the history", f"roll back to one of: {listing}")
+    if version not in available:
+        fail(f"the images of {version} are gone from this engine", f"roll back to one of: {listing}")
+    return version
+
+
+def rollback(stack: Stack, version: str, timeout: float, say: Callable[[str], None]) -> releases.Release:
+    """Return every stateless service to ``version`` with the zero-downtime rollout."""
+    release = releases.Release(version=version, status="running", kind="rollback",
+                               compose_files=list(stack.settings.stage.compose_files), env_file=str(stack.settings.env_file))
+    started = time.monotonic()
+    target = with_version(stack, version)
+    lock.acquire(stack, f"rollback to {version}")
+    try:
+        releases.record(stack, release)
+        for service in stack.settings.config.stateless:
+            say(f"rollout {service} -> {version}")
+            rollout(target, service, timeout, say)
+        bad = [f"{c.subject}: {c.detail}" for c in http_checks(target) if not c.ok]
+        if bad:
+            fail("after the rollback, through the proxy: " + "; ".join(bad), "see inv health")
+        release.status = "success"
+        release.images = {n.service: n.ref(version) for n in image_names(stack)}
+    except (Exit, Exception) as err:
+        release.status, release.error = "failed", str(getattr(err, "message", err) or err)
+        raise
+    finally:
+        release.duration_seconds = round(time.monotonic() - started, 1)
+        releases.record(stack, release)
+        releases.audit(stack, f"rollback {release.status}", version=version, error=release.error[:500])
+        lock.release(stack, force=True)
     return release

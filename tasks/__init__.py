@@ -26,6 +26,7 @@ for task_ in (
     release.deploy,
     release.push,
     release.releases_,
+    release.rollback,
 ):
     ns.add_task(task_)
 ns.add_collection(db.ns)

@@ -87,3 +87,20 @@ def releases_(c: Context, stage: str | None = None, env_file: str | None = None)
         ["version", "status", "kind", "started", "by", "seconds", "git", "error"],
         ((r.version, r.status, r.kind, r.started_at, r.user, r.duration_seconds, r.git_sha[:12], r.error[:80]) for r in reversed(releases.history(stack))),
     )
+
+
+@task(
+    positional=["version"],
+    help=helps(
+        version="the release to return to, or `previous` (the successful release before the one serving)",
+        timeout="seconds a container may take to become healthy (default: deploy.up_timeout)",
+    ),
+)
+def rollback(c: Context, version: str, timeout: str | None = None, stage: str | None = None, env_file: str | None = None) -> None:
+    """Return to an earlier release with the same zero-downtime rollout: `inv rollback 1.5.0`, `inv rollback previous`."""
+    stack = open_stack(c, stage, env_file)
+    wanted = None if version == "previous" else parse(version).tag
+    target = pipeline.rollback_target(stack, wanted)
+    seconds = whole_number("--timeout", timeout, minimum=1) if timeout else stack.settings.config.up_timeout
+    release = pipeline.rollback(stack, target, seconds, say)
+    say(f"[green]rolled back to {release.version}[/green] in {release.duration_seconds:.1f} s")
