@@ -15,6 +15,7 @@ from typing import Any
 SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
 VERSION_LABEL = "org.opencontainers.image.version"
+CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Container:
     ports: tuple[str, ...]  # "127.0.0.1:8080->8080/tcp"
     exit_code: int
     health_log: str  # the last healthcheck output, for error messages
+    config_hash: str = ""  # Compose's hash of the service config the container was made from
 
     @property
     def ok(self) -> bool:
@@ -103,6 +105,7 @@ def parse_inspect(text: str) -> list[Container]:
                 ports=_ports(item.get("NetworkSettings") or {}),
                 exit_code=int(state.get("ExitCode", 0) or 0),
                 health_log=(log[-1].get("Output") or "").strip() if log else "",
+                config_hash=labels.get(CONFIG_HASH_LABEL, ""),
             )
         )
     return sorted(containers, key=lambda c: (c.service, c.number))
@@ -159,3 +162,8 @@ def parse_published(text: str) -> int | None:
     line = text.strip().splitlines()[0] if text.strip() else ""
     port = line.rsplit(":", 1)[-1]
     return int(port) if port.isdigit() and int(port) > 0 else None
+
+
+def parse_hashes(text: str) -> dict[str, str]:
+    """``docker compose config --hash`` output: 'service hash' per line."""
+    return dict(line.split(None, 1) for line in text.splitlines() if line.strip())

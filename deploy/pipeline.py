@@ -23,6 +23,7 @@ from deploy.commands import compose, docker
 from deploy.commands import postgres as pg
 from deploy.database import Database
 from deploy.errors import fail
+from deploy.facts import parse_hashes
 from deploy.health import http_checks
 from deploy.images import ImageName
 from deploy.rollout import desired_count, rollout
@@ -38,6 +39,7 @@ AUTH_ERRORS = ("unauthorized", "denied", "authentication required", "no basic au
 class DeployOptions:
     skip_tests: bool = False
     skip_backup: bool = False
+    restart_stateful: bool = False
     timeout: float = 180.0
 
 
@@ -109,6 +111,7 @@ class Deploy:
             Step("tests", [test_cmd] if test_cmd else [], self.tests,
                  "--skip-tests" if self.options.skip_tests else ("" if test_cmd else "no deploy.test_command configured")),
             Step("backup", [self.backup_command()], self.backup, "--skip-backup" if self.options.skip_backup else ""),
+            Step("stateful", [compose.config_hashes(p, cfg.stateful)], self.stateful),
             Step("build", [compose.build(p)], self.build),
             Step("tag", [images.tag(n.ref(self.version.tag), n.ref(t)) for n in self.names for t in self.tags[1:]], self.tag),
             Step("push", [images.push(r) for r in pushable], self.push, "" if pushable else "no registry: local images"),
@@ -146,6 +149,25 @@ class Deploy:
     def backup(self) -> None:
         result = backup(self.old, label=f"pre-{self.version.tag}")
         self.say(f"  {result.path}")
+
+    def stateful(self) -> None:
+        """Stateful services are left alone unless their image or configuration changed;
+        then they are restarted only with --restart-stateful (after the backup step)."""
+        cfg = self.new.settings.config
+        out = self.new.run(compose.config_hashes(self.new.project, cfg.stateful), what="hashing the stateful services").stdout
+        wanted = parse_hashes(out)
+        running = {c.service: c.config_hash for c in self.old.containers() if c.state == "running"}
+        changed = [s for s in cfg.stateful if wanted.get(s) != running.get(s)]
+        if not changed:
+            self.say("  unchanged: " + ", ".join(cfg.stateful))
+            return
+        if not self.options.restart_stateful:
+            self.say(f"  [yellow]warning:[/yellow] {', '.join(changed)} changed (image or configuration) and are left as they run; "
+                     "deploy with --restart-stateful to apply (restarts them: a short outage of what depends on them)")
+            return
+        self.say(f"  [yellow]restarting {', '.join(changed)}[/yellow] to apply their new image or configuration")
+        self.new.run(compose.up(self.new.project, changed, no_deps=True, wait_timeout=int(self.options.timeout)),
+                     what=f"restarting {', '.join(changed)}", fix="see inv logs SERVICE; the backup taken before is in inv db.list")
 
     def build(self) -> None:
         self.new.run(compose.build(self.new.project), what="building images", fix="read the build output above", hide=False)

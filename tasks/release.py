@@ -25,6 +25,7 @@ def _version(stack, version: str | None, bump: str | None):
         dry_run="print every step and command (secrets masked) and change nothing",
         skip_tests="skip deploy.test_command",
         skip_backup="skip the database backup before migrating (not recommended)",
+        restart_stateful="apply a changed image or configuration of postgres/redis (restarts them, after the backup)",
         timeout="seconds a new container may take to become healthy (default: deploy.up_timeout)",
     )
 )
@@ -35,6 +36,7 @@ def deploy(
     dry_run: bool = False,
     skip_tests: bool = False,
     skip_backup: bool = False,
+    restart_stateful: bool = False,
     timeout: str | None = None,
     stage: str | None = None,
     env_file: str | None = None,
@@ -44,10 +46,12 @@ def deploy(
     A failed rollout or verification rolls back automatically; the release history
     records every deploy (inv releases).
     """
+    if restart_stateful and skip_backup:
+        raise Exit("error: --restart-stateful restarts the database: it needs the backup step\n  fix: drop --skip-backup", code=1)
     stack = open_stack(c, stage, env_file)
     ver = _version(stack, version, bump)
     seconds = whole_number("--timeout", timeout, minimum=1) if timeout else stack.settings.config.up_timeout
-    options = pipeline.DeployOptions(skip_tests=skip_tests, skip_backup=skip_backup, timeout=seconds)
+    options = pipeline.DeployOptions(skip_tests=skip_tests, skip_backup=skip_backup, restart_stateful=restart_stateful, timeout=seconds)
     d = pipeline.Deploy(stack, LocalTarget(c), ver, options, say)
     if dry_run:
         say(f"dry run: deploy {ver} to {stack.settings.stage.name} on {stack.target.name}; nothing is changed")

@@ -58,6 +58,11 @@ def config_json(p: ComposeProject) -> list[str]:
     return [*base(p), "config", "--format", "json"]
 
 
+def config_hashes(p: ComposeProject, services: Sequence[str]) -> list[str]:
+    """'SERVICE HASH' lines: the hash Compose labels containers with (config-hash)."""
+    return [*base(p), "config", "--hash", ",".join(services)]
+
+
 def config_check(p: ComposeProject) -> list[str]:
     return [*base(p), "config", "--quiet"]
 

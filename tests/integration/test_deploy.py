@@ -151,3 +151,26 @@ def test_concurrent_deploy_is_refused_and_a_killed_deploy_leaves_a_breakable_loc
 def test_version_flags(prod_stack, args, message):
     result = prod_stack("deploy", *args, "--dry-run", check=False)
     assert result.returncode == 1 and message in result.stderr
+
+
+def test_changed_stateful_service_is_left_alone_unless_asked(prod_stack, engine, images):
+    image = images["REDIS_IMAGE"]
+    engine.images.get(image).tag(f"{prod_stack.project}-redis", "changed")
+    env = {**os.environ, "REDIS_IMAGE": f"{prod_stack.project}-redis:changed"}
+    redis_id = engine.containers.get(f"{prod_stack.project}-redis-1").id
+
+    def deploy(*args):
+        return subprocess.run(prod_stack.argv("deploy", *args, "--skip-tests"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+    refused = deploy("--version", "1.1.0", "--skip-backup", "--restart-stateful")
+    assert refused.returncode == 1 and "needs the backup step" in refused.stderr
+    left = deploy("--version", "1.1.0", "--skip-backup")
+    assert left.returncode == 0, left.stderr
+    assert "redis changed (image or configuration) and are left as they run" in left.stdout
+    assert engine.containers.get(f"{prod_stack.project}-redis-1").id == redis_id
+    applied = deploy("--version", "1.1.1", "--restart-stateful")
+    assert applied.returncode == 0, applied.stderr
+    assert "restarting redis" in applied.stdout
+    redis = engine.containers.get(f"{prod_stack.project}-redis-1")
+    assert redis.id != redis_id and redis.attrs["Config"]["Image"].endswith("-redis:changed")
+    engine.images.remove(f"{prod_stack.project}-redis:changed", force=True)

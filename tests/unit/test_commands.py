@@ -46,6 +46,7 @@ def test_exec_keeps_every_word_separate():
 def test_small_builders():
     assert compose.config_json(P) == [*BASE, "config", "--format", "json"]
     assert compose.config_check(P) == [*BASE, "config", "--quiet"]
+    assert compose.config_hashes(P, ["postgres", "redis"]) == [*BASE, "config", "--hash", "postgres,redis"]
     assert compose.port(P, "nginx", 8080) == [*BASE, "port", "nginx", "8080"]
     assert compose.remove_stopped(P) == [*BASE, "rm", "--force"]
     assert compose.stop(P, ["backend", "web"]) == [*BASE, "stop", "backend", "web"]

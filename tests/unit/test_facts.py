@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 from deploy.facts import (
     desired_replicas,
     parse_engine_version,
+    parse_hashes,
     parse_inspect,
     parse_published,
     parse_stats,
@@ -101,3 +102,13 @@ def test_parse_published():
     assert parse_published("127.0.0.1:18080\n[::]:18080\n") == 18080
     assert parse_published("") is None
     assert parse_published(":0") is None
+
+
+def test_parse_hashes():
+    assert parse_hashes("postgres 8232df\nredis 3069\n\n") == {"postgres": "8232df", "redis": "3069"}
+
+
+def test_config_hash_label():
+    item = container()
+    item["Config"]["Labels"]["com.docker.compose.config-hash"] = "abc"
+    assert parse_inspect(json.dumps([item]))[0].config_hash == "abc"
