@@ -123,8 +123,10 @@ class Deploy:
             start = compose.up(p, [service], scale={service: len(old) + count}, no_recreate=True, no_deps=True)
             steps.append(Step(f"rollout {service}", [start, docker.stop(old), docker.remove(old)], lambda s=service: self.rollout(s)))
         port = self.old.proxy_port()
+        proxy = cfg.proxy.service
         steps += [
-            Step("verify", [["GET", f"http://127.0.0.1:{port}{path}"] for path in cfg.proxy.checks], self.verify),
+            Step("proxy", [compose.up(p, [proxy], no_recreate=True, no_deps=True, wait_timeout=int(self.options.timeout))], self.proxy),
+            Step("verify", [["GET", f"http://127.0.0.1:{port or proxy + ' port'}{path}"] for path in cfg.proxy.checks], self.verify),
             Step("promote", [images.tag(n.ref(self.version.tag), n.ref("latest")) for n in self.names]
                  + [images.push(n.ref("latest")) for n in self.names if n.pushable], self.promote),
             Step("cleanup", [docker.prune_dangling_images(cfg.project)], self.cleanup),
@@ -132,8 +134,10 @@ class Deploy:
         return steps
 
     def backup_command(self) -> list[str]:
+        """For the plan: pg_dump in the database container (named the way Compose names it)."""
         database = Database(self.old)
-        return database.in_container(pg.pg_dump(database.user, database.name))
+        container = f"{self.old.settings.config.project}-{database.service}-1"
+        return docker.exec_(container, pg.pg_dump(database.user, database.name))
 
     def preflight(self) -> None:
         failed = [f for f in preflight(self.new, self.local) if not f.ok]
@@ -147,6 +151,10 @@ class Deploy:
             fail(f"the tests failed (exit {result.exited}): {shlex.join(cmd)}", "fix them, or deploy with --skip-tests")
 
     def backup(self) -> None:
+        db = self.new.settings.config.database.service
+        if not any(c.service == db and c.state == "running" for c in self.old.containers()):
+            self.say(f"  {db} is not running yet (a first deploy): nothing to back up")
+            return
         result = backup(self.old, label=f"pre-{self.version.tag}")
         self.say(f"  {result.path}")
 
@@ -157,7 +165,12 @@ class Deploy:
         out = self.new.run(compose.config_hashes(self.new.project, cfg.stateful), what="hashing the stateful services").stdout
         wanted = parse_hashes(out)
         running = {c.service: c.config_hash for c in self.old.containers() if c.state == "running"}
-        changed = [s for s in cfg.stateful if wanted.get(s) != running.get(s)]
+        absent = [s for s in cfg.stateful if s not in running]
+        if absent:
+            self.say(f"  starting {', '.join(absent)} (not running)")
+            self.new.run(compose.up(self.new.project, absent, no_deps=True, wait_timeout=int(self.options.timeout)),
+                         what=f"starting {', '.join(absent)}", fix="see inv logs SERVICE")
+        changed = [s for s in cfg.stateful if s in running and wanted.get(s) != running[s]]
         if not changed:
             self.say("  unchanged: " + ", ".join(cfg.stateful))
             return
@@ -194,6 +207,12 @@ class Deploy:
             self.previous_tag[service] = running[0].image.rsplit(":", 1)[-1]
         rollout(self.new, service, self.options.timeout, self.say)
         self.switched.append(service)
+
+    def proxy(self) -> None:
+        """Start the proxy if it is not running (a first deploy); a running one is left as it is."""
+        proxy = self.new.settings.config.proxy.service
+        self.new.run(compose.up(self.new.project, [proxy], no_recreate=True, no_deps=True, wait_timeout=int(self.options.timeout)),
+                     what=f"starting {proxy}", fix=f"see inv logs {proxy}")
 
     def verify(self) -> None:
         bad = [f"{c.subject}: {c.detail}" for c in http_checks(self.new) if not c.ok]

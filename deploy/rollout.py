@@ -116,7 +116,8 @@ def rollout(stack: Stack, service: str, timeout: float, say: Callable[[str], Non
         remove(stack, new)
         time.sleep(DNS_SETTLE_SECONDS)
         raise
-    remove(stack, sorted(old_names))
-    time.sleep(DNS_SETTLE_SECONDS)
-    say(f"  {service}: drained and removed {len(old_names)} old container(s)")
+    if old_names:
+        remove(stack, sorted(old_names))
+        time.sleep(DNS_SETTLE_SECONDS)
+        say(f"  {service}: drained and removed {len(old_names)} old container(s)")
     return RolloutResult(service, tuple(sorted(old_names)), tuple(new), time.monotonic() - started_at)

@@ -1,7 +1,8 @@
 #!/bin/bash
-# From a fresh Debian 12 machine (root) to the example stack served through nginx:
-# test bed (engine, Compose v2, registry, images), .venv, an env file with fresh
-# secrets, then the tasks a user runs. Safe to run again.
+# From a fresh Debian 12 machine (root) to the example stack deployed and served
+# through nginx: test bed (engine, Compose v2, registry, images), .venv, an env file
+# with fresh secrets, then `inv deploy --version ...`. Safe to run again: each run
+# deploys the next patch version with zero downtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,9 +15,12 @@ if [ ! -f .env ]; then
     "$INV" init --overrides "$TESTBED_IMAGES_ENV"
 fi
 "$INV" check
-"$INV" up --build   # prints the URL the stack is served at
-"$INV" exec backend -- node src/migrate.js
-"$INV" exec backend -- node src/seed.js
+if "$INV" releases | grep -q success; then
+    "$INV" deploy --bump patch
+else
+    "$INV" deploy --version "${VERSION:-1.0.0}"
+fi
+"$INV" db.seed
 "$INV" health
 "$INV" status
 echo

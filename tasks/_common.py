@@ -72,3 +72,9 @@ def whole_number(flag: str, raw: object, minimum: int = 0) -> int:
     if not text.lstrip("-").isdigit() or int(text) < minimum:
         fail(f"{flag} {raw!r} is not a whole number of at least {minimum}", f"give {flag} {max(minimum, 1)} or more")
     return int(text)
+
+
+def served_at(stack: Stack) -> str:
+    """', served at http://127.0.0.1:PORT/' when the proxy is published, else ''."""
+    port = stack.proxy_port()
+    return f", served at http://127.0.0.1:{port}/" if port else ""

@@ -2,7 +2,7 @@ from invoke import Context, task
 
 from deploy import lifecycle
 from deploy.output import say
-from tasks._common import helps, open_stack
+from tasks._common import helps, open_stack, served_at
 
 
 @task(help=helps(build="build the images first"))
@@ -10,9 +10,7 @@ def up(c: Context, build: bool = False, stage: str | None = None, env_file: str 
     """Start the stack (keeping `inv scale` counts) and wait until every container is healthy."""
     stack = open_stack(c, stage, env_file)
     lifecycle.up(stack, build=build)
-    port = stack.proxy_port()
-    where = f", served at http://127.0.0.1:{port}/" if port else ""
-    say(f"[green]{stack.settings.config.project} ({stack.settings.stage.name}) is up{where}[/green]; see `inv status`")
+    say(f"[green]{stack.settings.config.project} ({stack.settings.stage.name}) is up{served_at(stack)}[/green]; see `inv status`")
 
 
 @task(help=helps(volumes="also delete the volumes (the database!); needs --yes", yes="confirm --volumes"))

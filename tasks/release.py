@@ -4,7 +4,7 @@ from deploy import images, pipeline, releases
 from deploy.output import say, table
 from deploy.target import LocalTarget
 from deploy.versions import parse
-from tasks._common import helps, open_stack, whole_number
+from tasks._common import helps, open_stack, served_at, whole_number
 
 
 def _version(stack, version: str | None, bump: str | None):
@@ -59,7 +59,7 @@ def deploy(
             say(line)
         return
     release = pipeline.deploy(d)
-    say(f"[green]deployed {release.version}[/green] in {release.duration_seconds:.1f} s")
+    say(f"[green]deployed {release.version}[/green] in {release.duration_seconds:.1f} s{served_at(d.new)}")
 
 
 @task(help=helps(version="the release whose images to push (default: the one now serving)"))
