@@ -26,7 +26,7 @@ from deploy.errors import fail
 from deploy.facts import parse_hashes
 from deploy.health import http_checks
 from deploy.images import ImageName
-from deploy.rollout import desired_count, rollout
+from deploy.rollout import plan_scale, rollout
 from deploy.stack import Stack, last_lines
 from deploy.target import LocalTarget
 from deploy.versions import Version
@@ -117,11 +117,11 @@ class Deploy:
             Step("push", [images.push(r) for r in pushable], self.push, "" if pushable else "no registry: local images"),
             Step("migrate", [compose.run_once(p, db.migrate_service, db.migrate_command)], self.migrate),
         ]
-        for service in cfg.stateless:
-            old = [c.name for c in self.old.containers() if c.service == service and c.state == "running"]
-            count = desired_count(self.old, service)
-            start = compose.up(p, [service], scale={service: len(old) + count}, no_recreate=True, no_deps=True)
-            steps.append(Step(f"rollout {service}", [start, docker.stop(old), docker.remove(old)], lambda s=service: self.rollout(s)))
+        running = [c for c in self.old.containers() if c.state == "running"]
+        old = {svc: sorted(c.name for c in running if c.service == svc) for svc in cfg.stateless}
+        old_names = [n for names in old.values() for n in names]
+        start = compose.up(p, list(cfg.stateless), scale=plan_scale(self.old, list(cfg.stateless), old), no_recreate=True, no_deps=True)
+        steps.append(Step("rollout", [start, docker.stop(old_names), docker.remove(old_names)], self.rollout))
         port = self.old.proxy_port()
         proxy = cfg.proxy.service
         steps += [
@@ -201,12 +201,13 @@ class Deploy:
         self.new.run(compose.run_once(self.new.project, db.migrate_service, db.migrate_command),
                      what="the migration", fix="fix the migration; the previous version still serves", hide=False)
 
-    def rollout(self, service: str) -> None:
-        running = [c for c in self.old.containers() if c.service == service and c.state == "running"]
-        if running:
-            self.previous_tag[service] = running[0].image.rsplit(":", 1)[-1]
-        rollout(self.new, service, self.options.timeout, self.say)
-        self.switched.append(service)
+    def rollout(self) -> None:
+        services = list(self.new.settings.config.stateless)
+        for c in self.old.containers():
+            if c.service in services and c.state == "running":
+                self.previous_tag.setdefault(c.service, c.image.rsplit(":", 1)[-1])
+        self.switched = services  # a failure part way leaves a mix: return all of them
+        rollout(self.new, services, self.options.timeout, self.say)
 
     def proxy(self) -> None:
         """Start the proxy if it is not running (a first deploy); a running one is left as it is."""
@@ -239,13 +240,17 @@ class Deploy:
 
     # --- rollback ----------------------------------------------------------------------
     def roll_back(self) -> None:
-        for service in reversed(self.switched):
+        """Return the switched services to the images their old containers ran."""
+        by_tag: dict[str, list[str]] = {}
+        for service in self.switched:
             tag = self.previous_tag.get(service)
-            if not tag:
+            if tag:
+                by_tag.setdefault(tag, []).append(service)
+            else:
                 self.say(f"  {service}: no previous containers to return to")
-                continue
-            self.say(f"rolling {service} back to {tag}")
-            rollout(with_version(self.old, tag), service, self.options.timeout, self.say)
+        for tag, services in by_tag.items():
+            self.say(f"rolling {', '.join(services)} back to {tag}")
+            rollout(with_version(self.old, tag), services, self.options.timeout, self.say)
 
 
 def run_steps(steps: Sequence[Step], say: Callable[[str], None]) -> list[tuple[str, float]]:
@@ -329,9 +334,8 @@ def rollback(stack: Stack, version: str, timeout: float, say: Callable[[str], No
     lock.acquire(stack, f"rollback to {version}")
     try:
         releases.record(stack, release)
-        for service in stack.settings.config.stateless:
-            say(f"rollout {service} -> {version}")
-            rollout(target, service, timeout, say)
+        say(f"rollout of {', '.join(stack.settings.config.stateless)} -> {version}")
+        rollout(target, list(stack.settings.config.stateless), timeout, say)
         bad = [f"{c.subject}: {c.detail}" for c in http_checks(target) if not c.ok]
         if bad:
             fail("after the rollback, through the proxy: " + "; ".join(bad), "see inv health")

@@ -1,7 +1,8 @@
 """Zero-downtime replacement of a stateless service's containers (docker-rollout's
 algorithm, with its known failures fixed).
 
-1. Start N new containers beside the N old ones (``up --scale 2N --no-recreate``).
+1. Start N new containers beside the N old ones (``up --scale 2N --no-recreate``), for
+   every stateless service at once.
 2. Wait until EVERY new container is healthy, and answers its health path over the
    network from the proxy's container (not only the first one; timeout from config).
 3. Drain the old ones: SIGTERM with their stop_grace_period (the apps stop accepting
@@ -21,23 +22,19 @@ from deploy.errors import fail
 from deploy.facts import Container
 from deploy.stack import Stack, last_lines
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.25
 # nginx keeps resolved addresses for 1 s (resolver valid=1s); Docker hands a removed
 # container's address to the next container it starts, maybe of another service. Wait
 # this long after removing containers, so no cached address points at a stranger.
-DNS_SETTLE_SECONDS = 2.5
+DNS_SETTLE_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
 class RolloutResult:
-    service: str
+    services: tuple[str, ...]
     replaced: tuple[str, ...]
     started: tuple[str, ...]
     seconds: float
-
-
-def _running(stack: Stack, service: str) -> list[Container]:
-    return [c for c in stack.containers() if c.service == service and c.state == "running"]
 
 
 def desired_count(stack: Stack, service: str) -> int:
@@ -99,25 +96,32 @@ def remove(stack: Stack, names: Sequence[str]) -> None:
         stack.target.run(docker.remove(names), warn=True)
 
 
-def rollout(stack: Stack, service: str, timeout: float, say: Callable[[str], None]) -> RolloutResult:
-    """Replace ``service``'s containers with ones of the image ``stack``'s env names."""
+def plan_scale(stack: Stack, services: Sequence[str], old: dict[str, list[str]]) -> dict[str, int]:
+    """Each service scaled to its old containers plus its desired count of new ones."""
+    return {s: len(old[s]) + desired_count(stack, s) for s in services}
+
+
+def rollout(stack: Stack, services: Sequence[str], timeout: float, say: Callable[[str], None]) -> RolloutResult:
+    """Replace ``services``' containers with ones of the image ``stack``'s env names, all
+    services at once: they start together, are awaited together, drain together."""
     started_at = time.monotonic()
-    old = _running(stack, service)
-    count = desired_count(stack, service)
-    old_names = {c.name for c in old}
-    argv = compose.up(stack.project, [service], scale={service: len(old) + count}, no_recreate=True, no_deps=True)
-    stack.run(argv, what=f"starting new {service} containers")
-    new = [c.name for c in _running(stack, service) if c.name not in old_names]
-    say(f"  {service}: {len(new)} new container(s) beside {len(old)} old")
+    running = [c for c in stack.containers() if c.state == "running"]
+    old = {s: sorted(c.name for c in running if c.service == s) for s in services}
+    old_names = {n for names in old.values() for n in names}
+    argv = compose.up(stack.project, list(services), scale=plan_scale(stack, services, old), no_recreate=True, no_deps=True)
+    stack.run(argv, what=f"starting new {', '.join(services)} containers")
+    new = [c.name for c in stack.containers() if c.service in services and c.state == "running" and c.name not in old_names]
+    for s in services:
+        say(f"  {s}: {sum(1 for n in new if n.startswith(f'{stack.settings.config.project}-{s}-'))} new container(s) beside {len(old[s])} old")
     try:
         wait_healthy(stack, new, timeout, say)
     except BaseException:
-        say(f"  {service}: removing the new containers; the old ones keep serving")
+        say("  removing the new containers; the old ones keep serving")
         remove(stack, new)
         time.sleep(DNS_SETTLE_SECONDS)
         raise
     if old_names:
         remove(stack, sorted(old_names))
         time.sleep(DNS_SETTLE_SECONDS)
-        say(f"  {service}: drained and removed {len(old_names)} old container(s)")
-    return RolloutResult(service, tuple(sorted(old_names)), tuple(new), time.monotonic() - started_at)
+        say(f"  drained and removed {len(old_names)} old container(s)")
+    return RolloutResult(tuple(services), tuple(sorted(old_names)), tuple(new), time.monotonic() - started_at)
