@@ -6,6 +6,7 @@ Tags of a release: its version, the UTC date, the git commit, and ``latest``.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -53,6 +54,21 @@ def push(ref: str) -> list[str]:
 def remove(ref: str) -> list[str]:
     """Untag ``ref`` (the image goes when no tag or container holds it)."""
     return ["docker", "image", "rm", ref]
+
+
+def identity(ref: str) -> list[str]:
+    """The image's registry digests (JSON list) and its id, on one line."""
+    return ["docker", "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}", ref]
+
+
+def parse_identity(text: str, repository: str) -> str:
+    """The digest ``repository@sha256:...`` pushed for the image, else its local id."""
+    digests_json, _, image_id = text.strip().rpartition(" ")
+    try:
+        digests = json.loads(digests_json or "[]")
+    except ValueError:
+        digests = []
+    return next((d for d in digests if d.startswith(repository + "@")), image_id)
 
 
 def exists(ref: str) -> list[str]:

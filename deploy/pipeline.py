@@ -238,6 +238,10 @@ class Deploy:
                     self.new.target.run(images.remove(n.ref(version)), warn=True)
         self.new.target.run(docker.prune_dangling_images(self.new.settings.config.project), warn=True)
 
+    def digest(self, name: ImageName) -> str:
+        result = self.new.target.run(images.identity(name.ref(self.version.tag)), warn=True)
+        return images.parse_identity(result.stdout, name.repository) if result.ok else ""
+
     # --- rollback ----------------------------------------------------------------------
     def roll_back(self) -> None:
         """Return the switched services to the images their old containers ran."""
@@ -297,6 +301,7 @@ def deploy(d: Deploy) -> releases.Release:
             raise
         release.status = "success"
         release.images = {n.service: n.ref(d.version.tag) for n in d.names}
+        release.digests = {n.service: d.digest(n) for n in d.names}
     finally:
         release.duration_seconds = round(time.monotonic() - started, 1)
         releases.record(d.new, release)

@@ -21,7 +21,8 @@ class Release:
     status: str  # "success", "failed" (rolled back automatically), "running"
     kind: str = "deploy"  # or "rollback"
     tags: list[str] = field(default_factory=list)
-    images: dict[str, str] = field(default_factory=dict)  # service -> image id
+    images: dict[str, str] = field(default_factory=dict)  # service -> image reference
+    digests: dict[str, str] = field(default_factory=dict)  # service -> registry digest (or image id when not pushed)
     git_sha: str = ""
     user: str = field(default_factory=lambda: f"{getpass.getuser()}@{socket.gethostname()}")
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -25,3 +25,10 @@ def test_commands():
     assert images.tag("a:1", "a:latest") == ["docker", "tag", "a:1", "a:latest"]
     assert images.push("r/n/s:1") == ["docker", "push", "r/n/s:1"]
     assert images.exists("r/n/s:1") == ["docker", "image", "inspect", "--format", "{{.Id}}", "r/n/s:1"]
+
+
+def test_identity_prefers_the_pushed_digest():
+    line = '["127.0.0.1:5000/shop/backend@sha256:abc","other/x@sha256:def"] sha256:1234\n'
+    assert images.parse_identity(line, "127.0.0.1:5000/shop/backend") == "127.0.0.1:5000/shop/backend@sha256:abc"
+    assert images.parse_identity("[] sha256:1234", "local/shop/web") == "sha256:1234"
+    assert images.identity("a:1") == ["docker", "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}", "a:1"]
