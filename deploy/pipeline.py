@@ -206,8 +206,10 @@ class Deploy:
         for c in self.old.containers():
             if c.service in services and c.state == "running":
                 self.previous_tag.setdefault(c.service, c.image.rsplit(":", 1)[-1])
-        self.switched = services  # a failure part way leaves a mix: return all of them
+        # A failed rollout removes its new containers itself (the old ones never stopped);
+        # once it succeeded, a later failure (verify) must return the services.
         rollout(self.new, services, self.options.timeout, self.say)
+        self.switched = services
 
     def proxy(self) -> None:
         """Start the proxy if it is not running (a first deploy); a running one is left as it is."""
