@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from invoke.exceptions import Exit
@@ -26,7 +26,7 @@ from deploy.errors import fail
 from deploy.facts import parse_hashes
 from deploy.health import http_checks
 from deploy.images import ImageName
-from deploy.rollout import plan_scale, rollout
+from deploy.rollout import old_containers, plan_scale, rollout
 from deploy.stack import Stack, last_lines
 from deploy.target import LocalTarget
 from deploy.versions import Version
@@ -46,7 +46,7 @@ class DeployOptions:
 @dataclass
 class Step:
     name: str
-    commands: list[list[str]]
+    commands: Callable[[], list[list[str]]]  # for the printed plan only (may ask the engine)
     action: Callable[[], None]
     skipped: str = ""
 
@@ -82,6 +82,20 @@ def push_ref(stack: Stack, ref: str, say: Callable[[str], None]) -> None:
         time.sleep(2 * attempt)
 
 
+def push_release(stack: Stack, version: Version, say: Callable[[str], None]) -> None:
+    """Push every tag the release got (its version alone when it is not in the history)."""
+    names = image_names(stack)
+    if not any(n.pushable for n in names):
+        fail("this stage has no registry (DOCKER_REGISTRY)", "set DOCKER_REGISTRY in the env file")
+    recorded = [r.tags for r in releases.history(stack) if r.version == version.tag]
+    tags = recorded[-1] if recorded else [version.tag]
+    for n in names:
+        if not stack.target.run(images.exists(n.ref(version.tag)), warn=True).ok:
+            fail(f"{n.ref(version.tag)} is not on this engine", f"build it with inv deploy --version {version}")
+        for tag in tags:
+            push_ref(stack, n.ref(tag), say)
+
+
 class Deploy:
     """One deploy of ``version``: its steps, its rollback, its release record."""
 
@@ -105,33 +119,34 @@ class Deploy:
         p = self.new.project
         test_cmd = list(cfg.test_command)
         db = cfg.database
+        proxy = cfg.proxy.service
         pushable = [r for n in self.names if n.pushable for r in (n.ref(t) for t in self.tags)]
         steps = [
-            Step("preflight", [docker.version_json(), docker.compose_version(), compose.config_check(p)], self.preflight),
-            Step("tests", [test_cmd] if test_cmd else [], self.tests,
+            Step("preflight", lambda: [docker.version_json(), docker.compose_version(), compose.config_check(p)], self.preflight),
+            Step("tests", lambda: [test_cmd] if test_cmd else [], self.tests,
                  "--skip-tests" if self.options.skip_tests else ("" if test_cmd else "no deploy.test_command configured")),
-            Step("backup", [self.backup_command()], self.backup, "--skip-backup" if self.options.skip_backup else ""),
-            Step("stateful", [compose.config_hashes(p, cfg.stateful)], self.stateful),
-            Step("build", [compose.build(p)], self.build),
-            Step("tag", [images.tag(n.ref(self.version.tag), n.ref(t)) for n in self.names for t in self.tags[1:]], self.tag),
-            Step("push", [images.push(r) for r in pushable], self.push, "" if pushable else "no registry: local images"),
-            Step("migrate", [compose.run_once(p, db.migrate_service, db.migrate_command)], self.migrate),
-        ]
-        running = [c for c in self.old.containers() if c.state == "running"]
-        old = {svc: sorted(c.name for c in running if c.service == svc) for svc in cfg.stateless}
-        old_names = [n for names in old.values() for n in names]
-        start = compose.up(p, list(cfg.stateless), scale=plan_scale(self.old, list(cfg.stateless), old), no_recreate=True, no_deps=True)
-        steps.append(Step("rollout", [start, docker.stop(old_names), docker.remove(old_names)], self.rollout))
-        port = self.old.proxy_port()
-        proxy = cfg.proxy.service
-        steps += [
-            Step("proxy", [compose.up(p, [proxy], no_recreate=True, no_deps=True, wait_timeout=int(self.options.timeout))], self.proxy),
-            Step("verify", [["GET", f"http://127.0.0.1:{port or proxy + ' port'}{path}"] for path in cfg.proxy.checks], self.verify),
-            Step("promote", [images.tag(n.ref(self.version.tag), n.ref("latest")) for n in self.names]
+            Step("backup", lambda: [self.backup_command()], self.backup, "--skip-backup" if self.options.skip_backup else ""),
+            Step("stateful", lambda: [compose.config_hashes(p, cfg.stateful)], self.stateful),
+            Step("build", lambda: [compose.build(p)], self.build),
+            Step("tag", lambda: [images.tag(n.ref(self.version.tag), n.ref(t)) for n in self.names for t in self.tags[1:]], self.tag),
+            Step("push", lambda: [images.push(r) for r in pushable], self.push, "" if pushable else "no registry: local images"),
+            Step("migrate", lambda: [compose.run_once(p, db.migrate_service, db.migrate_command)], self.migrate),
+            Step("rollout", self.rollout_commands, self.rollout),
+            Step("proxy", lambda: [compose.up(p, [proxy], no_recreate=True, no_deps=True, wait_timeout=int(self.options.timeout))], self.proxy),
+            Step("verify", lambda: [["GET", f"http://127.0.0.1:{self.old.proxy_port() or proxy + ' port'}{path}"] for path in cfg.proxy.checks],
+                 self.verify),
+            Step("promote", lambda: [images.tag(n.ref(self.version.tag), n.ref("latest")) for n in self.names]
                  + [images.push(n.ref("latest")) for n in self.names if n.pushable], self.promote),
-            Step("cleanup", [docker.prune_dangling_images(cfg.project)], self.cleanup),
+            Step("cleanup", lambda: [docker.prune_dangling_images(cfg.project)], self.cleanup),
         ]
         return steps
+
+    def rollout_commands(self) -> list[list[str]]:
+        services = list(self.old.settings.config.stateless)
+        old = old_containers(self.old, services)
+        old_names = [n for names in old.values() for n in names]
+        start = compose.up(self.old.project, services, scale=plan_scale(self.old, services, old), no_recreate=True, no_deps=True)
+        return [start, docker.stop(old_names), docker.remove(old_names)]
 
     def backup_command(self) -> list[str]:
         """For the plan: pg_dump in the database container (named the way Compose names it)."""
@@ -232,7 +247,7 @@ class Deploy:
         """Remove the images of releases beyond the newest ``retention.releases`` (this one
         included); images a container still uses stay (docker refuses)."""
         keep = self.new.settings.config.retention.releases
-        done = list(dict.fromkeys(r.version for r in releases.history(self.new) if r.status == "success"))
+        done = releases.successful_versions(self.new)
         kept = set(done[-(keep - 1):] if keep > 1 else []) | {self.version.tag}
         for version in done:
             if version not in kept:
@@ -278,7 +293,7 @@ def describe(stack: Stack, steps: Sequence[Step]) -> list[str]:
     lines = []
     for i, step in enumerate(steps, 1):
         lines.append(f"[{i}/{len(steps)}] {step.name}" + (f" (skipped: {step.skipped})" if step.skipped else ""))
-        lines += [f"    {stack.settings.masked(shlex.join(cmd))}" for cmd in step.commands]
+        lines += [f"    {stack.settings.masked(shlex.join(cmd))}" for cmd in step.commands()]
     return lines
 
 
@@ -315,7 +330,7 @@ def deploy(d: Deploy) -> releases.Release:
 def rollback_target(stack: Stack, version: str | None) -> str:
     """The release to return to: ``version`` (a successful release whose images are still
     here), or the successful release before the one now serving."""
-    done = list(dict.fromkeys(r.version for r in releases.history(stack) if r.status == "success"))
+    done = releases.successful_versions(stack)
     serving = releases.current(stack)
     names = image_names(stack)
     available = [v for v in done if all(stack.target.run(images.exists(n.ref(v)), warn=True).ok for n in names)]

@@ -45,6 +45,11 @@ def record(stack: Stack, release: Release) -> None:
     stack.target.write_text(stack.state_file("releases.json"), json.dumps([asdict(r) for r in entries], indent=2) + "\n")
 
 
+def successful_versions(stack: Stack) -> list[str]:
+    """Versions that were deployed (or rolled back to) successfully, oldest first, once each."""
+    return list(dict.fromkeys(r.version for r in history(stack) if r.status == "success"))
+
+
 def current(stack: Stack) -> Release | None:
     """The release now serving: the newest successful one."""
     done = [r for r in history(stack) if r.status == "success"]

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-
 from deploy.commands import compose, docker
 from deploy.errors import fail
 from deploy.facts import Container
@@ -27,21 +25,6 @@ POLL_SECONDS = 0.25
 # container's address to the next container it starts, maybe of another service. Wait
 # this long after removing containers, so no cached address points at a stranger.
 DNS_SETTLE_SECONDS = 1.5
-
-
-@dataclass(frozen=True)
-class RolloutResult:
-    services: tuple[str, ...]
-    replaced: tuple[str, ...]
-    started: tuple[str, ...]
-    seconds: float
-
-
-def desired_count(stack: Stack, service: str) -> int:
-    """The replicas a service should have: a count set with `inv scale`, else the compose
-    files' ``deploy.replicas`` — never what happens to run (a killed rollout leaves 2N)."""
-    saved = stack.saved_scale()
-    return saved[service] if service in saved else stack.desired().get(service, 1)
 
 
 def _proxy_container(stack: Stack) -> str | None:
@@ -96,23 +79,31 @@ def remove(stack: Stack, names: Sequence[str]) -> None:
         stack.target.run(docker.remove(names), warn=True)
 
 
+def old_containers(stack: Stack, services: Sequence[str]) -> dict[str, list[str]]:
+    """The running containers of each service, by name."""
+    running = [c for c in stack.containers() if c.state == "running"]
+    return {s: sorted(c.name for c in running if c.service == s) for s in services}
+
+
 def plan_scale(stack: Stack, services: Sequence[str], old: dict[str, list[str]]) -> dict[str, int]:
-    """Each service scaled to its old containers plus its desired count of new ones."""
-    return {s: len(old[s]) + desired_count(stack, s) for s in services}
+    """Each service scaled to its old containers plus its desired count of new ones: a
+    count set with `inv scale`, else ``deploy.replicas`` — never what happens to run (a
+    killed rollout leaves 2N)."""
+    desired = stack.desired()
+    return {s: len(old[s]) + desired.get(s, 1) for s in services}
 
 
-def rollout(stack: Stack, services: Sequence[str], timeout: float, say: Callable[[str], None]) -> RolloutResult:
+def rollout(stack: Stack, services: Sequence[str], timeout: float, say: Callable[[str], None]) -> None:
     """Replace ``services``' containers with ones of the image ``stack``'s env names, all
     services at once: they start together, are awaited together, drain together."""
-    started_at = time.monotonic()
-    running = [c for c in stack.containers() if c.state == "running"]
-    old = {s: sorted(c.name for c in running if c.service == s) for s in services}
+    old = old_containers(stack, services)
     old_names = {n for names in old.values() for n in names}
     argv = compose.up(stack.project, list(services), scale=plan_scale(stack, services, old), no_recreate=True, no_deps=True)
     stack.run(argv, what=f"starting new {', '.join(services)} containers")
-    new = [c.name for c in stack.containers() if c.service in services and c.state == "running" and c.name not in old_names]
+    started = [c for c in stack.containers() if c.service in services and c.state == "running" and c.name not in old_names]
+    new = [c.name for c in started]
     for s in services:
-        say(f"  {s}: {sum(1 for n in new if n.startswith(f'{stack.settings.config.project}-{s}-'))} new container(s) beside {len(old[s])} old")
+        say(f"  {s}: {sum(1 for c in started if c.service == s)} new container(s) beside {len(old[s])} old")
     try:
         wait_healthy(stack, new, timeout, say)
     except BaseException:
@@ -124,4 +115,3 @@ def rollout(stack: Stack, services: Sequence[str], timeout: float, say: Callable
         remove(stack, sorted(old_names))
         time.sleep(DNS_SETTLE_SECONDS)
         say(f"  drained and removed {len(old_names)} old container(s)")
-    return RolloutResult(tuple(services), tuple(sorted(old_names)), tuple(new), time.monotonic() - started_at)

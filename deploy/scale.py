@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping
 
 from deploy.commands import compose
@@ -67,11 +68,8 @@ def apply(stack: Stack, counts: Mapping[str, int]) -> None:
     the proxy's DNS as they start; removed ones get SIGTERM and drain within their
     stop_grace_period.
     """
-    running = {}
-    for c in stack.containers():
-        if c.state == "running":
-            running[c.service] = running.get(c.service, 0) + 1
-    downs = {s: n for s, n in counts.items() if n < running.get(s, 0)}
+    running = Counter(c.service for c in stack.containers() if c.state == "running")
+    downs = {s: n for s, n in counts.items() if n < running[s]}
     ups = {s: n for s, n in counts.items() if s not in downs}
     for batch in (downs, ups):
         if not batch:

@@ -1,6 +1,6 @@
 from invoke import Context, Exit, task
 
-from deploy import images, pipeline, releases
+from deploy import pipeline, releases
 from deploy.output import say, table
 from deploy.target import LocalTarget
 from deploy.versions import parse
@@ -12,10 +12,10 @@ def _version(stack, version: str | None, bump: str | None):
         raise Exit("error: give --version X.Y.Z or --bump major|minor|patch (one of them)\n  fix: e.g. inv deploy --version 1.0.0", code=1)
     if version:
         return parse(version)
-    done = [r for r in releases.history(stack) if r.status == "success"]
-    if not done:
+    serving = releases.current(stack)
+    if serving is None:
         raise Exit("error: --bump needs a previous release, and there is none\n  fix: deploy a first --version X.Y.Z", code=1)
-    return parse(done[-1].version).bump(bump)
+    return parse(serving.version).bump(bump)
 
 
 @task(
@@ -69,17 +69,7 @@ def push(c: Context, version: str | None = None, stage: str | None = None, env_f
     serving = releases.current(stack)
     if not version and not serving:
         raise Exit("error: no --version given and no release deployed\n  fix: inv push --version X.Y.Z", code=1)
-    ver = parse(version or serving.version)
-    names = pipeline.image_names(stack)
-    if not any(n.pushable for n in names):
-        raise Exit("error: this stage has no registry (DOCKER_REGISTRY)\n  fix: set DOCKER_REGISTRY in the env file", code=1)
-    for n in names:
-        if not stack.target.run(images.exists(n.ref(ver.tag)), warn=True).ok:
-            raise Exit(f"error: {n.ref(ver.tag)} is not on this engine\n  fix: build it with inv deploy --version {ver}", code=1)
-        tags = [r.tags for r in releases.history(stack) if r.version == ver.tag]
-        for tag in (tags[-1] if tags else [ver.tag]):
-            say(f"pushing {n.ref(tag)}")
-            pipeline.push_ref(stack, n.ref(tag), say)
+    pipeline.push_release(stack, parse(version or serving.version), say)
 
 
 @task(name="releases", help=helps())
