@@ -48,3 +48,12 @@ wait_for() {
     done
     die "$what did not come up; see its log under /var/log/deploy-testbed-*.log"
 }
+
+# Test hosts (hosts.sh): network namespaces on one bridge, each with its own sshd and
+# dockerd. The gateway (this machine) also serves the registry to them.
+TESTBED_BRIDGE="${TESTBED_BRIDGE:-dtb0}"
+TESTBED_NET="10.201.0"                                      # /24 of the bridge
+TESTBED_GATEWAY="$TESTBED_NET.1"
+TESTBED_HOST_REGISTRY="$TESTBED_GATEWAY:5000"               # the registry as hosts see it
+TESTBED_HOSTS_STATE="$TESTBED_STATE/hosts"
+TESTBED_HOSTS_ENV="$TESTBED_HOSTS_STATE/hosts.env"          # addresses, keys, known_hosts

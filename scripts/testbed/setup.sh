@@ -20,7 +20,7 @@ need_packages() {
 }
 
 install_packages() {
-    local pkgs=(debootstrap docker-registry wrk)
+    local pkgs=(debootstrap docker-registry wrk openssh-server)
     command -v dockerd >/dev/null || engine_up || pkgs+=(docker.io)
     need_packages "${pkgs[@]}"
 }
@@ -41,7 +41,8 @@ install_compose() {
 start_engine() {
     if engine_up; then return; fi
     log "starting dockerd"
-    start_daemon dockerd /var/log/deploy-testbed-dockerd.log dockerd
+    # The test hosts' registry address is plain HTTP, like 127.0.0.1:5000 (see hosts.sh).
+    start_daemon dockerd /var/log/deploy-testbed-dockerd.log dockerd --insecure-registry "$TESTBED_HOST_REGISTRY"
     wait_for "dockerd" 60 engine_up
 }
 

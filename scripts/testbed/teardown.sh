@@ -17,6 +17,7 @@ stop_pid() {
     rm -f "$file"
 }
 
+bash "$(dirname "$0")/hosts.sh" down
 stop_pid registry
 stop_pid dockerd
 
