@@ -97,7 +97,8 @@ def _git_facts(local: LocalTarget, root: str, path: str) -> tuple[bool, bool | N
 
 
 def preflight(stack: Stack, local: LocalTarget) -> list[Finding]:
-    """Every check for the stack's stage. Git checks look at this machine's checkout."""
+    """Every check for the stack's stage on its target (this engine or a host). Git and
+    compose-file checks look at this machine's checkout (what a deploy uploads)."""
     s: Settings = stack.settings
     target = stack.target
     findings = []
@@ -115,7 +116,7 @@ def preflight(stack: Stack, local: LocalTarget) -> list[Finding]:
         else:
             findings += check_env_file_git(str(s.env_file), tracked=False, ignored=None)
     if findings[0].ok and findings[1].ok:
-        cfg = target.run(compose.config_check(s.compose), env=s.env, warn=True)
+        cfg = local.run(compose.config_check(s.compose), env=s.env, warn=True)
         findings.append(
             Finding(True, "compose files", "valid")
             if cfg.ok

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.errors import fail
+from deploy.inventory import Host, SshOptions, parse_hosts, parse_ssh
 
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -36,12 +37,15 @@ class Proxy:
 
 @dataclass(frozen=True)
 class Stage:
-    """A named environment: its env file, its compose files, whether it is production."""
+    """A named environment: its env file, its compose files, whether it is production,
+    and its hosts (none = the local engine)."""
 
     name: str
     env_file: str
     compose_files: tuple[str, ...]
     production: bool
+    hosts: tuple[Host, ...] = ()
+    ssh: SshOptions = SshOptions()
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ def _positive_int(value: Any, where: str) -> int:
     return value
 
 
-def _stage(name: str, raw: Mapping[str, Any]) -> Stage:
+def _stage(name: str, raw: Mapping[str, Any], project: str) -> Stage:
     where = f"deploy.stages.{name}"
     files = _require(raw, "compose_files", where)
     if isinstance(files, str) or not files:
@@ -138,6 +142,8 @@ def _stage(name: str, raw: Mapping[str, Any]) -> Stage:
         env_file=str(_require(raw, "env_file", where)),
         compose_files=tuple(str(f) for f in files),
         production=bool(raw.get("production", False)),
+        hosts=parse_hosts(raw.get("hosts"), name, project, raw.get("deploy_dir")),
+        ssh=parse_ssh(raw.get("ssh") or {}, name),
     )
 
 
@@ -180,7 +186,7 @@ def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
             f"invoke.yaml: deploy.project {project!r} is not a valid Compose project name",
             "use lowercase letters, digits, '-' and '_', starting with a letter or digit",
         )
-    stages = {str(n): _stage(str(n), s or {}) for n, s in (_require(raw, "stages", "deploy")).items()}
+    stages = {str(n): _stage(str(n), s or {}, project) for n, s in (_require(raw, "stages", "deploy")).items()}
     default_stage = str(raw.get("default_stage", "development"))
     if default_stage not in stages:
         fail(f"invoke.yaml: deploy.default_stage {default_stage!r} is not a stage", f"use one of {sorted(stages)}")

@@ -90,7 +90,7 @@ class Database:
 
     def query_text(self, sql: str, db: str | None = None) -> str:
         result = self.stack.target.run(
-            self.in_container(pg.psql(self.user, db or self.name, sql)), env=self.stack.settings.env, warn=True
+            self.in_container(pg.psql(self.user, db or self.name, sql)), env=self.stack.command_env, warn=True
         )
         if not result.ok:
             fail(f"query failed on {self.service}: {last_lines(result.stderr, 3)}", "see `inv logs postgres`")
@@ -112,7 +112,7 @@ class Database:
         return [Session(int(r[0]), r[1], r[2], r[3], r[4]) for r in self.query(sql, "postgres")]
 
     def spawn(self, argv: Sequence[str], stdin: bool = False) -> Process:
-        return self.stack.target.spawn(self.in_container(argv, stdin=stdin), env=self.stack.settings.env, stdin=stdin)
+        return self.stack.target.spawn(self.in_container(argv, stdin=stdin), env=self.stack.command_env, stdin=stdin)
 
 
 class SnapshotSession:

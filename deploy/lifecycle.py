@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from deploy.commands import compose
 from deploy.errors import fail
 from deploy.stack import Stack
+from deploy.upload import upload
 
 
 def build(stack: Stack, services: Sequence[str] = (), no_cache: bool = False) -> None:
@@ -18,25 +19,42 @@ def build(stack: Stack, services: Sequence[str] = (), no_cache: bool = False) ->
     )
 
 
-def up(stack: Stack, build: bool = False) -> None:
-    """Start (or update) every service and wait until all are healthy.
+def prepare_host(stack: Stack, services: Sequence[str]) -> None:
+    """On a host: upload the compose files and the env file, pull the services' images."""
+    upload(stack)
+    stack.run(compose.pull(stack.project, services), what="pulling images",
+              fix="check that the host reaches the registry (DOCKER_REGISTRY) and the images were pushed (inv push)")
 
-    Replica counts set with ``inv scale`` are applied, so they survive an ``up``.
+
+def up(stack: Stack, build: bool = False, services: Sequence[str] = ()) -> None:
+    """Start (or update) the services (all: every one) and wait until they are healthy.
+
+    Replica counts set with ``inv scale`` are applied, so they survive an ``up``. On a
+    host, only its role's services, after uploading the files and pulling the images.
     """
+    if not stack.target.local:
+        prepare_host(stack, services)
+    scale = {k: v for k, v in stack.saved_scale().items() if not services or k in services}
     argv = compose.up(
         stack.project,
+        services,
         build=build,
-        scale=stack.saved_scale(),
+        scale=scale,
+        no_deps=bool(services),
         wait_timeout=stack.settings.config.up_timeout,
     )
     stack.run(argv, what="starting the stack", fix="see `inv health` and `inv logs SERVICE`", hide=False)
 
 
-def down(stack: Stack, volumes: bool = False, yes: bool = False) -> None:
-    """Stop and remove the containers; volumes (the database!) only with ``yes``."""
+def check_down(volumes: bool, yes: bool) -> None:
     if volumes and not yes:
         fail(
             "--volumes deletes the stack's volumes, the database among them",
             "add --yes to confirm, after `inv db.backup` if the data matters",
         )
+
+
+def down(stack: Stack, volumes: bool = False) -> None:
+    """Stop and remove the project's containers on the target; volumes (the database!)
+    only when asked (``check_down`` first)."""
     stack.run(compose.down(stack.project, volumes=volumes), what="stopping the stack", hide=False)

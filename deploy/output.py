@@ -2,11 +2,24 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 WIDTH_WITHOUT_TERMINAL = 160  # rich would wrap to 80 columns in CI logs and pipes
+_print_lock = threading.Lock()  # hosts worked in parallel print whole lines
+_local = threading.local()  # .host: the host this thread works on (its lines' prefix)
+
+
+def set_host(name: str | None) -> None:
+    """Prefix every line this thread prints with ``[name]`` (None: no prefix)."""
+    _local.host = name
+
+
+def host_prefix() -> str:
+    host = getattr(_local, "host", None)
+    return f"[{host}] " if host else ""
 
 
 def _console() -> Any:
@@ -44,7 +57,35 @@ def mark(ok: bool, warning: bool = False) -> str:
 
 
 def say(message: str) -> None:
-    _console().print(message)
+    prefix = host_prefix()
+    if prefix:
+        escaped = prefix.replace("[", "\\[")  # not rich markup
+        message = "\n".join(f"[bold]{escaped}[/bold]{line}" for line in message.splitlines() or [""])
+    with _print_lock:
+        _console().print(message)
+
+
+class PrefixedStream:
+    """A text stream that writes whole lines to ``stream``, each prefixed with
+    ``[name]`` (remote command output of hosts worked in parallel)."""
+
+    def __init__(self, name: str, stream: Any) -> None:
+        self.prefix = f"[{name}] "
+        self.stream = stream
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        if lines:
+            with _print_lock:
+                self.stream.write("".join(f"{self.prefix}{line}\n" for line in lines))
+                self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.write("\n")
 
 
 class ByteProgress:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 from deploy.commands.compose import ComposeProject
 from deploy.config import DeployConfig, Stage
 from deploy.errors import fail
+
+
+REMOTE_ENV_FILE = ".env"  # in a host's deploy directory, mode 0600
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -51,6 +54,7 @@ class Settings:
     stage: Stage
     env_file: Path
     env: Mapping[str, str]
+    overrides: Mapping[str, str] = field(default_factory=dict)  # set by this run (APP_VERSION), not the env file
 
     @property
     def compose(self) -> ComposeProject:
@@ -59,6 +63,15 @@ class Settings:
             name=self.config.project,
             files=tuple(str(root / f) for f in self.stage.compose_files),
             env_file=str(self.env_file),
+        )
+
+    def compose_in(self, workdir: str) -> ComposeProject:
+        """The project as uploaded to a host's deploy directory (see deploy.upload)."""
+        base = PurePosixPath(workdir)
+        return ComposeProject(
+            name=self.config.project,
+            files=tuple(str(base / f) for f in self.stage.compose_files),
+            env_file=str(base / REMOTE_ENV_FILE),
         )
 
     def masked(self, text: str) -> str:

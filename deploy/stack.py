@@ -30,16 +30,25 @@ class Stack:
 
     def with_env(self, **values: str) -> Stack:
         """The same stack with some variables set (e.g. APP_VERSION of a release)."""
-        settings = dataclasses.replace(self.settings, env={**self.settings.env, **values})
+        s = self.settings
+        settings = dataclasses.replace(s, env={**s.env, **values}, overrides={**s.overrides, **values})
         return Stack(settings, self.target)
 
     @property
     def project(self) -> compose.ComposeProject:
-        return self.settings.compose
+        workdir = self.target.workdir
+        return self.settings.compose if workdir is None else self.settings.compose_in(workdir)
+
+    @property
+    def command_env(self) -> dict[str, str]:
+        """The variables a command gets. Locally the whole stage env; on a host only this
+        run's overrides (APP_VERSION): the rest, secrets included, is in the env file
+        uploaded to the deploy directory, never on a command line."""
+        return dict(self.settings.env if self.target.local else self.settings.overrides)
 
     def run(self, argv: Sequence[str], *, what: str, fix: str = ENGINE_FIX, **kwargs: Any) -> Result:
         """Run argv on the target with the stage's env; fail with ``what`` and ``fix`` if it fails."""
-        result = self.target.run(argv, env=self.settings.env, warn=True, **kwargs)
+        result = self.target.run(argv, env=self.command_env, warn=True, **kwargs)
         if not result.ok:
             detail = self.settings.masked(last_lines(result.stderr or result.stdout))
             cmd = self.settings.masked(shlex.join(argv))
@@ -65,6 +74,8 @@ class Stack:
         """A file of this project and stage in the state directory (scale counts, the
         deploy lock, the release history)."""
         s = self.settings
+        if self.target.workdir is not None:
+            return f"{self.target.workdir}/state/{s.stage.name}/{name}"
         return str(s.config.root / s.config.state_dir / s.config.project / s.stage.name / name)
 
     def saved_scale(self) -> dict[str, int]:
@@ -81,5 +92,5 @@ class Stack:
     def proxy_port(self) -> int | None:
         """The host port the proxy is published on, or None when it is not running."""
         proxy = self.settings.config.proxy
-        result = self.target.run(compose.port(self.project, proxy.service, proxy.port), env=self.settings.env, warn=True)
+        result = self.target.run(compose.port(self.project, proxy.service, proxy.port), env=self.command_env, warn=True)
         return parse_published(result.stdout) if result.ok else None

@@ -44,6 +44,8 @@ class Process(Protocol):
 
 class Target(Protocol):
     name: str
+    local: bool  # False: a host over SSH (its env comes from the uploaded env file)
+    workdir: str | None  # a host's deploy directory (compose files, env, state); None = this checkout
 
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, stdin: bool = False) -> Process: ...
 
@@ -67,6 +69,9 @@ class Target(Protocol):
 
 class LocalTarget:
     """This machine: commands through an Invoke Context, files on the local disk."""
+
+    local = True
+    workdir = None
 
     def __init__(self, ctx: Context, name: str = "local") -> None:
         self.ctx = ctx

@@ -2,23 +2,25 @@ from invoke import Context, task
 
 from deploy import clean as cleanmod
 from deploy.output import say
-from tasks._common import helps, open_stack
+from deploy.fleet import Member
+from tasks._common import Where, host_helps, on_hosts, open_fleet
 
 
 @task(
-    help=helps(
+    help=host_helps(
         volumes="also remove the project's unused volumes (needs --yes)",
         include_database="with --volumes: the database volumes too",
         yes="confirm --volumes",
     )
 )
+@on_hosts
 def clean(
     c: Context,
     volumes: bool = False,
     include_database: bool = False,
     yes: bool = False,
-    stage: str | None = None,
-    env_file: str | None = None,
+    *,
+    where: Where,
 ) -> None:
     """Remove stopped containers, dangling images and build cache; print what was freed.
 
@@ -26,11 +28,15 @@ def clean(
     with --include-database as well.
     """
     cleanmod.check_flags(volumes, include_database, yes)
-    report = cleanmod.clean(open_stack(c, stage, env_file), volumes=volumes, include_database=include_database, yes=yes)
-    say(f"stopped containers removed: {', '.join(report.containers) or 'none'}")
-    say(f"dangling images removed: {len(report.images)} ({report.images_freed} freed)")
-    say(f"build cache freed: {report.cache_freed}")
-    if volumes:
-        say(f"volumes removed: {', '.join(report.volumes) or 'none'}")
-        for kept in report.kept_volumes:
-            say(f"volume kept: {kept}")
+
+    def clean_one(m: Member) -> None:
+        report = cleanmod.clean(m.stack, volumes=volumes, include_database=include_database, yes=yes)
+        say(f"stopped containers removed: {', '.join(report.containers) or 'none'}")
+        say(f"dangling images removed: {len(report.images)} ({report.images_freed} freed)")
+        say(f"build cache freed: {report.cache_freed}")
+        if volumes:
+            say(f"volumes removed: {', '.join(report.volumes) or 'none'}")
+            for kept in report.kept_volumes:
+                say(f"volume kept: {kept}")
+
+    open_fleet(c, where).each(clean_one, what="clean")

@@ -11,17 +11,36 @@ from deploy.commands import postgres as pg
 from deploy.database import Database
 from deploy.output import ByteProgress, human_bytes, say, table
 from deploy.status import human_duration
-from tasks._common import confirm_typed, helps, open_stack, whole_number
+from deploy.stack import Stack
+from deploy.upload import upload
+from deploy.settings import resolve
+from tasks._common import Where, confirm_typed, helps, load_config, on_hosts, one_host_helps, open_fleet, whole_number
 
 
-@task(help=helps(label="a word added to the file name (letters, digits, . _ -)", dir="write here instead of the stage's backups directory"))
-def backup(c: Context, label: str | None = None, dir: str | None = None, stage: str | None = None, env_file: str | None = None) -> None:  # noqa: A002
+def _db(c: Context, where: Where) -> Stack:
+    """The database's stack: the local engine, or the stage's db host."""
+    return open_fleet(c, where).one("db").stack
+
+
+def _app(c: Context, where: Where) -> Stack:
+    """Where the app image's one-off commands (migrate, seed) run: locally, or on an
+    app host with the stage's files uploaded."""
+    fleet = open_fleet(c, where)
+    member = fleet.pick(fleet.settings.config.database.migrate_service)
+    if fleet.remote:
+        upload(member.stack)
+    return member.stack
+
+
+@task(help=one_host_helps(label="a word added to the file name (letters, digits, . _ -)", dir="write here instead of the stage's backups directory"))
+@on_hosts(one_host=True)
+def backup(c: Context, label: str | None = None, dir: str | None = None, *, where: Where) -> None:  # noqa: A002
     """Back up the database: pg_dump (custom format) streamed to local storage, checksummed, with a manifest.
 
     The file is written as .partial, fsynced and renamed; the .sha256 sidecar and the
     JSON manifest (server version, row counts, app version) come last.
     """
-    stack = open_stack(c, stage, env_file)
+    stack = _db(c, where)
     progress = ByteProgress("backup")
     result = backupmod.backup(stack, label=label, directory=Path(dir) if dir else None, progress=progress)
     progress.finish()
@@ -35,9 +54,8 @@ def backup(c: Context, label: str | None = None, dir: str | None = None, stage: 
 
 @task(name="list", help=helps())
 def list_(c: Context, stage: str | None = None, env_file: str | None = None) -> None:
-    """List backups with size, age, and whether each is complete and verified."""
-    stack = open_stack(c, stage, env_file)
-    directory = backupmod.backups_dir(stack.settings)
+    """List backups (kept on this machine, also those pulled from hosts) with size, age, and whether each is complete and verified."""
+    directory = backupmod.backups_dir(resolve(load_config(c), stage, env_file))
     found = backups.scan(directory)
     now = datetime.now(timezone.utc)
     table(
@@ -51,17 +69,18 @@ def list_(c: Context, stage: str | None = None, env_file: str | None = None) -> 
 
 @task(
     positional=["file"],
-    help=helps(
+    help=one_host_helps(
         file="a backup name from `inv db.list`, a path, or `latest` (the newest complete backup)",
         restore_test="also restore into a scratch database and compare row counts with the manifest",
     ),
 )
-def verify(c: Context, file: str, restore_test: bool = False, stage: str | None = None, env_file: str | None = None) -> None:
+@on_hosts(one_host=True)
+def verify(c: Context, file: str, restore_test: bool = False, *, where: Where) -> None:
     """Prove a backup: checksum, a full read of the archive, and with --restore-test a real restore.
 
     `inv db.verify latest --restore-test` proves the newest complete backup.
     """
-    stack = open_stack(c, stage, env_file)
+    stack = _db(c, where)
     path = restoremod.locate(stack, file)
     report = restoremod.verify(stack, path, restore_test=restore_test)
     say(f"verified {path.name}: {', '.join(report.checks)} ok ({report.tables} tables, {report.rows:,} rows in the manifest)")
@@ -69,18 +88,19 @@ def verify(c: Context, file: str, restore_test: bool = False, stage: str | None 
 
 @task(
     positional=["file"],
-    help=helps(
+    help=one_host_helps(
         file="a backup name from `inv db.list`, a path that exists, or `latest`",
         yes="do not ask for the database name (for CI)",
         force="stop the app services while restoring if they are connected, and start them again after",
     ),
 )
-def restore(c: Context, file: str, yes: bool = False, force: bool = False, stage: str | None = None, env_file: str | None = None) -> None:
+@on_hosts(one_host=True)
+def restore(c: Context, file: str, yes: bool = False, force: bool = False, *, where: Where) -> None:
     """Restore a backup, safely: checksum and full read first, a safety backup, a restore into a scratch database, then a swap.
 
     A failure at any point before the swap leaves the current database as it was.
     """
-    stack = open_stack(c, stage, env_file)
+    stack = _db(c, where)
     path = restoremod.locate(stack, file)
 
     def confirm(dbname: str) -> None:
@@ -98,12 +118,14 @@ def restore(c: Context, file: str, yes: bool = False, force: bool = False, stage
         dry_run="show what would be deleted, delete nothing",
     )
 )
-def prune(c: Context, keep: str | None = None, keep_days: str | None = None, dry_run: bool = False, stage: str | None = None, env_file: str | None = None) -> None:
-    """Delete old backups. Counts only complete ones and never deletes the newest complete backup."""
-    stack = open_stack(c, stage, env_file)
-    keep = stack.settings.config.retention.backups if keep is None else whole_number("--keep", keep, minimum=1)
+def prune(
+    c: Context, keep: str | None = None, keep_days: str | None = None, dry_run: bool = False, stage: str | None = None, env_file: str | None = None
+) -> None:
+    """Delete old backups (on this machine). Counts only complete ones and never deletes the newest complete backup."""
+    settings = resolve(load_config(c), stage, env_file)
+    keep = settings.config.retention.backups if keep is None else whole_number("--keep", keep, minimum=1)
     days = None if keep_days is None else whole_number("--keep-days", keep_days)
-    directory = backupmod.backups_dir(stack.settings)
+    directory = backupmod.backups_dir(settings)
     doomed = backups.prune_plan(backups.scan(directory), keep, days, datetime.now(timezone.utc))
     for b in doomed:
         say(f"{'would delete' if dry_run else 'deleting'} {b.path.name} ({human_bytes(b.size)}{'' if b.complete else ', incomplete'})")
@@ -112,33 +134,37 @@ def prune(c: Context, keep: str | None = None, keep_days: str | None = None, dry
     say(f"{len(doomed)} backup(s) {'would be ' if dry_run else ''}deleted; kept the newest {keep} complete")
 
 
-@task(help=helps())
-def migrate(c: Context, stage: str | None = None, env_file: str | None = None) -> None:
+@task(help=one_host_helps())
+@on_hosts(one_host=True)
+def migrate(c: Context, *, where: Where) -> None:
     """Run the migrations (deploy.database.migrate_command) in a one-off container of the app image."""
-    dbadmin.migrate(open_stack(c, stage, env_file))
+    dbadmin.migrate(_app(c, where))
 
 
-@task(help=helps())
-def seed(c: Context, stage: str | None = None, env_file: str | None = None) -> None:
+@task(help=one_host_helps())
+@on_hosts(one_host=True)
+def seed(c: Context, *, where: Where) -> None:
     """Run the seed command (deploy.database.seed_command) in a one-off container of the app image."""
-    dbadmin.seed(open_stack(c, stage, env_file))
+    dbadmin.seed(_app(c, where))
 
 
-@task(help=helps())
-def shell(c: Context, stage: str | None = None, env_file: str | None = None) -> None:
+@task(help=one_host_helps())
+@on_hosts(one_host=True)
+def shell(c: Context, *, where: Where) -> None:
     """Open psql on the database."""
-    stack = open_stack(c, stage, env_file)
+    stack = _db(c, where)
     db = Database(stack)
     argv = db.in_container(pg.psql_interactive(db.user, db.name), tty=True)
-    result = stack.target.run(argv, env=stack.settings.env, hide=False, pty=True, warn=True)
+    result = stack.target.run(argv, env=stack.command_env, hide=False, pty=True, warn=True)
     if not result.ok:
         raise Exit(code=result.exited)
 
 
-@task(help=helps(limit="how many of the slowest queries to show"))
-def stats(c: Context, limit: int = 10, stage: str | None = None, env_file: str | None = None) -> None:
+@task(help=one_host_helps(limit="how many of the slowest queries to show"))
+@on_hosts(one_host=True)
+def stats(c: Context, limit: int = 10, *, where: Where) -> None:
     """Connections used of max_connections, database size, cache hit ratio, the slowest queries."""
-    s = dbadmin.stats(open_stack(c, stage, env_file), limit=limit)
+    s = dbadmin.stats(_db(c, where), limit=limit)
     table("database", ["connections", "size", "cache hit ratio"], [(s.connections, s.size, s.cache_hit)])
     if s.statements_missing:
         say("pg_stat_statements is not installed in this database: CREATE EXTENSION pg_stat_statements; (inv db.shell)")
@@ -146,11 +172,12 @@ def stats(c: Context, limit: int = 10, stage: str | None = None, env_file: str |
         table("slowest queries (pg_stat_statements)", ["mean ms", "calls", "total ms", "query"], s.slowest)
 
 
-@task(positional=["pid"], help=helps(pid="the backend's process id (pg_stat_activity.pid)", yes="do not ask"))
-def kill(c: Context, pid: str, yes: bool = False, stage: str | None = None, env_file: str | None = None) -> None:
+@task(positional=["pid"], help=one_host_helps(pid="the backend's process id (pg_stat_activity.pid)", yes="do not ask"))
+@on_hosts(one_host=True)
+def kill(c: Context, pid: str, yes: bool = False, *, where: Where) -> None:
     """Terminate one PostgreSQL session (asks first)."""
     number = dbadmin.parse_pid(pid)
-    stack = open_stack(c, stage, env_file)
+    stack = _db(c, where)
     Database(stack).require_running()
     summary = dbadmin.session_summary(stack, number)
     confirm_typed(str(number), f"terminate session {number} ({summary})", yes)
@@ -159,10 +186,11 @@ def kill(c: Context, pid: str, yes: bool = False, stage: str | None = None, env_
     say(f"terminated session {number}")
 
 
-@task(help=helps(yes="do not ask"))
-def reindex(c: Context, yes: bool = False, stage: str | None = None, env_file: str | None = None) -> None:
+@task(help=one_host_helps(yes="do not ask"))
+@on_hosts(one_host=True)
+def reindex(c: Context, yes: bool = False, *, where: Where) -> None:
     """Rebuild every index of the database concurrently (asks first)."""
-    stack = open_stack(c, stage, env_file)
+    stack = _db(c, where)
     db = Database(stack)
     confirm_typed(db.name, f"reindex every index of {db.name}", yes)
     dbadmin.reindex(stack)

@@ -2,18 +2,32 @@ from invoke import Context, task
 
 from deploy import lifecycle
 from deploy.output import say
-from tasks._common import helps, open_stack, served_at
+from tasks._common import Where, host_helps, on_hosts, open_fleet, served_at
 
 
-@task(help=helps(build="build the images first"))
-def up(c: Context, build: bool = False, stage: str | None = None, env_file: str | None = None) -> None:
-    """Start the stack (keeping `inv scale` counts) and wait until every container is healthy."""
-    stack = open_stack(c, stage, env_file)
-    lifecycle.up(stack, build=build)
-    say(f"[green]{stack.settings.config.project} ({stack.settings.stage.name}) is up{served_at(stack)}[/green]; see `inv status`")
+@task(help=host_helps(build="build the images first (local engine only; hosts pull them)"))
+@on_hosts
+def up(c: Context, build: bool = False, *, where: Where) -> None:
+    """Start the stack (keeping `inv scale` counts) and wait until every container is healthy.
+
+    On hosts: uploads the compose and env files, pulls the images, starts each host's
+    role services, the db host first.
+    """
+    fleet = open_fleet(c, where)
+    if not fleet.remote:
+        stack = fleet.primary.stack
+        lifecycle.up(stack, build=build)
+        say(f"[green]{stack.settings.config.project} ({stack.settings.stage.name}) is up{served_at(stack)}[/green]; see `inv status`")
+        return
+    for batch in fleet.ordered():
+        fleet.each(lambda m: lifecycle.up(m.stack, services=m.services()), what="up", members=batch)
+    say(f"[green]{fleet.settings.config.project} ({fleet.settings.stage.name}) is up on {', '.join(m.name for m in fleet.members)}[/green]")
 
 
-@task(help=helps(volumes="also delete the volumes (the database!); needs --yes", yes="confirm --volumes"))
-def down(c: Context, volumes: bool = False, yes: bool = False, stage: str | None = None, env_file: str | None = None) -> None:
+@task(help=host_helps(volumes="also delete the volumes (the database!); needs --yes", yes="confirm --volumes"))
+@on_hosts
+def down(c: Context, volumes: bool = False, yes: bool = False, *, where: Where) -> None:
     """Stop and remove the stack's containers. Volumes are kept unless --volumes --yes."""
-    lifecycle.down(open_stack(c, stage, env_file), volumes=volumes, yes=yes)
+    lifecycle.check_down(volumes, yes)
+    fleet = open_fleet(c, where)
+    fleet.each(lambda m: lifecycle.down(m.stack, volumes=volumes), what="down")

@@ -2,20 +2,22 @@ from invoke import Collection, Context, task
 
 from deploy import lock as lockmod
 from deploy.output import say
-from tasks._common import helps, open_stack
+from tasks._common import Where, one_host_helps, on_hosts, open_fleet
 
 
-@task(help=helps())
-def status(c: Context, stage: str | None = None, env_file: str | None = None) -> None:
-    """Who holds the deploy lock, since when, and whether it is stale."""
-    info = lockmod.read(open_stack(c, stage, env_file))
+@task(help=one_host_helps())
+@on_hosts(one_host=True)
+def status(c: Context, *, where: Where) -> None:
+    """Who holds the deploy lock, since when, and whether it is stale (on a stage with hosts: kept on its db host)."""
+    info = lockmod.read(open_fleet(c, where).primary.stack)
     say(f"locked: {lockmod.describe(info)}" if info else "not locked")
 
 
-@task(help=helps(force="also break a lock whose holder still runs (or runs elsewhere)"))
-def release(c: Context, force: bool = False, stage: str | None = None, env_file: str | None = None) -> None:
+@task(help=one_host_helps(force="also break a lock whose holder still runs (or runs elsewhere)"))
+@on_hosts(one_host=True)
+def release(c: Context, force: bool = False, *, where: Where) -> None:
     """Break the deploy lock: a stale one (its process is gone), or any with --force."""
-    info = lockmod.release(open_stack(c, stage, env_file), force=force)
+    info = lockmod.release(open_fleet(c, where).primary.stack, force=force)
     say(f"released: {lockmod.describe(info)}" if info else "not locked")
 
 

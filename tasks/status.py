@@ -3,61 +3,88 @@ from invoke import Context, Exit, task
 from deploy import health as healthmod
 from deploy.commands import docker
 from deploy.facts import parse_stats
+from deploy.fleet import Member
 from deploy.output import mark, table
-from deploy.status import human_duration, summarize
-from tasks._common import helps, open_stack
+from deploy.status import ServiceStatus, human_duration, summarize
+from tasks._common import Where, host_helps, on_hosts, open_fleet
 
 
-@task(help=helps())
-def status(c: Context, stage: str | None = None, env_file: str | None = None) -> None:
-    """Per service: desired/running/healthy replicas, image and version, uptime, ports."""
-    stack = open_stack(c, stage, env_file)
-    statuses = summarize(stack.settings.config.services, stack.containers(), stack.desired())
-    table(
-        f"{stack.settings.config.project} ({stack.settings.stage.name}) on {stack.target.name}",
-        ["service", "desired", "running", "healthy", "image", "version", "uptime", "ports"],
-        (
+def _statuses(m: Member) -> list[ServiceStatus]:
+    stack = m.stack
+    return summarize(m.services(), stack.containers(), stack.desired())
+
+
+@task(help=host_helps())
+@on_hosts
+def status(c: Context, *, where: Where) -> None:
+    """Per service: desired/running/healthy replicas, image and version, uptime, ports (per host)."""
+    fleet = open_fleet(c, where)
+    found = fleet.each(_statuses, what="status")
+    for m in fleet.members:
+        table(
+            f"{fleet.settings.config.project} ({fleet.settings.stage.name}) on {m.name}",
+            ["service", "desired", "running", "healthy", "image", "version", "uptime", "ports"],
             (
-                s.service,
-                s.desired,
-                s.running,
-                f"{s.healthy}" if s.ok else f"[red]{s.healthy}[/red]",
-                "\n".join(s.images) or "-",
-                ", ".join(s.versions) or "-",
-                human_duration(s.uptime),
-                "\n".join(s.ports) or "-",
-            )
-            for s in statuses
-        ),
-    )
+                (
+                    s.service,
+                    s.desired,
+                    s.running,
+                    f"{s.healthy}" if s.ok else f"[red]{s.healthy}[/red]",
+                    "\n".join(s.images) or "-",
+                    ", ".join(s.versions) or "-",
+                    human_duration(s.uptime),
+                    "\n".join(s.ports) or "-",
+                )
+                for s in found[m.name]
+            ),
+        )
 
 
-@task(help=helps())
-def health(c: Context, stage: str | None = None, env_file: str | None = None) -> None:
-    """Every container's health plus HTTP checks through the proxy; exits 1 naming what is unhealthy."""
-    stack = open_stack(c, stage, env_file)
-    containers = stack.containers()
-    statuses = summarize(stack.settings.config.services, containers, stack.desired())
-    checks = healthmod.container_checks(containers) + healthmod.replica_checks(statuses) + healthmod.http_checks(stack)
-    table("health", ["", "what", "detail"], ((mark(ch.ok), ch.subject, ch.detail) for ch in checks))
-    bad = [ch.subject for ch in checks if not ch.ok]
+def _checks(m: Member) -> list[healthmod.Check]:
+    containers = m.stack.containers()
+    checks = healthmod.container_checks(containers) + healthmod.replica_checks(summarize(m.services(), containers, m.stack.desired()))
+    return checks + (healthmod.http_checks(m.stack) if m.host.has("app") else [])
+
+
+@task(help=host_helps())
+@on_hosts
+def health(c: Context, *, where: Where) -> None:
+    """Every container's health plus HTTP checks through the proxy (of each app host); exits 1 naming what is unhealthy."""
+    fleet = open_fleet(c, where)
+    found = fleet.each(_checks, what="health", summary=False)
+    rows = [(m.name, ch) for m in fleet.members for ch in found[m.name]]
+    table("health", ["", "host", "what", "detail"], ((mark(ch.ok), host, ch.subject, ch.detail) for host, ch in rows))
+    bad = [f"{ch.subject}" + (f" on {host}" if fleet.remote else "") for host, ch in rows if not ch.ok]
     if bad:
         raise Exit(f"unhealthy: {', '.join(bad)}\n  fix: see `inv logs SERVICE` for each", code=1)
 
 
-@task(help=helps(watch="stream live figures until Ctrl-C"))
-def stats(c: Context, watch: bool = False, stage: str | None = None, env_file: str | None = None) -> None:
-    """CPU, memory, network and disk I/O of the stack's running containers."""
-    stack = open_stack(c, stage, env_file)
-    ids = [ct.id for ct in stack.containers() if ct.state == "running"]
-    if not ids:
-        raise Exit("no running containers\n  fix: start the stack with `inv up`", code=1)
+def _running_ids(m: Member) -> list[str]:
+    return [ct.id for ct in m.stack.containers() if ct.state == "running"]
+
+
+@task(help=host_helps(watch="stream live figures until Ctrl-C (one host: --hosts NAME)"))
+@on_hosts
+def stats(c: Context, watch: bool = False, *, where: Where) -> None:
+    """CPU, memory, network and disk I/O of the stack's running containers (per host)."""
+    fleet = open_fleet(c, where)
     if watch:
-        stack.target.run(docker.stats(ids, stream=True), hide=False, pty=True, warn=True)
+        m = fleet.one()
+        ids = _running_ids(m)
+        if not ids:
+            raise Exit("no running containers\n  fix: start the stack with `inv up`", code=1)
+        m.stack.target.run(docker.stats(ids, stream=True), hide=False, pty=True, warn=True)
         return
-    rows = parse_stats(stack.run(docker.stats(ids), what="reading stats").stdout)
+
+    def rows(m: Member) -> list:
+        ids = _running_ids(m)
+        return parse_stats(m.stack.run(docker.stats(ids), what="reading stats").stdout) if ids else []
+
+    found = fleet.each(rows, what="stats", summary=False)
+    if not any(found.values()):
+        raise Exit("no running containers\n  fix: start the stack with `inv up`", code=1)
     table(
         "stats",
-        ["container", "cpu", "memory", "mem %", "net i/o", "block i/o", "pids"],
-        ((r.name, r.cpu, r.memory, r.memory_percent, r.net_io, r.block_io, r.pids) for r in rows),
+        ["host", "container", "cpu", "memory", "mem %", "net i/o", "block i/o", "pids"],
+        ((m.name, r.name, r.cpu, r.memory, r.memory_percent, r.net_io, r.block_io, r.pids) for m in fleet.members for r in found[m.name]),
     )

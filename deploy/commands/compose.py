@@ -50,8 +50,13 @@ def up(
     return [*argv, *services]
 
 
+def pull(p: ComposeProject, services: Sequence[str] = ()) -> list[str]:
+    return [*base(p), "pull", "--quiet", *services]
+
+
 def down(p: ComposeProject, volumes: bool = False) -> list[str]:
     return [*base(p), "down", "--remove-orphans", *(["--volumes"] if volumes else [])]
+
 
 
 def config_json(p: ComposeProject) -> list[str]:

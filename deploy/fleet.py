@@ -1,0 +1,184 @@
+"""The hosts one task acts on, and working them in parallel.
+
+A fleet is the local engine (one member, no SSH) or the chosen hosts of a stage, each
+with its own Stack on a RemoteTarget. ``each`` runs a function per host in a bounded
+pool; every line a host's work prints is prefixed with the host; a per-host summary
+table closes the run and a failure on any host fails the task, naming the hosts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from invoke.exceptions import Exit
+
+from deploy import releases
+from deploy.errors import fail
+from deploy.inventory import Host, is_split, role_services
+from deploy.output import say, set_host, table
+from deploy.remote import RemoteTarget
+from deploy.settings import Settings
+from deploy.stack import Stack
+from deploy.target import Target
+
+T = TypeVar("T")
+SPLIT_FILE = "compose/docker-compose.hosts.yml"  # layered when app hosts reach the db host over the network
+LOCAL = Host(name="local", address="", roles=("app", "db"), deploy_dir="")
+
+
+@dataclass(frozen=True)
+class Member:
+    host: Host
+    stack: Stack
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def services(self) -> list[str]:
+        """The services this host runs, by its roles."""
+        cfg = self.stack.settings.config
+        return role_services(self.host, list(cfg.stateless), cfg.proxy.service, cfg.stateful)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    host: str
+    ok: bool
+    seconds: float
+    detail: str
+
+
+class HostsFailed(Exit):
+    """Some hosts failed; ``outcomes`` says which and why."""
+
+    def __init__(self, message: str, outcomes: Sequence[Outcome]) -> None:
+        super().__init__(message, code=1)
+        self.outcomes = list(outcomes)
+
+
+@dataclass(frozen=True)
+class Fleet:
+    settings: Settings
+    members: tuple[Member, ...]  # the chosen hosts
+    primary: Member  # keeps the stage's lock and release history (the db host)
+    parallel: int
+
+    @property
+    def remote(self) -> bool:
+        return not self.primary.stack.target.local
+
+    def with_role(self, role: str) -> list[Member]:
+        return [m for m in self.members if m.host.has(role)]
+
+    def one(self, role: str | None = None) -> Member:
+        """The single host a task like exec works on: the only chosen one (with ``role``)."""
+        chosen = self.with_role(role) if role else list(self.members)
+        if len(chosen) != 1:
+            names = ", ".join(m.name for m in chosen) or "none"
+            fail(f"this works on one host, and {len(chosen)} match ({names})", "choose one host: --host NAME (or --hosts NAME)")
+        return chosen[0]
+
+    def pick(self, service: str) -> Member:
+        """The host to run ``service``'s command on: the chosen host running its role
+        (the first one when several do)."""
+        role = "db" if service in self.settings.config.stateful else "app"
+        chosen = self.with_role(role)
+        if not chosen:
+            fail(f"no chosen host runs {service} (role {role})", f"choose a host with the {role} role, or none")
+        if len(chosen) > 1:
+            say(f"{service} runs on {', '.join(m.name for m in chosen)}: using {chosen[0].name} (choose with --host)")
+        return chosen[0]
+
+    def ordered(self) -> tuple[list[Member], list[Member]]:
+        """The chosen db host first (what the apps need), then the other hosts."""
+        db = self.with_role("db")
+        return db, [m for m in self.members if m not in db]
+
+    def with_env(self, **values: str) -> Fleet:
+        members = tuple(dataclasses.replace(m, stack=m.stack.with_env(**values)) for m in self.members)
+        primary = dataclasses.replace(self.primary, stack=self.primary.stack.with_env(**values))
+        return dataclasses.replace(self, members=members, primary=primary)
+
+    def each(
+        self,
+        work: Callable[[Member], T],
+        what: str,
+        members: Sequence[Member] | None = None,
+        parallel: int | None = None,
+        summary: bool = True,
+    ) -> dict[str, T]:
+        """``work`` on every member, at most ``parallel`` at once. Locally it just runs."""
+        chosen = list(self.members if members is None else members)
+        if not self.remote:
+            return {m.name: work(m) for m in chosen}
+        results: dict[str, T] = {}
+        outcomes: dict[str, Outcome] = {}
+
+        def one(m: Member) -> None:
+            set_host(m.name)
+            start = time.monotonic()
+            try:
+                results[m.name] = work(m)
+                outcomes[m.name] = Outcome(m.name, True, time.monotonic() - start, "")
+            except (Exit, Exception) as err:  # noqa: BLE001 (every host's failure is reported)
+                detail = str(getattr(err, "message", "") or err or type(err).__name__)
+                outcomes[m.name] = Outcome(m.name, False, time.monotonic() - start, detail)
+            finally:
+                set_host(None)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel or self.parallel, len(chosen)))) as pool:
+            list(pool.map(one, chosen))
+        ordered = [outcomes[m.name] for m in chosen]
+        failed = [o for o in ordered if not o.ok]
+        if summary and (len(chosen) > 1 or failed):
+            table(f"{what}: {len(chosen) - len(failed)} of {len(chosen)} hosts ok", ["host", "result", "seconds", "detail"],
+                  ((o.host, "[green]ok[/green]" if o.ok else "[red]FAILED[/red]", f"{o.seconds:.1f}", first_line(o.detail))
+                   for o in ordered))
+        if failed:
+            raise HostsFailed(
+                f"error: {what} failed on {', '.join(o.host for o in failed)}: " + "; ".join(f"{o.host}: {first_line(o.detail)}" for o in failed)
+                + "\n  fix: read the lines prefixed with each failed host above", failed)
+        return results
+
+    def close(self) -> None:
+        for m in self.members:
+            if isinstance(m.stack.target, RemoteTarget):
+                m.stack.target.close()
+
+
+def first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line.removeprefix("error: ")[:160]
+
+
+def local_fleet(settings: Settings, target: Target) -> Fleet:
+    member = Member(LOCAL, releases.pin_current(Stack(settings, target)))
+    return Fleet(settings, (member,), member, parallel=1)
+
+
+def host_settings(settings: Settings, hosts: Sequence[Host]) -> Settings:
+    """A stage's settings as its hosts use them: when app hosts do not hold the database,
+    the hosts compose file is layered on and DB_HOST names the db host's address."""
+    if not is_split(hosts):
+        return settings
+    db = next(h for h in hosts if h.has("db"))
+    stage = dataclasses.replace(settings.stage, compose_files=(*settings.stage.compose_files, SPLIT_FILE))
+    return dataclasses.replace(settings, stage=stage, env={**settings.env, "DB_HOST": db.reach})
+
+
+def remote_fleet(settings: Settings, hosts: Sequence[Host], chosen: Sequence[Host], accept_new_host_keys: bool) -> Fleet:
+    """The chosen hosts of a stage; the stage's db host keeps the lock and the history
+    (also when it is not chosen), and names the release now serving for every host."""
+    settings = host_settings(settings, hosts)
+    ssh = settings.stage.ssh
+    targets = {h.name: RemoteTarget(h, ssh, accept_new_host_keys) for h in hosts}
+    db = next(h for h in hosts if h.has("db"))
+    primary = Member(db, releases.pin_current(Stack(settings, targets[db.name])))
+    pinned = primary.stack.settings.overrides
+    members = tuple(Member(h, Stack(settings, targets[h.name]).with_env(**pinned)) for h in chosen)
+    return Fleet(settings, members, primary, parallel=ssh.parallel)

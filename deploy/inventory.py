@@ -1,0 +1,157 @@
+"""The hosts of a stage (``deploy.stages.NAME.hosts`` in invoke.yaml) and their roles.
+
+A host has roles: ``app`` runs the stateless services and the proxy, ``db`` the
+stateful ones (PostgreSQL, Redis); one host may have both. A stage without hosts runs
+on the local engine.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deploy.errors import fail
+
+ROLES = ("app", "db")
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+DEPLOY_DIR = re.compile(r"^/[A-Za-z0-9_./-]+$")
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """How every host of a stage is reached."""
+
+    known_hosts: str = "~/.ssh/known_hosts"
+    ssh_config: str = "~/.ssh/config"
+    connect_timeout: float = 10.0  # seconds to connect and authenticate
+    command_timeout: float = 900.0  # seconds any one remote command may take
+    keepalive: int = 5  # seconds between keepalives; 3 missed = the host is gone
+    parallel: int = 8  # hosts worked at once
+
+
+@dataclass(frozen=True)
+class Host:
+    """One machine of a stage. ``name`` may be an alias of ~/.ssh/config (then its
+    HostName, User, Port, IdentityFile and ProxyJump apply)."""
+
+    name: str
+    address: str
+    roles: tuple[str, ...]
+    deploy_dir: str
+    user: str | None = None
+    port: int | None = None
+    key: str | None = None
+    private_address: str = ""  # where other hosts reach it (the db host's address for the app hosts)
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
+
+    @property
+    def reach(self) -> str:
+        return self.private_address or self.address
+
+
+def _where(stage: str, name: str = "") -> str:
+    return f"deploy.stages.{stage}.hosts" + (f".{name}" if name else "")
+
+
+def parse_ssh(raw: Mapping[str, Any], stage: str) -> SshOptions:
+    where = f"deploy.stages.{stage}.ssh"
+    unknown = set(raw) - set(SshOptions.__dataclass_fields__)
+    if unknown:
+        fail(f"invoke.yaml: {where}: unknown key(s) {sorted(unknown)}", f"use {sorted(SshOptions.__dataclass_fields__)}")
+    values: dict[str, Any] = {}
+    for key, default in SshOptions().__dict__.items():
+        if key not in raw:
+            continue
+        value = raw[key]
+        if isinstance(default, str):
+            values[key] = str(value)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            fail(f"invoke.yaml: {where}.{key} must be a positive number, not {value!r}", f"fix {where}.{key}")
+        else:
+            values[key] = type(default)(value)
+    return SshOptions(**values)
+
+
+def parse_hosts(raw: Any, stage: str, project: str, default_dir: str | None = None) -> tuple[Host, ...]:
+    """``hosts:`` as a mapping ``name: {address, user, port, key, roles, deploy_dir}``."""
+    if not raw:
+        return ()
+    if not isinstance(raw, Mapping):
+        fail(f"invoke.yaml: {_where(stage)} must be a mapping of host names", "write it as `app1: {address: 10.0.0.11, roles: [app]}`")
+    hosts = []
+    for name, spec in raw.items():
+        name, spec = str(name), spec or {}
+        where = _where(stage, name)
+        if not HOST_NAME.match(name):
+            fail(f"invoke.yaml: {where}: {name!r} is not a valid host name", "use letters, digits, '.', '-', '_'")
+        roles = spec.get("roles", list(ROLES))
+        if isinstance(roles, str):
+            roles = [roles]
+        bad = [r for r in roles if r not in ROLES]
+        if bad or not roles:
+            fail(f"invoke.yaml: {where}.roles {roles!r} is not a list of {', '.join(ROLES)}", f"give {where}.roles, e.g. [app]")
+        deploy_dir = str(spec.get("deploy_dir") or default_dir or f"/srv/{project}")
+        if not DEPLOY_DIR.match(deploy_dir) or ".." in deploy_dir.split("/"):
+            fail(f"invoke.yaml: {where}.deploy_dir {deploy_dir!r} is not an absolute plain path", "use e.g. /srv/myapp")
+        port = spec.get("port")
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+            fail(f"invoke.yaml: {where}.port {port!r} is not a port number", "give a number from 1 to 65535")
+        hosts.append(Host(
+            name=name,
+            address=str(spec.get("address") or name),
+            roles=tuple(r for r in ROLES if r in roles),
+            deploy_dir=deploy_dir.rstrip("/") or "/",
+            user=str(spec["user"]) if spec.get("user") else None,
+            port=port,
+            key=str(spec["key"]) if spec.get("key") else None,
+            private_address=str(spec.get("private_address") or ""),
+        ))
+    if not any(h.has("db") for h in hosts):
+        fail(f"invoke.yaml: {_where(stage)}: no host has the db role", "give one host roles: [db] (or [app, db])")
+    if len([h for h in hosts if h.has("db")]) > 1:
+        fail(f"invoke.yaml: {_where(stage)}: more than one host has the db role", "PostgreSQL runs on one host: give db to one")
+    if not any(h.has("app") for h in hosts):
+        fail(f"invoke.yaml: {_where(stage)}: no host has the app role", "give at least one host roles: [app]")
+    return tuple(hosts)
+
+
+def ad_hoc_hosts(names: Sequence[str], project: str) -> tuple[Host, ...]:
+    """Hosts given with --hosts and no stage inventory: one host with both roles."""
+    if len(names) != 1:
+        fail("--hosts without a stage that lists them names one host (with both roles)",
+             "list the hosts and their roles under deploy.stages.NAME.hosts, then pass --stage NAME")
+    return parse_hosts({names[0]: {}}, "(--hosts)", project)
+
+
+def split_list(text: str | None) -> list[str]:
+    return [w.strip() for w in (text or "").split(",") if w.strip()]
+
+
+def select(hosts: Sequence[Host], names: Sequence[str], roles: Sequence[str], stage: str) -> list[Host]:
+    """The stage's hosts narrowed to ``names`` (--hosts) and ``roles`` (--roles)."""
+    known = {h.name: h for h in hosts}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        fail(f"unknown host(s) {', '.join(map(repr, unknown))} in stage {stage}", f"use one of: {', '.join(known)}")
+    bad = [r for r in roles if r not in ROLES]
+    if bad:
+        fail(f"unknown role(s) {', '.join(map(repr, bad))}", f"use one of: {', '.join(ROLES)}")
+    chosen = [h for h in hosts if (not names or h.name in names) and (not roles or any(h.has(r) for r in roles))]
+    if not chosen:
+        listing = ", ".join(f"{h.name} ({'+'.join(h.roles)})" for h in hosts)
+        fail(f"no host of stage {stage} matches --hosts {','.join(names) or '(all)'} --roles {','.join(roles) or '(all)'}",
+             f"hosts: {listing}")
+    return chosen
+
+
+def role_services(host: Host, stateless: Sequence[str], proxy: str, stateful: Sequence[str]) -> list[str]:
+    """The services a host runs: app -> stateless and proxy; db -> stateful."""
+    return [*(list(stateless) + [proxy] if host.has("app") else []), *(stateful if host.has("db") else [])]
+
+
+def is_split(hosts: Sequence[Host]) -> bool:
+    """True when the app hosts do not also hold the database (they reach it over the network)."""
+    return any(h.has("app") and not h.has("db") for h in hosts)

@@ -1,0 +1,270 @@
+"""A remote host as a Target: Fabric over SSH, with strict host keys.
+
+Fabric trusts any host key (it sets paramiko's AutoAddPolicy and never reads
+known_hosts). Here known_hosts is loaded and an unknown key is REJECTED, as OpenSSH's
+``StrictHostKeyChecking yes``; with ``accept_new`` a new key is recorded, as OpenSSH's
+``accept-new``. A changed key is always refused. The same policy applies to every
+ProxyJump hop.
+
+A dead host fails fast: connect timeout, a command timeout, SSH keepalives, and TCP
+keepalive with a user timeout, so that a host whose link drops mid-command fails within
+about three keepalive intervals, naming the host.
+
+Byte streams (pg_dump, pg_restore) use a raw session channel with a large window,
+never ``Connection.run`` (it decodes text and keeps all of it in memory).
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import shlex
+import socket
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import paramiko
+from invoke.exceptions import CommandTimedOut
+from invoke.runners import Result
+
+from deploy.errors import fail
+from deploy.inventory import Host, SshOptions
+from deploy.output import PrefixedStream
+from deploy.target import HttpResponse
+
+WINDOW = 64 * 1024 * 1024  # bytes in flight on a stream channel
+_known_hosts_lock = threading.Lock()
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    return key.fingerprint  # "SHA256:..." as ssh-keygen -l prints it
+
+
+class UnknownHostKey(paramiko.SSHException):
+    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
+        super().__init__(f"unknown host key for {hostname}")
+        self.hostname, self.key = hostname, key
+
+
+class RejectUnknown(paramiko.MissingHostKeyPolicy):
+    """OpenSSH ``StrictHostKeyChecking yes``."""
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise UnknownHostKey(hostname, key)
+
+
+class AcceptNew(paramiko.MissingHostKeyPolicy):
+    """OpenSSH ``accept-new``: record a key never seen before (a changed key is refused
+    before any policy is asked)."""
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        line = paramiko.hostkeys.HostKeyEntry([hostname], key).to_line()
+        with _known_hosts_lock:
+            self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(self.known_hosts, "a") as f:
+                f.write(line)
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        sys.stderr.write(f"[{hostname}] recorded its new host key {key.get_name()} {fingerprint(key)} in {self.known_hosts}\n")
+
+
+def tune_socket(sock: Any, keepalive: int) -> None:
+    """TCP keepalive and a user timeout: a peer that vanished is noticed in seconds."""
+    if not isinstance(sock, socket.socket):
+        return  # a ProxyJump channel: the SSH keepalive covers it
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", keepalive), ("TCP_KEEPINTVL", keepalive), ("TCP_KEEPCNT", 3),
+                        ("TCP_USER_TIMEOUT", keepalive * 3 * 1000)):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+class RemoteProcess:
+    """A command on the host with raw byte pipes over one SSH channel."""
+
+    def __init__(self, channel: paramiko.Channel, stdin: bool) -> None:
+        self.channel = channel
+        self.stdout: IO[bytes] = channel.makefile("rb", 1024 * 1024)
+        self.stdin: IO[bytes] | None = channel.makefile_stdin("wb", 1024 * 1024) if stdin else None
+        self._stderr = channel.makefile_stderr("rb")
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self.channel.status_event.wait(timeout):
+            raise TimeoutError("the remote command did not finish in time")
+        return self.channel.recv_exit_status()
+
+    def kill(self) -> None:
+        self.channel.close()
+
+    def stderr_text(self) -> str:
+        return self._stderr.read().decode(errors="replace") if self.channel.exit_status_ready() else ""
+
+
+class RemoteTarget:
+    """One host over SSH. Files (compose files, env, state) live under its deploy_dir."""
+
+    local = False
+
+    def __init__(self, host: Host, ssh: SshOptions, accept_new_host_keys: bool = False) -> None:
+        self.host = host
+        self.ssh = ssh
+        self.name = host.name
+        self.workdir = host.deploy_dir
+        self.accept_new = accept_new_host_keys
+        self._conn: Any = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._lock = threading.Lock()
+
+    # --- the connection ------------------------------------------------------------
+    def _policy(self) -> paramiko.MissingHostKeyPolicy:
+        return AcceptNew(Path(self.ssh.known_hosts).expanduser()) if self.accept_new else RejectUnknown()
+
+    def _prepare(self, conn: Any) -> None:
+        """Strict host keys on this connection and every gateway hop."""
+        known = Path(self.ssh.known_hosts).expanduser()
+        while conn is not None and not isinstance(conn, str):
+            conn.client.set_missing_host_key_policy(self._policy())
+            if known.is_file():
+                conn.client.load_host_keys(str(known))
+            conn = conn.gateway
+
+    def connection(self) -> Any:
+        with self._lock:
+            if self._conn is not None and self._conn.is_connected:
+                return self._conn
+            from fabric import Config, Connection
+
+            ssh_config = Path(self.ssh.ssh_config).expanduser()
+            config = Config(runtime_ssh_path=str(ssh_config)) if ssh_config.is_file() else Config()
+            timeout = self.ssh.connect_timeout
+            kwargs: dict[str, Any] = {"banner_timeout": timeout, "auth_timeout": timeout, "allow_agent": True}
+            if self.host.key:
+                kwargs["key_filename"] = str(Path(self.host.key).expanduser())
+            conn = Connection(self.host.address, user=self.host.user, port=self.host.port, config=config,
+                              connect_timeout=int(timeout), connect_kwargs=kwargs)
+            self._prepare(conn)
+            try:
+                conn.open()
+            except paramiko.BadHostKeyException as err:
+                fail(f"HOST KEY CHANGED for {self.name} ({err.hostname}): it offered {err.key.get_name()} {fingerprint(err.key)}, "
+                     f"but {self.ssh.known_hosts} has another key. Someone may be intercepting the connection; nothing was run",
+                     f"if the host was really reinstalled, check its new key out of band, then: ssh-keygen -R {err.hostname}")
+            except UnknownHostKey as err:
+                fail(f"unknown host key for {self.name} ({err.hostname}): {err.key.get_name()} {fingerprint(err.key)} is not in "
+                     f"{self.ssh.known_hosts}; refusing to connect",
+                     f"check the fingerprint out of band, then pass --accept-new-host-keys (or ssh {self.host.address} once)")
+            except paramiko.AuthenticationException as err:
+                fail(f"{self.name}: SSH authentication failed ({err})", "check the host's user and key in invoke.yaml (or ~/.ssh/config)")
+            except (OSError, paramiko.SSHException, EOFError) as err:
+                fail(f"cannot reach {self.name} ({self.host.address}): {err or type(err).__name__}",
+                     f"check that the host is up and sshd answers (ssh {self.host.address}); connect timeout {timeout:g} s")
+            conn.transport.set_keepalive(self.ssh.keepalive)
+            tune_socket(conn.transport.sock, self.ssh.keepalive)
+            self._conn, self._sftp = conn, None
+            return conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn, self._sftp = None, None
+
+    def _lost(self, what: str) -> None:
+        fail(f"lost the connection to {self.name} ({self.host.address}) during {what}",
+             "check the host and its network; the deploy lock and history tell what was done (inv lock.status, inv releases)")
+
+    def _command(self, argv: Sequence[str], env: Mapping[str, str] | None) -> str:
+        """The one place a remote command line is made: every word quoted once. Values
+        in ``env`` are only ever non-secret overrides (APP_VERSION); secrets stay in the
+        uploaded env file."""
+        words = ["env", *(f"{k}={v}" for k, v in env.items())] if env else []
+        return shlex.join([*words, *argv])
+
+    # --- the Target interface --------------------------------------------------------
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        hide: bool = True,
+        warn: bool = False,
+        pty: bool = False,
+        timeout: float | None = None,
+    ) -> Result:
+        conn = self.connection()
+        streams: dict[str, Any] = {}
+        if not hide:
+            streams = {"out_stream": PrefixedStream(self.name, sys.stdout), "err_stream": PrefixedStream(self.name, sys.stderr)}
+        try:
+            result = conn.run(self._command(argv, env), hide=hide, warn=True, pty=pty, in_stream=None if pty else False,
+                              timeout=timeout or self.ssh.command_timeout, **streams)
+        except CommandTimedOut:
+            fail(f"{self.name}: `{shlex.join(argv)[:120]}` took longer than {timeout or self.ssh.command_timeout:g} s",
+                 "check the host (inv status); raise deploy.stages.STAGE.ssh.command_timeout if it is just slow")
+        except (OSError, EOFError, paramiko.SSHException):
+            self._lost(shlex.join(argv)[:80])
+        if not conn.is_connected:
+            self._lost(shlex.join(argv)[:80])
+        if not result.ok and not warn:
+            from invoke.exceptions import UnexpectedExit
+
+            raise UnexpectedExit(result)
+        return result
+
+    def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, stdin: bool = False) -> RemoteProcess:
+        transport = self.connection().transport
+        try:
+            channel = transport.open_session(window_size=WINDOW, max_packet_size=32768)
+            channel.exec_command(self._command(argv, env))
+        except (OSError, EOFError, paramiko.SSHException):
+            self._lost(shlex.join(argv)[:80])
+        return RemoteProcess(channel, stdin)
+
+    def fetch(self, port: int, path: str, timeout: float = 5.0) -> HttpResponse:
+        """GET a port on the host's loopback, through the SSH connection (no port needs
+        to be open to us)."""
+        transport = self.connection().transport
+        try:
+            channel = transport.open_channel("direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=timeout)
+            channel.settimeout(timeout)
+            client = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            client.sock = channel
+            client.request("GET", path, headers={"Connection": "close"})
+            resp = client.getresponse()
+            body = resp.read(65536)
+            client.close()
+            return HttpResponse(resp.status, body)
+        except (OSError, EOFError, paramiko.SSHException, http.client.HTTPException) as err:
+            return HttpResponse(0, b"", f"{type(err).__name__}: {err}")
+
+    def sftp(self) -> paramiko.SFTPClient:
+        conn = self.connection()
+        with self._lock:
+            if self._sftp is None:
+                self._sftp = conn.sftp()
+            return self._sftp
+
+    def read_text(self, path: str) -> str | None:
+        try:
+            with self.sftp().open(path, "r") as f:
+                return f.read().decode()
+        except FileNotFoundError:
+            return None
+
+    def write_text(self, path: str, text: str) -> None:
+        self.write_bytes(path, text.encode(), 0o600)
+
+    def write_bytes(self, path: str, data: bytes, mode: int) -> None:
+        """Write atomically: a temp file created with ``mode`` (never wider for a moment),
+        then renamed over ``path``."""
+        self.run(["mkdir", "-p", "-m", "0750", os.path.dirname(path)])
+        sftp = self.sftp()
+        tmp = f"{path}.tmp"
+        with sftp.open(tmp, "w") as f:
+            f.chmod(mode)
+            f.write(data)
+        sftp.posix_rename(tmp, path)

@@ -1,0 +1,71 @@
+"""What a host needs to run the stage: the compose files (with the config files beside
+them) and the env file, in its deploy directory.
+
+The env file holds the stage's whole merged environment (process env > env file >
+defaults), written with mode 0600 through SFTP: secrets never appear on a command line,
+in the process list, or in output.
+"""
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from deploy.errors import fail
+from deploy.remote import RemoteTarget
+from deploy.settings import REMOTE_ENV_FILE
+from deploy.stack import Stack, last_lines
+
+
+def env_line(name: str, value: str) -> str:
+    """One dotenv assignment that Compose reads back exactly (single quotes are literal)."""
+    if "'" not in value and "\n" not in value:
+        return f"{name}='{value}'"
+    if "$" in value or "\n" in value:
+        fail(f"the value of {name} has a quote and a $ or a newline: Compose cannot read it back unchanged", f"change {name}")
+    return f'{name}="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_env(env: Mapping[str, str]) -> str:
+    lines = ["# Uploaded by the deploy tasks: the stage's merged environment. Do not edit here."]
+    lines += [env_line(k, v) for k, v in sorted(env.items())]
+    return "\n".join(lines) + "\n"
+
+
+def compose_tree(root: Path, compose_files: tuple[str, ...]) -> bytes:
+    """A tar of every folder holding a compose file (their config files come along),
+    paths relative to the project root."""
+    folders = sorted({(root / f).parent.resolve() for f in compose_files})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for folder in folders:
+            if not folder.is_relative_to(root.resolve()):
+                fail(f"{folder} is outside the project", "keep the stage's compose files inside the project")
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and not path.name.startswith(".env"):
+                    info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root.resolve())))
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = "root"
+                    info.mode = 0o644
+                    with open(path, "rb") as f:
+                        tar.addfile(info, f)
+    return buf.getvalue()
+
+
+def upload(stack: Stack) -> None:
+    """Put the compose files and the env file in the host's deploy directory."""
+    target = stack.target
+    assert isinstance(target, RemoteTarget)
+    s = stack.settings
+    workdir = target.workdir
+    target.run(["mkdir", "-p", "-m", "0750", workdir])
+    proc = target.spawn(["tar", "-x", "--no-same-owner", "-C", workdir, "-f", "-"], stdin=True)
+    assert proc.stdin is not None
+    proc.stdin.write(compose_tree(s.config.root, s.stage.compose_files))
+    proc.stdin.close()
+    if proc.wait(s.stage.ssh.command_timeout) != 0:
+        fail(f"unpacking the compose files in {workdir} on {target.name} failed: {last_lines(proc.stderr_text(), 3)}",
+             f"check that {workdir} is writable by the SSH user")
+    env = {k: v for k, v in s.env.items() if k not in s.overrides}  # a run's APP_VERSION goes with each command
+    target.write_bytes(f"{workdir}/{REMOTE_ENV_FILE}", render_env(env).encode(), 0o600)
