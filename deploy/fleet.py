@@ -140,9 +140,11 @@ class Fleet:
                   ((o.host, "[green]ok[/green]" if o.ok else "[red]FAILED[/red]", f"{o.seconds:.1f}", first_line(o.detail))
                    for o in ordered))
         if failed:
+            fixes = {line.strip() for o in failed for line in o.detail.splitlines() if line.strip().startswith("fix:")}
+            fix = fixes.pop() if len(fixes) == 1 else "fix: read the lines prefixed with each failed host above"
             raise HostsFailed(
                 f"error: {what} failed on {', '.join(o.host for o in failed)}: " + "; ".join(f"{o.host}: {first_line(o.detail)}" for o in failed)
-                + "\n  fix: read the lines prefixed with each failed host above", failed)
+                + f"\n  {fix}", failed)
         return results
 
     def close(self) -> None:

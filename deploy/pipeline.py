@@ -166,36 +166,10 @@ class Deploy:
             fail(f"the tests failed (exit {result.exited}): {shlex.join(cmd)}", "fix them, or deploy with --skip-tests")
 
     def backup(self) -> None:
-        db = self.new.settings.config.database.service
-        if not any(c.service == db and c.state == "running" for c in self.old.containers()):
-            self.say(f"  {db} is not running yet (a first deploy): nothing to back up")
-            return
-        result = backup(self.old, label=f"pre-{self.version.tag}")
-        self.say(f"  {result.path}")
+        backup_before(self.old, self.version.tag, self.say)
 
     def stateful(self) -> None:
-        """Stateful services are left alone unless their image or configuration changed;
-        then they are restarted only with --restart-stateful (after the backup step)."""
-        cfg = self.new.settings.config
-        out = self.new.run(compose.config_hashes(self.new.project, cfg.stateful), what="hashing the stateful services").stdout
-        wanted = parse_hashes(out)
-        running = {c.service: c.config_hash for c in self.old.containers() if c.state == "running"}
-        absent = [s for s in cfg.stateful if s not in running]
-        if absent:
-            self.say(f"  starting {', '.join(absent)} (not running)")
-            self.new.run(compose.up(self.new.project, absent, no_deps=True, wait_timeout=int(self.options.timeout)),
-                         what=f"starting {', '.join(absent)}", fix="see inv logs SERVICE")
-        changed = [s for s in cfg.stateful if s in running and wanted.get(s) != running[s]]
-        if not changed:
-            self.say("  unchanged: " + ", ".join(cfg.stateful))
-            return
-        if not self.options.restart_stateful:
-            self.say(f"  [yellow]warning:[/yellow] {', '.join(changed)} changed (image or configuration) and are left as they run; "
-                     "deploy with --restart-stateful to apply (restarts them: a short outage of what depends on them)")
-            return
-        self.say(f"  [yellow]restarting {', '.join(changed)}[/yellow] to apply their new image or configuration")
-        self.new.run(compose.up(self.new.project, changed, no_deps=True, wait_timeout=int(self.options.timeout)),
-                     what=f"restarting {', '.join(changed)}", fix="see inv logs SERVICE; the backup taken before is in inv db.list")
+        apply_stateful(self.old, self.new, self.options, self.say)
 
     def build(self) -> None:
         self.new.run(compose.build(self.new.project), what="building images", fix="read the build output above", hide=False)
@@ -212,30 +186,21 @@ class Deploy:
                     push_ref(self.new, n.ref(t), self.say)
 
     def migrate(self) -> None:
-        db = self.new.settings.config.database
-        self.new.run(compose.run_once(self.new.project, db.migrate_service, db.migrate_command),
-                     what="the migration", fix="fix the migration; the previous version still serves", hide=False)
+        migrate(self.new)
 
     def rollout(self) -> None:
         services = list(self.new.settings.config.stateless)
-        for c in self.old.containers():
-            if c.service in services and c.state == "running":
-                self.previous_tag.setdefault(c.service, c.image.rsplit(":", 1)[-1])
+        self.previous_tag = previous_tags(self.old, services)
         # A failed rollout removes its new containers itself (the old ones never stopped);
         # once it succeeded, a later failure (verify) must return the services.
         rollout(self.new, services, self.options.timeout, self.say)
         self.switched = services
 
     def proxy(self) -> None:
-        """Start the proxy if it is not running (a first deploy); a running one is left as it is."""
-        proxy = self.new.settings.config.proxy.service
-        self.new.run(compose.up(self.new.project, [proxy], no_recreate=True, no_deps=True, wait_timeout=int(self.options.timeout)),
-                     what=f"starting {proxy}", fix=f"see inv logs {proxy}")
+        start_proxy(self.new, self.options.timeout)
 
     def verify(self) -> None:
-        bad = [f"{c.subject}: {c.detail}" for c in http_checks(self.new) if not c.ok]
-        if bad:
-            fail("through the proxy: " + "; ".join(bad), "see inv health and inv logs SERVICE")
+        verify_proxy(self.new)
 
     def promote(self) -> None:
         for n in self.names:
@@ -244,34 +209,113 @@ class Deploy:
                 push_ref(self.new, n.ref("latest"), self.say)
 
     def cleanup(self) -> None:
-        """Remove the images of releases beyond the newest ``retention.releases`` (this one
-        included); images a container still uses stay (docker refuses)."""
-        keep = self.new.settings.config.retention.releases
-        done = releases.successful_versions(self.new)
-        kept = set(done[-(keep - 1):] if keep > 1 else []) | {self.version.tag}
-        for version in done:
-            if version not in kept:
-                for n in self.names:
-                    self.new.target.run(images.remove(n.ref(version)), warn=True)
-        self.new.target.run(docker.prune_dangling_images(self.new.settings.config.project), warn=True)
+        remove_old_images(self.new, releases.successful_versions(self.home), self.version.tag, self.names)
 
     def digest(self, name: ImageName) -> str:
         result = self.new.target.run(images.identity(name.ref(self.version.tag)), warn=True)
         return images.parse_identity(result.stdout, name.repository) if result.ok else ""
 
+    @property
+    def home(self) -> Stack:
+        """Where the lock and the release history live."""
+        return self.new
+
+    @property
+    def hosts(self) -> list[str]:
+        return []
+
     # --- rollback ----------------------------------------------------------------------
     def roll_back(self) -> None:
         """Return the switched services to the images their old containers ran."""
-        by_tag: dict[str, list[str]] = {}
-        for service in self.switched:
-            tag = self.previous_tag.get(service)
-            if tag:
-                by_tag.setdefault(tag, []).append(service)
-            else:
-                self.say(f"  {service}: no previous containers to return to")
-        for tag, services in by_tag.items():
-            self.say(f"rolling {', '.join(services)} back to {tag}")
-            rollout(with_version(self.old, tag), services, self.options.timeout, self.say)
+        roll_back_services(self.old, self.switched, self.previous_tag, self.options.timeout, self.say)
+
+
+def backup_before(stack: Stack, version: str, say: Callable[[str], None]) -> None:
+    """A backup named for the release about to be deployed (none on a first deploy)."""
+    db = stack.settings.config.database.service
+    if not any(c.service == db and c.state == "running" for c in stack.containers()):
+        say(f"  {db} is not running yet (a first deploy): nothing to back up")
+        return
+    result = backup(stack, label=f"pre-{version}")
+    say(f"  {result.path}")
+
+
+def apply_stateful(old: Stack, new: Stack, options: DeployOptions, say: Callable[[str], None]) -> None:
+    """Stateful services are left alone unless their image or configuration changed;
+    then they are restarted only with --restart-stateful (after the backup step)."""
+    cfg = new.settings.config
+    wanted = parse_hashes(new.run(compose.config_hashes(new.project, cfg.stateful), what="hashing the stateful services").stdout)
+    running = {c.service: c.config_hash for c in old.containers() if c.state == "running"}
+    absent = [s for s in cfg.stateful if s not in running]
+    if absent:
+        say(f"  starting {', '.join(absent)} (not running)")
+        new.run(compose.up(new.project, absent, no_deps=True, wait_timeout=int(options.timeout)),
+                what=f"starting {', '.join(absent)}", fix="see inv logs SERVICE")
+    changed = [s for s in cfg.stateful if s in running and wanted.get(s) != running[s]]
+    if not changed:
+        say("  unchanged: " + ", ".join(cfg.stateful))
+        return
+    if not options.restart_stateful:
+        say(f"  [yellow]warning:[/yellow] {', '.join(changed)} changed (image or configuration) and are left as they run; "
+            "deploy with --restart-stateful to apply (restarts them: a short outage of what depends on them)")
+        return
+    say(f"  [yellow]restarting {', '.join(changed)}[/yellow] to apply their new image or configuration")
+    new.run(compose.up(new.project, changed, no_deps=True, wait_timeout=int(options.timeout)),
+            what=f"restarting {', '.join(changed)}", fix="see inv logs SERVICE; the backup taken before is in inv db.list")
+
+
+def migrate(stack: Stack) -> None:
+    db = stack.settings.config.database
+    stack.run(compose.run_once(stack.project, db.migrate_service, db.migrate_command),
+              what="the migration", fix="fix the migration; the previous version still serves", hide=False)
+
+
+def previous_tags(stack: Stack, services: Sequence[str]) -> dict[str, str]:
+    """The image tag each service's running containers have (what a rollback returns to)."""
+    tags: dict[str, str] = {}
+    for c in stack.containers():
+        if c.service in services and c.state == "running":
+            tags.setdefault(c.service, c.image.rsplit(":", 1)[-1])
+    return tags
+
+
+def start_proxy(stack: Stack, timeout: float) -> None:
+    """Start the proxy if it is not running (a first deploy); a running one is left as it is."""
+    proxy = stack.settings.config.proxy.service
+    stack.run(compose.up(stack.project, [proxy], no_recreate=True, no_deps=True, wait_timeout=int(timeout)),
+              what=f"starting {proxy}", fix=f"see inv logs {proxy}")
+
+
+def verify_proxy(stack: Stack) -> None:
+    bad = [f"{c.subject}: {c.detail}" for c in http_checks(stack) if not c.ok]
+    if bad:
+        fail(f"through the proxy on {stack.target.name}: " + "; ".join(bad), "see inv health and inv logs SERVICE")
+
+
+def remove_old_images(stack: Stack, done: Sequence[str], version: str, names: Sequence[ImageName]) -> None:
+    """Remove the images of releases beyond the newest ``retention.releases`` (``version``
+    included); images a container still uses stay (docker refuses)."""
+    keep = stack.settings.config.retention.releases
+    kept = set(done[-(keep - 1):] if keep > 1 else []) | {version}
+    for old in done:
+        if old not in kept:
+            for n in names:
+                stack.target.run(images.remove(n.ref(old)), warn=True)
+    stack.target.run(docker.prune_dangling_images(stack.settings.config.project), warn=True)
+
+
+def roll_back_services(stack: Stack, services: Sequence[str], tags: dict[str, str], timeout: float, say: Callable[[str], None]) -> None:
+    """Return ``services`` to the image tags they ran (``tags``), with the rollout."""
+    by_tag: dict[str, list[str]] = {}
+    for service in services:
+        tag = tags.get(service)
+        if tag:
+            by_tag.setdefault(tag, []).append(service)
+        else:
+            say(f"  {service}: no previous containers to return to")
+    for tag, group in by_tag.items():
+        say(f"rolling {', '.join(group)} back to {tag}")
+        rollout(with_version(stack, tag), group, timeout, say)
 
 
 def run_steps(steps: Sequence[Step], say: Callable[[str], None]) -> list[tuple[str, float]]:
@@ -299,17 +343,18 @@ def describe(stack: Stack, steps: Sequence[Step]) -> list[str]:
 
 def deploy(d: Deploy) -> releases.Release:
     release = releases.Release(
-        version=d.version.tag, status="running", tags=[*d.tags, "latest"], git_sha=d.sha,
+        version=d.version.tag, status="running", tags=[*d.tags, "latest"], git_sha=d.sha, hosts=d.hosts,
         compose_files=list(d.new.settings.stage.compose_files), env_file=str(d.new.settings.env_file),
     )
+    home = d.home
     started = time.monotonic()
-    lock.acquire(d.new, f"deploy {d.version.tag}")
+    lock.acquire(home, f"deploy {d.version.tag}")
     try:
-        releases.record(d.new, release)
-        releases.audit(d.new, "deploy started", version=release.version)
+        releases.record(home, release)
+        releases.audit(home, "deploy started", version=release.version)
         try:
             for name, seconds in run_steps(d.steps(), d.say):
-                releases.audit(d.new, f"step {name}", version=release.version, seconds=round(seconds, 2))
+                releases.audit(home, f"step {name}", version=release.version, seconds=round(seconds, 2))
         except (Exit, Exception) as err:
             release.status, release.error = "failed", str(getattr(err, "message", err) or err)
             if d.switched:
@@ -321,19 +366,20 @@ def deploy(d: Deploy) -> releases.Release:
         release.digests = {n.service: d.digest(n) for n in d.names}
     finally:
         release.duration_seconds = round(time.monotonic() - started, 1)
-        releases.record(d.new, release)
-        releases.audit(d.new, f"deploy {release.status}", version=release.version, error=release.error[:500])
-        lock.release(d.new, force=True)
+        releases.record(home, release)
+        releases.audit(home, f"deploy {release.status}", version=release.version, error=release.error[:500])
+        lock.release(home, force=True)
     return release
 
 
-def rollback_target(stack: Stack, version: str | None) -> str:
+def rollback_target(stack: Stack, version: str | None, images_here: bool = True) -> str:
     """The release to return to: ``version`` (a successful release whose images are still
-    here), or the successful release before the one now serving."""
+    here, unless hosts pull them: ``images_here`` False), or the successful release
+    before the one now serving."""
     done = releases.successful_versions(stack)
     serving = releases.current(stack)
     names = image_names(stack)
-    available = [v for v in done if all(stack.target.run(images.exists(n.ref(v)), warn=True).ok for n in names)]
+    available = [v for v in done if not images_here or all(stack.target.run(images.exists(n.ref(v)), warn=True).ok for n in names)]
     listing = ", ".join(available) or "none"
     if version is None:
         earlier = [v for v in done if not serving or v != serving.version]

@@ -24,6 +24,7 @@ class Release:
     images: dict[str, str] = field(default_factory=dict)  # service -> image reference
     digests: dict[str, str] = field(default_factory=dict)  # service -> registry digest (or image id when not pushed)
     git_sha: str = ""
+    hosts: list[str] = field(default_factory=list)  # the hosts it went to (none: the local engine)
     user: str = field(default_factory=lambda: f"{getpass.getuser()}@{socket.gethostname()}")
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     duration_seconds: float = 0.0

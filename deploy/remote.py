@@ -261,7 +261,7 @@ class RemoteTarget:
     def write_bytes(self, path: str, data: bytes, mode: int) -> None:
         """Write atomically: a temp file created with ``mode`` (never wider for a moment),
         then renamed over ``path``."""
-        self.run(["mkdir", "-p", "-m", "0750", os.path.dirname(path)])
+        self.run(["mkdir", "-p", os.path.dirname(path)])
         sftp = self.sftp()
         tmp = f"{path}.tmp"
         with sftp.open(tmp, "w") as f:

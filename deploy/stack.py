@@ -52,7 +52,8 @@ class Stack:
         if not result.ok:
             detail = self.settings.masked(last_lines(result.stderr or result.stdout))
             cmd = self.settings.masked(shlex.join(argv))
-            fail(f"{what} failed on {self.target.name} (exit {result.exited}): {cmd}\n{detail}", fix)
+            reason = detail.splitlines()[-1] if detail else "no output"
+            fail(f"{what} failed on {self.target.name} (exit {result.exited}): {reason}\ncommand: {cmd}\n{detail}", fix)
         return result
 
     def containers(self) -> list[Container]:
@@ -63,6 +64,10 @@ class Stack:
 
     def config(self) -> dict[str, Any]:
         """The merged compose configuration of this stage (``docker compose config``)."""
+        workdir = self.target.workdir
+        if workdir is not None and not self.target.run(["test", "-f", self.project.files[0]], warn=True).ok:
+            fail(f"nothing of {self.settings.config.project} is on {self.target.name} yet ({workdir} has no compose files)",
+                 f"deploy there first: inv deploy --stage {self.settings.stage.name} --version X.Y.Z (or inv up)")
         out = self.run(
             compose.config_json(self.project),
             what="reading the compose configuration",

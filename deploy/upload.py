@@ -59,7 +59,7 @@ def upload(stack: Stack) -> None:
     assert isinstance(target, RemoteTarget)
     s = stack.settings
     workdir = target.workdir
-    target.run(["mkdir", "-p", "-m", "0750", workdir])
+    target.run(["install", "-d", "-m", "0750", workdir])
     proc = target.spawn(["tar", "-x", "--no-same-owner", "-C", workdir, "-f", "-"], stdin=True)
     assert proc.stdin is not None
     proc.stdin.write(compose_tree(s.config.root, s.stage.compose_files))

@@ -19,7 +19,7 @@ def _statuses(m: Member) -> list[ServiceStatus]:
 def status(c: Context, *, where: Where) -> None:
     """Per service: desired/running/healthy replicas, image and version, uptime, ports (per host)."""
     fleet = open_fleet(c, where)
-    found = fleet.each(_statuses, what="status")
+    found = fleet.each(_statuses, what="status", summary=False)
     for m in fleet.members:
         table(
             f"{fleet.settings.config.project} ({fleet.settings.stage.name}) on {m.name}",

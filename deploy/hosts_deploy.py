@@ -1,0 +1,211 @@
+"""``inv deploy`` and ``inv rollback`` on a stage with hosts.
+
+Build and push once, here; upload the compose files and the env file to every host;
+pull the release's images on every host before any host switches; back up on the db
+host, streamed home; migrate once, from an app host; then roll the app hosts out in
+batches (``--parallel N``, default one host at a time: the others keep serving at full
+capacity), each host with the zero-downtime rollout and its proxy checked.
+
+All or nothing: on the first failed host the deploy stops and every host already
+switched is rolled back to the images it ran. The lock and the release history live on
+the stage's db host, so two people deploying from two machines are refused.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from invoke.exceptions import Exit
+
+from deploy import lock, releases
+from deploy.checks import preflight
+from deploy.commands import compose
+from deploy.errors import fail
+from deploy.fleet import Fleet, HostsFailed, Member
+from deploy.pipeline import (
+    Deploy, DeployOptions, Step, apply_stateful, backup_before, image_names, migrate, previous_tags, remove_old_images,
+    roll_back_services, start_proxy, verify_proxy,
+)
+from deploy.rollout import rollout
+from deploy.stack import Stack
+from deploy.target import LocalTarget
+from deploy.upload import upload
+from deploy.versions import Version
+
+
+def batches(members: Sequence[Member], size: int) -> list[list[Member]]:
+    return [list(members[i:i + size]) for i in range(0, len(members), size)]
+
+
+def pull_images(m: Member) -> None:
+    """The host's role images of the release its stack names (APP_VERSION), pulled."""
+    m.stack.run(compose.pull(m.stack.project, m.services()), what="pulling the release's images",
+                fix="check that the host reaches the registry (DOCKER_REGISTRY) and that the images were pushed (inv push)")
+
+
+class HostsDeploy(Deploy):
+    """A deploy of ``version`` to the app and db hosts of ``fleet``; building, tagging
+    and pushing happen on this machine's engine (``build``)."""
+
+    def __init__(self, fleet: Fleet, build: Stack, local: LocalTarget, version: Version, options: DeployOptions,
+                 say: Callable[[str], None], parallel: int = 1) -> None:
+        super().__init__(build, local, version, options, say)
+        self.fleet = fleet
+        self.target_fleet = fleet.with_env(APP_VERSION=version.tag)
+        self.parallel = parallel
+        self.switched: list[Member] = []  # type: ignore[assignment]  # hosts switched (base: services)
+        self.ran: dict[str, dict[str, str]] = {}  # host -> the tag each service ran before
+        self._switched_lock = threading.Lock()
+        if not any(n.pushable for n in self.names):
+            fail("a deploy to hosts needs a registry: the hosts pull the images from it",
+                 "set DOCKER_REGISTRY in the stage's env file (hosts must reach it)")
+
+    @property
+    def home(self) -> Stack:
+        return self.fleet.primary.stack
+
+    @property
+    def hosts(self) -> list[str]:
+        return [m.name for m in self.fleet.members]
+
+    def _apps(self, fleet: Fleet) -> list[Member]:
+        return fleet.with_role("app")
+
+    def _db(self, fleet: Fleet) -> Member:
+        return fleet.primary
+
+    def steps(self) -> list[Step]:
+        base = {s.name: s for s in super().steps()}
+        hosts = ", ".join(m.name for m in self.fleet.members)
+        apps = ", ".join(m.name for m in self._apps(self.fleet))
+        db = self.fleet.primary.name
+        on = lambda where: (lambda: [["# on " + where]])  # noqa: E731 (the plan names the hosts)
+        return [
+            Step("preflight", on(f"this machine and {hosts}"), self.preflight),
+            base["tests"],
+            base["build"],
+            base["tag"],
+            base["push"],
+            Step("upload", on(f"{hosts}: compose files and the env file (0600) into the deploy directory"), self.upload),
+            Step("pull", lambda: [compose.pull(m.stack.project, m.services()) for m in self.target_fleet.members], self.pull),
+            Step("backup", on(f"{db}: pg_dump streamed home"), self.backup, base["backup"].skipped),
+            Step("stateful", on(db), self.stateful),
+            Step("migrate", lambda: [compose.run_once(self._apps(self.target_fleet)[0].stack.project,
+                                                      self.new.settings.config.database.migrate_service,
+                                                      self.new.settings.config.database.migrate_command)], self.migrate),
+            Step("rollout", on(f"{apps}, {self.parallel} at a time, each with its proxy checked"), self.rollout),
+            Step("verify", on(f"{apps}: through each proxy"), self.verify),
+            base["promote"],
+            Step("cleanup", on(f"this machine and {hosts}"), self.cleanup),
+        ]
+
+    def preflight(self) -> None:
+        super().preflight()
+        found = self.fleet.each(lambda m: [f for f in preflight(m.stack, self.local) if not f.ok], what="preflight", summary=False)
+        failed = [f"{host}: {f.subject}: {f.detail}" for host, findings in found.items() for f in findings]
+        if failed:
+            fail("preflight: " + "; ".join(failed), f"run inv check --stage {self.new.settings.stage.name}")
+
+    def upload(self) -> None:
+        self.fleet.each(lambda m: upload(m.stack), what="upload")
+
+    def pull(self) -> None:
+        """Every host has the release's images before any host switches."""
+        self.target_fleet.each(pull_images, what="pull")
+
+    def backup(self) -> None:
+        backup_before(self._db(self.fleet).stack, self.version.tag, self.say)
+
+    def stateful(self) -> None:
+        apply_stateful(self._db(self.fleet).stack, self._db(self.target_fleet).stack, self.options, self.say)
+
+    def migrate(self) -> None:
+        m = self._apps(self.target_fleet)[0]
+        self.say(f"  on {m.name}")
+        migrate(m.stack)
+
+    def _roll_host(self, new: Member) -> None:
+        old = next(m for m in self.fleet.members if m.name == new.name)
+        services = list(self.new.settings.config.stateless)
+        tags = previous_tags(old.stack, services)
+        rollout(new.stack, services, self.options.timeout, self.say)
+        with self._switched_lock:
+            self.ran[old.name] = tags
+            self.switched.append(old)
+        start_proxy(new.stack, self.options.timeout)
+        verify_proxy(new.stack)
+        self.say(f"switched to {self.version.tag}")
+
+    def rollout(self) -> None:
+        apps = self._apps(self.target_fleet)
+        for i, batch in enumerate(batches(apps, self.parallel), 1):
+            self.say(f"  batch {i}: {', '.join(m.name for m in batch)}")
+            self.target_fleet.each(self._roll_host, what=f"rollout of {', '.join(m.name for m in batch)}", members=batch,
+                                   parallel=len(batch), summary=False)
+
+    def verify(self) -> None:
+        self.target_fleet.each(lambda m: verify_proxy(m.stack), what="verify", members=self._apps(self.target_fleet))
+
+    def cleanup(self) -> None:
+        super().cleanup()
+        done = releases.successful_versions(self.home)
+        self.fleet.each(lambda m: remove_old_images(m.stack, done, self.version.tag, self.names if m.host.has("app") else []),
+                        what="cleanup", summary=False)
+
+    def roll_back(self) -> None:
+        """Every switched host back to the images it ran (in parallel: each is zero-downtime)."""
+        services = list(self.new.settings.config.stateless)
+        self.say(f"rolling back {', '.join(m.name for m in self.switched)}")
+        try:
+            self.fleet.each(lambda m: roll_back_services(m.stack, services, self.ran[m.name], self.options.timeout, self.say),
+                            what="rollback", members=self.switched)
+        except HostsFailed as err:
+            self.say(f"[red]the rollback failed on {', '.join(o.host for o in err.outcomes)}[/red]: see inv status --stage "
+                     f"{self.new.settings.stage.name}, then inv rollback VERSION there")
+
+
+def rollback_hosts(fleet: Fleet, version: str, timeout: float, parallel: int, say: Callable[[str], None]) -> releases.Release:
+    """Return every app host to ``version``: upload, pull it everywhere, then roll the
+    hosts in batches; a failed host stops it and the hosts already switched go back."""
+    home = fleet.primary.stack
+    release = releases.Release(version=version, status="running", kind="rollback", hosts=[m.name for m in fleet.members],
+                               compose_files=list(fleet.settings.stage.compose_files), env_file=str(fleet.settings.env_file))
+    started = time.monotonic()
+    target = fleet.with_env(APP_VERSION=version)
+    apps = target.with_role("app")
+    services = list(fleet.settings.config.stateless)
+    ran: dict[str, dict[str, str]] = {}  # switched host -> the tags it ran
+    lock.acquire(home, f"rollback to {version}")
+    try:
+        releases.record(home, release)
+        fleet.each(lambda m: upload(m.stack), what="upload", members=fleet.with_role("app"))
+        target.each(pull_images, what="pull", members=apps)
+
+        def roll(m: Member) -> None:
+            old = next(o for o in fleet.members if o.name == m.name)
+            tags = previous_tags(old.stack, services)
+            rollout(m.stack, services, timeout, say)
+            ran[m.name] = tags
+            verify_proxy(m.stack)
+
+        try:
+            for batch in batches(apps, parallel):
+                target.each(roll, what="rollback", members=batch, parallel=len(batch), summary=False)
+        except (Exit, Exception):
+            say(f"rollback failed: returning {', '.join(ran) or 'no host'} to what they ran")
+            fleet.each(lambda m: roll_back_services(m.stack, services, ran[m.name], timeout, say), what="undo",
+                       members=[m for m in fleet.members if m.name in ran])
+            raise
+        release.status = "success"
+        release.images = {n.service: n.ref(version) for n in image_names(home)}
+    except (Exit, Exception) as err:
+        release.status, release.error = "failed", str(getattr(err, "message", err) or err)
+        raise
+    finally:
+        release.duration_seconds = round(time.monotonic() - started, 1)
+        releases.record(home, release)
+        releases.audit(home, f"rollback {release.status}", version=version, error=release.error[:500])
+        lock.release(home, force=True)
+    return release
+
