@@ -31,7 +31,7 @@ from invoke.runners import Result
 
 from deploy.errors import fail
 from deploy.inventory import Host, SshOptions
-from deploy.output import PrefixedStream
+from deploy.output import PrefixedStream, host_prefix
 from deploy.target import HttpResponse
 
 WINDOW = 64 * 1024 * 1024  # bytes in flight on a stream channel
@@ -150,11 +150,11 @@ class RemoteTarget:
             try:
                 conn.open()
             except paramiko.BadHostKeyException as err:
-                fail(f"HOST KEY CHANGED for {self.name} ({err.hostname}): it offered {err.key.get_name()} {fingerprint(err.key)}, "
+                fail(f"HOST KEY CHANGED for {self._who(conn, err.hostname)}: it offered {err.key.get_name()} {fingerprint(err.key)}, "
                      f"but {self.ssh.known_hosts} has another key. Someone may be intercepting the connection; nothing was run",
                      f"if the host was really reinstalled, check its new key out of band, then: ssh-keygen -R {err.hostname}")
             except UnknownHostKey as err:
-                fail(f"unknown host key for {self.name} ({err.hostname}): {err.key.get_name()} {fingerprint(err.key)} is not in "
+                fail(f"unknown host key for {self._who(conn, err.hostname)}: {err.key.get_name()} {fingerprint(err.key)} is not in "
                      f"{self.ssh.known_hosts}; refusing to connect",
                      f"check the fingerprint out of band, then pass --accept-new-host-keys (or ssh {self.host.address} once)")
             except paramiko.AuthenticationException as err:
@@ -166,6 +166,12 @@ class RemoteTarget:
             tune_socket(conn.transport.sock, self.ssh.keepalive)
             self._conn, self._sftp = conn, None
             return conn
+
+    def _who(self, conn: Any, hostname: str) -> str:
+        """'h1 (10.0.0.11)', or 'h1's ProxyJump hop (10.0.0.5)' when a hop's key is at fault."""
+        if hostname in (conn.host, f"[{conn.host}]:{conn.port}"):
+            return f"{self.name} ({hostname})"
+        return f"the ProxyJump hop of {self.name} ({hostname})"
 
     def close(self) -> None:
         with self._lock:
@@ -197,7 +203,7 @@ class RemoteTarget:
     ) -> Result:
         conn = self.connection()
         streams: dict[str, Any] = {}
-        if not hide:
+        if not hide and host_prefix():  # hosts worked in parallel: every line says whose it is
             streams = {"out_stream": PrefixedStream(self.name, sys.stdout), "err_stream": PrefixedStream(self.name, sys.stderr)}
         try:
             result = conn.run(self._command(argv, env), hide=hide, warn=True, pty=pty, in_stream=None if pty else False,

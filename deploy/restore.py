@@ -166,7 +166,11 @@ def restore(
     confirm: Callable[[str], None],
     force: bool = False,
     say: Callable[[str], None] = print,
+    app_stacks: Sequence[Stack] = (),
 ) -> RestoreReport:
+    """Restore ``path`` into ``stack``'s database. With --force, connected app services
+    are stopped during the swap on ``app_stacks`` (default: ``stack`` itself; on hosts,
+    the app hosts) and started again after."""
     manifest = check_integrity(path)
     db = Database(stack)
     db.require_running()
@@ -184,27 +188,29 @@ def restore(
     report.safety = backup(stack, label="pre-restore")
     say(f"safety backup: {report.safety.path}")
     apps = sorted(stack.settings.config.stateless)
+    hosts = list(app_stacks) or [stack]
     if sessions:
-        say(f"stopping {', '.join(apps)} during the restore (they will be started again)")
-        stack.run(compose.stop(stack.project, apps), what="stopping the app services")
+        say(f"stopping {', '.join(apps)} on {', '.join(h.target.name for h in hosts)} during the restore (they will be started again)")
+        for host in hosts:
+            host.run(compose.stop(host.project, apps), what="stopping the app services")
         report.stopped = apps
     try:
         scratch = _restore_into_scratch(db, path, manifest, "restore")
         _swap(db, scratch, manifest.get("row_counts", {}))
         report.rows = sum(manifest.get("row_counts", {}).values())
     finally:
-        if report.stopped:
-            saved = stack.saved_scale()
+        for host in hosts if report.stopped else []:
+            saved = host.saved_scale()
             argv = compose.up(
-                stack.project,
+                host.project,
                 report.stopped,
                 scale={s: n for s, n in saved.items() if s in report.stopped},
                 no_recreate=True,
                 no_deps=True,
-                wait_timeout=stack.settings.config.up_timeout,
+                wait_timeout=host.settings.config.up_timeout,
             )
-            stack.run(argv, what="starting the app services again", fix="see `inv health` and `inv logs SERVICE`")
-            say(f"started {', '.join(report.stopped)} again")
+            host.run(argv, what="starting the app services again", fix="see `inv health` and `inv logs SERVICE`")
+            say(f"started {', '.join(report.stopped)} again on {host.target.name}")
     return report
 
 

@@ -100,13 +100,15 @@ def restore(c: Context, file: str, yes: bool = False, force: bool = False, *, wh
 
     A failure at any point before the swap leaves the current database as it was.
     """
-    stack = _db(c, where)
+    fleet = open_fleet(c, where)
+    stack = fleet.one("db").stack
     path = restoremod.locate(stack, file)
 
     def confirm(dbname: str) -> None:
         confirm_typed(dbname, f"replace database {dbname} on {stack.target.name} with {path.name}", yes)
 
-    report = restoremod.restore(stack, path, confirm, force=force, say=say)
+    apps = [m.stack for m in fleet.with_role("app")] if fleet.remote else []
+    report = restoremod.restore(stack, path, confirm, force=force, say=say, app_stacks=apps)
     say(f"restored {path.name}: {report.rows:,} rows, row counts match the manifest")
     say(f"the previous data is in {report.safety.path}" if report.safety else "")
 

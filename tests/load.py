@@ -1,6 +1,6 @@
 """A real load generator (wrk) through the proxy, and its result parsed.
 
-Used by the integration tests and the benchmarks. Traffic goes to loopback only.
+Used by the integration tests and the benchmarks. Traffic goes to loopback or to the test bed's own hosts only.
 """
 from __future__ import annotations
 
@@ -27,12 +27,13 @@ class LoadResult:
         return self.non_2xx + sum(self.socket_errors.values())
 
 
-def start(port: int, seconds: int, connections: int = 8, path: str = "/", mixed: bool = True) -> subprocess.Popen:
-    """wrk against 127.0.0.1:port for ``seconds``, in the background."""
+def start(port: int, seconds: int, connections: int = 8, path: str = "/", mixed: bool = True, host: str = "127.0.0.1") -> subprocess.Popen:
+    """wrk against host:port for ``seconds``, in the background (loopback, or a test
+    host the test bed made)."""
     argv = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "5s", "--latency"]
     if mixed:
         argv += ["-s", str(MIXED_SCRIPT)]
-    return subprocess.Popen([*argv, f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([*argv, f"http://{host}:{port}{path}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _ms(value: str, unit: str) -> float:

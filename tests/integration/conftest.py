@@ -93,13 +93,15 @@ class Inv:
         )
 
 
-def make_stack(tmp: Path, images: dict[str, str], **env: str) -> Inv:
+def make_stack(tmp: Path, images: dict[str, str], stages: dict | None = None, **env: str) -> Inv:
+    """A test stack: its own project, port, state and backups; ``stages`` adds stages."""
     project = f"it{uuid.uuid4().hex[:10]}"
     port = free_port()
     runtime = tmp / "invoke.json"
-    runtime.write_text(json.dumps({
-        "deploy": {"project": project, "state_dir": str(tmp / "state"), "database": {"backups_dir": str(tmp / "backups")}}
-    }))
+    deploy = {"project": project, "state_dir": str(tmp / "state"), "database": {"backups_dir": str(tmp / "backups")}}
+    if stages:
+        deploy["stages"] = stages
+    runtime.write_text(json.dumps({"deploy": deploy}))
     overrides = {
         **images,
         "DOCKER_REGISTRY": "127.0.0.1:5000",

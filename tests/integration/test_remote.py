@@ -1,0 +1,277 @@
+"""The tasks on real hosts over SSH: three test hosts (scripts/testbed/hosts.sh), each a
+network namespace with its own sshd and Docker engine. h1 and h2 are app hosts, h3 the
+db host. Traffic goes only to the test hosts' own addresses."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from deploy.settings import read_env_file
+from tests import load
+from tests.integration.conftest import ROOT, TESTBED_STATE, Inv, make_stack, row
+
+HOSTS_ENV = TESTBED_STATE / "hosts" / "hosts.env"
+ROLES = {"h1": ["app"], "h2": ["app"], "h3": ["db"]}
+
+
+@pytest.fixture(scope="module")
+def testbed() -> dict:
+    if not HOSTS_ENV.is_file():
+        pytest.fail(f"{HOSTS_ENV} missing; run: bash scripts/testbed/hosts.sh up")
+    return read_testbed()
+
+
+def read_testbed() -> dict:
+    """hosts.env of scripts/testbed/hosts.sh, with ``addrs``: host name -> address."""
+    env: dict = read_env_file(HOSTS_ENV)
+    env["addrs"] = dict(zip(env["TESTBED_HOSTS"].split(), env["TESTBED_HOST_ADDRS"].split(), strict=True))
+    return env
+
+
+def remote_env(testbed: dict) -> dict[str, str]:
+    """The env of a stage on the test hosts: their registry address and stand-in images."""
+    return {"DOCKER_REGISTRY": testbed["TESTBED_HOST_REGISTRY"], "POSTGRES_IMAGE": testbed["HOST_POSTGRES_IMAGE"],
+            "REDIS_IMAGE": testbed["HOST_REDIS_IMAGE"], "NGINX_IMAGE": testbed["HOST_NGINX_IMAGE"], "HTTP_BIND": "0.0.0.0"}
+
+
+def ssh(testbed: dict, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """The system ssh client, with the test bed's key and known_hosts: an independent look at a host."""
+    argv = ["ssh", "-i", testbed["TESTBED_SSH_KEY"], "-o", f"UserKnownHostsFile={testbed['TESTBED_KNOWN_HOSTS']}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"root@{testbed['addrs'][host]}", command]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"ssh {host} {command}: {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def stage_config(testbed: dict, known_hosts: str | None = None, roles: dict[str, list[str]] = ROLES, name: str = "remote") -> dict:
+    """A stage of the test hosts in ``roles``, as invoke.yaml would list it."""
+    hosts = {host: {"address": testbed["addrs"][host], "user": "root", "key": testbed["TESTBED_SSH_KEY"], "roles": r}
+             for host, r in roles.items()}
+    return {name: {
+        "env_file": ".env.remote", "compose_files": ["compose/docker-compose.yml", "compose/docker-compose.prod.yml"],
+        "production": True, "hosts": hosts,
+        "ssh": {"known_hosts": known_hosts or testbed["TESTBED_KNOWN_HOSTS"], "ssh_config": "/nonexistent",
+                "connect_timeout": 5, "keepalive": 3, "command_timeout": 300},
+    }}
+
+
+def with_known_hosts(stack: Inv, testbed: dict, known_hosts: Path) -> Inv:
+    """The same stack, its hosts checked against another known_hosts file."""
+    config = json.loads(stack.runtime_config.read_text())
+    config["deploy"]["stages"] = stage_config(testbed, str(known_hosts))
+    path = known_hosts.with_suffix(".json")
+    path.write_text(json.dumps(config))
+    return dataclasses.replace(stack, runtime_config=path)
+
+
+def remove_from_hosts(stack: Inv, testbed: dict, engine) -> None:
+    """Everything of the stack off the hosts, and its images off this engine."""
+    label = f"label=com.docker.compose.project={stack.project}"
+    for host in testbed["addrs"]:
+        ssh(testbed, host, f"docker ps -aq --filter {label} | xargs -r docker rm -f >/dev/null; "
+                           f"docker volume ls -q --filter {label} | xargs -r docker volume rm >/dev/null; "
+                           f"docker network ls -q --filter {label} | xargs -r docker network rm >/dev/null; "
+                           f"docker images -q '*/{stack.project}/*' | sort -u | xargs -r docker rmi -f >/dev/null; "
+                           f"rm -rf /srv/{stack.project}", check=False)
+    for image in engine.images.list(name=f"{testbed['TESTBED_HOST_REGISTRY']}/{stack.project}/*"):
+        engine.images.remove(image.id, force=True)
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory, images, testbed, engine):
+    """The example stack deployed as 1.0.0 to the three hosts."""
+    tmp = tmp_path_factory.mktemp("remote")
+    stack = make_stack(tmp, images, stages=stage_config(testbed), **remote_env(testbed))
+    stack = dataclasses.replace(stack, stage="remote", backups=stack.backups.parent / "remote")
+    try:
+        stack("deploy", "--version", "1.0.0", "--skip-tests", timeout=900)
+        yield stack
+    finally:
+        remove_from_hosts(stack, testbed, engine)
+
+
+def version_at(testbed: dict, host: str, port: int) -> str:
+    out = subprocess.run(["curl", "-s", "-m", "5", f"http://{testbed['addrs'][host]}:{port}/api/version"], capture_output=True, text=True)
+    return json.loads(out.stdout)["version"] if out.stdout.startswith("{") else f"no answer ({out.returncode})"
+
+
+def test_unknown_and_changed_host_keys_are_refused(remote, testbed, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    stranger = with_known_hosts(remote, testbed, empty)
+    refused = stranger("check", check=False)
+    assert refused.returncode == 1
+    assert re.search(r"unknown host key for h\d \(10\.201\.0\.\d+\): ssh-ed25519 SHA256:", refused.stderr)
+    assert "--accept-new-host-keys" in refused.stderr and empty.read_text() == ""
+
+    accepted = stranger("check", "--accept-new-host-keys", check=False)
+    assert "recorded its new host key" in accepted.stderr
+    real = {tuple(line.split()[:3]) for line in Path(testbed["TESTBED_KNOWN_HOSTS"]).read_text().splitlines()}
+    assert {tuple(line.split()[:3]) for line in empty.read_text().splitlines()} == real
+    assert stranger("check", check=False).stderr.count("unknown host key") == 0
+
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    changed = tmp_path / "changed_hosts"
+    h1 = testbed["addrs"]["h1"]
+    changed.write_text("".join(f"{line}\n" for line in empty.read_text().splitlines() if not line.startswith(h1 + " "))
+                       + f"{h1} {' '.join(Path(str(other) + '.pub').read_text().split()[:2])}\n")
+    before = changed.read_text()
+    mitm = with_known_hosts(remote, testbed, changed)("status", "--accept-new-host-keys", check=False)
+    assert mitm.returncode == 1
+    assert "HOST KEY CHANGED for h1" in mitm.stderr and "ssh-keygen -R 10.201.0.11" in mitm.stderr
+    assert changed.read_text() == before  # never "fixed" silently
+
+
+def test_deploy_to_hosts_under_load_fails_no_request(remote, testbed):
+    port = remote.http_port
+    assert {version_at(testbed, h, port) for h in ("h1", "h2")} == {"1.0.0"}
+    fast = [load.start(port, 45, connections=6, host=testbed["addrs"][h]) for h in ("h1", "h2")]
+    slow = [load.start(port, 45, connections=2, path="/api/slow?ms=2000", mixed=False, host=testbed["addrs"][h]) for h in ("h1", "h2")]
+    time.sleep(2)
+    result = remote("deploy", "--version", "1.0.1", "--skip-tests", timeout=600)
+    runs = [load.finish(p, timeout=300) for p in fast + slow]
+    for run in runs:
+        assert run.requests > 0 and run.errors == 0, run.raw
+    assert {version_at(testbed, h, port) for h in ("h1", "h2")} == {"1.0.1"}
+    assert "[h1]" in result.stdout and "[h2]" in result.stdout  # every host's lines are prefixed
+    # Secrets live in the uploaded env file (0600), never in output.
+    secrets = read_env_file(remote.env_file)
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "JWT_SECRET"):
+        assert secrets[name] not in result.stdout + result.stderr
+    for host in testbed["addrs"]:
+        assert ssh(testbed, host, f"stat -c %a /srv/{remote.project}/.env").stdout.strip() == "600"
+    history = ssh(testbed, "h3", f"cat /srv/{remote.project}/state/remote/releases.json").stdout
+    assert [(r["version"], r["status"], r["hosts"]) for r in json.loads(history)][-1] == ("1.0.1", "success", ["h1", "h2", "h3"])
+    releases = remote("releases")
+    assert row(releases.stdout, 0, "1.0.1")[1] == "success"
+
+
+def pg_dumpall(testbed: dict, project: str) -> str:
+    out = ssh(testbed, "h3", f"docker exec {project}-postgres-1 pg_dumpall -U app").stdout
+    return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+
+
+def test_backup_pulled_home_round_trips(remote, testbed):
+    before = pg_dumpall(testbed, remote.project)
+    result = remote("db.backup", "--label", "home")
+    dump = Path(re.search(r"backup: (\S+\.dump)", result.stdout).group(1))
+    assert dump.parent == remote.backups and dump.is_file()
+    assert Path(f"{dump}.sha256").is_file() and json.loads(Path(f"{dump}.json").read_text())["row_counts"]
+    assert not list(remote.backups.glob("*.partial"))
+    remote("db.verify", dump.name)
+    post = subprocess.run(["curl", "-s", "-m", "5", "-XPOST", "-H", "content-type: application/json", "-d", '{"name": "after"}',
+                           f"http://{testbed['addrs']['h1']}:{remote.http_port}/api/items"], capture_output=True, text=True)
+    assert '"after"' in post.stdout
+    assert pg_dumpall(testbed, remote.project) != before
+    remote("db.restore", dump.name, "--yes", "--force", timeout=600)
+    assert pg_dumpall(testbed, remote.project) == before
+    assert {version_at(testbed, h, remote.http_port) for h in ("h1", "h2")} == {"1.0.1"}
+
+
+def test_a_host_lost_mid_deploy_fails_fast_and_the_stage_keeps_the_old_version(remote, testbed):
+    argv = remote.argv("deploy", "--version", "1.0.2", "--skip-tests", "--skip-backup")
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+    dropped = None
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if dropped is None and line.startswith("[h1]") and "new container(s)" in line:
+                subprocess.run(["ip", "link", "set", "veth-h2", "down"], check=True)
+                dropped = time.monotonic()
+        proc.wait(timeout=300)
+    finally:
+        subprocess.run(["ip", "link", "set", "veth-h2", "up"], check=True)
+    output = "".join(lines)
+    assert dropped is not None, output
+    took = time.monotonic() - dropped
+    assert proc.returncode == 1, output
+    assert re.search(r"(lost the connection to|cannot reach) h2", output), output
+    assert "rolling back h1" in output
+    assert took < 120, f"the deploy took {took:.0f} s to give up on h2"
+    assert version_at(testbed, "h1", remote.http_port) == "1.0.1"
+    for _ in range(20):  # the link is back: h2 answers again, with what it ran all along
+        if version_at(testbed, "h2", remote.http_port) == "1.0.1":
+            break
+        time.sleep(0.5)
+    assert version_at(testbed, "h2", remote.http_port) == "1.0.1"
+    history = json.loads(ssh(testbed, "h3", f"cat /srv/{remote.project}/state/remote/releases.json").stdout)
+    assert (history[-1]["version"], history[-1]["status"]) == ("1.0.2", "failed")
+    assert remote("lock.status").stdout.strip() == "not locked"
+
+
+def test_hostile_arguments_never_execute_on_any_host(remote, testbed):
+    marker = f"/tmp/pwned-{uuid.uuid4().hex[:8]}"
+    attempts = [
+        ("logs", f"backend;touch {marker}"),
+        ("logs", f"$(touch {marker})"),
+        ("scale", "--set", f"web;touch {marker}=2"),
+        ("deploy", "--version", f"1.0.3;touch {marker}"),
+        ("rollback", f"$(touch {marker})"),
+        ("db.backup", "--label", f"x$(touch {marker})"),
+        ("db.verify", f"../x;touch {marker}"),
+        ("exec", f"web`touch {marker}`"),
+        ("status", "--hosts", f"h1;touch {marker}"),
+        ("status", "--roles", f"app$(touch {marker})"),
+    ]
+    for task, *args in attempts:
+        result = remote(task, *args, check=False)
+        assert result.returncode == 1 and "fix:" in result.stderr, (task, args, result.stdout, result.stderr)
+    # Words that reach a host arrive as the very words typed.
+    words = [f"$(touch {marker})", "a;b", "it's", '"q" `id`', "two  spaces"]
+    echoed = remote("exec", "backend", "--host", "h1", command=["printf", "%s|", *words])
+    assert echoed.stdout == "|".join(words) + "|"
+    assert not Path(marker).exists()
+    for host in testbed["addrs"]:
+        assert ssh(testbed, host, f"test ! -e {marker}", check=False).returncode == 0
+
+
+def test_everyday_tasks_on_the_hosts(remote, testbed):
+    status = remote("status")
+    for host in ("h1", "h2", "h3"):
+        assert f"on {host}" in status.stdout
+    assert "postgres" not in status.stdout.split("on h3")[0]  # app hosts run no database
+    health = remote("health")
+    assert row(health.stdout, 2, f"GET /api/health via nginx:{remote.http_port}")[0] == "ok"
+    logs = remote("logs", "backend", "--tail", "2")
+    assert re.search(r"^\[h1\] ", logs.stdout, re.M) and re.search(r"^\[h2\] ", logs.stdout, re.M)
+    remote("scale", "--web", "2", "--hosts", "h2")
+    counts = {h: ssh(testbed, h, f"docker ps -q --filter label=com.docker.compose.project={remote.project} "
+                                 "--filter label=com.docker.compose.service=web | wc -l").stdout.strip() for h in ("h1", "h2")}
+    assert counts == {"h1": "4", "h2": "2"}
+    db_only = remote("status", "--roles", "db")
+    assert "on h3" in db_only.stdout and "on h1" not in db_only.stdout
+    assert remote("lock.status").stdout.strip() == "not locked"
+
+
+def test_ssh_config_alias_through_a_proxyjump_hop(tmp_path, images, testbed):
+    """A host named only by its ~/.ssh/config alias, reached through a ProxyJump hop whose
+    key is checked too."""
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host jumphost\n  HostName {testbed['addrs']['h1']}\n  User root\n  IdentityFile {testbed['TESTBED_SSH_KEY']}\n"
+        f"Host behind\n  HostName {testbed['addrs']['h2']}\n  User root\n  IdentityFile {testbed['TESTBED_SSH_KEY']}\n  ProxyJump jumphost\n"
+    )
+    ssh_options = {"ssh_config": str(config), "known_hosts": testbed["TESTBED_KNOWN_HOSTS"], "connect_timeout": 5}
+    stack = make_stack(tmp_path, images, stages={"production": {"ssh": ssh_options}})
+    result = stack("lock.status", "--host", "behind")
+    assert result.stdout.strip() == "not locked"
+    # The hop's key is checked as strictly as the host's.
+    only_h2 = tmp_path / "only_h2"
+    only_h2.write_text("".join(line + "\n" for line in Path(testbed["TESTBED_KNOWN_HOSTS"]).read_text().splitlines()
+                               if line.startswith(testbed["addrs"]["h2"] + " ")))
+    stack.runtime_config.write_text(json.dumps({"deploy": {**json.loads(stack.runtime_config.read_text())["deploy"],
+                                                           "stages": {"production": {"ssh": {**ssh_options, "known_hosts": str(only_h2)}}}}}))
+    refused = stack("lock.status", "--host", "behind", check=False)
+    assert refused.returncode == 1 and f"unknown host key for the ProxyJump hop of behind ({testbed['addrs']['h1']})" in refused.stderr, refused.stderr
