@@ -11,7 +11,7 @@ from deploy.commands import compose, docker
 from deploy.facts import parse_engine_version, version_tuple
 from deploy.settings import Settings, example_env
 from deploy.stack import Stack, last_lines
-from deploy.target import LocalTarget
+from deploy.target import LocalTarget, Target
 
 MIN_ENGINE = (20, 10)
 MIN_COMPOSE = (2, 0)
@@ -96,16 +96,17 @@ def _git_facts(local: LocalTarget, root: str, path: str) -> tuple[bool, bool | N
     return tracked, ignored
 
 
-def preflight(stack: Stack, local: LocalTarget) -> list[Finding]:
-    """Every check for the stack's stage on its target (this engine or a host). Git and
-    compose-file checks look at this machine's checkout (what a deploy uploads)."""
-    s: Settings = stack.settings
-    target = stack.target
-    findings = []
+def engine_findings(target: Target) -> list[Finding]:
+    """The Docker engine and Compose versions of a target (this machine or a host)."""
     engine = target.run(docker.version_json(), warn=True)
-    findings.append(check_engine(parse_engine_version(engine.stdout), last_lines(engine.stderr, 2)))
     comp = target.run(docker.compose_version(), warn=True)
-    findings.append(check_compose(comp.stdout if comp.ok else ""))
+    return [check_engine(parse_engine_version(engine.stdout), last_lines(engine.stderr, 2)), check_compose(comp.stdout if comp.ok else "")]
+
+
+def config_findings(s: Settings, local: LocalTarget, compose_files: bool = True) -> list[Finding]:
+    """The stage's variables, secrets, env file and (with ``compose_files``, which needs
+    Compose here) compose files, as this machine's checkout has them (what a deploy uploads)."""
+    findings = []
     findings.append(check_required(s.env, s.config.required_env, str(s.env_file)))
     findings += check_secrets(s.env, s.config.secret_env, example_env(s.config), s.stage.production)
     if s.stage.production:
@@ -115,7 +116,7 @@ def preflight(stack: Stack, local: LocalTarget) -> list[Finding]:
             findings += check_env_file_git(rel, *_git_facts(local, str(root), rel))
         else:
             findings += check_env_file_git(str(s.env_file), tracked=False, ignored=None)
-    if findings[0].ok and findings[1].ok:
+    if compose_files:
         cfg = local.run(compose.config_check(s.compose), env=s.env, warn=True)
         findings.append(
             Finding(True, "compose files", "valid")
@@ -123,3 +124,10 @@ def preflight(stack: Stack, local: LocalTarget) -> list[Finding]:
             else Finding(False, "compose files", s.masked(last_lines(cfg.stderr, 4)), "fix the compose files or the variables they use")
         )
     return findings
+
+
+def preflight(stack: Stack, local: LocalTarget) -> list[Finding]:
+    """Every check of the stack's stage on its target; the compose files only once the
+    engine and Compose answer."""
+    engine = engine_findings(stack.target)
+    return engine + config_findings(stack.settings, local, compose_files=all(f.ok for f in engine))

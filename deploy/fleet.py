@@ -20,7 +20,6 @@ from deploy import releases
 from deploy.errors import fail
 from deploy.inventory import Host, is_split, role_services
 from deploy.output import say, set_host, table
-from deploy.remote import RemoteTarget
 from deploy.settings import Settings
 from deploy.stack import Stack
 from deploy.target import Target
@@ -147,11 +146,6 @@ class Fleet:
                 + f"\n  {fix}", failed)
         return results
 
-    def close(self) -> None:
-        for m in self.members:
-            if isinstance(m.stack.target, RemoteTarget):
-                m.stack.target.close()
-
 
 def first_line(text: str) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
@@ -176,6 +170,8 @@ def host_settings(settings: Settings, hosts: Sequence[Host]) -> Settings:
 def remote_fleet(settings: Settings, hosts: Sequence[Host], chosen: Sequence[Host], accept_new_host_keys: bool) -> Fleet:
     """The chosen hosts of a stage; the stage's db host keeps the lock and the history
     (also when it is not chosen), and names the release now serving for every host."""
+    from deploy.remote import RemoteTarget  # paramiko only when there are hosts (CLI start time)
+
     settings = host_settings(settings, hosts)
     ssh = settings.stage.ssh
     targets = {h.name: RemoteTarget(h, ssh, accept_new_host_keys) for h in hosts}

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 
 from invoke.exceptions import Exit
 
-from deploy import lock, releases
-from deploy.checks import preflight
+from deploy import lifecycle, lock, releases
+from deploy.checks import engine_findings
 from deploy.commands import compose
 from deploy.errors import fail
 from deploy.fleet import Fleet, HostsFailed, Member
@@ -39,9 +39,8 @@ def batches(members: Sequence[Member], size: int) -> list[list[Member]]:
 
 
 def pull_images(m: Member) -> None:
-    """The host's role images of the release its stack names (APP_VERSION), pulled."""
-    m.stack.run(compose.pull(m.stack.project, m.services()), what="pulling the release's images",
-                fix="check that the host reaches the registry (DOCKER_REGISTRY) and that the images were pushed (inv push)")
+    """The host's role images of the release its stack names (APP_VERSION)."""
+    lifecycle.pull(m.stack, m.services())
 
 
 class HostsDeploy(Deploy):
@@ -69,40 +68,35 @@ class HostsDeploy(Deploy):
     def hosts(self) -> list[str]:
         return [m.name for m in self.fleet.members]
 
-    def _apps(self, fleet: Fleet) -> list[Member]:
-        return fleet.with_role("app")
-
-    def _db(self, fleet: Fleet) -> Member:
-        return fleet.primary
-
     def steps(self) -> list[Step]:
         base = {s.name: s for s in super().steps()}
         hosts = ", ".join(m.name for m in self.fleet.members)
-        apps = ", ".join(m.name for m in self._apps(self.fleet))
-        db = self.fleet.primary.name
-        on = lambda where: (lambda: [["# on " + where]])  # noqa: E731 (the plan names the hosts)
+        apps = self.target_fleet.with_role("app")
+        app_names = ", ".join(m.name for m in apps)
+        cfg = self.new.settings.config
+        db = cfg.database
         return [
-            Step("preflight", on(f"this machine and {hosts}"), self.preflight),
+            Step("preflight", lambda: [], self.preflight, where=f"this machine and {hosts}"),
             base["tests"],
             base["build"],
             base["tag"],
             base["push"],
-            Step("upload", on(f"{hosts}: compose files and the env file (0600) into the deploy directory"), self.upload),
-            Step("pull", lambda: [compose.pull(m.stack.project, m.services()) for m in self.target_fleet.members], self.pull),
-            Step("backup", on(f"{db}: pg_dump streamed home"), self.backup, base["backup"].skipped),
-            Step("stateful", on(db), self.stateful),
-            Step("migrate", lambda: [compose.run_once(self._apps(self.target_fleet)[0].stack.project,
-                                                      self.new.settings.config.database.migrate_service,
-                                                      self.new.settings.config.database.migrate_command)], self.migrate),
-            Step("rollout", on(f"{apps}, {self.parallel} at a time, each with its proxy checked"), self.rollout),
-            Step("verify", on(f"{apps}: through each proxy"), self.verify),
+            Step("upload", lambda: [], self.upload, where=f"{hosts} (compose files, and the env file with mode 0600, by SFTP)"),
+            Step("pull", lambda: [compose.pull(m.stack.project, m.services()) for m in self.target_fleet.members], self.pull, where=hosts),
+            Step("backup", base["backup"].commands, self.backup, base["backup"].skipped, where=f"{self.fleet.primary.name}, streamed home"),
+            Step("stateful", lambda: [compose.config_hashes(self.target_fleet.primary.stack.project, cfg.stateful)], self.stateful,
+                 where=self.fleet.primary.name),
+            Step("migrate", lambda: [compose.run_once(apps[0].stack.project, db.migrate_service, db.migrate_command)], self.migrate,
+                 where=apps[0].name),
+            Step("rollout", lambda: [], self.rollout, where=f"{app_names}, {self.parallel} at a time, each with its proxy checked"),
+            Step("verify", lambda: [], self.verify, where=f"{app_names}, through each one's proxy"),
             base["promote"],
-            Step("cleanup", on(f"this machine and {hosts}"), self.cleanup),
+            Step("cleanup", base["cleanup"].commands, self.cleanup, where=f"this machine and {hosts}"),
         ]
 
     def preflight(self) -> None:
         super().preflight()
-        found = self.fleet.each(lambda m: [f for f in preflight(m.stack, self.local) if not f.ok], what="preflight", summary=False)
+        found = self.fleet.each(lambda m: [f for f in engine_findings(m.stack.target) if not f.ok], what="preflight", summary=False)
         failed = [f"{host}: {f.subject}: {f.detail}" for host, findings in found.items() for f in findings]
         if failed:
             fail("preflight: " + "; ".join(failed), f"run inv check --stage {self.new.settings.stage.name}")
@@ -115,13 +109,13 @@ class HostsDeploy(Deploy):
         self.target_fleet.each(pull_images, what="pull")
 
     def backup(self) -> None:
-        backup_before(self._db(self.fleet).stack, self.version.tag, self.say)
+        backup_before(self.fleet.primary.stack, self.version.tag, self.say)
 
     def stateful(self) -> None:
-        apply_stateful(self._db(self.fleet).stack, self._db(self.target_fleet).stack, self.options, self.say)
+        apply_stateful(self.fleet.primary.stack, self.target_fleet.primary.stack, self.options, self.say)
 
     def migrate(self) -> None:
-        m = self._apps(self.target_fleet)[0]
+        m = self.target_fleet.with_role("app")[0]
         self.say(f"  on {m.name}")
         migrate(m.stack)
 
@@ -138,14 +132,14 @@ class HostsDeploy(Deploy):
         self.say(f"switched to {self.version.tag}")
 
     def rollout(self) -> None:
-        apps = self._apps(self.target_fleet)
+        apps = self.target_fleet.with_role("app")
         for i, batch in enumerate(batches(apps, self.parallel), 1):
             self.say(f"  batch {i}: {', '.join(m.name for m in batch)}")
             self.target_fleet.each(self._roll_host, what=f"rollout of {', '.join(m.name for m in batch)}", members=batch,
                                    parallel=len(batch), summary=False)
 
     def verify(self) -> None:
-        self.target_fleet.each(lambda m: verify_proxy(m.stack), what="verify", members=self._apps(self.target_fleet))
+        self.target_fleet.each(lambda m: verify_proxy(m.stack), what="verify", members=self.target_fleet.with_role("app"))
 
     def cleanup(self) -> None:
         super().cleanup()

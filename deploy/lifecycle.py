@@ -19,11 +19,10 @@ def build(stack: Stack, services: Sequence[str] = (), no_cache: bool = False) ->
     )
 
 
-def prepare_host(stack: Stack, services: Sequence[str]) -> None:
-    """On a host: upload the compose files and the env file, pull the services' images."""
-    upload(stack)
+def pull(stack: Stack, services: Sequence[str]) -> None:
+    """On a host: pull the services' images (of the release the stack names)."""
     stack.run(compose.pull(stack.project, services), what="pulling images",
-              fix="check that the host reaches the registry (DOCKER_REGISTRY) and the images were pushed (inv push)")
+              fix="check that the host reaches the registry (DOCKER_REGISTRY) and that the images were pushed (inv push)")
 
 
 def up(stack: Stack, build: bool = False, services: Sequence[str] = ()) -> None:
@@ -33,7 +32,8 @@ def up(stack: Stack, build: bool = False, services: Sequence[str] = ()) -> None:
     host, only its role's services, after uploading the files and pulling the images.
     """
     if not stack.target.local:
-        prepare_host(stack, services)
+        upload(stack)
+        pull(stack, services)
     scale = {k: v for k, v in stack.saved_scale().items() if not services or k in services}
     argv = compose.up(
         stack.project,

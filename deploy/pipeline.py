@@ -49,6 +49,7 @@ class Step:
     commands: Callable[[], list[list[str]]]  # for the printed plan only (may ask the engine)
     action: Callable[[], None]
     skipped: str = ""
+    where: str = ""  # for the plan: the hosts it acts on, when not this machine
 
 
 def with_version(stack: Stack, version: str) -> Stack:
@@ -336,7 +337,8 @@ def describe(stack: Stack, steps: Sequence[Step]) -> list[str]:
     """The plan as text: every step and its commands, secrets masked."""
     lines = []
     for i, step in enumerate(steps, 1):
-        lines.append(f"[{i}/{len(steps)}] {step.name}" + (f" (skipped: {step.skipped})" if step.skipped else ""))
+        lines.append(f"[{i}/{len(steps)}] {step.name}" + (f" on {step.where}" if step.where else "")
+                     + (f" (skipped: {step.skipped})" if step.skipped else ""))
         lines += [f"    {stack.settings.masked(shlex.join(cmd))}" for cmd in step.commands()]
     return lines
 

@@ -6,7 +6,7 @@ import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from invoke.runners import Result
 
@@ -50,11 +50,14 @@ class Stack:
         """Run argv on the target with the stage's env; fail with ``what`` and ``fix`` if it fails."""
         result = self.target.run(argv, env=self.command_env, warn=True, **kwargs)
         if not result.ok:
-            detail = self.settings.masked(last_lines(result.stderr or result.stdout))
-            cmd = self.settings.masked(shlex.join(argv))
-            reason = detail.splitlines()[-1] if detail else "no output"
-            fail(f"{what} failed on {self.target.name} (exit {result.exited}): {reason}\ncommand: {cmd}\n{detail}", fix)
+            self._failed(argv, result, what, fix)
         return result
+
+    def _failed(self, argv: Sequence[str], result: Result, what: str, fix: str) -> NoReturn:
+        detail = self.settings.masked(last_lines(result.stderr or result.stdout))
+        cmd = self.settings.masked(shlex.join(argv))
+        reason = detail.splitlines()[-1] if detail else "no output"
+        fail(f"{what} failed on {self.target.name} (exit {result.exited}): {reason}\ncommand: {cmd}\n{detail}", fix)
 
     def containers(self) -> list[Container]:
         ids = self.run(docker.project_containers(self.settings.config.project), what="listing containers").stdout.split()
@@ -64,16 +67,16 @@ class Stack:
 
     def config(self) -> dict[str, Any]:
         """The merged compose configuration of this stage (``docker compose config``)."""
-        workdir = self.target.workdir
-        if workdir is not None and not self.target.run(["test", "-f", self.project.files[0]], warn=True).ok:
-            fail(f"nothing of {self.settings.config.project} is on {self.target.name} yet ({workdir} has no compose files)",
-                 f"deploy there first: inv deploy --stage {self.settings.stage.name} --version X.Y.Z (or inv up)")
-        out = self.run(
-            compose.config_json(self.project),
-            what="reading the compose configuration",
-            fix=f"run `inv check --stage {self.settings.stage.name}` to see what is wrong",
-        ).stdout
-        return json.loads(out)
+        argv = compose.config_json(self.project)
+        result = self.target.run(argv, env=self.command_env, warn=True)
+        if not result.ok:
+            workdir = self.target.workdir
+            if workdir is not None and not self.target.run(["test", "-f", self.project.files[0]], warn=True).ok:
+                fail(f"nothing of {self.settings.config.project} is on {self.target.name} yet ({workdir} has no compose files)",
+                     f"deploy there first: inv deploy --stage {self.settings.stage.name} --version X.Y.Z (or inv up)")
+            self._failed(argv, result, "reading the compose configuration",
+                         f"run `inv check --stage {self.settings.stage.name}` to see what is wrong")
+        return json.loads(result.stdout)
 
     def state_file(self, name: str) -> str:
         """A file of this project and stage in the state directory (scale counts, the

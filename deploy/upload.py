@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from deploy.errors import fail
-from deploy.remote import RemoteTarget
 from deploy.settings import REMOTE_ENV_FILE
 from deploy.stack import Stack, last_lines
 
@@ -55,8 +54,7 @@ def compose_tree(root: Path, compose_files: tuple[str, ...]) -> bytes:
 
 def upload(stack: Stack) -> None:
     """Put the compose files and the env file in the host's deploy directory."""
-    target = stack.target
-    assert isinstance(target, RemoteTarget)
+    target = stack.target  # a RemoteTarget
     s = stack.settings
     workdir = target.workdir
     target.run(["install", "-d", "-m", "0750", workdir])

@@ -16,7 +16,7 @@ import pytest
 
 from deploy.settings import read_env_file
 from tests import load
-from tests.integration.conftest import ROOT, TESTBED_STATE, Inv, make_stack, row
+from tests.integration.conftest import ROOT, TESTBED_STATE, Inv, make_stack, row, table_rows
 
 HOSTS_ENV = TESTBED_STATE / "hosts" / "hosts.env"
 ROLES = {"h1": ["app"], "h2": ["app"], "h3": ["db"]}
@@ -250,9 +250,17 @@ def test_everyday_tasks_on_the_hosts(remote, testbed):
     counts = {h: ssh(testbed, h, f"docker ps -q --filter label=com.docker.compose.project={remote.project} "
                                  "--filter label=com.docker.compose.service=web | wc -l").stdout.strip() for h in ("h1", "h2")}
     assert counts == {"h1": "4", "h2": "2"}
+    stats = remote("stats")
+    assert {cells[0] for cells in table_rows(stats.stdout)} >= {"h1", "h2", "h3"}
+    remote("up")  # again: uploads, pulls, and leaves the running release as it is
+    assert {version_at(testbed, h, remote.http_port) for h in ("h1", "h2")} == {"1.0.1"}
     db_only = remote("status", "--roles", "db")
     assert "on h3" in db_only.stdout and "on h1" not in db_only.stdout
     assert remote("lock.status").stdout.strip() == "not locked"
+    plan = remote("deploy", "--version", "9.9.9", "--dry-run").stdout
+    assert "[6/14] upload on h1, h2, h3" in plan and "pull --quiet postgres redis" in plan
+    assert read_env_file(remote.env_file)["POSTGRES_PASSWORD"] not in plan
+    assert "9.9.9" not in ssh(testbed, "h3", f"cat /srv/{remote.project}/state/remote/releases.json").stdout
 
 
 def test_ssh_config_alias_through_a_proxyjump_hop(tmp_path, images, testbed):

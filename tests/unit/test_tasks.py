@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INV = [sys.executable, "-m", "invoke"]
 TASKS = ["build", "check", "clean", "down", "exec", "health", "init", "logs", "scale", "shell", "stats", "status", "up",
          "db.backup", "db.kill", "db.list", "db.migrate", "db.prune", "db.reindex", "db.restore", "db.seed",
-         "db.shell", "db.stats", "db.verify"]
+         "db.shell", "db.stats", "db.verify", "deploy", "lock.release", "lock.status", "push", "releases", "rollback"]
 
 
 def inv(*args: str) -> subprocess.CompletedProcess:
