@@ -131,7 +131,12 @@ class Fleet:
                 set_host(None)
 
         with ThreadPoolExecutor(max_workers=max(1, min(parallel or self.parallel, len(chosen)))) as pool:
-            list(pool.map(one, chosen))
+            try:
+                list(pool.map(one, chosen))
+            except KeyboardInterrupt:  # Ctrl-C (inv logs -f): end every host's command, then stop
+                for m in chosen:
+                    m.stack.target.close()
+                raise
         ordered = [outcomes[m.name] for m in chosen]
         failed = [o for o in ordered if not o.ok]
         if summary and (len(chosen) > 1 or failed):

@@ -173,6 +173,13 @@ class RemoteTarget:
             return f"{self.name} ({hostname})"
         return f"the ProxyJump hop of {self.name} ({hostname})"
 
+    def close(self) -> None:
+        """Drop the connection: commands still running on it end."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn, self._sftp = None, None
+
     def _lost(self, what: str) -> None:
         fail(f"lost the connection to {self.name} ({self.host.address}) during {what}",
              "check the host and its network; the deploy lock and history tell what was done (inv lock.status, inv releases)")

@@ -66,6 +66,8 @@ class Target(Protocol):
 
     def write_text(self, path: str, text: str) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class LocalTarget:
     """This machine: commands through an Invoke Context, files on the local disk."""
@@ -109,6 +111,9 @@ class LocalTarget:
     def read_text(self, path: str) -> str | None:
         p = Path(path)
         return p.read_text() if p.is_file() else None
+
+    def close(self) -> None:
+        """Nothing to drop: commands run as child processes of this one."""
 
     def write_text(self, path: str, text: str) -> None:
         """Write atomically (temp file, fsync, rename), readable by the owner only."""

@@ -257,6 +257,15 @@ def test_everyday_tasks_on_the_hosts(remote, testbed):
     db_only = remote("status", "--roles", "db")
     assert "on h3" in db_only.stdout and "on h1" not in db_only.stdout
     assert remote("lock.status").stdout.strip() == "not locked"
+    # Someone else deploying from another machine holds the stage's lock on the db host.
+    lock = f"/srv/{remote.project}/state/remote/deploy.lock"
+    holder = {"user": "alice", "host": "laptop2", "pid": 4242, "since": "2026-11-29T00:00:00+00:00", "purpose": "deploy 2.0.0"}
+    ssh(testbed, "h3", f"mkdir {lock} && echo '{json.dumps(holder)}' > {lock}/holder.json")
+    try:
+        refused = remote("deploy", "--version", "1.0.9", "--skip-tests", check=False)
+        assert refused.returncode == 1 and "another deploy holds the lock: deploy 2.0.0 by alice@laptop2" in refused.stderr
+    finally:
+        ssh(testbed, "h3", f"rm -rf {lock}")
     plan = remote("deploy", "--version", "9.9.9", "--dry-run").stdout
     assert "[6/14] upload on h1, h2, h3" in plan and "pull --quiet postgres redis" in plan
     assert read_env_file(remote.env_file)["POSTGRES_PASSWORD"] not in plan
