@@ -96,7 +96,7 @@ class Fleet:
     def ordered(self) -> tuple[list[Member], list[Member]]:
         """The chosen db host first (what the apps need), then the other hosts."""
         db = self.with_role("db")
-        return db, [m for m in self.members if m not in db]
+        return db, [m for m in self.members if not m.host.has("db")]
 
     def with_env(self, **values: str) -> Fleet:
         members = tuple(dataclasses.replace(m, stack=m.stack.with_env(**values)) for m in self.members)

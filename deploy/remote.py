@@ -139,7 +139,8 @@ class RemoteTarget:
             from fabric import Config, Connection
 
             ssh_config = Path(self.ssh.ssh_config).expanduser()
-            config = Config(runtime_ssh_path=str(ssh_config)) if ssh_config.is_file() else Config()
+            # That file, or none at all (Fabric would fall back to the system's files).
+            config = Config(runtime_ssh_path=str(ssh_config)) if ssh_config.is_file() else Config(ssh_config=paramiko.SSHConfig())
             timeout = self.ssh.connect_timeout
             kwargs: dict[str, Any] = {"banner_timeout": timeout, "auth_timeout": timeout, "allow_agent": True}
             if self.host.key:

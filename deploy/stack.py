@@ -44,7 +44,13 @@ class Stack:
         """The variables a command gets. Locally the whole stage env; on a host only this
         run's overrides (APP_VERSION): the rest, secrets included, is in the env file
         uploaded to the deploy directory, never on a command line."""
-        return dict(self.settings.env if self.target.local else self.settings.overrides)
+        if self.target.local:
+            return dict(self.settings.env)
+        secret = sorted(set(self.settings.overrides) & set(self.settings.config.secret_env))
+        if secret:
+            fail(f"refusing to put {', '.join(secret)} on a command line on {self.target.name}",
+                 "secrets reach hosts only in the uploaded env file: set them in the stage's env file")
+        return dict(self.settings.overrides)
 
     def run(self, argv: Sequence[str], *, what: str, fix: str = ENGINE_FIX, **kwargs: Any) -> Result:
         """Run argv on the target with the stage's env; fail with ``what`` and ``fix`` if it fails."""

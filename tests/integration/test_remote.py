@@ -221,7 +221,7 @@ def test_hostile_arguments_never_execute_on_any_host(remote, testbed):
         ("rollback", f"$(touch {marker})"),
         ("db.backup", "--label", f"x$(touch {marker})"),
         ("db.verify", f"../x;touch {marker}"),
-        ("exec", f"web`touch {marker}`"),
+        ("shell", f"web`touch {marker}`"),
         ("status", "--hosts", f"h1;touch {marker}"),
         ("status", "--roles", f"app$(touch {marker})"),
     ]

@@ -155,3 +155,14 @@ def test_on_hosts_adds_the_flags_and_passes_where():
     assert list(inspect.signature(one).parameters)[-3:] == ["env_file", "host", "accept_new_host_keys"]
     one(None, host="db1")
     assert dataclasses.asdict(seen["where"])["hosts"] == "db1"
+
+
+def test_a_secret_never_goes_on_a_remote_command_line(config):
+    from deploy.stack import Stack
+
+    settings = Settings(config, config.stage("production"), ROOT / ".env.example", {"JWT_SECRET": "s" * 64})
+    host = parse_hosts({"h": {}}, "production", "p")[0]
+    stack = Stack(settings, RemoteTarget(host, SshOptions()))
+    assert stack.with_env(APP_VERSION="1.0.0").command_env == {"APP_VERSION": "1.0.0"}
+    with pytest.raises(Exit, match="refusing to put JWT_SECRET on a command line"):
+        stack.with_env(JWT_SECRET="x" * 64).command_env  # noqa: B018
