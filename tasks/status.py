@@ -3,10 +3,19 @@ from invoke import Context, Exit, task
 from deploy import health as healthmod
 from deploy.commands import docker
 from deploy.facts import parse_stats
-from deploy.fleet import Member
+from deploy.fleet import Fleet, Member
 from deploy.output import mark, table
 from deploy.status import ServiceStatus, human_duration, summarize
 from tasks._common import Where, host_helps, on_hosts, open_fleet
+
+
+def _host_column(fleet: Fleet) -> list[str]:
+    """A "host" column in tables of a stage with hosts (none for the local engine)."""
+    return ["host"] if fleet.remote else []
+
+
+def _host_cell(fleet: Fleet, name: str) -> list[str]:
+    return [name] if fleet.remote else []
 
 
 def _statuses(m: Member) -> list[ServiceStatus]:
@@ -53,7 +62,8 @@ def health(c: Context, *, where: Where) -> None:
     fleet = open_fleet(c, where)
     found = fleet.each(_checks, what="health", summary=False)
     rows = [(m.name, ch) for m in fleet.members for ch in found[m.name]]
-    table("health", ["", "host", "what", "detail"], ((mark(ch.ok), host, ch.subject, ch.detail) for host, ch in rows))
+    table("health", ["", *_host_column(fleet), "what", "detail"],
+          ((mark(ch.ok), *_host_cell(fleet, host), ch.subject, ch.detail) for host, ch in rows))
     bad = [f"{ch.subject}" + (f" on {host}" if fleet.remote else "") for host, ch in rows if not ch.ok]
     if bad:
         raise Exit(f"unhealthy: {', '.join(bad)}\n  fix: see `inv logs SERVICE` for each", code=1)
@@ -85,6 +95,7 @@ def stats(c: Context, watch: bool = False, *, where: Where) -> None:
         raise Exit("no running containers\n  fix: start the stack with `inv up`", code=1)
     table(
         "stats",
-        ["host", "container", "cpu", "memory", "mem %", "net i/o", "block i/o", "pids"],
-        ((m.name, r.name, r.cpu, r.memory, r.memory_percent, r.net_io, r.block_io, r.pids) for m in fleet.members for r in found[m.name]),
+        [*_host_column(fleet), "container", "cpu", "memory", "mem %", "net i/o", "block i/o", "pids"],
+        ((*_host_cell(fleet, m.name), r.name, r.cpu, r.memory, r.memory_percent, r.net_io, r.block_io, r.pids)
+         for m in fleet.members for r in found[m.name]),
     )

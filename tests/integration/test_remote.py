@@ -191,8 +191,14 @@ def test_a_host_lost_mid_deploy_fails_fast_and_the_stage_keeps_the_old_version(r
                 subprocess.run(["ip", "link", "set", "veth-h2", "down"], check=True)
                 dropped = time.monotonic()
         proc.wait(timeout=300)
+        # While it is down, a task that needs it fails within the connect timeout, naming it.
+        start = time.monotonic()
+        unreachable = remote("status", "--hosts", "h2", check=False)
+        gone_after = time.monotonic() - start
     finally:
         subprocess.run(["ip", "link", "set", "veth-h2", "up"], check=True)
+    assert unreachable.returncode == 1 and "cannot reach h2 (10.201.0.12)" in unreachable.stderr, unreachable.stderr
+    assert gone_after < 15, f"status took {gone_after:.0f} s to give up on h2 (connect timeout 5 s)"
     output = "".join(lines)
     assert dropped is not None, output
     took = time.monotonic() - dropped
@@ -292,3 +298,16 @@ def test_ssh_config_alias_through_a_proxyjump_hop(tmp_path, images, testbed):
                                                            "stages": {"production": {"ssh": {**ssh_options, "known_hosts": str(only_h2)}}}}}))
     refused = stack("lock.status", "--host", "behind", check=False)
     assert refused.returncode == 1 and f"unknown host key for the ProxyJump hop of behind ({testbed['addrs']['h1']})" in refused.stderr, refused.stderr
+
+
+def test_rollback_on_hosts_under_load(remote, testbed):
+    port = remote.http_port
+    runs = [load.start(port, 40, connections=6, host=testbed["addrs"][h]) for h in ("h1", "h2")]
+    time.sleep(2)
+    result = remote("rollback", "1.0.0", timeout=600)
+    assert "rolled back to 1.0.0" in result.stdout
+    for run in (load.finish(p, timeout=300) for p in runs):
+        assert run.requests > 0 and run.errors == 0, run.raw
+    assert {version_at(testbed, h, port) for h in ("h1", "h2")} == {"1.0.0"}
+    history = json.loads(ssh(testbed, "h3", f"cat /srv/{remote.project}/state/remote/releases.json").stdout)
+    assert (history[-1]["version"], history[-1]["kind"], history[-1]["status"]) == ("1.0.0", "rollback", "success")
