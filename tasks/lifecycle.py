@@ -1,6 +1,7 @@
 from invoke import Context, task
 
 from deploy import lifecycle
+from deploy.errors import fail
 from deploy.output import say
 from tasks._common import Where, host_helps, on_hosts, open_fleet, served_at
 
@@ -19,6 +20,9 @@ def up(c: Context, build: bool = False, *, where: Where) -> None:
         lifecycle.up(stack, build=build)
         say(f"[green]{stack.settings.config.project} ({stack.settings.stage.name}) is up{served_at(stack)}[/green]; see `inv status`")
         return
+    if build:
+        fail("--build builds on this machine's engine; hosts pull their images from the registry",
+             f"build and push with inv deploy --stage {fleet.settings.stage.name} --version X.Y.Z, or drop --build")
     for batch in fleet.ordered():
         fleet.each(lambda m: lifecycle.up(m.stack, services=m.services()), what="up", members=batch)
     say(f"[green]{fleet.settings.config.project} ({fleet.settings.stage.name}) is up on {', '.join(m.name for m in fleet.members)}[/green]")

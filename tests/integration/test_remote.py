@@ -258,6 +258,8 @@ def test_everyday_tasks_on_the_hosts(remote, testbed):
     assert counts == {"h1": "4", "h2": "2"}
     stats = remote("stats")
     assert {cells[0] for cells in table_rows(stats.stdout)} >= {"h1", "h2", "h3"}
+    no_build = remote("up", "--build", check=False)
+    assert no_build.returncode == 1 and "hosts pull their images from the registry" in no_build.stderr
     remote("up")  # again: uploads, pulls, and leaves the running release as it is
     assert {version_at(testbed, h, remote.http_port) for h in ("h1", "h2")} == {"1.0.1"}
     db_only = remote("status", "--roles", "db")
