@@ -188,8 +188,11 @@ def rollback_hosts(fleet: Fleet, version: str, timeout: float, parallel: int, sa
                 target.each(roll, what="rollback", members=batch, parallel=len(batch), summary=False)
         except (Exit, Exception):
             say(f"rollback failed: returning {', '.join(ran) or 'no host'} to what they ran")
-            fleet.each(lambda m: roll_back_services(m.stack, services, ran[m.name], timeout, say), what="undo",
-                       members=[m for m in fleet.members if m.name in ran])
+            try:
+                fleet.each(lambda m: roll_back_services(m.stack, services, ran[m.name], timeout, say), what="undo",
+                           members=[m for m in fleet.members if m.name in ran])
+            except HostsFailed as err:  # the first failure is the one to report
+                say(f"[red]returning failed on {', '.join(o.host for o in err.outcomes)}[/red]: see inv status --stage {fleet.settings.stage.name}")
             raise
         release.status = "success"
         release.images = {n.service: n.ref(version) for n in image_names(home)}
