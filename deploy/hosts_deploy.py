@@ -13,19 +13,18 @@ the stage's db host, so two people deploying from two machines are refused.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 
 from invoke.exceptions import Exit
 
-from deploy import lifecycle, lock, releases
+from deploy import lifecycle, releases
 from deploy.checks import engine_findings
 from deploy.commands import compose
 from deploy.errors import fail
 from deploy.fleet import Fleet, HostsFailed, Member
 from deploy.pipeline import (
-    Deploy, DeployOptions, Step, apply_stateful, backup_before, image_names, migrate, previous_tags, remove_old_images,
-    roll_back_services, start_proxy, verify_proxy,
+    Deploy, DeployOptions, Step, apply_stateful, backup_before, image_names, migrate, previous_tags, recorded,
+    remove_old_images, roll_back_services, start_proxy, verify_proxy,
 )
 from deploy.rollout import rollout
 from deploy.stack import Stack
@@ -149,14 +148,21 @@ class HostsDeploy(Deploy):
 
     def roll_back(self) -> None:
         """Every switched host back to the images it ran (in parallel: each is zero-downtime)."""
-        services = list(self.new.settings.config.stateless)
         self.say(f"rolling back {', '.join(m.name for m in self.switched)}")
-        try:
-            self.fleet.each(lambda m: roll_back_services(m.stack, services, self.ran[m.name], self.options.timeout, self.say),
-                            what="rollback", members=self.switched)
-        except HostsFailed as err:
-            self.say(f"[red]the rollback failed on {', '.join(o.host for o in err.outcomes)}[/red]: see inv status --stage "
-                     f"{self.new.settings.stage.name}, then inv rollback VERSION there")
+        return_hosts(self.fleet, self.switched, self.ran, self.options.timeout, self.say)
+
+
+def return_hosts(fleet: Fleet, hosts: Sequence[Member], ran: dict[str, dict[str, str]], timeout: float,
+                 say: Callable[[str], None]) -> None:
+    """Switched ``hosts`` back to the tags their services ran (``ran``), in parallel (each
+    is zero-downtime). A host that fails is reported, not raised: the failure that made
+    us return them is the one to raise."""
+    services = list(fleet.settings.config.stateless)
+    try:
+        fleet.each(lambda m: roll_back_services(m.stack, services, ran[m.name], timeout, say), what="rollback", members=hosts)
+    except HostsFailed as err:
+        say(f"[red]the rollback failed on {', '.join(o.host for o in err.outcomes)}[/red]: see inv status --stage "
+            f"{fleet.settings.stage.name}, then inv rollback VERSION there")
 
 
 def rollback_hosts(fleet: Fleet, version: str, timeout: float, parallel: int, say: Callable[[str], None]) -> releases.Release:
@@ -165,14 +171,11 @@ def rollback_hosts(fleet: Fleet, version: str, timeout: float, parallel: int, sa
     home = fleet.primary.stack
     release = releases.Release(version=version, status="running", kind="rollback", hosts=[m.name for m in fleet.members],
                                compose_files=list(fleet.settings.stage.compose_files), env_file=str(fleet.settings.env_file))
-    started = time.monotonic()
     target = fleet.with_env(APP_VERSION=version)
     apps = target.with_role("app")
     services = list(fleet.settings.config.stateless)
     ran: dict[str, dict[str, str]] = {}  # switched host -> the tags it ran
-    lock.acquire(home, f"rollback to {version}")
-    try:
-        releases.record(home, release)
+    with recorded(home, release, f"rollback to {version}"):
         fleet.each(lambda m: upload(m.stack), what="upload", members=fleet.with_role("app"))
         target.each(pull_images, what="pull", members=apps)
 
@@ -188,21 +191,9 @@ def rollback_hosts(fleet: Fleet, version: str, timeout: float, parallel: int, sa
                 target.each(roll, what="rollback", members=batch, parallel=len(batch), summary=False)
         except (Exit, Exception):
             say(f"rollback failed: returning {', '.join(ran) or 'no host'} to what they ran")
-            try:
-                fleet.each(lambda m: roll_back_services(m.stack, services, ran[m.name], timeout, say), what="undo",
-                           members=[m for m in fleet.members if m.name in ran])
-            except HostsFailed as err:  # the first failure is the one to report
-                say(f"[red]returning failed on {', '.join(o.host for o in err.outcomes)}[/red]: see inv status --stage {fleet.settings.stage.name}")
+            return_hosts(fleet, [m for m in fleet.members if m.name in ran], ran, timeout, say)
             raise
         release.status = "success"
         release.images = {n.service: n.ref(version) for n in image_names(home)}
-    except (Exit, Exception) as err:
-        release.status, release.error = "failed", str(getattr(err, "message", err) or err)
-        raise
-    finally:
-        release.duration_seconds = round(time.monotonic() - started, 1)
-        releases.record(home, release)
-        releases.audit(home, f"rollback {release.status}", version=version, error=release.error[:500])
-        lock.release(home, force=True)
     return release
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -343,22 +344,44 @@ def describe(stack: Stack, steps: Sequence[Step]) -> list[str]:
     return lines
 
 
+def failed(release: releases.Release, err: BaseException) -> None:
+    release.status, release.error = "failed", str(getattr(err, "message", err) or err)
+
+
+@contextmanager
+def recorded(home: Stack, release: releases.Release, purpose: str) -> Iterator[None]:
+    """Hold the deploy lock on ``home`` while ``release`` runs; it is in the history as
+    running, then with its outcome and duration, and its end is in the audit log."""
+    started = time.monotonic()
+    lock.acquire(home, purpose)
+    try:
+        releases.record(home, release)
+        try:
+            yield
+        except (Exit, Exception) as err:
+            if release.status == "running":
+                failed(release, err)
+            raise
+    finally:
+        release.duration_seconds = round(time.monotonic() - started, 1)
+        releases.record(home, release)
+        releases.audit(home, f"{release.kind} {release.status}", version=release.version, error=release.error[:500])
+        lock.release(home, force=True)
+
+
 def deploy(d: Deploy) -> releases.Release:
     release = releases.Release(
         version=d.version.tag, status="running", tags=[*d.tags, "latest"], git_sha=d.sha, hosts=d.hosts,
         compose_files=list(d.new.settings.stage.compose_files), env_file=str(d.new.settings.env_file),
     )
     home = d.home
-    started = time.monotonic()
-    lock.acquire(home, f"deploy {d.version.tag}")
-    try:
-        releases.record(home, release)
+    with recorded(home, release, f"deploy {d.version.tag}"):
         releases.audit(home, "deploy started", version=release.version)
         try:
             for name, seconds in run_steps(d.steps(), d.say):
                 releases.audit(home, f"step {name}", version=release.version, seconds=round(seconds, 2))
         except (Exit, Exception) as err:
-            release.status, release.error = "failed", str(getattr(err, "message", err) or err)
+            failed(release, err)  # the step's error, also if the rollback fails too
             if d.switched:
                 d.say("deploy failed: rolling back")
                 d.roll_back()
@@ -366,11 +389,6 @@ def deploy(d: Deploy) -> releases.Release:
         release.status = "success"
         release.images = {n.service: n.ref(d.version.tag) for n in d.names}
         release.digests = {n.service: d.digest(n) for n in d.names}
-    finally:
-        release.duration_seconds = round(time.monotonic() - started, 1)
-        releases.record(home, release)
-        releases.audit(home, f"deploy {release.status}", version=release.version, error=release.error[:500])
-        lock.release(home, force=True)
     return release
 
 
@@ -399,11 +417,8 @@ def rollback(stack: Stack, version: str, timeout: float, say: Callable[[str], No
     """Return every stateless service to ``version`` with the zero-downtime rollout."""
     release = releases.Release(version=version, status="running", kind="rollback",
                                compose_files=list(stack.settings.stage.compose_files), env_file=str(stack.settings.env_file))
-    started = time.monotonic()
     target = with_version(stack, version)
-    lock.acquire(stack, f"rollback to {version}")
-    try:
-        releases.record(stack, release)
+    with recorded(stack, release, f"rollback to {version}"):
         say(f"rollout of {', '.join(stack.settings.config.stateless)} -> {version}")
         rollout(target, list(stack.settings.config.stateless), timeout, say)
         bad = [f"{c.subject}: {c.detail}" for c in http_checks(target) if not c.ok]
@@ -411,12 +426,4 @@ def rollback(stack: Stack, version: str, timeout: float, say: Callable[[str], No
             fail("after the rollback, through the proxy: " + "; ".join(bad), "see inv health")
         release.status = "success"
         release.images = {n.service: n.ref(version) for n in image_names(stack)}
-    except (Exit, Exception) as err:
-        release.status, release.error = "failed", str(getattr(err, "message", err) or err)
-        raise
-    finally:
-        release.duration_seconds = round(time.monotonic() - started, 1)
-        releases.record(stack, release)
-        releases.audit(stack, f"rollback {release.status}", version=version, error=release.error[:500])
-        lock.release(stack, force=True)
     return release
