@@ -112,9 +112,26 @@ host_images() {
     done <"$TESTBED_IMAGES_ENV"
 }
 
+# sshd for the hosts, without starting the machine's own ssh service (its packaging
+# would open port 22 on every address): a policy-rc.d of 101 forbids service starts.
+# An existing policy-rc.d is the administrator's, and is left as it is.
+install_sshd() {
+    [ -x /usr/sbin/sshd ] && return
+    local policy=/usr/sbin/policy-rc.d ours="" status=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        ours=1
+    fi
+    need_packages openssh-server || status=$?
+    [ -z "$ours" ] || rm -f "$policy"
+    [ "$status" = 0 ] || die "installing openssh-server failed; install it, then run hosts.sh up again"
+}
+
 up() {
     [ "$(id -u)" = 0 ] || die "run as root (it makes network namespaces)"
     [ -f "$TESTBED_IMAGES_ENV" ] || die "run scripts/testbed/setup.sh first"
+    install_sshd
     docker info -f '{{.RegistryConfig.IndexConfigs}}' | grep -q "$TESTBED_HOST_REGISTRY" \
         || die "the engine does not trust $TESTBED_HOST_REGISTRY: restart it (teardown.sh, then setup.sh)"
     mkdir -p "$TESTBED_HOSTS_STATE"

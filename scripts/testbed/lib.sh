@@ -22,6 +22,18 @@ apt_mirror() {
     printf '%s\n' "$uri"
 }
 
+need_packages() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q ' installed$' || missing+=("$pkg")  # not 'config-files'
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
 engine_up() { docker info >/dev/null 2>&1; }
 registry_up() { python3 - "$TESTBED_REGISTRY_ADDR" <<'EOF'
 import sys, urllib.request

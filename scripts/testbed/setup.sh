@@ -7,20 +7,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_packages() {
-    local missing=()
-    for pkg in "$@"; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
-}
-
 install_packages() {
-    local pkgs=(debootstrap docker-registry wrk openssh-server)
+    local pkgs=(debootstrap docker-registry wrk)
     command -v dockerd >/dev/null || engine_up || pkgs+=(docker.io)
     need_packages "${pkgs[@]}"
 }
