@@ -16,13 +16,14 @@ from typing import TypeVar
 
 from invoke.exceptions import Exit
 
-from deploy import releases
+from deploy.engine.ops import Executor, Ops
+from deploy.state import history as releases
 from deploy.errors import fail
-from deploy.inventory import Host, is_split, role_services
+from deploy.config.inventory import Host, is_split, role_services
 from deploy.output import say, set_host, table
-from deploy.settings import Settings
-from deploy.stack import Stack
-from deploy.target import Target
+from deploy.config.settings import Settings
+from deploy.engine.stack import Stack
+from deploy.engine.target import Target
 
 T = TypeVar("T")
 SPLIT_FILE = "compose/docker-compose.hosts.yml"  # layered when app hosts reach the db host over the network
@@ -66,6 +67,7 @@ class Fleet:
     members: tuple[Member, ...]  # the chosen hosts
     primary: Member  # keeps the stage's lock and release history (the db host)
     parallel: int
+    here: Stack  # this machine's engine with the stage's settings: tests, build, tag, push
 
     @property
     def remote(self) -> bool:
@@ -101,7 +103,11 @@ class Fleet:
     def with_env(self, **values: str) -> Fleet:
         members = tuple(dataclasses.replace(m, stack=m.stack.with_env(**values)) for m in self.members)
         primary = dataclasses.replace(self.primary, stack=self.primary.stack.with_env(**values))
-        return dataclasses.replace(self, members=members, primary=primary)
+        return dataclasses.replace(self, members=members, primary=primary, here=self.here.with_env(**values))
+
+    def member(self, name: str) -> Member:
+        """The chosen member called ``name``."""
+        return next(m for m in self.members if m.name == name)
 
     def each(
         self,
@@ -159,7 +165,7 @@ def first_line(text: str) -> str:
 
 def local_fleet(settings: Settings, target: Target) -> Fleet:
     member = Member(LOCAL, releases.pin_current(Stack(settings, target)))
-    return Fleet(settings, (member,), member, parallel=1)
+    return Fleet(settings, (member,), member, parallel=1, here=member.stack)
 
 
 def host_settings(settings: Settings, hosts: Sequence[Host]) -> Settings:
@@ -172,10 +178,10 @@ def host_settings(settings: Settings, hosts: Sequence[Host]) -> Settings:
     return dataclasses.replace(settings, stage=stage, env={**settings.env, "DB_HOST": db.reach})
 
 
-def remote_fleet(settings: Settings, hosts: Sequence[Host], chosen: Sequence[Host], accept_new_host_keys: bool) -> Fleet:
+def remote_fleet(settings: Settings, hosts: Sequence[Host], chosen: Sequence[Host], accept_new_host_keys: bool, here: Target) -> Fleet:
     """The chosen hosts of a stage; the stage's db host keeps the lock and the history
     (also when it is not chosen), and names the release now serving for every host."""
-    from deploy.remote import RemoteTarget  # paramiko only when there are hosts (CLI start time)
+    from deploy.engine.remote import RemoteTarget  # paramiko only when there are hosts (CLI start time)
 
     settings = host_settings(settings, hosts)
     ssh = settings.stage.ssh
@@ -184,4 +190,29 @@ def remote_fleet(settings: Settings, hosts: Sequence[Host], chosen: Sequence[Hos
     primary = Member(db, releases.pin_current(Stack(settings, targets[db.name])))
     pinned = primary.stack.settings.overrides
     members = tuple(Member(h, Stack(settings, targets[h.name]).with_env(**pinned)) for h in chosen)
-    return Fleet(settings, members, primary, parallel=ssh.parallel)
+    return Fleet(settings, members, primary, parallel=ssh.parallel, here=Stack(settings, here).with_env(**pinned))
+
+
+@dataclass(frozen=True)
+class Each:
+    """An op: ``work`` (a workflow per host) on ``members`` of ``fleet``, at most
+    ``parallel`` at once (default: the fleet's pool); a dry run lists each host's ops."""
+
+    fleet: Fleet
+    members: tuple[Member, ...]
+    work: Callable[[Member], Ops[T]]
+    what: str
+    parallel: int | None = None
+    summary: bool = True
+
+    def apply(self, executor: Executor) -> dict[str, T]:
+        return self.fleet.each(lambda m: executor(self.work(m)), self.what, self.members, self.parallel, self.summary)
+
+    def dry(self, executor: Executor) -> dict[str, T]:
+        return {m.name: executor(self.work(m)) for m in self.members}
+
+
+def on_each(fleet: Fleet, members: Sequence[Member], work: Callable[[Member], Ops[T]], what: str, *,
+            parallel: int | None = None, summary: bool = True) -> Each:
+    """The ``Each`` op of ``work`` on ``members``."""
+    return Each(fleet, tuple(members), work, what, parallel, summary)

@@ -11,14 +11,14 @@ from typing import Any
 
 from invoke import Context
 
-from deploy import releases
-from deploy.config import DeployConfig, parse_config, plain
+from deploy.state import history as releases
+from deploy.config.schema import DeployConfig, parse_config, plain
 from deploy.errors import fail
 from deploy.fleet import Fleet, local_fleet, remote_fleet
-from deploy.inventory import ad_hoc_hosts, select, split_list
-from deploy.settings import resolve
-from deploy.stack import Stack
-from deploy.target import LocalTarget
+from deploy.config.inventory import ad_hoc_hosts, select, split_list
+from deploy.config.settings import resolve
+from deploy.engine.stack import Stack
+from deploy.engine.target import LocalTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,7 +111,7 @@ def open_fleet(c: Context, where: Where) -> Fleet:
             fail(f"--roles needs a stage with hosts, and {stage.name} has none", "list them under deploy.stages.NAME.hosts")
         return local_fleet(settings, LocalTarget(c))
     chosen = select(hosts, names if stage.hosts else [], roles, stage.name)
-    return remote_fleet(settings, hosts, chosen, where.accept_new_host_keys)
+    return remote_fleet(settings, hosts, chosen, where.accept_new_host_keys, here=LocalTarget(c))
 
 
 def service_list(config: DeployConfig, services: str) -> list[str]:

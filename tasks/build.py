@@ -1,6 +1,6 @@
 from invoke import Context, task
 
-from deploy import lifecycle
+from deploy.stack import lifecycle
 from tasks._common import helps, open_stack
 
 

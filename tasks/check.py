@@ -1,8 +1,8 @@
 from invoke import Context, Exit, task
 
-from deploy.checks import config_findings, engine_findings, preflight
+from deploy.stack.checks import config_findings, engine_findings, preflight
 from deploy.output import mark, table
-from deploy.target import LocalTarget
+from deploy.engine.target import LocalTarget
 from tasks._common import Where, host_helps, on_hosts, open_fleet
 
 

@@ -1,6 +1,6 @@
 from invoke import Context, task
 
-from deploy import clean as cleanmod
+from deploy.stack import clean as cleanmod
 from deploy.output import say
 from deploy.fleet import Member
 from tasks._common import Where, host_helps, on_hosts, open_fleet

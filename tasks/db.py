@@ -4,16 +4,17 @@ from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
 
-from deploy import backups, dbadmin
-from deploy import backup as backupmod
-from deploy import restore as restoremod
-from deploy.commands import postgres as pg
-from deploy.database import Database
+from deploy.database import files as backups
+from deploy.database import admin as dbadmin
+from deploy.database import dump as backupmod
+from deploy.database import restore as restoremod
+from deploy.engine.commands import postgres as pg
+from deploy.database.session import Database
 from deploy.output import ByteProgress, human_bytes, say, table
-from deploy.status import human_duration
-from deploy.stack import Stack
-from deploy.upload import upload
-from deploy.settings import resolve
+from deploy.stack.status import human_duration
+from deploy.engine.stack import Stack
+from deploy.engine.upload import upload
+from deploy.config.settings import resolve
 from tasks._common import Where, confirm_typed, helps, load_config, on_hosts, one_host_helps, open_fleet, whole_number
 
 

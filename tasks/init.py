@@ -3,12 +3,12 @@ from pathlib import Path
 
 from invoke import Context, task
 
-from deploy.commands import docker
-from deploy.envfile import render
+from deploy.engine.commands import docker
+from deploy.config.envfile import render
 from deploy.errors import fail
 from deploy.output import say
-from deploy.settings import read_env_file
-from deploy.target import LocalTarget
+from deploy.config.settings import read_env_file
+from deploy.engine.target import LocalTarget
 from tasks._common import ROOT, load_config
 
 

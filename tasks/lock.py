@@ -1,6 +1,6 @@
 from invoke import Collection, Context, task
 
-from deploy import lock as lockmod
+from deploy.state import lock as lockmod
 from deploy.output import say
 from tasks._common import Where, one_host_helps, on_hosts, open_fleet
 

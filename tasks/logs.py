@@ -1,6 +1,6 @@
 from invoke import Context, task
 
-from deploy.commands import compose
+from deploy.engine.commands import compose
 from deploy.fleet import Member
 from tasks._common import Where, host_helps, on_hosts, open_fleet, service_list
 

@@ -1,6 +1,6 @@
 from invoke import Context, task
 
-from deploy import scale as scalemod
+from deploy.stack import scale as scalemod
 from deploy.output import say
 from tasks._common import Where, host_helps, load_config, on_hosts, open_fleet
 

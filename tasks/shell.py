@@ -2,7 +2,7 @@ import sys
 
 from invoke import Context, Exit, task
 
-from deploy.commands import compose
+from deploy.engine.commands import compose
 from tasks._common import Where, command_after_dashes, on_hosts, one_host_helps, open_fleet
 
 

@@ -1,11 +1,11 @@
 from invoke import Context, Exit, task
 
-from deploy import health as healthmod
-from deploy.commands import docker
-from deploy.facts import parse_stats
+from deploy.stack import health as healthmod
+from deploy.engine.commands import docker
+from deploy.engine.facts import parse_stats
 from deploy.fleet import Fleet, Member
 from deploy.output import mark, table
-from deploy.status import ServiceStatus, human_duration, summarize
+from deploy.stack.status import ServiceStatus, human_duration, summarize
 from tasks._common import Where, host_helps, on_hosts, open_fleet
 
 

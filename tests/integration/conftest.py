@@ -18,8 +18,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from deploy.envfile import render
-from deploy.settings import read_env_file
+from deploy.config.envfile import render
+from deploy.config.settings import read_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTBED_STATE = Path(os.environ.get("TESTBED_STATE", "/var/lib/deploy-testbed"))

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from deploy import backups
+from deploy.database import files as backups
 from tests.integration.conftest import ROOT, row
 
 SEED_SQL = r"""

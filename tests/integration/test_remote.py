@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.settings import read_env_file
+from deploy.config.settings import read_env_file
 from tests import load
 from tests.integration.conftest import ROOT, TESTBED_STATE, Inv, make_stack, row, table_rows
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from invoke import Config
 
-from deploy.config import DeployConfig, parse_config, plain
+from deploy.config.schema import DeployConfig, parse_config, plain
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from invoke.exceptions import Exit
 
-from deploy import backups
-from deploy.backups import Backup, PartialWriter, new_name, prune_plan, read_sidecar, scan, sweep_partials, write_sidecars
+from deploy.database import files as backups
+from deploy.database.files import Backup, PartialWriter, new_name, prune_plan, read_sidecar, scan, sweep_partials, write_sidecars
 
 T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -71,7 +71,7 @@ def test_sweep_removes_only_partials_nobody_holds(tmp_path):
 
 def test_sweep_takes_the_partial_of_a_killed_writer(tmp_path):
     code = (
-        "import sys, time; from pathlib import Path; from deploy.backups import PartialWriter;"
+        "import sys, time; from pathlib import Path; from deploy.database.files import PartialWriter;"
         f"w = PartialWriter(Path({str(tmp_path / 'app-20261128T100000Z.dump')!r})).__enter__(); w.write(b'PGDMP');"
         "print('ready', flush=True); time.sleep(60)"
     )

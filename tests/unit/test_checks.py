@@ -1,4 +1,4 @@
-from deploy.checks import check_compose, check_engine, check_env_file_git, check_required, check_secrets
+from deploy.stack.checks import check_compose, check_engine, check_env_file_git, check_required, check_secrets
 
 SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "JWT_SECRET")
 EXAMPLE = {"POSTGRES_PASSWORD": "change-me-postgres-password", "REDIS_PASSWORD": "change-me-redis", "JWT_SECRET": "change-me-jwt"}

@@ -1,7 +1,7 @@
 import pytest
 from invoke.exceptions import Exit
 
-from deploy.clean import check_flags, deleted_images, reclaimed, stateful_volumes
+from deploy.stack.clean import check_flags, deleted_images, reclaimed, stateful_volumes
 
 PRUNE = """Deleted Images:
 untagged: ns/web@sha256:abc

@@ -1,4 +1,4 @@
-from deploy.commands import compose, docker
+from deploy.engine.commands import compose, docker
 
 P = compose.ComposeProject(name="myapp", files=("/r/compose/a.yml", "/r/compose/b.yml"), env_file="/r/.env.production")
 BASE = ["docker", "compose", "-p", "myapp", "-f", "/r/compose/a.yml", "-f", "/r/compose/b.yml", "--env-file", "/r/.env.production"]

@@ -3,7 +3,7 @@ import copy
 import pytest
 from invoke.exceptions import Exit
 
-from deploy.config import parse_config
+from deploy.config.schema import parse_config
 from tests.unit.conftest import ROOT
 
 

@@ -1,5 +1,5 @@
-from deploy.envfile import render
-from deploy.settings import read_env_file
+from deploy.config.envfile import render
+from deploy.config.settings import read_env_file
 
 EXAMPLE = """# comment
 POSTGRES_PASSWORD=change-me

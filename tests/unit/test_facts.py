@@ -1,7 +1,7 @@
 import json
 from datetime import datetime, timezone
 
-from deploy.facts import (
+from deploy.engine.facts import (
     desired_replicas,
     parse_engine_version,
     parse_hashes,

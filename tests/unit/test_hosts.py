@@ -10,12 +10,12 @@ import pytest
 from invoke.exceptions import Exit
 
 from deploy.fleet import SPLIT_FILE, host_settings
-from deploy.hosts_deploy import batches
-from deploy.inventory import SshOptions, parse_hosts, parse_ssh, role_services, select
+from deploy.release.hosts_deploy import batches
+from deploy.config.inventory import SshOptions, parse_hosts, parse_ssh, role_services, select
 from deploy.output import PrefixedStream
-from deploy.remote import RemoteTarget
-from deploy.settings import Settings
-from deploy.upload import compose_tree, env_line, render_env
+from deploy.engine.remote import RemoteTarget
+from deploy.config.settings import Settings
+from deploy.engine.upload import compose_tree, env_line, render_env
 from tasks._common import Where, on_hosts
 from tests.unit.conftest import ROOT
 
@@ -158,7 +158,7 @@ def test_on_hosts_adds_the_flags_and_passes_where():
 
 
 def test_a_secret_never_goes_on_a_remote_command_line(config):
-    from deploy.stack import Stack
+    from deploy.engine.stack import Stack
 
     settings = Settings(config, config.stage("production"), ROOT / ".env.example", {"JWT_SECRET": "s" * 64})
     host = parse_hosts({"h": {}}, "production", "p")[0]

@@ -1,7 +1,7 @@
 from datetime import datetime, timezone
 
-from deploy import images
-from deploy.images import ImageName, release_tags
+from deploy.engine import images
+from deploy.engine.images import ImageName, release_tags
 from deploy.versions import Version
 
 WHEN = datetime(2026, 11, 29, 23, 30, tzinfo=timezone.utc)

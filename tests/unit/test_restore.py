@@ -1,6 +1,6 @@
-from deploy.commands import postgres as pg
-from deploy.database import parse_counts, parse_rows
-from deploy.restore import _explain_restore_error, count_mismatches, scratch_name
+from deploy.engine.commands import postgres as pg
+from deploy.database.session import parse_counts, parse_rows
+from deploy.database.restore import _explain_restore_error, count_mismatches, scratch_name
 
 
 def test_psql_builders():

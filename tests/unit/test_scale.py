@@ -1,7 +1,7 @@
 import pytest
 from invoke.exceptions import Exit
 
-from deploy.scale import parse_assignments, parse_count, plan
+from deploy.stack.scale import parse_assignments, parse_count, plan
 
 
 @pytest.mark.parametrize("raw,count", [("3", 3), (" 10 ", 10), (2, 2), ("0", 0)])

@@ -1,7 +1,7 @@
 import pytest
 from invoke.exceptions import Exit
 
-from deploy.settings import merge_env, read_env_file, resolve
+from deploy.config.settings import merge_env, read_env_file, resolve
 
 
 def test_precedence_process_env_over_file_over_defaults():

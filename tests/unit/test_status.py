@@ -1,8 +1,8 @@
 from datetime import datetime, timedelta, timezone
 
-from deploy.facts import Container
-from deploy.health import container_checks, replica_checks
-from deploy.status import human_duration, summarize
+from deploy.engine.facts import Container
+from deploy.stack.health import container_checks, replica_checks
+from deploy.stack.status import human_duration, summarize
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 

@@ -3,7 +3,7 @@ import stat
 
 from invoke import Context
 
-from deploy.target import LocalTarget
+from deploy.engine.target import LocalTarget
 
 
 def test_argv_is_quoted_once_and_nothing_executes(tmp_path):

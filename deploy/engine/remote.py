@@ -30,9 +30,9 @@ from invoke.exceptions import CommandTimedOut
 from invoke.runners import Result
 
 from deploy.errors import fail
-from deploy.inventory import Host, SshOptions
+from deploy.config.inventory import Host, SshOptions
 from deploy.output import PrefixedStream, host_prefix
-from deploy.target import HttpResponse
+from deploy.engine.target import HttpResponse
 
 WINDOW = 64 * 1024 * 1024  # bytes in flight on a stream channel
 _known_hosts_lock = threading.Lock()

@@ -17,19 +17,20 @@ from collections.abc import Callable, Sequence
 
 from invoke.exceptions import Exit
 
-from deploy import lifecycle, releases
-from deploy.checks import engine_findings
-from deploy.commands import compose
+from deploy.stack import lifecycle
+from deploy.state import history as releases
+from deploy.stack.checks import engine_findings
+from deploy.engine.commands import compose
 from deploy.errors import fail
 from deploy.fleet import Fleet, HostsFailed, Member
-from deploy.pipeline import (
+from deploy.release.pipeline import (
     Deploy, DeployOptions, Step, apply_stateful, backup_before, image_names, migrate, previous_tags, recorded,
     remove_old_images, roll_back_services, start_proxy, verify_proxy,
 )
-from deploy.rollout import rollout
-from deploy.stack import Stack
-from deploy.target import LocalTarget
-from deploy.upload import upload
+from deploy.stack.rollout import rollout
+from deploy.engine.stack import Stack
+from deploy.engine.target import LocalTarget
+from deploy.engine.upload import upload
 from deploy.versions import Version
 
 

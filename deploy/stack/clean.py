@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.commands import compose, docker
+from deploy.engine.commands import compose, docker
 from deploy.errors import fail
-from deploy.stack import Stack
+from deploy.engine.stack import Stack
 
 RECLAIMED = re.compile(r"Total reclaimed space:\s*(\S+)")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from deploy.commands import docker
-from deploy.commands import postgres as pg
+from deploy.engine.commands import docker
+from deploy.engine.commands import postgres as pg
 from deploy.errors import fail
-from deploy.facts import Container
-from deploy.stack import Stack, last_lines
-from deploy.target import Process
+from deploy.engine.facts import Container
+from deploy.engine.stack import Stack, last_lines
+from deploy.engine.target import Process
 
 # Every user table, schema-qualified and quoted, ready to put into a query.
 TABLES_SQL = """

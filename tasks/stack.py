@@ -1,6 +1,6 @@
 from invoke import Context, task
 
-from deploy import lifecycle
+from deploy.stack import lifecycle
 from deploy.errors import fail
 from deploy.output import say
 from tasks._common import Where, host_helps, on_hosts, open_fleet, served_at

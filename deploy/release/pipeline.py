@@ -17,19 +17,21 @@ from datetime import datetime, timezone
 
 from invoke.exceptions import Exit
 
-from deploy import images, lock, releases
-from deploy.backup import backup
-from deploy.checks import preflight
-from deploy.commands import compose, docker
-from deploy.commands import postgres as pg
-from deploy.database import Database
+from deploy.engine import images
+from deploy.state import lock
+from deploy.state import history as releases
+from deploy.database.dump import backup
+from deploy.stack.checks import preflight
+from deploy.engine.commands import compose, docker
+from deploy.engine.commands import postgres as pg
+from deploy.database.session import Database
 from deploy.errors import fail
-from deploy.facts import parse_hashes
-from deploy.health import http_checks
-from deploy.images import ImageName
-from deploy.rollout import old_containers, plan_scale, rollout
-from deploy.stack import Stack, last_lines
-from deploy.target import LocalTarget
+from deploy.engine.facts import parse_hashes
+from deploy.stack.health import http_checks
+from deploy.engine.images import ImageName
+from deploy.stack.rollout import old_containers, plan_scale, rollout
+from deploy.engine.stack import Stack, last_lines
+from deploy.engine.target import LocalTarget
 from deploy.versions import Version
 
 PUSH_ATTEMPTS = 3

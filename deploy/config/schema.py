@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.errors import fail
-from deploy.inventory import Host, SshOptions, parse_hosts, parse_ssh
+from deploy.config.inventory import Host, SshOptions, parse_hosts, parse_ssh
 
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")

@@ -16,13 +16,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from deploy import backups
-from deploy.backup import BackupResult, backup, backups_dir
-from deploy.commands import compose
-from deploy.commands import postgres as pg
-from deploy.database import Database
+from deploy.database import files as backups
+from deploy.database.dump import BackupResult, backup, backups_dir
+from deploy.engine.commands import compose
+from deploy.engine.commands import postgres as pg
+from deploy.database.session import Database
 from deploy.errors import fail
-from deploy.stack import Stack, last_lines
+from deploy.engine.stack import Stack, last_lines
 
 UNSAFE = re.compile(r"[^A-Za-z0-9._/@+-]")
 MAX_IDENT = 63

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from deploy.errors import fail
-from deploy.settings import REMOTE_ENV_FILE
-from deploy.stack import Stack, last_lines
+from deploy.config.settings import REMOTE_ENV_FILE
+from deploy.engine.stack import Stack, last_lines
 
 
 def env_line(name: str, value: str) -> str:

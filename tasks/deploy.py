@@ -1,10 +1,11 @@
 from invoke import Context, Exit, task
 
-from deploy import pipeline, releases
-from deploy.hosts_deploy import HostsDeploy, rollback_hosts
+from deploy.release import pipeline
+from deploy.state import history as releases
+from deploy.release.hosts_deploy import HostsDeploy, rollback_hosts
 from deploy.output import say, table
-from deploy.stack import Stack
-from deploy.target import LocalTarget
+from deploy.engine.stack import Stack
+from deploy.engine.target import LocalTarget
 from deploy.versions import parse
 from tasks._common import Where, helps, host_helps, on_hosts, open_fleet, open_stack, served_at, whole_number
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from deploy.facts import Container
-from deploy.stack import Stack
-from deploy.status import ServiceStatus
+from deploy.engine.facts import Container
+from deploy.engine.stack import Stack
+from deploy.stack.status import ServiceStatus
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from deploy.commands import compose, docker
-from deploy.facts import parse_engine_version, version_tuple
-from deploy.settings import Settings, example_env
-from deploy.stack import Stack, last_lines
-from deploy.target import LocalTarget, Target
+from deploy.engine.commands import compose, docker
+from deploy.engine.facts import parse_engine_version, version_tuple
+from deploy.config.settings import Settings, example_env
+from deploy.engine.stack import Stack, last_lines
+from deploy.engine.target import LocalTarget, Target
 
 MIN_ENGINE = (20, 10)
 MIN_COMPOSE = (2, 0)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from deploy.commands import compose
+from deploy.engine.commands import compose
 from deploy.errors import fail
-from deploy.stack import Stack
-from deploy.upload import upload
+from deploy.engine.stack import Stack
+from deploy.engine.upload import upload
 
 
 def build(stack: Stack, services: Sequence[str] = (), no_cache: bool = False) -> None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from deploy.commands import compose, docker
+from deploy.engine.commands import compose, docker
 from deploy.errors import fail
-from deploy.facts import Container
-from deploy.stack import Stack, last_lines
+from deploy.engine.facts import Container
+from deploy.engine.stack import Stack, last_lines
 
 POLL_SECONDS = 0.25
 # nginx keeps resolved addresses for 1 s (resolver valid=1s); Docker hands a removed

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from deploy.stack import Stack
+from deploy.engine.stack import Stack
 
 
 @dataclass

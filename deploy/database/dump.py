@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from deploy.backups import CHUNK, PartialWriter, check_label, new_name, sweep_partials, write_sidecars
-from deploy.commands import postgres as pg
-from deploy.database import TABLES_SQL, Database, SnapshotSession, parse_counts, parse_rows, row_counts_sql
+from deploy.database.files import CHUNK, PartialWriter, check_label, new_name, sweep_partials, write_sidecars
+from deploy.engine.commands import postgres as pg
+from deploy.database.session import TABLES_SQL, Database, SnapshotSession, parse_counts, parse_rows, row_counts_sql
 from deploy.errors import fail
-from deploy.facts import Container
-from deploy.settings import Settings
-from deploy.stack import Stack, last_lines
+from deploy.engine.facts import Container
+from deploy.config.settings import Settings
+from deploy.engine.stack import Stack, last_lines
 
 MAGIC = b"PGDMP"
 MANIFEST_FORMAT = 1

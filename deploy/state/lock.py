@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 from deploy.errors import fail
-from deploy.stack import Stack
+from deploy.engine.stack import Stack
 
 
 @dataclass(frozen=True)

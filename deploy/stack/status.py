@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from deploy.facts import Container
+from deploy.engine.facts import Container
 
 
 @dataclass(frozen=True)

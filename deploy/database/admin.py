@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deploy.commands import compose
-from deploy.commands import postgres as pg
-from deploy.database import Database
+from deploy.engine.commands import compose
+from deploy.engine.commands import postgres as pg
+from deploy.database.session import Database
 from deploy.errors import fail
-from deploy.stack import Stack
+from deploy.engine.stack import Stack
 
 STATS_SQL = {
     "connections": "SELECT count(*) || ' of ' || current_setting('max_connections') FROM pg_stat_activity",

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from deploy.commands.compose import ComposeProject
-from deploy.config import DeployConfig, Stage
+from deploy.engine.commands.compose import ComposeProject
+from deploy.config.schema import DeployConfig, Stage
 from deploy.errors import fail
 
 

@@ -10,11 +10,11 @@ from typing import Any, NoReturn
 
 from invoke.runners import Result
 
-from deploy.commands import compose, docker
+from deploy.engine.commands import compose, docker
 from deploy.errors import fail
-from deploy.facts import Container, desired_replicas, parse_inspect, parse_published
-from deploy.settings import Settings
-from deploy.target import Target
+from deploy.engine.facts import Container, desired_replicas, parse_inspect, parse_published
+from deploy.config.settings import Settings
+from deploy.engine.target import Target
 
 ENGINE_FIX = "check that the Docker engine runs (`docker info`); on a test bed: bash scripts/testbed/setup.sh"
 
@@ -56,6 +56,20 @@ class Stack:
         """Run argv on the target with the stage's env; fail with ``what`` and ``fix`` if it fails."""
         result = self.target.run(argv, env=self.command_env, warn=True, **kwargs)
         if not result.ok:
+            self._failed(argv, result, what, fix)
+        return result
+
+    def feed(self, argv: Sequence[str], data: bytes, *, what: str, fix: str = ENGINE_FIX) -> Result:
+        """Run argv on the target with ``data`` on its stdin; fail with ``what`` and ``fix``."""
+        proc = self.target.spawn(argv, env=self.command_env, stdin=True)
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(data)
+        finally:
+            proc.stdin.close()
+        code = proc.wait(self.settings.stage.ssh.command_timeout)
+        result = Result(stdout="", stderr=proc.stderr_text(), command=shlex.join(argv), exited=code)
+        if code != 0:
             self._failed(argv, result, what, fix)
         return result
 

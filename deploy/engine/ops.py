@@ -1,0 +1,163 @@
+"""What a workflow asks of a target, as data (pyinfra's operations).
+
+A workflow is a generator that *yields* ops and gets each op's result back
+(``result = yield Run(...)``); reads that only decide what to do (which containers
+run, what the history says) are facts, asked directly. An ``Executor`` drives the
+generator: a real run applies each op, a dry run prints it instead. So ``--dry-run``
+prints exactly the commands a real run executes, per host, secrets masked, and the
+plan cannot drift from the action. When an op fails, its error is thrown into the
+generator at the ``yield``, so the workflow can clean up (``try``/``except``) before
+the error goes on.
+"""
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from invoke.runners import Result
+
+from deploy.engine.stack import ENGINE_FIX, Stack
+from deploy.output import say
+
+T = TypeVar("T")
+
+
+class Op(Protocol):
+    """One thing a workflow asks for: applied by a real run, described by a dry run."""
+
+    def apply(self, executor: Executor) -> Any: ...
+
+    def dry(self, executor: Executor) -> Any: ...
+
+
+# A workflow: yields ops, receives their results, returns its own result.
+Ops = Generator[Op, Any, T]
+
+
+def planned_result(argv: Sequence[str]) -> Result:
+    """What a dry run hands back for a command it only printed: success, no output."""
+    return Result(stdout="", stderr="", command=shlex.join(argv), exited=0)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A command that changes something, on the stack's target, with its stage env.
+
+    ``check``: a failure stops the workflow with ``what`` and ``fix``; without it the
+    result goes back to the workflow, which decides. ``show``: stream its output.
+    ``stdin``: bytes fed to it (a tar of the compose files).
+    """
+
+    stack: Stack
+    argv: tuple[str, ...]
+    what: str
+    fix: str = ENGINE_FIX
+    check: bool = True
+    show: bool = False
+    stdin: bytes | None = None
+
+    def describe(self) -> str:
+        fed = f" < ({len(self.stdin):,} bytes)" if self.stdin is not None else ""
+        return self.stack.settings.masked(shlex.join(self.argv)) + fed
+
+    def apply(self, executor: Executor) -> Result:
+        if self.stdin is not None:
+            return self.stack.feed(self.argv, self.stdin, what=self.what, fix=self.fix)
+        if self.check:
+            return self.stack.run(self.argv, what=self.what, fix=self.fix, hide=not self.show)
+        return self.stack.target.run(self.argv, env=self.stack.command_env, warn=True, hide=not self.show)
+
+    def dry(self, executor: Executor) -> Result:
+        executor.show(self.stack, self.describe())
+        return planned_result(self.argv)
+
+
+def run(stack: Stack, argv: Sequence[str], what: str, **kwargs: Any) -> Run:
+    """A ``Run`` op (argv as given by a builder of ``deploy.engine.commands``)."""
+    return Run(stack, tuple(argv), what, **kwargs)
+
+
+@dataclass(frozen=True)
+class Put:
+    """A file written on the target: created with ``mode`` before the first byte, then
+    renamed into place (never half-written, never readable by others for a moment)."""
+
+    stack: Stack
+    path: str
+    data: bytes = field(repr=False)
+    mode: int = 0o600
+
+    def describe(self) -> str:
+        return f"write {self.path} ({len(self.data):,} bytes, mode {self.mode:04o})"
+
+    def apply(self, executor: Executor) -> None:
+        self.stack.target.write_bytes(self.path, self.data, self.mode)
+
+    def dry(self, executor: Executor) -> None:
+        executor.show(self.stack, self.describe())
+
+
+@dataclass(frozen=True)
+class Call:
+    """A library step that is more than one command (stream a backup home, wait until
+    containers are healthy, check HTTP through the proxy), described by ``label``."""
+
+    stack: Stack
+    label: str
+    action: Callable[[], Any]
+
+    def apply(self, executor: Executor) -> Any:
+        return self.action()
+
+    def dry(self, executor: Executor) -> None:
+        executor.show(self.stack, self.label)
+
+
+@dataclass(frozen=True)
+class Note:
+    """Progress for people: said by a real run, left out of a dry run's plan."""
+
+    text: str
+
+    def apply(self, executor: Executor) -> None:
+        executor.say(self.text)
+
+    def dry(self, executor: Executor) -> None:
+        """A plan lists what would be done, not what a run reports."""
+
+
+@dataclass
+class Executor:
+    """Drives workflows: ``dry_run`` prints each op (with its host on a stage with
+    hosts) instead of applying it. ``applied`` keeps every op a real run applied, in
+    order, and ``planned`` every op a dry run printed (for tests and the audit)."""
+
+    dry_run: bool = False
+    say: Callable[[str], None] = say
+    hosts: bool = False  # print the host before each planned op
+    applied: list[Op] = field(default_factory=list)
+    planned: list[Op] = field(default_factory=list)
+
+    def show(self, stack: Stack, line: str) -> None:
+        self.say(f"    {stack.target.name}: {line}" if self.hosts else f"    {line}")
+
+    def __call__(self, ops: Ops[T]) -> T:
+        """Run ``ops`` to its end and return its value."""
+        try:
+            op = next(ops)
+            while True:
+                if self.dry_run:
+                    self.planned.append(op)
+                    result = op.dry(self)
+                else:
+                    self.applied.append(op)
+                    try:
+                        result = op.apply(self)
+                    except BaseException as err:  # noqa: BLE001 (the workflow decides; it re-raises)
+                        op = ops.throw(err)
+                        continue
+                op = ops.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
