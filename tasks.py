@@ -11,7 +11,7 @@ from invoke import Collection
 
 __path__ = [os.path.join(os.path.dirname(__file__), "tasks")]
 
-from tasks import build, check, clean, db, deploy, init, lock, logs, push, scale, shell, stack, status  # noqa: E402
+from tasks import build, check, clean, db, deploy, init, lock, logs, push, scale, shell, stack, status
 
 ns = Collection()
 for task_ in (

@@ -12,18 +12,18 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from invoke.exceptions import Exit
 
-from deploy.engine.ops import Executor, Ops
-from deploy.state import history as releases
-from deploy.errors import fail
-from deploy.config.inventory import Host, is_split, role_services
-from deploy.output import say, set_host, table
+from deploy.config.inventory import Host, ad_hoc_hosts, is_split, role_services, select
 from deploy.config.settings import Settings
+from deploy.engine.ops import Executor, Ops
 from deploy.engine.stack import Stack
 from deploy.engine.target import Target
+from deploy.errors import fail
+from deploy.output import say, set_host, table
+from deploy.state import history as releases
 
 T = TypeVar("T")
 SPLIT_FILE = "compose/docker-compose.hosts.yml"  # layered when app hosts reach the db host over the network
@@ -73,6 +73,16 @@ class Fleet:
     def remote(self) -> bool:
         return not self.primary.stack.target.local
 
+    def host_names(self) -> list[str]:
+        """The chosen hosts' names (none for the local engine)."""
+        return [m.name for m in self.members] if self.remote else []
+
+    def where(self, members: Sequence[Member], detail: str = "") -> str:
+        """'h1, h2 DETAIL' for a plan's step on hosts; '' on the local engine."""
+        if not self.remote:
+            return ""
+        return ", ".join(m.name for m in members) + (f" {detail}" if detail else "")
+
     def with_role(self, role: str) -> list[Member]:
         return [m for m in self.members if m.host.has(role)]
 
@@ -94,6 +104,11 @@ class Fleet:
         if len(chosen) > 1:
             say(f"{service} runs on {', '.join(m.name for m in chosen)}: using {chosen[0].name} (choose with --host)")
         return chosen[0]
+
+    def other_app_stacks(self, stack: Stack) -> list[Stack]:
+        """The app hosts' stacks other than ``stack``'s target (none on the local engine,
+        where the apps are in the same project)."""
+        return [m.stack for m in self.with_role("app") if m.stack.target is not stack.target]
 
     def ordered(self) -> tuple[list[Member], list[Member]]:
         """The chosen db host first (what the apps need), then the other hosts."""
@@ -163,6 +178,21 @@ def first_line(text: str) -> str:
     return line.removeprefix("error: ")[:160]
 
 
+def open_fleet(settings: Settings, names: Sequence[str], roles: Sequence[str], accept_new_host_keys: bool,
+               local: Target) -> Fleet:
+    """The hosts a task acts on: the local engine (``local``) when the stage has no hosts
+    and none are named, else the stage's hosts narrowed by ``names`` and ``roles`` (or,
+    without a stage's hosts, the hosts named, by address or ~/.ssh/config alias)."""
+    stage = settings.stage
+    hosts = stage.hosts or (ad_hoc_hosts(names, settings.config.project) if names else ())
+    if not hosts:
+        if roles:
+            fail(f"--roles needs a stage with hosts, and {stage.name} has none", "list them under deploy.stages.NAME.hosts")
+        return local_fleet(settings, local)
+    chosen = select(hosts, names if stage.hosts else [], roles, stage.name)
+    return remote_fleet(settings, hosts, chosen, accept_new_host_keys, here=local)
+
+
 def local_fleet(settings: Settings, target: Target) -> Fleet:
     member = Member(LOCAL, releases.pin_current(Stack(settings, target)))
     return Fleet(settings, (member,), member, parallel=1, here=member.stack)
@@ -194,7 +224,7 @@ def remote_fleet(settings: Settings, hosts: Sequence[Host], chosen: Sequence[Hos
 
 
 @dataclass(frozen=True)
-class Each:
+class Each(Generic[T]):
     """An op: ``work`` (a workflow per host) on ``members`` of ``fleet``, at most
     ``parallel`` at once (default: the fleet's pool); a dry run lists each host's ops."""
 

@@ -1,13 +1,20 @@
-from invoke import Context, task
+"""The `build` namespace: `inv build` builds the images from source (this machine)."""
+from invoke import Collection, Context
 
+from deploy.engine.ops import Executor
 from deploy.stack import lifecycle
-from tasks._common import helps, open_stack
+from tasks._open import open_stack
+from tasks._where import Where, on_stage
 
 
-@task(
+@on_stage(
     iterable=["service"],
-    help=helps(service="service to build; repeat for several (default: all)", no_cache="build without the layer cache"),
+    help={"service": "service to build; repeat for several (default: all)", "no_cache": "build without the layer cache"},
 )
-def build(c: Context, service: list[str] | None = None, no_cache: bool = False, stage: str | None = None, env_file: str | None = None) -> None:
+def build(c: Context, service: list[str] | None = None, no_cache: bool = False, *, where: Where) -> None:
     """Build the stack's images from source, with progress."""
-    lifecycle.build(open_stack(c, stage, env_file), service or [], no_cache=no_cache)
+    Executor()(lifecycle.build(open_stack(c, where), service or [], no_cache=no_cache))
+
+
+ns = Collection("build")
+ns.add_task(build, default=True)

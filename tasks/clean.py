@@ -1,27 +1,21 @@
-from invoke import Context, task
+"""The `clean` namespace: `inv clean` frees what the project no longer uses."""
+from invoke import Collection, Context
 
-from deploy.stack import clean as cleanmod
-from deploy.output import say
 from deploy.fleet import Member
-from tasks._common import Where, host_helps, on_hosts, open_fleet
+from deploy.output import say
+from deploy.stack import clean as cleanmod
+from tasks._open import open_fleet
+from tasks._where import Where, on_hosts
 
 
-@task(
-    help=host_helps(
-        volumes="also remove the project's unused volumes (needs --yes)",
-        include_database="with --volumes: the database volumes too",
-        yes="confirm --volumes",
-    )
+@on_hosts(
+    help={
+        "volumes": "also remove the project's unused volumes (needs --yes)",
+        "include_database": "with --volumes: the database volumes too",
+        "yes": "confirm --volumes",
+    }
 )
-@on_hosts
-def clean(
-    c: Context,
-    volumes: bool = False,
-    include_database: bool = False,
-    yes: bool = False,
-    *,
-    where: Where,
-) -> None:
+def clean(c: Context, volumes: bool = False, include_database: bool = False, yes: bool = False, *, where: Where) -> None:
     """Remove stopped containers, dangling images and build cache; print what was freed.
 
     Images in use are kept. Volumes only with --volumes --yes; database volumes only
@@ -40,3 +34,7 @@ def clean(
                 say(f"volume kept: {kept}")
 
     open_fleet(c, where).each(clean_one, what="clean")
+
+
+ns = Collection("clean")
+ns.add_task(clean, default=True)

@@ -1,21 +1,24 @@
 """The `db` namespace: backups, verification, restore, migrations and PostgreSQL tools."""
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
-from invoke import Collection, Context, Exit, task
+from invoke import Collection, Context, Exit
 
-from deploy.database import files as backups
 from deploy.database import admin as dbadmin
 from deploy.database import dump as backupmod
+from deploy.database import files as backups
 from deploy.database import restore as restoremod
-from deploy.engine.commands import postgres as pg
 from deploy.database.session import Database
+from deploy.engine.commands import postgres as pg
+from deploy.engine.ops import Executor, Ops
+from deploy.engine.stack import Stack
+from deploy.errors import fail
 from deploy.output import ByteProgress, human_bytes, say, table
 from deploy.stack.status import human_duration
-from deploy.engine.stack import Stack
-from deploy.engine.upload import upload
-from deploy.config.settings import resolve
-from tasks._common import Where, confirm_typed, helps, load_config, on_hosts, one_host_helps, open_fleet, whole_number
+from tasks._input import confirm_typed, optional_number, whole_number
+from tasks._open import open_fleet, open_settings
+from tasks._where import Where, on_host, on_stage
 
 
 def _db(c: Context, where: Where) -> Stack:
@@ -23,18 +26,13 @@ def _db(c: Context, where: Where) -> Stack:
     return open_fleet(c, where).one("db").stack
 
 
-def _app(c: Context, where: Where) -> Stack:
-    """Where the app image's one-off commands (migrate, seed) run: locally, or on an
-    app host with the stage's files uploaded."""
+def _on_app_host(c: Context, where: Where, command: Callable[[Stack], Ops[None]]) -> None:
+    """A one-off command of the app image (migrate, seed): locally, or on an app host."""
     fleet = open_fleet(c, where)
-    member = fleet.pick(fleet.settings.config.database.migrate_service)
-    if fleet.remote:
-        upload(member.stack)
-    return member.stack
+    Executor()(command(fleet.pick(fleet.settings.config.database.migrate_service).stack))
 
 
-@task(help=one_host_helps(label="a word added to the file name (letters, digits, . _ -)", dir="write here instead of the stage's backups directory"))
-@on_hosts(one_host=True)
+@on_host(help={"label": "a word added to the file name (letters, digits, . _ -)", "dir": "write here instead of the stage's backups directory"})
 def backup(c: Context, label: str | None = None, dir: str | None = None, *, where: Where) -> None:  # noqa: A002
     """Back up the database: pg_dump (custom format) streamed to local storage, checksummed, with a manifest.
 
@@ -53,29 +51,29 @@ def backup(c: Context, label: str | None = None, dir: str | None = None, *, wher
     say(f"  {len(result.row_counts)} tables, {sum(result.row_counts.values()):,} rows")
 
 
-@task(name="list", help=helps())
-def list_(c: Context, stage: str | None = None, env_file: str | None = None) -> None:
+@on_stage(name="list")
+def list_(c: Context, *, where: Where) -> None:
     """List backups (kept on this machine, also those pulled from hosts) with size, age, and whether each is complete and verified."""
-    directory = backupmod.backups_dir(resolve(load_config(c), stage, env_file))
+    directory = backupmod.backups_dir(open_settings(c, where))
     found = backups.scan(directory)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     table(
         f"backups in {directory}",
         ["file", "size", "age", "complete", "verified"],
-        ((b.path.name, human_bytes(b.size), human_duration(now - b.created), "yes" if b.complete else "[red]NO[/red]", "yes" if b.verified else "no") for b in found),
+        ((b.path.name, human_bytes(b.size), human_duration(now - b.created), "yes" if b.complete else "[red]NO[/red]", "yes" if b.verified else "no")
+         for b in found),
     )
     if not found:
         say("no backups yet: inv db.backup")
 
 
-@task(
+@on_host(
     positional=["file"],
-    help=one_host_helps(
-        file="a backup name from `inv db.list`, a path, or `latest` (the newest complete backup)",
-        restore_test="also restore into a scratch database and compare row counts with the manifest",
-    ),
+    help={
+        "file": "a backup name from `inv db.list`, a path, or `latest` (the newest complete backup)",
+        "restore_test": "also restore into a scratch database and compare row counts with the manifest",
+    },
 )
-@on_hosts(one_host=True)
 def verify(c: Context, file: str, restore_test: bool = False, *, where: Where) -> None:
     """Prove a backup: checksum, a full read of the archive, and with --restore-test a real restore.
 
@@ -87,15 +85,14 @@ def verify(c: Context, file: str, restore_test: bool = False, *, where: Where) -
     say(f"verified {path.name}: {', '.join(report.checks)} ok ({report.tables} tables, {report.rows:,} rows in the manifest)")
 
 
-@task(
+@on_host(
     positional=["file"],
-    help=one_host_helps(
-        file="a backup name from `inv db.list`, a path that exists, or `latest`",
-        yes="do not ask for the database name (for CI)",
-        force="stop the app services while restoring if they are connected, and start them again after",
-    ),
+    help={
+        "file": "a backup name from `inv db.list`, a path that exists, or `latest`",
+        "yes": "do not ask for the database name (for CI)",
+        "force": "stop the app services while restoring if they are connected, and start them again after",
+    },
 )
-@on_hosts(one_host=True)
 def restore(c: Context, file: str, yes: bool = False, force: bool = False, *, where: Where) -> None:
     """Restore a backup, safely: checksum and full read first, a safety backup, a restore into a scratch database, then a swap.
 
@@ -108,51 +105,45 @@ def restore(c: Context, file: str, yes: bool = False, force: bool = False, *, wh
     def confirm(dbname: str) -> None:
         confirm_typed(dbname, f"replace database {dbname} on {stack.target.name} with {path.name}", yes)
 
-    apps = [m.stack for m in fleet.with_role("app")] if fleet.remote else []
-    report = restoremod.restore(stack, path, confirm, force=force, say=say, app_stacks=apps)
+    report = restoremod.restore(stack, path, confirm, force=force, say=say, app_stacks=fleet.other_app_stacks(stack))
     say(f"restored {path.name}: {report.rows:,} rows, row counts match the manifest")
     say(f"the previous data is in {report.safety.path}" if report.safety else "")
 
 
-@task(
-    help=helps(
-        keep="complete backups to keep (default: deploy.retention.backups)",
-        keep_days="also keep every backup younger than this many days",
-        dry_run="show what would be deleted, delete nothing",
-    )
+@on_stage(
+    help={
+        "keep": "complete backups to keep (default: deploy.retention.backups)",
+        "keep_days": "also keep every backup younger than this many days",
+        "dry_run": "show what would be deleted, delete nothing",
+    }
 )
-def prune(
-    c: Context, keep: str | None = None, keep_days: str | None = None, dry_run: bool = False, stage: str | None = None, env_file: str | None = None
-) -> None:
+def prune(c: Context, keep: str | None = None, keep_days: str | None = None, dry_run: bool = False, *, where: Where) -> None:
     """Delete old backups (on this machine). Counts only complete ones and never deletes the newest complete backup."""
-    settings = resolve(load_config(c), stage, env_file)
-    keep = settings.config.retention.backups if keep is None else whole_number("--keep", keep, minimum=1)
+    settings = open_settings(c, where)
+    kept = optional_number("--keep", keep, default=settings.config.retention.backups, minimum=1)
     days = None if keep_days is None else whole_number("--keep-days", keep_days)
     directory = backupmod.backups_dir(settings)
-    doomed = backups.prune_plan(backups.scan(directory), keep, days, datetime.now(timezone.utc))
+    doomed = backups.prune_plan(backups.scan(directory), kept, days, datetime.now(UTC))
     for b in doomed:
         say(f"{'would delete' if dry_run else 'deleting'} {b.path.name} ({human_bytes(b.size)}{'' if b.complete else ', incomplete'})")
         if not dry_run:
             backups.delete(b)
-    say(f"{len(doomed)} backup(s) {'would be ' if dry_run else ''}deleted; kept the newest {keep} complete")
+    say(f"{len(doomed)} backup(s) {'would be ' if dry_run else ''}deleted; kept the newest {kept} complete")
 
 
-@task(help=one_host_helps())
-@on_hosts(one_host=True)
+@on_host()
 def migrate(c: Context, *, where: Where) -> None:
     """Run the migrations (deploy.database.migrate_command) in a one-off container of the app image."""
-    dbadmin.migrate(_app(c, where))
+    _on_app_host(c, where, dbadmin.migrate)
 
 
-@task(help=one_host_helps())
-@on_hosts(one_host=True)
+@on_host()
 def seed(c: Context, *, where: Where) -> None:
     """Run the seed command (deploy.database.seed_command) in a one-off container of the app image."""
-    dbadmin.seed(_app(c, where))
+    _on_app_host(c, where, dbadmin.seed)
 
 
-@task(help=one_host_helps())
-@on_hosts(one_host=True)
+@on_host()
 def shell(c: Context, *, where: Where) -> None:
     """Open psql on the database."""
     stack = _db(c, where)
@@ -163,11 +154,11 @@ def shell(c: Context, *, where: Where) -> None:
         raise Exit(code=result.exited)
 
 
-@task(help=one_host_helps(limit="how many of the slowest queries to show"))
-@on_hosts(one_host=True)
-def stats(c: Context, limit: int = 10, *, where: Where) -> None:
+@on_host(help={"limit": "how many of the slowest queries to show (default 10)"})
+def stats(c: Context, limit: str | None = None, *, where: Where) -> None:
     """Connections used of max_connections, database size, cache hit ratio, the slowest queries."""
-    s = dbadmin.stats(_db(c, where), limit=limit)
+    rows = optional_number("--limit", limit, default=10, minimum=1)
+    s = dbadmin.stats(_db(c, where), limit=rows)
     table("database", ["connections", "size", "cache hit ratio"], [(s.connections, s.size, s.cache_hit)])
     if s.statements_missing:
         say("pg_stat_statements is not installed in this database: CREATE EXTENSION pg_stat_statements; (inv db.shell)")
@@ -175,8 +166,7 @@ def stats(c: Context, limit: int = 10, *, where: Where) -> None:
         table("slowest queries (pg_stat_statements)", ["mean ms", "calls", "total ms", "query"], s.slowest)
 
 
-@task(positional=["pid"], help=one_host_helps(pid="the backend's process id (pg_stat_activity.pid)", yes="do not ask"))
-@on_hosts(one_host=True)
+@on_host(positional=["pid"], help={"pid": "the backend's process id (pg_stat_activity.pid)", "yes": "do not ask"})
 def kill(c: Context, pid: str, yes: bool = False, *, where: Where) -> None:
     """Terminate one PostgreSQL session (asks first)."""
     number = dbadmin.parse_pid(pid)
@@ -185,12 +175,11 @@ def kill(c: Context, pid: str, yes: bool = False, *, where: Where) -> None:
     summary = dbadmin.session_summary(stack, number)
     confirm_typed(str(number), f"terminate session {number} ({summary})", yes)
     if not dbadmin.kill(stack, number):
-        raise Exit(f"error: session {number} was not terminated (it may have ended)\n  fix: check pg_stat_activity", code=1)
+        fail(f"session {number} was not terminated (it may have ended)", "check pg_stat_activity")
     say(f"terminated session {number}")
 
 
-@task(help=one_host_helps(yes="do not ask"))
-@on_hosts(one_host=True)
+@on_host(help={"yes": "do not ask"})
 def reindex(c: Context, yes: bool = False, *, where: Where) -> None:
     """Rebuild every index of the database concurrently (asks first)."""
     stack = _db(c, where)

@@ -1,39 +1,50 @@
-from invoke import Context, Exit, task
+"""`inv deploy`, `inv rollback`, `inv releases`: releases, on the local engine or a stage's hosts alike."""
+from invoke import Context
 
-from deploy.release import pipeline
-from deploy.state import history as releases
-from deploy.release.hosts_deploy import HostsDeploy, rollback_hosts
+from deploy.engine.ops import Executor
+from deploy.errors import fail
+from deploy.fleet import Fleet
 from deploy.output import say, table
-from deploy.engine.stack import Stack
-from deploy.engine.target import LocalTarget
+from deploy.release.deploy import DeployOptions, choose_version
+from deploy.release.deploy import deploy as deploy_release
+from deploy.release.rollback import rollback as rollback_release
+from deploy.state import history as releases
 from deploy.versions import parse
-from tasks._common import Where, helps, host_helps, on_hosts, open_fleet, open_stack, served_at, whole_number
+from tasks._input import optional_number
+from tasks._open import load_config, open_fleet
+from tasks._show import served_at
+from tasks._where import Where, on_hosts
+
+TIMEOUT_HELP = "seconds a new container may take to become healthy (default: deploy.up_timeout)"
+PARALLEL_HELP = "on hosts: app hosts switched at once (default 1: the others keep serving at full capacity)"
+DRY_RUN_HELP = "print every step and command (secrets masked) and change nothing"
 
 
-def _version(stack, version: str | None, bump: str | None):
-    if bool(version) == bool(bump):
-        raise Exit("error: give --version X.Y.Z or --bump major|minor|patch (one of them)\n  fix: e.g. inv deploy --version 1.0.0", code=1)
-    if version:
-        return parse(version)
-    serving = releases.current(stack)
-    if serving is None:
-        raise Exit("error: --bump needs a previous release, and there is none\n  fix: deploy a first --version X.Y.Z", code=1)
-    return parse(serving.version).bump(bump)
-
-
-@task(
-    help=host_helps(
-        version="the release's semantic version, e.g. 1.4.0",
-        bump="instead of --version: major, minor or patch of the last release",
-        dry_run="print every step and command (secrets masked) and change nothing",
-        skip_tests="skip deploy.test_command",
-        skip_backup="skip the database backup before migrating (not recommended)",
-        restart_stateful="apply a changed image or configuration of postgres/redis (restarts them, after the backup)",
-        timeout="seconds a new container may take to become healthy (default: deploy.up_timeout)",
-        parallel="on hosts: app hosts switched at once (default 1: the others keep serving at full capacity)",
+def _options(c: Context, timeout: str | None, parallel: str | None, **flags: bool) -> DeployOptions:
+    """The options of a deploy or rollback; bad numbers are refused before any host is asked."""
+    return DeployOptions(
+        timeout=optional_number("--timeout", timeout, default=load_config(c).up_timeout, minimum=1),
+        parallel=optional_number("--parallel", parallel, default=1, minimum=1),
+        **flags,
     )
+
+
+def _members(fleet: Fleet) -> str:
+    return ", ".join(m.name for m in fleet.members)
+
+
+@on_hosts(
+    help={
+        "version": "the release's semantic version, e.g. 1.4.0",
+        "bump": "instead of --version: major, minor or patch of the last release",
+        "dry_run": DRY_RUN_HELP,
+        "skip_tests": "skip deploy.test_command",
+        "skip_backup": "skip the database backup before migrating (not recommended)",
+        "restart_stateful": "apply a changed image or configuration of postgres/redis (restarts them, after the backup)",
+        "timeout": TIMEOUT_HELP,
+        "parallel": PARALLEL_HELP,
+    }
 )
-@on_hosts
 def deploy(
     c: Context,
     version: str | None = None,
@@ -55,39 +66,18 @@ def deploy(
     every host already switched (all or nothing).
     """
     if restart_stateful and skip_backup:
-        raise Exit("error: --restart-stateful restarts the database: it needs the backup step\n  fix: drop --skip-backup", code=1)
+        fail("--restart-stateful restarts the database: it needs the backup step", "drop --skip-backup")
+    options = _options(c, timeout, parallel, skip_tests=skip_tests, skip_backup=skip_backup, restart_stateful=restart_stateful)
     fleet = open_fleet(c, where)
-    home = fleet.primary.stack
-    ver = _version(home, version, bump)
-    seconds = whole_number("--timeout", timeout, minimum=1) if timeout else fleet.settings.config.up_timeout
-    options = pipeline.DeployOptions(skip_tests=skip_tests, skip_backup=skip_backup, restart_stateful=restart_stateful, timeout=seconds)
-    if fleet.remote:
-        batch = whole_number("--parallel", parallel, minimum=1) if parallel else 1
-        d: pipeline.Deploy = HostsDeploy(fleet, Stack(fleet.settings, LocalTarget(c)), LocalTarget(c), ver, options, say, batch)
-    else:
-        d = pipeline.Deploy(home, LocalTarget(c), ver, options, say)
-    where_to = ", ".join(m.name for m in fleet.members)
+    chosen = choose_version(fleet.primary.stack, version, bump)
     if dry_run:
-        say(f"dry run: deploy {ver} to {fleet.settings.stage.name} on {where_to}; nothing is changed")
-        for line in pipeline.describe(d.new, d.steps()):
-            say(line)
-        return
-    release = pipeline.deploy(d)
-    say(f"[green]deployed {release.version}[/green] to {where_to} in {release.duration_seconds:.1f} s{'' if fleet.remote else served_at(d.new)}")
+        say(f"dry run: deploy {chosen} to {fleet.settings.stage.name} on {_members(fleet)}; nothing is changed")
+    release = deploy_release(fleet, chosen, options, Executor(dry_run=dry_run, hosts=fleet.remote))
+    if release:
+        say(f"[green]deployed {release.version}[/green] to {_members(fleet)} in {release.duration_seconds:.1f} s{served_at(fleet)}")
 
 
-@task(help=helps(version="the release whose images to push (default: the one now serving)"))
-def push(c: Context, version: str | None = None, stage: str | None = None, env_file: str | None = None) -> None:
-    """Push a release's images (every tag) from this machine's engine to the registry, with retries."""
-    stack = open_stack(c, stage, env_file)
-    serving = releases.current(stack)
-    if not version and not serving:
-        raise Exit("error: no --version given and no release deployed\n  fix: inv push --version X.Y.Z", code=1)
-    pipeline.push_release(stack, parse(version or serving.version), say)
-
-
-@task(name="releases", help=host_helps())
-@on_hosts
+@on_hosts(name="releases")
 def releases_(c: Context, *, where: Where) -> None:
     """The release history: version, outcome, when, who, how long, git commit (on hosts: kept on the db host)."""
     fleet = open_fleet(c, where)
@@ -99,25 +89,22 @@ def releases_(c: Context, *, where: Where) -> None:
     )
 
 
-@task(
+@on_hosts(
     positional=["version"],
-    help=host_helps(
-        version="the release to return to, or `previous` (the successful release before the one serving)",
-        timeout="seconds a container may take to become healthy (default: deploy.up_timeout)",
-        parallel="on hosts: app hosts switched at once (default 1)",
-    ),
+    help={
+        "version": "the release to return to, or `previous` (the successful release before the one serving)",
+        "dry_run": DRY_RUN_HELP,
+        "timeout": TIMEOUT_HELP,
+        "parallel": PARALLEL_HELP,
+    },
 )
-@on_hosts
-def rollback(c: Context, version: str, timeout: str | None = None, parallel: str | None = None, *, where: Where) -> None:
+def rollback(c: Context, version: str, dry_run: bool = False, timeout: str | None = None, parallel: str | None = None, *, where: Where) -> None:
     """Return to an earlier release with the same zero-downtime rollout: `inv rollback 1.5.0`, `inv rollback previous`."""
-    fleet = open_fleet(c, where)
-    home = fleet.primary.stack
     wanted = None if version == "previous" else parse(version).tag
-    target = pipeline.rollback_target(home, wanted, images_here=not fleet.remote)
-    seconds = whole_number("--timeout", timeout, minimum=1) if timeout else fleet.settings.config.up_timeout
-    if fleet.remote:
-        batch = whole_number("--parallel", parallel, minimum=1) if parallel else 1
-        release = rollback_hosts(fleet, target, seconds, batch, say)
-    else:
-        release = pipeline.rollback(home, target, seconds, say)
-    say(f"[green]rolled back to {release.version}[/green] in {release.duration_seconds:.1f} s")
+    options = _options(c, timeout, parallel)
+    fleet = open_fleet(c, where)
+    if dry_run:
+        say(f"dry run: rollback to {version} on {_members(fleet)}; nothing is changed")
+    release = rollback_release(fleet, wanted, options, Executor(dry_run=dry_run, hosts=fleet.remote))
+    if release:
+        say(f"[green]rolled back to {release.version}[/green] in {release.duration_seconds:.1f} s")

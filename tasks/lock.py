@@ -1,20 +1,20 @@
-from invoke import Collection, Context, task
+"""The `lock` namespace: the deploy lock, shown and broken."""
+from invoke import Collection, Context
 
-from deploy.state import lock as lockmod
 from deploy.output import say
-from tasks._common import Where, one_host_helps, on_hosts, open_fleet
+from deploy.state import lock as lockmod
+from tasks._open import open_fleet
+from tasks._where import Where, on_host
 
 
-@task(help=one_host_helps())
-@on_hosts(one_host=True)
+@on_host()
 def status(c: Context, *, where: Where) -> None:
     """Who holds the deploy lock, since when, and whether it is stale (on a stage with hosts: kept on its db host)."""
     info = lockmod.read(open_fleet(c, where).primary.stack)
     say(f"locked: {lockmod.describe(info)}" if info else "not locked")
 
 
-@task(help=one_host_helps(force="also break a lock whose holder still runs (or runs elsewhere)"))
-@on_hosts(one_host=True)
+@on_host(help={"force": "also break a lock whose holder still runs (or runs elsewhere)"})
 def release(c: Context, force: bool = False, *, where: Where) -> None:
     """Break the deploy lock: a stale one (its process is gone), or any with --force."""
     info = lockmod.release(open_fleet(c, where).primary.stack, force=force)

@@ -1,20 +1,21 @@
-from invoke import Context, task
+"""The `scale` namespace: `inv scale --backend N --web M [--set SVC=N]`."""
+from invoke import Collection, Context
 
-from deploy.stack import scale as scalemod
 from deploy.output import say
-from tasks._common import Where, host_helps, load_config, on_hosts, open_fleet
+from deploy.stack import scale as scalemod
+from tasks._open import load_config, open_fleet
+from tasks._where import Where, on_hosts
 
 
-@task(
+@on_hosts(
     iterable=["set"],
-    help=host_helps(
-        backend="replicas of backend",
-        web="replicas of web",
-        set="SERVICE=COUNT for any other stateless service; repeat for several",
-        yes="confirm a count of 0",
-    ),
+    help={
+        "backend": "replicas of backend",
+        "web": "replicas of web",
+        "set": "SERVICE=COUNT for any other stateless service; repeat for several",
+        "yes": "confirm a count of 0",
+    },
 )
-@on_hosts
 def scale(
     c: Context,
     backend: str | None = None,
@@ -37,3 +38,7 @@ def scale(
     fleet = open_fleet(c, where)
     fleet.each(lambda m: scalemod.apply(m.stack, counts), what="scale", members=fleet.with_role("app"))
     say("scaled: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
+ns = Collection("scale")
+ns.add_task(scale, default=True)

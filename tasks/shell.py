@@ -1,31 +1,35 @@
+"""`inv exec SERVICE -- CMD ...` and `inv shell SERVICE`: a command in a running container."""
 import sys
 
-from invoke import Context, Exit, task
+from invoke import Context, Exit
 
 from deploy.engine.commands import compose
-from tasks._common import Where, command_after_dashes, on_hosts, one_host_helps, open_fleet
+from tasks._input import command_after_dashes, whole_number
+from tasks._open import open_fleet
+from tasks._where import Where, on_host
+
+INDEX_HELP = "which replica (default 1)"
 
 
-def _run_in(c: Context, service: str, command: list[str], index: int | None, where: Where) -> None:
+def _run_in(c: Context, service: str, command: list[str], index: str | None, where: Where) -> None:
+    replica = None if index is None else whole_number("--index", index, minimum=1)
     fleet = open_fleet(c, where)
     fleet.settings.config.check_services([service])
     stack = fleet.pick(service).stack
     tty = sys.stdin.isatty() and sys.stdout.isatty()
-    argv = compose.exec_(stack.project, service, command, tty=tty, index=index)
+    argv = compose.exec_(stack.project, service, command, tty=tty, index=replica)
     result = stack.target.run(argv, env=stack.command_env, hide=False, pty=tty, warn=True)
     if not result.ok:
         raise Exit(code=result.exited)
 
 
-@task(name="exec", positional=["service"], help=one_host_helps(service="the service to run in", index="which replica (default 1)"))
-@on_hosts(one_host=True)
-def exec_(c: Context, service: str, index: int | None = None, *, where: Where) -> None:
+@on_host(name="exec", positional=["service"], help={"service": "the service to run in", "index": INDEX_HELP})
+def exec_(c: Context, service: str, index: str | None = None, *, where: Where) -> None:
     """Run a command in a running container: `inv exec backend -- node -v` (on hosts: --host NAME, else the first with the service)."""
     _run_in(c, service, command_after_dashes(), index, where)
 
 
-@task(positional=["service"], help=one_host_helps(service="the service to open a shell in", index="which replica (default 1)"))
-@on_hosts(one_host=True)
-def shell(c: Context, service: str, index: int | None = None, *, where: Where) -> None:
+@on_host(positional=["service"], help={"service": "the service to open a shell in", "index": INDEX_HELP})
+def shell(c: Context, service: str, index: str | None = None, *, where: Where) -> None:
     """Open an interactive shell in a running container (on hosts: --host NAME)."""
     _run_in(c, service, ["sh"], index, where)

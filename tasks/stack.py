@@ -1,13 +1,15 @@
-from invoke import Context, task
+"""`inv up` and `inv down`: start and stop the stack."""
+from invoke import Context
 
-from deploy.stack import lifecycle
-from deploy.errors import fail
+from deploy.engine.ops import Executor
 from deploy.output import say
-from tasks._common import Where, host_helps, on_hosts, open_fleet, served_at
+from deploy.stack import lifecycle
+from tasks._open import open_fleet
+from tasks._show import on_which, served_at
+from tasks._where import Where, on_hosts
 
 
-@task(help=host_helps(build="build the images first (local engine only; hosts pull them)"))
-@on_hosts
+@on_hosts(help={"build": "build the images first (local engine only; hosts pull them)"})
 def up(c: Context, build: bool = False, *, where: Where) -> None:
     """Start the stack (keeping `inv scale` counts) and wait until every container is healthy.
 
@@ -15,23 +17,12 @@ def up(c: Context, build: bool = False, *, where: Where) -> None:
     role services, the db host first.
     """
     fleet = open_fleet(c, where)
-    if not fleet.remote:
-        stack = fleet.primary.stack
-        lifecycle.up(stack, build=build)
-        say(f"[green]{stack.settings.config.project} ({stack.settings.stage.name}) is up{served_at(stack)}[/green]; see `inv status`")
-        return
-    if build:
-        fail("--build builds on this machine's engine; hosts pull their images from the registry",
-             f"build and push with inv deploy --stage {fleet.settings.stage.name} --version X.Y.Z, or drop --build")
-    for batch in fleet.ordered():
-        fleet.each(lambda m: lifecycle.up(m.stack, services=m.services()), what="up", members=batch)
-    say(f"[green]{fleet.settings.config.project} ({fleet.settings.stage.name}) is up on {', '.join(m.name for m in fleet.members)}[/green]")
+    Executor()(lifecycle.up_fleet(fleet, build=build))
+    say(f"[green]{fleet.settings.config.project} ({fleet.settings.stage.name}) is up{on_which(fleet)}{served_at(fleet)}[/green]; see `inv status`")
 
 
-@task(help=host_helps(volumes="also delete the volumes (the database!); needs --yes", yes="confirm --volumes"))
-@on_hosts
+@on_hosts(help={"volumes": "also delete the volumes (the database!); needs --yes", "yes": "confirm --volumes"})
 def down(c: Context, volumes: bool = False, yes: bool = False, *, where: Where) -> None:
     """Stop and remove the stack's containers. Volumes are kept unless --volumes --yes."""
     lifecycle.check_down(volumes, yes)
-    fleet = open_fleet(c, where)
-    fleet.each(lambda m: lifecycle.down(m.stack, volumes=volumes), what="down")
+    Executor()(lifecycle.down_fleet(open_fleet(c, where), volumes=volumes))

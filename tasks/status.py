@@ -1,21 +1,18 @@
-from invoke import Context, Exit, task
+"""`inv status`, `inv health`, `inv stats`: what runs, whether it is healthy, what it uses."""
+from invoke import Context
 
-from deploy.stack import health as healthmod
 from deploy.engine.commands import docker
 from deploy.engine.facts import parse_stats
-from deploy.fleet import Fleet, Member
+from deploy.errors import fail
+from deploy.fleet import Member
 from deploy.output import mark, table
+from deploy.stack import health as healthmod
 from deploy.stack.status import ServiceStatus, human_duration, summarize
-from tasks._common import Where, host_helps, on_hosts, open_fleet
+from tasks._open import open_fleet
+from tasks._show import host_cells
+from tasks._where import Where, on_hosts
 
-
-def _host_column(fleet: Fleet) -> list[str]:
-    """A "host" column in tables of a stage with hosts (none for the local engine)."""
-    return ["host"] if fleet.remote else []
-
-
-def _host_cell(fleet: Fleet, name: str) -> list[str]:
-    return [name] if fleet.remote else []
+NOTHING_RUNS = ("no running containers", "start the stack with `inv up`")
 
 
 def _statuses(m: Member) -> list[ServiceStatus]:
@@ -23,8 +20,7 @@ def _statuses(m: Member) -> list[ServiceStatus]:
     return summarize(m.services(), stack.containers(), stack.desired())
 
 
-@task(help=host_helps())
-@on_hosts
+@on_hosts()
 def status(c: Context, *, where: Where) -> None:
     """Per service: desired/running/healthy replicas, image and version, uptime, ports (per host)."""
     fleet = open_fleet(c, where)
@@ -55,26 +51,24 @@ def _checks(m: Member) -> list[healthmod.Check]:
     return checks + (healthmod.http_checks(m.stack) if m.host.has("app") else [])
 
 
-@task(help=host_helps())
-@on_hosts
+@on_hosts()
 def health(c: Context, *, where: Where) -> None:
     """Every container's health plus HTTP checks through the proxy (of each app host); exits 1 naming what is unhealthy."""
     fleet = open_fleet(c, where)
     found = fleet.each(_checks, what="health", summary=False)
     rows = [(m.name, ch) for m in fleet.members for ch in found[m.name]]
-    table("health", ["", *_host_column(fleet), "what", "detail"],
-          ((mark(ch.ok), *_host_cell(fleet, host), ch.subject, ch.detail) for host, ch in rows))
-    bad = [f"{ch.subject}" + (f" on {host}" if fleet.remote else "") for host, ch in rows if not ch.ok]
+    table("health", ["", *host_cells(fleet, "host"), "what", "detail"],
+          ((mark(ch.ok), *host_cells(fleet, host), ch.subject, ch.detail) for host, ch in rows))
+    bad = [" on ".join([ch.subject, *host_cells(fleet, host)]) for host, ch in rows if not ch.ok]
     if bad:
-        raise Exit(f"unhealthy: {', '.join(bad)}\n  fix: see `inv logs SERVICE` for each", code=1)
+        fail(f"unhealthy: {', '.join(bad)}", "see `inv logs SERVICE` for each")
 
 
 def _running_ids(m: Member) -> list[str]:
     return [ct.id for ct in m.stack.containers() if ct.state == "running"]
 
 
-@task(help=host_helps(watch="stream live figures until Ctrl-C (one host: --hosts NAME)"))
-@on_hosts
+@on_hosts(help={"watch": "stream live figures until Ctrl-C (one host: --hosts NAME)"})
 def stats(c: Context, watch: bool = False, *, where: Where) -> None:
     """CPU, memory, network and disk I/O of the stack's running containers (per host)."""
     fleet = open_fleet(c, where)
@@ -82,7 +76,7 @@ def stats(c: Context, watch: bool = False, *, where: Where) -> None:
         m = fleet.one()
         ids = _running_ids(m)
         if not ids:
-            raise Exit("no running containers\n  fix: start the stack with `inv up`", code=1)
+            fail(*NOTHING_RUNS)
         m.stack.target.run(docker.stats(ids, stream=True), hide=False, pty=True, warn=True)
         return
 
@@ -92,10 +86,10 @@ def stats(c: Context, watch: bool = False, *, where: Where) -> None:
 
     found = fleet.each(rows, what="stats", summary=False)
     if not any(found.values()):
-        raise Exit("no running containers\n  fix: start the stack with `inv up`", code=1)
+        fail(*NOTHING_RUNS)
     table(
         "stats",
-        [*_host_column(fleet), "container", "cpu", "memory", "mem %", "net i/o", "block i/o", "pids"],
-        ((*_host_cell(fleet, m.name), r.name, r.cpu, r.memory, r.memory_percent, r.net_io, r.block_io, r.pids)
+        [*host_cells(fleet, "host"), "container", "cpu", "memory", "mem %", "net i/o", "block i/o", "pids"],
+        ((*host_cells(fleet, m.name), r.name, r.cpu, r.memory, r.memory_percent, r.net_io, r.block_io, r.pids)
          for m in fleet.members for r in found[m.name]),
     )

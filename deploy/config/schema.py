@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.errors import fail
 from deploy.config.inventory import Host, SshOptions, parse_hosts, parse_ssh
+from deploy.errors import fail
 
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -114,7 +114,7 @@ class DeployConfig:
 def plain(value: Any) -> Any:
     """Invoke's config proxies (and any Mapping or list) as plain dicts and lists."""
     if isinstance(value, Mapping) or hasattr(value, "_config"):
-        return {str(k): plain(value[k]) for k in value.keys()}
+        return {str(k): plain(value[k]) for k in value}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value

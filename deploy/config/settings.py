@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from deploy.engine.commands.compose import ComposeProject
 from deploy.config.schema import DeployConfig, Stage
+from deploy.engine.commands.compose import ComposeProject
 from deploy.errors import fail
-
 
 REMOTE_ENV_FILE = ".env"  # in a host's deploy directory, mode 0600
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from deploy.database.session import Database
 from deploy.engine.commands import compose
 from deploy.engine.commands import postgres as pg
-from deploy.database.session import Database
-from deploy.errors import fail
+from deploy.engine.ops import Call, Ops, run
 from deploy.engine.stack import Stack
+from deploy.engine.upload import upload
+from deploy.errors import fail
 
 STATS_SQL = {
     "connections": "SELECT count(*) || ' of ' || current_setting('max_connections') FROM pg_stat_activity",
@@ -48,24 +50,26 @@ def stats(stack: Stack, limit: int = 10) -> DbStats:
     return result
 
 
-def run_app_command(stack: Stack, command: tuple[str, ...], what: str) -> None:
-    """A command in a one-off container of the app image (the database must be up)."""
-    Database(stack).require_running()
+def app_command(stack: Stack, command: tuple[str, ...], what: str, fix: str) -> Ops[None]:
+    """A command in a one-off container of the app image. On the local engine the
+    database must be running; a host gets the stage's files first (the database may run
+    on another host)."""
+    if stack.target.local:
+        yield Call(stack, f"check that {stack.settings.config.database.service} runs", Database(stack).require_running)
+    else:
+        yield from upload(stack)
     service = stack.settings.config.database.migrate_service
-    stack.run(
-        compose.run_once(stack.project, service, command),
-        what=what,
-        fix="read the output above; the command is set in invoke.yaml deploy.database",
-        hide=False,
-    )
+    yield run(stack, compose.run_once(stack.project, service, command), what=what, fix=fix, show=True)
 
 
-def migrate(stack: Stack) -> None:
-    run_app_command(stack, stack.settings.config.database.migrate_command, "the migration")
+def migrate(stack: Stack, fix: str = "read the output above; the command is deploy.database.migrate_command") -> Ops[None]:
+    """The migrations (``inv db.migrate`` and the deploy's migrate step)."""
+    yield from app_command(stack, stack.settings.config.database.migrate_command, "the migration", fix)
 
 
-def seed(stack: Stack) -> None:
-    run_app_command(stack, stack.settings.config.database.seed_command, "the seed")
+def seed(stack: Stack) -> Ops[None]:
+    yield from app_command(stack, stack.settings.config.database.seed_command, "the seed",
+                           "read the output above; the command is deploy.database.seed_command")
 
 
 def parse_pid(raw: object) -> int:

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import errno
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from deploy.database.files import CHUNK, PartialWriter, check_label, new_name, sweep_partials, write_sidecars
-from deploy.engine.commands import postgres as pg
-from deploy.database.session import TABLES_SQL, Database, SnapshotSession, parse_counts, parse_rows, row_counts_sql
-from deploy.errors import fail
-from deploy.engine.facts import Container
 from deploy.config.settings import Settings
+from deploy.database.files import CHUNK, PartialWriter, check_label, new_name, sweep_partials, write_sidecars
+from deploy.database.session import TABLES_SQL, Database, SnapshotSession, parse_counts, parse_rows, row_counts_sql
+from deploy.engine.commands import postgres as pg
+from deploy.engine.facts import Container
 from deploy.engine.stack import Stack, last_lines
+from deploy.errors import fail
 
 MAGIC = b"PGDMP"
 MANIFEST_FORMAT = 1
@@ -62,7 +62,7 @@ def backup(
     db.require_running(containers)
     swept = sweep_partials(directory)
     app_version = _app_version(stack, containers)
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     started = time.monotonic()
     final = directory / new_name(db.name, started_at, label)
 

@@ -14,16 +14,18 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from deploy import atomic
 from deploy.errors import fail
 
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NAME = re.compile(r"^(?P<db>[A-Za-z0-9_.-]+?)-(?P<ts>\d{8}T\d{6}Z)(?:-(?P<label>[A-Za-z0-9._-]+))?\.dump$")
 TIMESTAMP = "%Y%m%dT%H%M%SZ"
 CHUNK = 1 << 20
+SIDECAR_MODE = 0o644  # checksums and manifests (the dump itself is 0600)
 
 
 def sidecar_path(dump: Path) -> Path:
@@ -49,26 +51,7 @@ def check_label(label: str | None) -> None:
 
 def new_name(db: str, when: datetime, label: str | None = None) -> str:
     check_label(label)
-    return f"{db}-{when.astimezone(timezone.utc).strftime(TIMESTAMP)}{'-' + label if label else ''}.dump"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file, fsync, rename over ``path``, fsync the directory."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    return f"{db}-{when.astimezone(UTC).strftime(TIMESTAMP)}{'-' + label if label else ''}.dump"
 
 
 def sha256_file(path: Path) -> str:
@@ -105,27 +88,28 @@ class PartialWriter:
         self.partial = partial_path(final)
         self.sha256 = hashlib.sha256()
         self.size = 0
-        self._file = None
+        self._file: IO[bytes] | None = None
 
     def __enter__(self) -> PartialWriter:
         self.final.parent.mkdir(parents=True, exist_ok=True)
         if self.final.exists():
             fail(f"{self.final} already exists", "wait a second and try again, or use another --label")
-        fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = atomic.create(self.partial, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._file = os.fdopen(fd, "wb")
         return self
 
     def write(self, chunk: bytes) -> None:
+        assert self._file is not None, "write() outside the with block"
         self._file.write(chunk)
         self.sha256.update(chunk)
         self.size += len(chunk)
 
     def commit(self) -> str:
+        assert self._file is not None, "commit() outside the with block"
         self._file.flush()
         os.fsync(self._file.fileno())
-        os.rename(self.partial, self.final)
-        fsync_dir(self.final.parent)
+        atomic.replace(self.partial, self.final)
         self._file.close()
         self._file = None
         return self.sha256.hexdigest()
@@ -138,8 +122,8 @@ class PartialWriter:
 
 def write_sidecars(dump: Path, sha256: str, manifest: dict[str, Any]) -> None:
     """The checksum, then the manifest: the last file written makes the backup complete."""
-    write_atomic(sidecar_path(dump), f"{sha256}  {dump.name}\n".encode())
-    write_atomic(manifest_path(dump), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    atomic.write_atomic(sidecar_path(dump), f"{sha256}  {dump.name}\n".encode(), SIDECAR_MODE)
+    atomic.write_atomic(manifest_path(dump), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), SIDECAR_MODE)
 
 
 def sweep_partials(directory: Path) -> list[Path]:
@@ -191,7 +175,7 @@ def scan(directory: Path) -> list[Backup]:
         found.append(
             Backup(
                 path=path,
-                created=datetime.strptime(m.group("ts"), TIMESTAMP).replace(tzinfo=timezone.utc),
+                created=datetime.strptime(m.group("ts"), TIMESTAMP).replace(tzinfo=UTC),
                 size=path.stat().st_size,
                 complete=bool(sha and manifest and manifest.get("sha256") == sha),
                 verified=bool(sha and record.get("sha256") == sha and record.get("ok")),

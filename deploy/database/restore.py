@@ -12,17 +12,18 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from deploy.atomic import write_atomic
 from deploy.database import files as backups
 from deploy.database.dump import BackupResult, backup, backups_dir
+from deploy.database.session import Database
 from deploy.engine.commands import compose
 from deploy.engine.commands import postgres as pg
-from deploy.database.session import Database
-from deploy.errors import fail
 from deploy.engine.stack import Stack, last_lines
+from deploy.errors import fail
 
 UNSAFE = re.compile(r"[^A-Za-z0-9._/@+-]")
 MAX_IDENT = 63
@@ -92,7 +93,7 @@ def _feed(db: Database, argv: Sequence[str], path: Path, manifest: dict[str, Any
 
 
 def scratch_name(db: str, purpose: str) -> str:
-    suffix = f"_{purpose}_{datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S')}"
+    suffix = f"_{purpose}_{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
     return db[: MAX_IDENT - len(suffix)] + suffix
 
 
@@ -147,8 +148,8 @@ def verify(stack: Stack, path: Path, restore_test: bool = False) -> VerifyReport
         report.checks.append("restore test")
     counts = manifest.get("row_counts", {})
     report.tables, report.rows = len(counts), sum(counts.values())
-    record = {"ok": True, "sha256": report.sha256, "checks": report.checks, "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    backups.write_atomic(backups.verified_path(path), (json.dumps(record, indent=2) + "\n").encode())
+    record = {"ok": True, "sha256": report.sha256, "checks": report.checks, "verified_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    write_atomic(backups.verified_path(path), (json.dumps(record, indent=2) + "\n").encode(), backups.SIDECAR_MODE)
     return report
 
 
@@ -222,7 +223,8 @@ def _swap(db: Database, scratch: str, expected: dict[str, int]) -> None:
     current, previous, restored = pg.ident(db.name), pg.ident(old), pg.ident(scratch)
     db.query(f"ALTER DATABASE {current} WITH ALLOW_CONNECTIONS false", "postgres")
     try:
-        db.query(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {pg.literal(db.name)} AND pid <> pg_backend_pid()", "postgres")
+        db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 f"WHERE datname = {pg.literal(db.name)} AND pid <> pg_backend_pid()", "postgres")
         db.query(f"ALTER DATABASE {current} RENAME TO {previous}; ALTER DATABASE {restored} RENAME TO {current}", "postgres")
     except BaseException:
         db.query(f"ALTER DATABASE {current} WITH ALLOW_CONNECTIONS true", "postgres")

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from deploy.engine.commands import docker
 from deploy.engine.commands import postgres as pg
-from deploy.errors import fail
 from deploy.engine.facts import Container
 from deploy.engine.stack import Stack, last_lines
 from deploy.engine.target import Process
+from deploy.errors import fail
 
 # Every user table, schema-qualified and quoted, ready to put into a query.
 TABLES_SQL = """
@@ -132,7 +132,7 @@ class SnapshotSession:
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"{sql}\n\\echo {self.SENTINEL}\n".encode())
         self.proc.stdin.flush()
-        lines = []
+        lines: list[str] = []
         for raw in iter(self.proc.stdout.readline, b""):
             line = raw.decode().rstrip("\n")
             if line == self.SENTINEL:

@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 SERVICE_LABEL = "com.docker.compose.service"
@@ -60,7 +60,7 @@ def parse_time(value: str | None) -> datetime | None:
         return None
     frac = (m.group(2) or ".0")[:7]
     zone = "+00:00" if m.group(3) == "Z" else m.group(3)
-    return datetime.fromisoformat(f"{m.group(1)}{frac}{zone}").astimezone(timezone.utc)
+    return datetime.fromisoformat(f"{m.group(1)}{frac}{zone}").astimezone(UTC)
 
 
 def _version(config: Mapping[str, Any], image: str) -> str:
@@ -162,6 +162,17 @@ def parse_published(text: str) -> int | None:
     line = text.strip().splitlines()[0] if text.strip() else ""
     port = line.rsplit(":", 1)[-1]
     return int(port) if port.isdigit() and int(port) > 0 else None
+
+
+def parse_identity(text: str, repository: str) -> str:
+    """The digest ``repository@sha256:...`` pushed for the image, else its local id, from
+    the line ``commands.images.identity`` prints."""
+    digests_json, _, image_id = text.strip().rpartition(" ")
+    try:
+        digests = json.loads(digests_json or "[]")
+    except ValueError:
+        digests = []
+    return next((d for d in digests if d.startswith(repository + "@")), image_id)
 
 
 def parse_hashes(text: str) -> dict[str, str]:

@@ -1,75 +1,69 @@
-"""App image names and the tags every release gets, and the docker commands on them.
+"""App image names and the tags every release gets (their docker commands are in
+deploy.engine.commands.images).
 
-Names are ``REGISTRY/NAMESPACE/SERVICE:TAG`` (the compose files build the same
-names); a stage without a registry uses the prefix ``local`` and is never pushed.
+Names are what the compose files say (``REGISTRY/NAMESPACE/SERVICE:TAG`` in ours; a
+stage without a registry uses the prefix ``local`` and is never pushed).
 Tags of a release: its version, the UTC date, the git commit, and ``latest``.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from deploy.errors import fail
 from deploy.versions import Version
 
-LOCAL_REGISTRY = "local"
+if TYPE_CHECKING:
+    from deploy.engine.stack import Stack
+
 GIT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
 
 @dataclass(frozen=True)
 class ImageName:
-    registry: str
-    namespace: str
-    service: str
+    """An app service's image repository, as the compose files name it."""
 
-    @property
-    def repository(self) -> str:
-        return f"{self.registry or LOCAL_REGISTRY}/{self.namespace}/{self.service}"
+    service: str
+    repository: str  # REGISTRY/NAMESPACE/SERVICE (without a tag)
+
+    @classmethod
+    def parse(cls, service: str, image: str) -> ImageName:
+        """From a compose ``image:`` value; its tag (``:APP_VERSION``) is dropped."""
+        name, _, tag = image.rpartition(":")
+        return cls(service, name if name and "/" not in tag else image)
 
     @property
     def pushable(self) -> bool:
-        return bool(self.registry) and self.registry != LOCAL_REGISTRY
+        """Docker's rule: the first part names a registry when it has a '.' or a ':' or is
+        localhost (``local/...``, a stage without DOCKER_REGISTRY, is never pushed)."""
+        first, sep, _ = self.repository.partition("/")
+        return bool(sep) and ("." in first or ":" in first or first == "localhost")
 
     def ref(self, tag: str) -> str:
         return f"{self.repository}:{tag}"
 
 
+def app_images(stack: Stack) -> list[ImageName]:
+    """The images of the stage's stateless services (the ones a release builds), read
+    from the merged compose configuration: Compose's interpolation of ``image:`` is the
+    one rule that names them."""
+    services = stack.config().get("services", {})
+    names = []
+    for service in stack.settings.config.stateless:
+        image = services.get(service, {}).get("image")
+        if not image:
+            fail(f"service {service} has no image: in the compose files",
+                 f"name it, e.g. image: ${{DOCKER_REGISTRY}}/${{DOCKER_NAMESPACE}}/{service}:${{APP_VERSION}}")
+        names.append(ImageName.parse(service, image))
+    return names
+
+
 def release_tags(version: Version, when: datetime, git_sha: str | None) -> list[str]:
     """version, date (YYYYMMDD, UTC), short git commit (when known), latest."""
-    tags = [version.tag, when.astimezone(timezone.utc).strftime("%Y%m%d")]
+    tags = [version.tag, when.astimezone(UTC).strftime("%Y%m%d")]
     if git_sha and GIT_SHA.match(git_sha):
         tags.append(git_sha[:12])
     return [*tags, "latest"]
 
-
-def tag(source: str, target: str) -> list[str]:
-    return ["docker", "tag", source, target]
-
-
-def push(ref: str) -> list[str]:
-    return ["docker", "push", ref]
-
-
-def remove(ref: str) -> list[str]:
-    """Untag ``ref`` (the image goes when no tag or container holds it)."""
-    return ["docker", "image", "rm", ref]
-
-
-def identity(ref: str) -> list[str]:
-    """The image's registry digests (JSON list) and its id, on one line."""
-    return ["docker", "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}", ref]
-
-
-def parse_identity(text: str, repository: str) -> str:
-    """The digest ``repository@sha256:...`` pushed for the image, else its local id."""
-    digests_json, _, image_id = text.strip().rpartition(" ")
-    try:
-        digests = json.loads(digests_json or "[]")
-    except ValueError:
-        digests = []
-    return next((d for d in digests if d.startswith(repository + "@")), image_id)
-
-
-def exists(ref: str) -> list[str]:
-    return ["docker", "image", "inspect", "--format", "{{.Id}}", ref]

@@ -160,4 +160,4 @@ class Executor:
                         continue
                 op = ops.send(result)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value

@@ -15,8 +15,10 @@ never ``Connection.run`` (it decodes text and keeps all of it in memory).
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
-import os
+import posixpath
+import secrets
 import shlex
 import socket
 import sys
@@ -28,11 +30,13 @@ from typing import IO, Any
 import paramiko
 from invoke.exceptions import CommandTimedOut
 from invoke.runners import Result
+from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
 
-from deploy.errors import fail
 from deploy.config.inventory import Host, SshOptions
-from deploy.output import PrefixedStream, host_prefix
+from deploy.engine.commands import files
 from deploy.engine.target import HttpResponse
+from deploy.errors import fail
+from deploy.output import PrefixedStream, host_prefix
 
 WINDOW = 64 * 1024 * 1024  # bytes in flight on a stream channel
 _known_hosts_lock = threading.Lock()
@@ -81,6 +85,20 @@ def tune_socket(sock: Any, keepalive: int) -> None:
                         ("TCP_USER_TIMEOUT", keepalive * 3 * 1000)):
         if hasattr(socket, name):
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+def create_exclusive(sftp: paramiko.SFTPClient, path: str, mode: int) -> paramiko.SFTPFile:
+    """A new file on the host (O_CREAT|O_EXCL: never one that exists), open for writing and
+    created with ``mode``: the permissions travel in the open request, as open(2)'s mode.
+    (``SFTPClient.open`` sends none, so the server would create the file 0666 minus its
+    umask, readable by others until a chmod.)"""
+    attrs = paramiko.SFTPAttributes()
+    attrs.st_mode = mode
+    # SFTPClient.mkdir sends its mode the same way; open has no parameter for it.
+    kind, msg = sftp._request(CMD_OPEN, sftp._adjust_cwd(path), SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL, attrs)
+    if kind != CMD_HANDLE:
+        raise paramiko.SFTPError("Expected handle")
+    return paramiko.SFTPFile(sftp, msg.get_binary(), "wb")
 
 
 class RemoteProcess:
@@ -267,12 +285,18 @@ class RemoteTarget:
         self.write_bytes(path, text.encode(), 0o600)
 
     def write_bytes(self, path: str, data: bytes, mode: int) -> None:
-        """Write atomically: a temp file created with ``mode`` (never wider for a moment),
-        then renamed over ``path``."""
-        self.run(["mkdir", "-p", os.path.dirname(path)])
+        """Write atomically: a new temp file beside ``path``, created with ``mode`` (never
+        wider for a moment), then renamed over ``path``. Missing parent directories are made."""
+        directory = posixpath.dirname(path)
+        self.run(files.make_dirs(directory))
         sftp = self.sftp()
-        tmp = f"{path}.tmp"
-        with sftp.open(tmp, "w") as f:
-            f.chmod(mode)
-            f.write(data)
-        sftp.posix_rename(tmp, path)
+        tmp = f"{path}.{secrets.token_hex(4)}.tmp"
+        try:
+            with create_exclusive(sftp, tmp, mode) as f:
+                f.chmod(mode)  # exactly ``mode``: the server's umask may have narrowed it
+                f.write(data)
+            sftp.posix_rename(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                sftp.remove(tmp)
+            raise

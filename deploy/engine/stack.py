@@ -10,11 +10,11 @@ from typing import Any, NoReturn
 
 from invoke.runners import Result
 
-from deploy.engine.commands import compose, docker
-from deploy.errors import fail
-from deploy.engine.facts import Container, desired_replicas, parse_inspect, parse_published
 from deploy.config.settings import Settings
+from deploy.engine.commands import compose, docker, files
+from deploy.engine.facts import Container, desired_replicas, parse_inspect, parse_published
 from deploy.engine.target import Target
+from deploy.errors import fail
 
 ENGINE_FIX = "check that the Docker engine runs (`docker info`); on a test bed: bash scripts/testbed/setup.sh"
 
@@ -91,7 +91,7 @@ class Stack:
         result = self.target.run(argv, env=self.command_env, warn=True)
         if not result.ok:
             workdir = self.target.workdir
-            if workdir is not None and not self.target.run(["test", "-f", self.project.files[0]], warn=True).ok:
+            if workdir is not None and not self.target.run(files.is_file(self.project.files[0]), warn=True).ok:
                 fail(f"nothing of {self.settings.config.project} is on {self.target.name} yet ({workdir} has no compose files)",
                      f"deploy there first: inv deploy --stage {self.settings.stage.name} --version X.Y.Z (or inv up)")
             self._failed(argv, result, "reading the compose configuration",

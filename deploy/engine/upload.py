@@ -12,9 +12,11 @@ import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from deploy.errors import fail
 from deploy.config.settings import REMOTE_ENV_FILE
-from deploy.engine.stack import Stack, last_lines
+from deploy.engine.commands import files
+from deploy.engine.ops import Ops, Put, run
+from deploy.engine.stack import Stack
+from deploy.errors import fail
 
 
 def env_line(name: str, value: str) -> str:
@@ -52,18 +54,14 @@ def compose_tree(root: Path, compose_files: tuple[str, ...]) -> bytes:
     return buf.getvalue()
 
 
-def upload(stack: Stack) -> None:
+def upload(stack: Stack) -> Ops[None]:
     """Put the compose files and the env file in the host's deploy directory."""
-    target = stack.target  # a RemoteTarget
     s = stack.settings
-    workdir = target.workdir
-    target.run(["install", "-d", "-m", "0750", workdir])
-    proc = target.spawn(["tar", "-x", "--no-same-owner", "-C", workdir, "-f", "-"], stdin=True)
-    assert proc.stdin is not None
-    proc.stdin.write(compose_tree(s.config.root, s.stage.compose_files))
-    proc.stdin.close()
-    if proc.wait(s.stage.ssh.command_timeout) != 0:
-        fail(f"unpacking the compose files in {workdir} on {target.name} failed: {last_lines(proc.stderr_text(), 3)}",
-             f"check that {workdir} is writable by the SSH user")
+    workdir = stack.target.workdir
+    if workdir is None:
+        fail(f"{stack.target.name} has no deploy directory: only hosts get uploads", "deploy to a stage with hosts")
+    yield run(stack, files.install_dir(workdir, 0o750), what=f"creating {workdir}", fix=f"check that the SSH user may create {workdir}")
+    yield run(stack, files.untar(workdir), what=f"unpacking the compose files in {workdir}",
+              fix=f"check that {workdir} is writable by the SSH user", stdin=compose_tree(s.config.root, s.stage.compose_files))
     env = {k: v for k, v in s.env.items() if k not in s.overrides}  # a run's APP_VERSION goes with each command
-    target.write_bytes(f"{workdir}/{REMOTE_ENV_FILE}", render_env(env).encode(), 0o600)
+    yield Put(stack, f"{workdir}/{REMOTE_ENV_FILE}", render_env(env).encode(), 0o600)

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from deploy.engine.commands import compose, docker
-from deploy.engine.facts import parse_engine_version, version_tuple
 from deploy.config.settings import Settings, example_env
-from deploy.engine.stack import Stack, last_lines
-from deploy.engine.target import LocalTarget, Target
+from deploy.engine.commands import compose, docker, git
+from deploy.engine.facts import parse_engine_version, version_tuple
+from deploy.engine.stack import last_lines
+from deploy.engine.target import Target
+from deploy.fleet import Fleet
 
 MIN_ENGINE = (20, 10)
 MIN_COMPOSE = (2, 0)
@@ -69,7 +70,8 @@ def check_secrets(
     jwt = env.get("JWT_SECRET", "")
     if "JWT_SECRET" in secret_names and jwt and len(jwt) < MIN_JWT_LENGTH:
         findings.append(
-            Finding(not production, "JWT_SECRET", f"is {len(jwt)} characters; production needs at least {MIN_JWT_LENGTH}", "generate one: openssl rand -hex 32")
+            Finding(not production, "JWT_SECRET", f"is {len(jwt)} characters; production needs at least {MIN_JWT_LENGTH}",
+                    "generate one: openssl rand -hex 32")
         )
     return findings
 
@@ -78,7 +80,8 @@ def check_env_file_git(env_file: str, tracked: bool, ignored: bool | None) -> li
     """``ignored`` is None outside a git work tree."""
     findings = []
     if tracked:
-        findings.append(Finding(False, env_file, "is tracked by git: its secrets are in the history", f"git rm --cached {env_file}, add it to .gitignore, rotate the secrets"))
+        findings.append(Finding(False, env_file, "is tracked by git: its secrets are in the history",
+                                f"git rm --cached {env_file}, add it to .gitignore, rotate the secrets"))
     if ignored is False:
         findings.append(Finding(False, env_file, "is not ignored by git", f"add {env_file} to .gitignore"))
     if not findings:
@@ -87,12 +90,12 @@ def check_env_file_git(env_file: str, tracked: bool, ignored: bool | None) -> li
     return findings
 
 
-def _git_facts(local: LocalTarget, root: str, path: str) -> tuple[bool, bool | None]:
-    inside = local.run(["git", "-C", root, "rev-parse", "--is-inside-work-tree"], warn=True)
+def _git_facts(local: Target, root: str, path: str) -> tuple[bool, bool | None]:
+    inside = local.run(git.is_work_tree(root), warn=True)
     if not inside.ok:
         return False, None
-    tracked = local.run(["git", "-C", root, "ls-files", "--error-unmatch", "--", path], warn=True).ok
-    ignored = local.run(["git", "-C", root, "check-ignore", "--quiet", "--", path], warn=True).ok
+    tracked = local.run(git.is_tracked(root, path), warn=True).ok
+    ignored = local.run(git.is_ignored(root, path), warn=True).ok
     return tracked, ignored
 
 
@@ -103,9 +106,10 @@ def engine_findings(target: Target) -> list[Finding]:
     return [check_engine(parse_engine_version(engine.stdout), last_lines(engine.stderr, 2)), check_compose(comp.stdout if comp.ok else "")]
 
 
-def config_findings(s: Settings, local: LocalTarget, compose_files: bool = True) -> list[Finding]:
+def config_findings(s: Settings, local: Target, compose_files: bool = True) -> list[Finding]:
     """The stage's variables, secrets, env file and (with ``compose_files``, which needs
-    Compose here) compose files, as this machine's checkout has them (what a deploy uploads)."""
+    Compose here) compose files, as this machine's checkout has them (what a deploy uploads);
+    ``local`` is this machine's target."""
     findings = []
     findings.append(check_required(s.env, s.config.required_env, str(s.env_file)))
     findings += check_secrets(s.env, s.config.secret_env, example_env(s.config), s.stage.production)
@@ -126,8 +130,13 @@ def config_findings(s: Settings, local: LocalTarget, compose_files: bool = True)
     return findings
 
 
-def preflight(stack: Stack, local: LocalTarget) -> list[Finding]:
-    """Every check of the stack's stage on its target; the compose files only once the
-    engine and Compose answer."""
-    engine = engine_findings(stack.target)
-    return engine + config_findings(stack.settings, local, compose_files=all(f.ok for f in engine))
+def fleet_findings(fleet: Fleet) -> list[tuple[str, Finding]]:
+    """(where, finding) of ``inv check`` and the deploy's preflight: the engine and Compose
+    of every chosen host (or the local engine), then the stage's files as this machine has
+    them (the compose files only once the engine here answers)."""
+    engines = fleet.each(lambda m: engine_findings(m.stack.target), what="check", summary=False)
+    rows = [(m.name, f) for m in fleet.members for f in engines[m.name]]
+    here = fleet.here.target
+    engine_here = engine_findings(here) if not any(m.stack.target is here for m in fleet.members) else [
+        f for m in fleet.members if m.stack.target is here for f in engines[m.name]]
+    return rows + [("local", f) for f in config_findings(fleet.settings, here, compose_files=all(f.ok for f in engine_here))]

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploy.engine.commands import compose, docker
-from deploy.errors import fail
 from deploy.engine.stack import Stack
+from deploy.errors import fail
 
 RECLAIMED = re.compile(r"Total reclaimed space:\s*(\S+)")
 

@@ -1,49 +1,65 @@
-"""Build, start and stop the stack."""
+"""Build, pull, start and stop the stack, as ops (run them with an ``Executor``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from deploy.engine.commands import compose
-from deploy.errors import fail
+from deploy.engine.ops import Ops, run
 from deploy.engine.stack import Stack
 from deploy.engine.upload import upload
+from deploy.errors import fail
+from deploy.fleet import Fleet, on_each
 
 
-def build(stack: Stack, services: Sequence[str] = (), no_cache: bool = False) -> None:
+def build(stack: Stack, services: Sequence[str] = (), no_cache: bool = False) -> Ops[None]:
+    """Build the images from source (on this machine's engine), output shown."""
     stack.settings.config.check_services(list(services))
-    stack.run(
-        compose.build(stack.project, services, no_cache=no_cache),
-        what="building images",
-        fix="read the build output above; fix the Dockerfile or the build context",
-        hide=False,
-    )
+    yield run(stack, compose.build(stack.project, services, no_cache=no_cache), what="building images",
+              fix="read the build output above; fix the Dockerfile or the build context", show=True)
 
 
-def pull(stack: Stack, services: Sequence[str]) -> None:
+def pull(stack: Stack, services: Sequence[str]) -> Ops[None]:
     """On a host: pull the services' images (of the release the stack names)."""
-    stack.run(compose.pull(stack.project, services), what="pulling images",
+    yield run(stack, compose.pull(stack.project, services), what="pulling images",
               fix="check that the host reaches the registry (DOCKER_REGISTRY) and that the images were pushed (inv push)")
 
 
-def up(stack: Stack, build: bool = False, services: Sequence[str] = ()) -> None:
+def up(stack: Stack, build: bool = False, services: Sequence[str] = ()) -> Ops[None]:
     """Start (or update) the services (all: every one) and wait until they are healthy.
 
     Replica counts set with ``inv scale`` are applied, so they survive an ``up``. On a
     host, only its role's services, after uploading the files and pulling the images.
     """
     if not stack.target.local:
-        upload(stack)
-        pull(stack, services)
+        yield from upload(stack)
+        yield from pull(stack, services)
     scale = {k: v for k, v in stack.saved_scale().items() if not services or k in services}
-    argv = compose.up(
-        stack.project,
-        services,
-        build=build,
-        scale=scale,
-        no_deps=bool(services),
-        wait_timeout=stack.settings.config.up_timeout,
-    )
-    stack.run(argv, what="starting the stack", fix="see `inv health` and `inv logs SERVICE`", hide=False)
+    argv = compose.up(stack.project, services, build=build, scale=scale, no_deps=bool(services),
+                      wait_timeout=stack.settings.config.up_timeout)
+    yield run(stack, argv, what="starting the stack", fix="see `inv health` and `inv logs SERVICE`", show=True)
+
+
+def up_fleet(fleet: Fleet, build: bool = False) -> Ops[None]:
+    """``up`` on every chosen host, the db host first (what the apps need); on a host only
+    its role's services."""
+    if build and fleet.remote:
+        fail("--build builds on this machine's engine; hosts pull their images from the registry",
+             f"build and push with inv deploy --stage {fleet.settings.stage.name} --version X.Y.Z, or drop --build")
+    for batch in fleet.ordered():
+        if batch:
+            yield on_each(fleet, batch, lambda m: up(m.stack, build, () if m.stack.target.local else m.services()), "up")
+
+
+def down_fleet(fleet: Fleet, volumes: bool = False) -> Ops[None]:
+    """``down`` on every chosen host."""
+    yield on_each(fleet, fleet.members, lambda m: down(m.stack, volumes), "down")
+
+
+def start_proxy(stack: Stack, timeout: float) -> Ops[None]:
+    """Start the proxy if it is not running (a first deploy); a running one is left as it is."""
+    proxy = stack.settings.config.proxy.service
+    yield run(stack, compose.up(stack.project, [proxy], no_recreate=True, no_deps=True, wait_timeout=int(timeout)),
+              what=f"starting {proxy}", fix=f"see inv logs {proxy}")
 
 
 def check_down(volumes: bool, yes: bool) -> None:
@@ -54,7 +70,7 @@ def check_down(volumes: bool, yes: bool) -> None:
         )
 
 
-def down(stack: Stack, volumes: bool = False) -> None:
+def down(stack: Stack, volumes: bool = False) -> Ops[None]:
     """Stop and remove the project's containers on the target; volumes (the database!)
     only when asked (``check_down`` first)."""
-    stack.run(compose.down(stack.project, volumes=volumes), what="stopping the stack", hide=False)
+    yield run(stack, compose.down(stack.project, volumes=volumes), what="stopping the stack", show=True)

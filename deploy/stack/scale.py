@@ -5,11 +5,11 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 
-from deploy.engine.commands import compose
 from deploy.config.schema import DeployConfig
+from deploy.engine.commands import compose
+from deploy.engine.stack import Stack
 from deploy.errors import fail
 from deploy.stack.rollout import DNS_SETTLE_SECONDS
-from deploy.engine.stack import Stack
 
 MAX_REPLICAS = 100
 

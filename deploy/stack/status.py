@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from deploy.engine.facts import Container
 
@@ -27,7 +27,7 @@ class ServiceStatus:
 def summarize(
     services: Iterable[str], containers: Iterable[Container], desired: Mapping[str, int], now: datetime | None = None
 ) -> list[ServiceStatus]:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     by_service: dict[str, list[Container]] = {}
     for c in containers:
         by_service.setdefault(c.service, []).append(c)

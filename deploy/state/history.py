@@ -8,8 +8,9 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from deploy.engine.stack import Stack
@@ -26,7 +27,8 @@ class Release:
     git_sha: str = ""
     hosts: list[str] = field(default_factory=list)  # the hosts it went to (none: the local engine)
     user: str = field(default_factory=lambda: f"{getpass.getuser()}@{socket.gethostname()}")
-    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # one run of a deploy or rollback
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     duration_seconds: float = 0.0
     compose_files: list[str] = field(default_factory=list)
     env_file: str = ""
@@ -41,7 +43,7 @@ def history(stack: Stack) -> list[Release]:
 
 def record(stack: Stack, release: Release) -> None:
     """Add ``release``, or replace the entry with the same start time and version."""
-    entries = [r for r in history(stack) if (r.started_at, r.version) != (release.started_at, release.version)]
+    entries = [r for r in history(stack) if r.id != release.id]
     entries.append(release)
     stack.target.write_text(stack.state_file("releases.json"), json.dumps([asdict(r) for r in entries], indent=2) + "\n")
 
@@ -58,7 +60,7 @@ def current(stack: Stack) -> Release | None:
 
 
 def audit(stack: Stack, event: str, **details: Any) -> None:
-    entry = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "who": f"{getpass.getuser()}@{socket.gethostname()}",
+    entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "who": f"{getpass.getuser()}@{socket.gethostname()}",
              "stage": stack.settings.stage.name, "event": event, **details}
     path = stack.state_file("audit.log")
     stack.target.write_text(path, (stack.target.read_text(path) or "") + json.dumps(entry, sort_keys=True) + "\n")

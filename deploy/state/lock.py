@@ -11,10 +11,11 @@ import json
 import os
 import socket
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from deploy.errors import fail
+from deploy.engine.commands import files
 from deploy.engine.stack import Stack
+from deploy.errors import fail
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def is_stale(info: LockInfo, this_host: str | None = None) -> bool:
 def read(stack: Stack) -> LockInfo | None:
     text = stack.target.read_text(_details(stack))
     if text is None:
-        exists = stack.target.run(["test", "-d", _path(stack)], warn=True).ok
+        exists = stack.target.run(files.is_dir(_path(stack)), warn=True).ok
         return LockInfo("unknown", "unknown", 0, "unknown", "unknown (no details file)") if exists else None
     return LockInfo(**json.loads(text))
 
@@ -64,13 +65,13 @@ def describe(info: LockInfo) -> str:
 
 
 def acquire(stack: Stack, purpose: str) -> LockInfo:
-    stack.target.run(["mkdir", "-p", os.path.dirname(_path(stack))])
-    if not stack.target.run(["mkdir", _path(stack)], warn=True).ok:
+    stack.target.run(files.make_dirs(os.path.dirname(_path(stack))))
+    if not stack.target.run(files.make_dir(_path(stack)), warn=True).ok:
         info = read(stack)
         held = describe(info) if info else "a lock that vanished just now"
         fix = "break it: inv lock.release" if info and is_stale(info) else "wait for it to finish (inv lock.status)"
         fail(f"another deploy holds the lock: {held}", fix)
-    info = LockInfo(getpass.getuser(), socket.gethostname(), os.getpid(), datetime.now(timezone.utc).isoformat(timespec="seconds"), purpose)
+    info = LockInfo(getpass.getuser(), socket.gethostname(), os.getpid(), datetime.now(UTC).isoformat(timespec="seconds"), purpose)
     stack.target.write_text(_details(stack), json.dumps(asdict(info)) + "\n")
     return info
 
@@ -82,5 +83,5 @@ def release(stack: Stack, force: bool = False) -> LockInfo | None:
         return None
     if not force and not is_stale(info):
         fail(f"the lock is held by a running deploy: {describe(info)}", "wait for it, or pass --force if you are sure it is dead")
-    stack.target.run(["rm", "-rf", _path(stack)])
+    stack.target.run(files.remove_tree(_path(stack)))
     return info

@@ -6,6 +6,7 @@ when a test fails. Tests drive the real `inv` command line.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -124,10 +125,8 @@ def make_stack(tmp: Path, images: dict[str, str], stages: dict | None = None, **
 def remove_stack(stack: Inv, engine: docker.DockerClient) -> None:
     stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
     for image in engine.images.list(filters={"label": f"com.docker.compose.project={stack.project}"}):
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             engine.images.remove(image.id, force=True)
-        except docker.errors.APIError:
-            pass
 
 
 @pytest.fixture(scope="module")

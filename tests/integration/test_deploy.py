@@ -60,7 +60,9 @@ def test_bad_versions_are_refused(prod_stack):
 def test_dry_run_changes_nothing(prod_stack, engine):
     before = engine_state(engine, prod_stack.project)
     out = prod_stack("deploy", "--version", "1.0.0", "--dry-run").stdout
-    for step in ("preflight", "tests", "backup", "stateful", "build", "tag", "push", "migrate", "rollout", "proxy", "verify", "promote", "cleanup"):
+    steps = ("preflight", "tests", "build", "tag", "push", "upload", "pull", "backup", "stateful", "migrate", "rollout", "verify",
+             "promote", "cleanup")
+    for step in steps:
         assert f"] {step}" in out, step
     secret = dict(line.split("=", 1) for line in prod_stack.env_file.read_text().splitlines() if line.startswith("POSTGRES_PASSWORD="))
     assert secret["POSTGRES_PASSWORD"] not in out

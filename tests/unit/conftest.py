@@ -19,3 +19,22 @@ def raw_config() -> dict:
 @pytest.fixture
 def config(raw_config: dict) -> DeployConfig:
     return parse_config(raw_config, ROOT)
+
+
+# --- the recording fake engine (tests/unit/fake_engine.py) -------------------------------
+FAKE_ENV = {
+    "POSTGRES_USER": "app", "POSTGRES_DB": "app", "POSTGRES_PASSWORD": "pg-Secret-4711", "REDIS_PASSWORD": "redis-Secret-4712",
+    "JWT_SECRET": "jwt-Secret-4713", "NEXT_PUBLIC_API_URL": "/api", "NEXT_PUBLIC_APP_URL": "http://localhost:8080",
+    "CORS_ORIGIN": "http://localhost:8080", "DOCKER_REGISTRY": "registry.example.com", "DOCKER_NAMESPACE": "myapp",
+}
+
+
+@pytest.fixture
+def fake_settings(config: DeployConfig, tmp_path: Path):
+    """The development stage's settings with known secrets; backups go to tmp_path."""
+    import dataclasses
+
+    from deploy.config.settings import Settings
+
+    cfg = dataclasses.replace(config, database=dataclasses.replace(config.database, backups_dir=str(tmp_path / "backups")))
+    return Settings(cfg, cfg.stage("development"), ROOT / ".env", dict(FAKE_ENV))

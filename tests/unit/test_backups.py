@@ -2,7 +2,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from invoke.exceptions import Exit
 from deploy.database import files as backups
 from deploy.database.files import Backup, PartialWriter, new_name, prune_plan, read_sidecar, scan, sweep_partials, write_sidecars
 
-T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
 
 def make_backup(directory: Path, when: datetime, data: bytes = b"PGDMP...", label=None, complete=True) -> Path:
@@ -41,22 +41,22 @@ def test_writer_commits_atomically_with_the_hash(tmp_path):
     assert backups.sidecar_path(path).read_text() == f"{sha}  {path.name}\n"
     assert subprocess.run(["sha256sum", "-c", backups.sidecar_path(path).name], cwd=tmp_path, capture_output=True).returncode == 0
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(backups.manifest_path(path)).st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, backups.manifest_path(path).name, backups.sidecar_path(path).name]
 
 
 def test_writer_leaves_nothing_when_interrupted(tmp_path):
     final = tmp_path / new_name("app", T0)
-    with pytest.raises(RuntimeError):
-        with PartialWriter(final) as out:
-            out.write(b"PGDMP half")
-            raise RuntimeError("pg_dump died")
+    with pytest.raises(RuntimeError), PartialWriter(final) as out:
+        out.write(b"PGDMP half")
+        raise RuntimeError("pg_dump died")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_writer_refuses_to_overwrite(tmp_path):
     path = make_backup(tmp_path, T0)
-    with pytest.raises(Exit, match="already exists"):
-        with PartialWriter(path):
-            pass
+    with pytest.raises(Exit, match="already exists"), PartialWriter(path):
+        pass
 
 
 def test_sweep_removes_only_partials_nobody_holds(tmp_path):

@@ -1,4 +1,4 @@
-from deploy.engine.commands import compose, docker
+from deploy.engine.commands import compose, docker, files, git, http, images
 
 P = compose.ComposeProject(name="myapp", files=("/r/compose/a.yml", "/r/compose/b.yml"), env_file="/r/.env.production")
 BASE = ["docker", "compose", "-p", "myapp", "-f", "/r/compose/a.yml", "-f", "/r/compose/b.yml", "--env-file", "/r/.env.production"]
@@ -74,3 +74,35 @@ def test_docker_builders():
         "docker", "volume", "ls", "--quiet", "--filter", "label=com.docker.compose.project=myapp",
     ]
     assert docker.remove_volumes(["v1"]) == ["docker", "volume", "rm", "v1"]
+
+
+def test_image_builders():
+    assert images.tag("a:1", "a:latest") == ["docker", "tag", "a:1", "a:latest"]
+    assert images.push("r/n/s:1") == ["docker", "push", "r/n/s:1"]
+    assert images.remove("r/n/s:1") == ["docker", "image", "rm", "r/n/s:1"]
+    assert images.identity("a:1") == ["docker", "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}", "a:1"]
+    assert images.exists("r/n/s:1") == ["docker", "image", "inspect", "--format", "{{.Id}}", "r/n/s:1"]
+
+
+def test_git_builders():
+    assert git.is_work_tree("/r") == ["git", "-C", "/r", "rev-parse", "--is-inside-work-tree"]
+    assert git.head("/r") == ["git", "-C", "/r", "rev-parse", "HEAD"]
+    assert git.is_tracked("/r", "-x.env") == ["git", "-C", "/r", "ls-files", "--error-unmatch", "--", "-x.env"]
+    assert git.is_ignored("/r", ".env.production") == ["git", "-C", "/r", "check-ignore", "--quiet", "--", ".env.production"]
+
+
+def test_file_builders():
+    assert files.make_dirs("/srv/app/state/prod") == ["mkdir", "-p", "/srv/app/state/prod"]
+    assert files.make_dir("/srv/app/state/prod/deploy.lock") == ["mkdir", "/srv/app/state/prod/deploy.lock"]
+    assert files.is_dir("/srv/a b") == ["test", "-d", "/srv/a b"]
+    assert files.is_file("/srv/app/compose/docker-compose.yml") == ["test", "-f", "/srv/app/compose/docker-compose.yml"]
+    assert files.remove_tree("/srv/app/state/prod/deploy.lock") == ["rm", "-rf", "/srv/app/state/prod/deploy.lock"]
+    assert files.install_dir("/srv/app") == ["install", "-d", "-m", "0750", "/srv/app"]
+    assert files.install_dir("/srv/app", 0o700) == ["install", "-d", "-m", "0700", "/srv/app"]
+    assert files.untar("/srv/app") == ["tar", "-x", "--no-same-owner", "-C", "/srv/app", "-f", "-"]
+
+
+def test_http_probe():
+    url = "http://myapp-backend-2:3000/health"
+    assert http.probe(url) == ["wget", "-q", "-T", "3", "-O", "/dev/null", url]
+    assert http.probe(url, timeout=1.5) == ["wget", "-q", "-T", "1.5", "-O", "/dev/null", url]

@@ -1,10 +1,11 @@
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from deploy.engine.facts import (
     desired_replicas,
     parse_engine_version,
     parse_hashes,
+    parse_identity,
     parse_inspect,
     parse_published,
     parse_stats,
@@ -38,7 +39,7 @@ def test_parse_inspect_reads_every_field():
     assert c.name == "myapp-backend-2"
     assert (c.service, c.number, c.state, c.health) == ("backend", 2, "running", "healthy")
     assert c.version == "1.2.3"
-    assert c.started_at == datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=timezone.utc)
+    assert c.started_at == datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=UTC)
     assert c.ports == ("127.0.0.1:18080->8080/tcp",)
     assert c.health_log == "ok"
     assert c.ok
@@ -63,7 +64,8 @@ def test_stopped_and_unhealthy_are_not_ok():
 
 def test_parse_inspect_orders_by_service_and_number():
     a = container(Name="/b-1", Config={"Image": "x", "Labels": {"com.docker.compose.service": "web", "com.docker.compose.container-number": "1"}})
-    b = container(Name="/a-10", Config={"Image": "x", "Labels": {"com.docker.compose.service": "backend", "com.docker.compose.container-number": "10"}})
+    b = container(Name="/a-10", Config={"Image": "x", "Labels": {"com.docker.compose.service": "backend",
+                                                                 "com.docker.compose.container-number": "10"}})
     c = container(Name="/a-9", Config={"Image": "x", "Labels": {"com.docker.compose.service": "backend", "com.docker.compose.container-number": "9"}})
     assert [x.name for x in parse_inspect(json.dumps([a, b, c]))] == ["a-9", "a-10", "b-1"]
 
@@ -71,7 +73,7 @@ def test_parse_inspect_orders_by_service_and_number():
 def test_parse_time():
     assert parse_time("0001-01-01T00:00:00Z") is None
     assert parse_time("") is None
-    assert parse_time("2026-01-02T03:04:05+02:00") == datetime(2026, 1, 2, 1, 4, 5, tzinfo=timezone.utc)
+    assert parse_time("2026-01-02T03:04:05+02:00") == datetime(2026, 1, 2, 1, 4, 5, tzinfo=UTC)
 
 
 def test_parse_stats():
@@ -112,3 +114,10 @@ def test_config_hash_label():
     item = container()
     item["Config"]["Labels"]["com.docker.compose.config-hash"] = "abc"
     assert parse_inspect(json.dumps([item]))[0].config_hash == "abc"
+
+
+def test_identity_prefers_the_pushed_digest():
+    line = '["127.0.0.1:5000/shop/backend@sha256:abc","other/x@sha256:def"] sha256:1234\n'
+    assert parse_identity(line, "127.0.0.1:5000/shop/backend") == "127.0.0.1:5000/shop/backend@sha256:abc"
+    assert parse_identity("[] sha256:1234", "local/shop/web") == "sha256:1234"
+    assert parse_identity("<no value> sha256:1234", "local/shop/web") == "sha256:1234"

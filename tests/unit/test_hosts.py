@@ -9,14 +9,14 @@ import tarfile
 import pytest
 from invoke.exceptions import Exit
 
-from deploy.fleet import SPLIT_FILE, host_settings
-from deploy.release.hosts_deploy import batches
 from deploy.config.inventory import SshOptions, parse_hosts, parse_ssh, role_services, select
-from deploy.output import PrefixedStream
-from deploy.engine.remote import RemoteTarget
 from deploy.config.settings import Settings
+from deploy.engine.remote import RemoteTarget
 from deploy.engine.upload import compose_tree, env_line, render_env
-from tasks._common import Where, on_hosts
+from deploy.fleet import SPLIT_FILE, host_settings
+from deploy.output import PrefixedStream
+from deploy.release.switch import batches
+from tasks._where import Where, on_host, on_hosts
 from tests.unit.conftest import ROOT
 
 HOSTS = {"app1": {"address": "10.0.0.11", "roles": ["app"]}, "app2": {"address": "10.0.0.12", "roles": "app"},
@@ -146,12 +146,12 @@ def test_on_hosts_adds_the_flags_and_passes_where():
     def body(c, count: int = 1, *, where: Where) -> None:
         seen.update(count=count, where=where)
 
-    wrapped = on_hosts(body)
+    wrapped = on_hosts()(body).body
     params = list(inspect.signature(wrapped).parameters)
     assert params == ["c", "count", "stage", "env_file", "hosts", "roles", "accept_new_host_keys"]
     wrapped(None, count=2, stage="production", hosts="h1", accept_new_host_keys=True)
     assert seen == {"count": 2, "where": Where(stage="production", hosts="h1", accept_new_host_keys=True)}
-    one = on_hosts(one_host=True)(body)
+    one = on_host()(body).body
     assert list(inspect.signature(one).parameters)[-3:] == ["env_file", "host", "accept_new_host_keys"]
     one(None, host="db1")
     assert dataclasses.asdict(seen["where"])["hosts"] == "db1"

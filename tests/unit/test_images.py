@@ -1,18 +1,22 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from types import SimpleNamespace
 
-from deploy.engine import images
-from deploy.engine.images import ImageName, release_tags
+from deploy.engine.images import ImageName, app_images, release_tags
 from deploy.versions import Version
 
-WHEN = datetime(2026, 11, 29, 23, 30, tzinfo=timezone.utc)
+WHEN = datetime(2026, 11, 29, 23, 30, tzinfo=UTC)
 
 
-def test_names():
-    n = ImageName("127.0.0.1:5000", "shop", "backend")
-    assert n.ref("1.0.0") == "127.0.0.1:5000/shop/backend:1.0.0"
-    assert n.pushable
-    local = ImageName("", "shop", "web")
-    assert local.ref("latest") == "local/shop/web:latest" and not local.pushable
+def test_names_come_from_the_compose_image_value():
+    n = ImageName.parse("backend", "127.0.0.1:5000/shop/backend:1.0.0")
+    assert n == ImageName("backend", "127.0.0.1:5000/shop/backend")
+    assert n.ref("1.0.1") == "127.0.0.1:5000/shop/backend:1.0.1" and n.pushable
+    local = ImageName.parse("web", "local/shop/web:latest")
+    assert local.ref("2.0.0") == "local/shop/web:2.0.0" and not local.pushable
+    assert ImageName.parse("web", "registry.example.test/shop/web:1.0.0").pushable
+    assert ImageName.parse("web", "localhost/shop/web:1.0.0").pushable
+    # a registry port is not a tag
+    assert ImageName.parse("web", "127.0.0.1:5000/shop/web").repository == "127.0.0.1:5000/shop/web"
 
 
 def test_release_tags():
@@ -21,14 +25,9 @@ def test_release_tags():
     assert release_tags(Version(1, 2, 3), WHEN, "not a sha; rm") == ["1.2.3", "20261129", "latest"]
 
 
-def test_commands():
-    assert images.tag("a:1", "a:latest") == ["docker", "tag", "a:1", "a:latest"]
-    assert images.push("r/n/s:1") == ["docker", "push", "r/n/s:1"]
-    assert images.exists("r/n/s:1") == ["docker", "image", "inspect", "--format", "{{.Id}}", "r/n/s:1"]
-
-
-def test_identity_prefers_the_pushed_digest():
-    line = '["127.0.0.1:5000/shop/backend@sha256:abc","other/x@sha256:def"] sha256:1234\n'
-    assert images.parse_identity(line, "127.0.0.1:5000/shop/backend") == "127.0.0.1:5000/shop/backend@sha256:abc"
-    assert images.parse_identity("[] sha256:1234", "local/shop/web") == "sha256:1234"
-    assert images.identity("a:1") == ["docker", "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}", "a:1"]
+def test_app_images_are_the_stateless_services_as_compose_names_them():
+    compose = {"services": {"backend": {"image": "r:5000/shop/backend:1.2.3"}, "web": {"image": "r:5000/shop/web:1.2.3"},
+                            "nginx": {"image": "nginx:1.27-alpine"}}}
+    stack = SimpleNamespace(settings=SimpleNamespace(config=SimpleNamespace(stateless={"backend": object(), "web": object()})),
+                            config=lambda: compose)
+    assert app_images(stack) == [ImageName("backend", "r:5000/shop/backend"), ImageName("web", "r:5000/shop/web")]

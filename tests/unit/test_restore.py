@@ -1,10 +1,11 @@
-from deploy.engine.commands import postgres as pg
-from deploy.database.session import parse_counts, parse_rows
 from deploy.database.restore import _explain_restore_error, count_mismatches, scratch_name
+from deploy.database.session import parse_counts, parse_rows
+from deploy.engine.commands import postgres as pg
 
 
 def test_psql_builders():
-    assert pg.psql("app", "db", "SELECT 1") == ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "app", "-d", "db", "-A", "-t", "-F", "\t", "-c", "SELECT 1"]
+    assert pg.psql("app", "db", "SELECT 1") == ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "app", "-d", "db",
+                                                "-A", "-t", "-F", "\t", "-c", "SELECT 1"]
     assert pg.psql("app", "db", tuples=False) == ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "app", "-d", "db"]
     assert pg.pg_dump("app", "db") == ["pg_dump", "--format=custom", "-U", "app", "-d", "db"]
     assert pg.pg_dump("app", "db", "00000004-1") == ["pg_dump", "--format=custom", "-U", "app", "-d", "db", "--snapshot=00000004-1"]

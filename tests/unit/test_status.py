@@ -1,10 +1,10 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from deploy.engine.facts import Container
 from deploy.stack.health import container_checks, replica_checks
 from deploy.stack.status import human_duration, summarize
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def ctr(service, n, state="running", health="healthy", version="1.0.0", started=60, ports=()):

@@ -1,9 +1,11 @@
 import os
 import stat
 
+import pytest
 from invoke import Context
 
-from deploy.engine.target import LocalTarget
+from deploy import atomic
+from deploy.engine.local import LocalTarget
 
 
 def test_argv_is_quoted_once_and_nothing_executes(tmp_path):
@@ -30,8 +32,63 @@ def test_write_text_is_private_and_atomic(tmp_path):
     target.write_text(str(path), "{}\n")
     assert target.read_text(str(path)) == "{}\n"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert not (path.parent / "scale.json.tmp").exists()
+    assert os.listdir(path.parent) == ["scale.json"]  # no temp file left
     assert target.read_text(str(tmp_path / "missing")) is None
+
+
+def test_write_bytes_gives_the_file_exactly_its_mode(tmp_path):
+    target = LocalTarget(Context())
+    old_umask = os.umask(0o077)
+    try:
+        target.write_bytes(str(tmp_path / "a.json"), b"{}", 0o644)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.json").st_mode) == 0o644
+    target.write_bytes(str(tmp_path / "a.json"), b"[]", 0o600)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.json").st_mode) == 0o600
+    assert (tmp_path / "a.json").read_bytes() == b"[]"
+
+
+def test_secrets_never_go_into_a_wider_file(tmp_path, monkeypatch):
+    """Replacing a world-readable file: the new bytes go into a new 0600 file, renamed over
+    the old one, which is never written to (``inv init --force``)."""
+    path = tmp_path / ".env.production"
+    path.write_text("OLD=1\n")
+    path.chmod(0o644)
+    old_inode = os.stat(path).st_ino
+    seen = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        seen.append((stat.S_IMODE(os.stat(src).st_mode), path.read_text(), os.stat(path).st_ino))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    atomic.write_atomic(path, b"JWT_SECRET=s3cr3t\n", 0o600)
+    assert seen == [(0o600, "OLD=1\n", old_inode)]  # the temp file was private; the old file untouched
+    assert path.read_text() == "JWT_SECRET=s3cr3t\n"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and os.stat(path).st_ino != old_inode
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "state.json"
+    path.write_text("old")
+
+    def boom(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(atomic.os, "fsync", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic.write_atomic(path, b"new")
+    assert os.listdir(tmp_path) == ["state.json"] and path.read_text() == "old"
+
+
+def test_create_never_opens_an_existing_file(tmp_path):
+    path = tmp_path / "x.partial"
+    path.write_text("someone else's")
+    with pytest.raises(FileExistsError):
+        atomic.create(path, 0o600)
+    assert path.read_text() == "someone else's"
 
 
 def test_fetch_reports_a_refused_connection():
@@ -43,3 +100,40 @@ def test_fetch_reports_a_refused_connection():
     s.close()
     resp = LocalTarget(Context()).fetch(port, "/", timeout=2)
     assert resp.status == 0 and resp.error
+
+
+def test_remote_temp_file_is_created_exclusively_with_its_mode():
+    """The mode travels in the SFTP open request (SFTPClient.open sends none: the server
+    would create the file 0666 minus its umask, readable by others until a chmod)."""
+    from paramiko.message import Message
+    from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_TRUNC, SFTP_FLAG_WRITE
+
+    from deploy.engine.remote import create_exclusive
+
+    class FakeSftp:
+        requests: list = []
+
+        def _adjust_cwd(self, path):
+            return path
+
+        def _request(self, kind, *args):
+            self.requests.append((kind, *args))
+            msg = Message()
+            msg.add_string(b"handle-1")
+            msg.rewind()
+            return CMD_HANDLE, msg
+
+        def _log(self, *args):
+            pass
+
+        def _async_request(self, *args):
+            pass
+
+    sftp = FakeSftp()
+    f = create_exclusive(sftp, "/srv/app/.env.ab12cd34.tmp", 0o600)
+    (kind, path, flags, attrs), = sftp.requests
+    assert (kind, path, attrs.st_mode) == (CMD_OPEN, "/srv/app/.env.ab12cd34.tmp", 0o600)
+    assert flags & (SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL) == SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
+    assert not flags & SFTP_FLAG_TRUNC
+    assert f.handle == b"handle-1"
+    f.close()

@@ -5,26 +5,66 @@ import sys
 from pathlib import Path
 
 import pytest
+from invoke import Collection
 from invoke.exceptions import Exit
+from invoke.parser import Parser
 
-from tasks._common import command_after_dashes, service_list
+from tasks import ns as root
+from tasks._flags import SHORT_FLAGS
+from tasks._input import command_after_dashes, service_list, whole_number
 
 ROOT = Path(__file__).resolve().parents[2]
 INV = [sys.executable, "-m", "invoke"]
-TASKS = ["build", "check", "clean", "down", "exec", "health", "init", "logs", "scale", "shell", "stats", "status", "up",
+NAMESPACES = ["build", "push", "logs", "scale", "clean"]  # a namespace whose default task is the bare word
+TASKS = ["check", "down", "exec", "health", "init", "shell", "stats", "status", "up", *NAMESPACES,
          "db.backup", "db.kill", "db.list", "db.migrate", "db.prune", "db.reindex", "db.restore", "db.seed",
-         "db.shell", "db.stats", "db.verify", "deploy", "lock.release", "lock.status", "push", "releases", "rollback"]
+         "db.shell", "db.stats", "db.verify", "deploy", "lock.release", "lock.status", "releases", "rollback"]
+ON_THIS_MACHINE = ["init", "build", "push", "db.list", "db.prune"]  # --stage and --env-file only
+ON_ONE_HOST = ["exec", "shell", "lock.status", "lock.release"] + [t for t in TASKS if t.startswith("db.") and t not in ON_THIS_MACHINE]
 
 
 def inv(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*INV, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run([*INV, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def flags_of(name: str) -> dict[str, list[str]]:
+    """A task's flags: its parameter name -> every name it has on the command line."""
+    task = root[name]
+    help_ = dict(task.help)  # get_arguments consumes the help texts
+    try:
+        return {arg.attr_name or arg.name: list(arg.names) for arg in task.get_arguments()}
+    finally:
+        task.help = help_
+
+
+def test_the_root_collection_has_the_tasks_of_the_readme():
+    assert set(root.task_names) == {f"{t}.{t}" if t in NAMESPACES else t for t in TASKS}
 
 
 def test_every_task_is_listed_with_help():
     out = inv("--list").stdout
     for name in TASKS:
-        line = next((l for l in out.splitlines() if l.strip().startswith(name + " ")), "")
-        assert line.split(maxsplit=1)[1:], f"{name} has no help line in inv --list"
+        shown = f"{name}.{name} ({name})" if name in NAMESPACES else name  # how Invoke lists a default task
+        line = next((row for row in out.splitlines() if row.strip().startswith(shown + " ")), "")
+        assert line.strip().removeprefix(shown).strip(), f"{name} has no help line in inv --list"
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_a_namespace_runs_its_default_task_by_its_bare_name(name):
+    collection = root.collections[name]
+    assert isinstance(collection, Collection) and collection.default == name
+    assert root[name] is root[f"{name}.{name}"]
+
+
+def test_bare_words_parse_as_today():
+    parse = Parser(contexts=root.to_contexts()).parse_argv
+    logs = parse(["logs", "backend", "-f", "--tail", "20"])[0]
+    assert (logs.name, logs.args.services.value, logs.args.follow.value, logs.args.tail.value) == ("logs.logs", "backend", True, "20")
+    push = parse(["push", "--version", "1.0.0"])[0]
+    assert (push.name, push.args.version.value) == ("push.push", "1.0.0")
+    scale = parse(["scale", "--backend", "10", "-y"])[0]
+    assert (scale.name, scale.args.backend.value, scale.args.yes.value) == ("scale.scale", "10", True)
+    assert [c.name for c in parse(["build", "clean"])] == ["build.build", "clean.clean"]
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -32,10 +72,38 @@ def test_every_task_has_flag_help(task):
     result = inv("--help", task)
     assert result.returncode == 0, result.stderr
     assert "Docstring:\n  none" not in result.stdout
-    options = [l for l in result.stdout.split("Options:")[1].splitlines() if l.startswith("  -")]
+    options = [row for row in result.stdout.split("Options:")[1].splitlines() if row.startswith("  -")]
     assert options
     for line in options:
         assert re.match(r"\s+-\S.*?\s{2,}\S", line), f"{task}: flag without help: {line.strip()}"
+
+
+def test_short_flags_are_the_chosen_ones_and_mean_the_same_everywhere():
+    meaning: dict[str, str] = {}
+    for name in root.task_names:
+        seen: dict[str, str] = {}
+        for flag, names in flags_of(name).items():
+            for short in (n for n in names if len(n) == 1):
+                assert short not in seen, f"{name}: -{short} is both --{seen[short]} and --{flag}"
+                seen[short] = flag
+                assert SHORT_FLAGS.get(flag) == short, f"{name}: -{short} for --{flag} was not chosen"
+                assert meaning.setdefault(short, flag) == flag, f"-{short} is --{meaning[short]} elsewhere, --{flag} in {name}"
+    assert "h" not in meaning  # -h after a task name stays Invoke's help
+    assert meaning == {v: k for k, v in SHORT_FLAGS.items()}  # every chosen short flag is used
+
+
+def test_logs_follow_is_dash_f():
+    assert flags_of("logs")["follow"] == ["follow", "f"]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_says_where_it_acts_the_same_way(task):
+    flags = flags_of(task)
+    assert flags["stage"] == ["stage", "s"] and flags["env_file"] == ["env-file"]
+    kind = "machine" if task in ON_THIS_MACHINE else "host" if task in ON_ONE_HOST else "hosts"
+    assert ("hosts" in flags and "roles" in flags) == (kind == "hosts"), task
+    assert ("host" in flags) == (kind == "host"), task
+    assert ("accept_new_host_keys" in flags) == (kind != "machine"), task
 
 
 @pytest.mark.parametrize(
@@ -53,6 +121,7 @@ def test_every_task_has_flag_help(task):
         (("db.verify", "../../etc/passwd", "--env-file", ".env.example"), "'..' and shell characters"),
         (("db.restore", "x.dump;rm -rf /", "--env-file", ".env.example"), "'..' and shell characters"),
         (("db.prune", "--keep", "0", "--env-file", ".env.example"), "at least 1"),
+        (("deploy", "--version", "1.0.0", "--restart-stateful", "--skip-backup"), "needs the backup step"),
     ],
 )
 def test_bad_input_exits_1_with_reason_and_fix(args, message):
@@ -60,6 +129,40 @@ def test_bad_input_exits_1_with_reason_and_fix(args, message):
     assert result.returncode == 1
     assert message in result.stderr
     assert "fix:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args,flag",
+    [
+        (("logs", "backend", "--tail", "abc"), "--tail"),
+        (("logs", "all", "--tail", "-5"), "--tail"),
+        (("db.stats", "--limit", "ten"), "--limit"),
+        (("exec", "backend", "--index", "x", "--", "ls"), "--index"),
+        (("shell", "backend", "--index", "0"), "--index"),
+        (("deploy", "--version", "1.0.0", "--timeout", "soon"), "--timeout"),
+        (("deploy", "--version", "1.0.0", "--parallel", "2.5"), "--parallel"),
+        (("rollback", "previous", "--timeout", "1m"), "--timeout"),
+        (("rollback", "previous", "--parallel", "0"), "--parallel"),
+        (("db.prune", "--keep", "many", "--env-file", ".env.example"), "--keep"),
+        (("db.prune", "--keep-days", "a week", "--env-file", ".env.example"), "--keep-days"),
+    ],
+)
+def test_a_bad_number_is_an_error_not_a_traceback(args, flag):
+    result = inv(*args)
+    assert result.returncode == 1
+    assert f"error: {flag} " in result.stderr and "is not a whole number" in result.stderr
+    assert "fix:" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_whole_number():
+    assert whole_number("--tail", " 20 ") == 20
+    assert whole_number("--tail", "0") == 0
+    with pytest.raises(Exit, match=r"--keep '0' is not a whole number of at least 1\n  fix: give --keep a whole number, 1 or more"):
+        whole_number("--keep", "0", minimum=1)
+    for bad in ("", "1.5", "1e3", "x", "-1"):
+        with pytest.raises(Exit, match="is not a whole number"):
+            whole_number("--tail", bad)
 
 
 def test_command_after_dashes_keeps_words_exactly():
@@ -76,3 +179,10 @@ def test_service_list(config):
     assert service_list(config, "backend, web") == ["backend", "web"]
     with pytest.raises(Exit, match="unknown service"):
         service_list(config, "backend,$(reboot)")
+
+
+def test_no_task_raises_an_error_string_of_its_own():
+    """Every task error goes through deploy.errors.fail (reason + fix)."""
+    for path in (ROOT / "tasks").glob("*.py"):
+        text = path.read_text()
+        assert 'Exit("' not in text and "Exit(f\"" not in text, path.name

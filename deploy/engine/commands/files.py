@@ -1,0 +1,34 @@
+"""File-system command lines on a target (state directories, the deploy lock, uploads)."""
+from __future__ import annotations
+
+
+def make_dirs(path: str) -> list[str]:
+    """``path`` and its missing parents; fine when it exists."""
+    return ["mkdir", "-p", path]
+
+
+def make_dir(path: str) -> list[str]:
+    """Fails when ``path`` exists: an atomic test-and-set (the deploy lock)."""
+    return ["mkdir", path]
+
+
+def install_dir(path: str, mode: int = 0o750) -> list[str]:
+    """``path`` and its missing parents, ``path`` itself with ``mode``."""
+    return ["install", "-d", "-m", f"{mode:04o}", path]
+
+
+def is_dir(path: str) -> list[str]:
+    return ["test", "-d", path]
+
+
+def is_file(path: str) -> list[str]:
+    return ["test", "-f", path]
+
+
+def remove_tree(path: str) -> list[str]:
+    return ["rm", "-rf", path]
+
+
+def untar(directory: str) -> list[str]:
+    """Unpack a tar read from stdin into ``directory``, files owned by the one running it."""
+    return ["tar", "-x", "--no-same-owner", "-C", directory, "-f", "-"]

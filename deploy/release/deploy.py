@@ -1,0 +1,221 @@
+"""``inv deploy``: the guide's deploy script as one pipeline of named, timed steps, for
+any fleet (the local engine is a fleet of one; a stage's hosts are a fleet of several).
+
+preflight -> tests -> build -> tag -> push (this machine) -> upload -> pull (hosts) ->
+backup (the db host, streamed home) -> stateful -> migrate (once) -> rollout (app hosts
+in batches, zero downtime, each proxy checked) -> verify -> promote (``latest``) ->
+cleanup. A failure before the rollout leaves the old version serving untouched; a
+failure in or after it returns every switched host to the images it ran (all or
+nothing). The deploy holds the lock and is recorded in the release history.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from deploy.database import admin
+from deploy.database.dump import backup, backups_dir
+from deploy.database.session import Database
+from deploy.engine.commands import compose, docker, git
+from deploy.engine.commands import images as image_cmds
+from deploy.engine.commands import postgres as pg
+from deploy.engine.facts import parse_hashes, parse_identity
+from deploy.engine.images import ImageName, app_images, release_tags
+from deploy.engine.ops import Call, Executor, Note, Ops, run
+from deploy.engine.stack import Stack
+from deploy.errors import fail
+from deploy.fleet import Fleet, on_each
+from deploy.output import say
+from deploy.release.push import push_tags
+from deploy.release.record import failed, new_release, recorded
+from deploy.release.steps import Step, perform
+from deploy.release.switch import Switch
+from deploy.stack import lifecycle
+from deploy.stack.checks import fleet_findings
+from deploy.state import history
+from deploy.state.history import Release
+from deploy.versions import Version, parse
+
+MIGRATE_FIX = "fix the migration; the previous version still serves"
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    skip_tests: bool = False
+    skip_backup: bool = False
+    restart_stateful: bool = False
+    timeout: float = 180.0  # seconds a new container may take to become healthy
+    parallel: int = 1  # app hosts switched at once
+
+
+def choose_version(home: Stack, version: str | None, bump: str | None) -> Version:
+    """The version a deploy gets: ``version`` as given, or ``bump`` (major, minor, patch)
+    of the release now serving on ``home``; exactly one of the two."""
+    if bool(version) == bool(bump):
+        fail("give --version X.Y.Z or --bump major|minor|patch (one of them)", "e.g. inv deploy --version 1.0.0")
+    if version:
+        return parse(version)
+    serving = history.current(home)
+    if serving is None:
+        fail("--bump needs a previous release, and there is none", "deploy a first --version X.Y.Z")
+    return parse(serving.version).bump(str(bump))
+
+
+def git_sha(stack: Stack) -> str:
+    result = stack.target.run(git.head(str(stack.settings.config.root)), warn=True)
+    return result.stdout.strip() if result.ok else ""
+
+
+def remove_old_images(stack: Stack, done: list[str], version: str, names: list[ImageName]) -> Ops[None]:
+    """Remove the images of releases beyond the newest ``retention.releases`` (``version``
+    included); images a container still uses stay (docker refuses)."""
+    keep = stack.settings.config.retention.releases
+    kept = set(done[-(keep - 1):] if keep > 1 else []) | {version}
+    for old in done:
+        if old not in kept:
+            for n in names:
+                yield run(stack, image_cmds.remove(n.ref(old)), what=f"removing {n.ref(old)}", check=False)
+    yield run(stack, docker.prune_dangling_images(stack.settings.config.project), what="pruning dangling images", check=False)
+
+
+class Deploy:
+    """One deploy of ``version`` to ``fleet``: its steps and what it switched."""
+
+    def __init__(self, fleet: Fleet, version: Version, options: DeployOptions) -> None:
+        self.old = fleet
+        self.new = fleet.with_env(APP_VERSION=version.tag)
+        self.here = self.new.here
+        self.version = version
+        self.options = options
+        self.sha = git_sha(self.here)
+        self.tags = release_tags(version, datetime.now(UTC), self.sha)[:-1]  # `latest` moves last
+        self.names = app_images(self.here)
+        self.switch = Switch(fleet, self.new, version.tag, options.timeout, options.parallel)
+        if fleet.remote and not any(n.pushable for n in self.names):
+            fail("a deploy to hosts needs a registry: the hosts pull the images from it",
+                 "set DOCKER_REGISTRY in the stage's env file (hosts must reach it)")
+
+    def steps(self) -> list[Step]:
+        o, new = self.options, self.new
+        test_cmd = new.settings.config.test_command
+        db, apps = new.primary, new.with_role("app")
+        pushable = any(n.pushable for n in self.names)
+        return [
+            Step("preflight", self.preflight, where=new.where(new.members, "and this machine")),
+            Step("tests", self.tests, "--skip-tests" if o.skip_tests else ("" if test_cmd else "no deploy.test_command configured")),
+            Step("build", lambda: lifecycle.build(self.here)),
+            Step("tag", self.tag),
+            Step("push", lambda: push_tags(self.here, self.names, self.tags), "" if pushable else "no registry: local images"),
+            self.switch.upload_step(),
+            self.switch.pull_step(),
+            Step("backup", self.backup, "--skip-backup" if o.skip_backup else "", new.where([db], "streamed home")),
+            Step("stateful", self.stateful, where=new.where([db])),
+            Step("migrate", lambda: admin.migrate(apps[0].stack, MIGRATE_FIX), where=new.where(apps[:1])),
+            self.switch.roll_step(),
+            self.switch.verify_step(),
+            Step("promote", self.promote),
+            Step("cleanup", self.cleanup, where=new.where(new.members, "and this machine")),
+        ]
+
+    def preflight(self) -> Ops[None]:
+        def check() -> None:
+            failed = [f"{where}: {f.subject}: {f.detail}" for where, f in fleet_findings(self.new) if not f.ok]
+            if failed:
+                fail("preflight: " + "; ".join(failed), f"run inv check --stage {self.new.settings.stage.name}")
+
+        yield Call(self.here, "inv check: the engine and Compose on every host, the stage's variables, secrets and compose files", check)
+
+    def tests(self) -> Ops[None]:
+        yield run(self.here, self.here.settings.config.test_command, what="the tests", fix="fix them, or deploy with --skip-tests",
+                  show=True)
+
+    def tag(self) -> Ops[None]:
+        for n in self.names:
+            for t in self.tags[1:]:
+                yield run(self.here, image_cmds.tag(n.ref(self.version.tag), n.ref(t)), what=f"tagging {n.ref(t)}")
+
+    def backup(self) -> Ops[None]:
+        """A backup named for the release about to be deployed (none on a first deploy)."""
+        stack = self.old.primary.stack
+        database = Database(stack)
+        label = f"pre-{self.version.tag}"
+        argv = docker.exec_(f"{stack.settings.config.project}-{database.service}-1", pg.pg_dump(database.user, database.name))
+        home = backups_dir(stack.settings)
+
+        def take() -> None:
+            if not any(c.service == database.service and c.state == "running" for c in stack.containers()):
+                say(f"  {database.service} is not running yet (a first deploy): nothing to back up")
+                return
+            say(f"  {backup(stack, label=label).path}")
+
+        yield Call(stack, f"{stack.settings.masked(' '.join(argv))} > {home}/…-{label}.dump (checksummed, with a manifest)", take)
+
+    def stateful(self) -> Ops[None]:
+        """Stateful services are left alone unless their image or configuration changed;
+        then they are restarted only with --restart-stateful (after the backup step)."""
+        old, new = self.old.primary.stack, self.new.primary.stack
+        cfg = new.settings.config
+        timeout = int(self.options.timeout)
+        running = {c.service: c.config_hash for c in old.containers() if c.state == "running" and c.service in cfg.stateful}
+        wanted = parse_hashes(new.run(compose.config_hashes(new.project, list(running)), what="hashing the stateful services").stdout
+                              ) if running else {}
+        absent = [s for s in cfg.stateful if s not in running]
+        if absent:
+            yield Note(f"  starting {', '.join(absent)} (not running)")
+            yield run(new, compose.up(new.project, absent, no_deps=True, wait_timeout=timeout),
+                      what=f"starting {', '.join(absent)}", fix="see inv logs SERVICE")
+        changed = [s for s in cfg.stateful if s in running and wanted.get(s) != running[s]]
+        if not changed:
+            if not absent:
+                yield Note("  unchanged: " + ", ".join(cfg.stateful))
+            return
+        if not self.options.restart_stateful:
+            yield Note(f"  [yellow]warning:[/yellow] {', '.join(changed)} changed (image or configuration) and are left as they run; "
+                       "deploy with --restart-stateful to apply (restarts them: a short outage of what depends on them)")
+            return
+        yield Note(f"  [yellow]restarting {', '.join(changed)}[/yellow] to apply their new image or configuration")
+        yield run(new, compose.up(new.project, changed, no_deps=True, wait_timeout=timeout), what=f"restarting {', '.join(changed)}",
+                  fix="see inv logs SERVICE; the backup taken before is in inv db.list")
+
+    def promote(self) -> Ops[None]:
+        for n in self.names:
+            yield run(self.here, image_cmds.tag(n.ref(self.version.tag), n.ref("latest")), what="tagging latest")
+        yield from push_tags(self.here, self.names, ["latest"])
+
+    def cleanup(self) -> Ops[None]:
+        done = history.successful_versions(self.old.primary.stack)
+        yield from remove_old_images(self.here, done, self.version.tag, self.names)
+        hosts = [m for m in self.new.members if not m.stack.target.local]
+        if hosts:
+            yield on_each(self.new, hosts, lambda m: remove_old_images(m.stack, done, self.version.tag,
+                                                                        self.names if m.host.has("app") else []),
+                          "cleanup", summary=False)
+
+    def digest(self, name: ImageName) -> str:
+        result = self.here.target.run(image_cmds.identity(name.ref(self.version.tag)), warn=True)
+        return parse_identity(result.stdout, name.repository) if result.ok else ""
+
+
+def deploy(fleet: Fleet, version: Version, options: DeployOptions, executor: Executor) -> Release | None:
+    """Deploy ``version`` to ``fleet`` (a dry run prints every step's ops and returns None)."""
+    d = Deploy(fleet, version, options)
+    steps = d.steps()
+    if executor.dry_run:
+        perform(steps, executor)
+        return None
+    home = fleet.primary.stack
+    release = new_release(fleet, version.tag, "deploy", tags=[*d.tags, "latest"], git_sha=d.sha)
+    with recorded(home, release, f"deploy {version.tag}"):
+        try:
+            perform(steps, executor, lambda name, seconds: history.audit(home, f"step {name}", version=version.tag,
+                                                                          seconds=round(seconds, 2)))
+        except BaseException as err:  # Ctrl-C too: all or nothing
+            failed(release, err)  # the step's error, also if the rollback fails too
+            if d.switch.ran:
+                executor.say("deploy failed: rolling back")
+                executor(d.switch.return_hosts())
+            raise
+        release.status = "success"
+        release.images = {n.service: n.ref(version.tag) for n in d.names}
+        release.digests = {n.service: d.digest(n) for n in d.names}
+    return release

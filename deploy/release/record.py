@@ -1,0 +1,46 @@
+"""The record of a release: the one place a ``Release`` is made, and the deploy lock,
+history and audit held around the run of a deploy or a rollback."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from deploy.engine.stack import Stack
+from deploy.fleet import Fleet
+from deploy.state import history, lock
+from deploy.state.history import Release
+
+
+def new_release(fleet: Fleet, version: str, kind: str, **fields: Any) -> Release:
+    """A release of ``version`` to ``fleet`` (``kind``: deploy or rollback), running."""
+    settings = fleet.settings
+    return Release(version=version, status="running", kind=kind, hosts=fleet.host_names(),
+                   compose_files=list(settings.stage.compose_files), env_file=str(settings.env_file), **fields)
+
+
+def failed(release: Release, err: BaseException) -> None:
+    release.status, release.error = "failed", str(getattr(err, "message", err) or err)
+
+
+@contextmanager
+def recorded(home: Stack, release: Release, purpose: str) -> Iterator[None]:
+    """Hold the deploy lock on ``home`` while ``release`` runs; it is in the history as
+    running, then with its outcome and duration, and its end is in the audit log."""
+    started = time.monotonic()
+    lock.acquire(home, purpose)
+    try:
+        history.record(home, release)
+        history.audit(home, f"{release.kind} started", version=release.version)
+        try:
+            yield
+        except BaseException as err:  # Ctrl-C too: the history must not say "running" forever
+            if release.status == "running":
+                failed(release, err)
+            raise
+    finally:
+        release.duration_seconds = round(time.monotonic() - started, 1)
+        history.record(home, release)
+        history.audit(home, f"{release.kind} {release.status}", version=release.version, error=release.error[:500])
+        lock.release(home, force=True)

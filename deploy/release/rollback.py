@@ -1,0 +1,68 @@
+"""``inv rollback``: return a fleet's app hosts to a kept successful release, with the
+same steps a deploy switches hosts with (upload, pull, rollout in batches, verify), all
+or nothing, under the deploy lock and in the release history."""
+from __future__ import annotations
+
+from deploy.engine.commands import images as image_cmds
+from deploy.engine.images import app_images
+from deploy.engine.ops import Executor
+from deploy.errors import fail
+from deploy.fleet import Fleet
+from deploy.release.deploy import DeployOptions
+from deploy.release.record import failed, new_release, recorded
+from deploy.release.steps import perform
+from deploy.release.switch import Switch
+from deploy.state import history
+from deploy.state.history import Release
+
+
+def rollback_target(fleet: Fleet, version: str | None) -> str:
+    """The release to return to: ``version`` (a successful release whose images are still
+    on the local engine; hosts pull theirs from the registry), or the successful release
+    before the one now serving."""
+    stack = fleet.primary.stack
+    done = history.successful_versions(stack)
+    serving = history.current(stack)
+    names = app_images(fleet.here)
+
+    def images_kept(version: str) -> bool:
+        return fleet.remote or all(stack.target.run(image_cmds.exists(n.ref(version)), warn=True).ok for n in names)
+
+    available = [v for v in done if images_kept(v)]
+    listing = ", ".join(available) or "none"
+    if version is None:
+        earlier = [v for v in done if not serving or v != serving.version]
+        if not earlier:
+            fail("there is no earlier successful release to roll back to", f"releases with images here: {listing}")
+        version = earlier[-1]
+    if version not in done:
+        fail(f"{version} is not a successful release in the history", f"roll back to one of: {listing}")
+    if version not in available:
+        fail(f"the images of {version} are gone from this engine", f"roll back to one of: {listing}")
+    return version
+
+
+def rollback(fleet: Fleet, version: str | None, options: DeployOptions, executor: Executor) -> Release | None:
+    """Return every app host of ``fleet`` to ``version`` (None: the previous release); a
+    dry run prints the steps' ops and returns None."""
+    home = fleet.primary.stack
+    target = rollback_target(fleet, version)
+    new = fleet.with_env(APP_VERSION=target)
+    switch = Switch(fleet, new, target, options.timeout, options.parallel)
+    steps = [switch.upload_step(), switch.pull_step(), switch.roll_step(), switch.verify_step()]
+    if executor.dry_run:
+        perform(steps, executor)
+        return None
+    release = new_release(fleet, target, "rollback")
+    with recorded(home, release, f"rollback to {target}"):
+        try:
+            perform(steps, executor)
+        except BaseException as err:  # Ctrl-C too: all or nothing
+            failed(release, err)
+            if switch.ran:
+                executor.say(f"rollback failed: returning {', '.join(switch.ran)} to what they ran")
+                executor(switch.return_hosts())
+            raise
+        release.status = "success"
+        release.images = {n.service: n.ref(target) for n in app_images(fleet.here)}
+    return release

@@ -1,0 +1,127 @@
+"""Moving a fleet's app hosts to a version: the part a deploy and a rollback share.
+
+Upload the stage's files to every host (hosts only), pull the version's images on every
+host before any switches (hosts only: the local engine has what it built), then switch
+the app hosts in batches (``parallel`` at a time; each host: the zero-downtime rollout,
+its proxy started if needed and checked), then verify every app host. What each
+switched host ran before is kept, so that a failure anywhere returns them all.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from invoke.exceptions import Exit
+
+from deploy.engine.facts import desired_replicas
+from deploy.engine.ops import Call, Note, Ops
+from deploy.engine.stack import Stack
+from deploy.engine.upload import upload
+from deploy.errors import fail
+from deploy.fleet import Fleet, Member, on_each
+from deploy.release.steps import Step
+from deploy.stack import lifecycle
+from deploy.stack.health import http_checks
+from deploy.stack.rollout import previous_tags, roll_back, rollout
+
+LOCAL_FILES = "the local engine reads this checkout's files"
+LOCAL_IMAGES = "the local engine has the images it built"
+
+
+def batches(members: Sequence[Member], size: int) -> list[list[Member]]:
+    return [list(members[i:i + size]) for i in range(0, len(members), size)]
+
+
+def verify_proxy(stack: Stack) -> None:
+    bad = [f"{c.subject}: {c.detail}" for c in http_checks(stack) if not c.ok]
+    if bad:
+        fail(f"through the proxy on {stack.target.name}: " + "; ".join(bad), "see inv health and inv logs SERVICE")
+
+
+def verify(stack: Stack) -> Ops[None]:
+    proxy = stack.settings.config.proxy
+    paths = ", ".join(proxy.checks)
+    yield Call(stack, f"GET {paths} through {proxy.service}: each must answer 2xx or 3xx", lambda: verify_proxy(stack))
+
+
+class Switch:
+    """``old`` (the fleet as it serves) moved to ``new`` (the same fleet naming the
+    version's images), ``parallel`` app hosts at a time."""
+
+    def __init__(self, old: Fleet, new: Fleet, version: str, timeout: float, parallel: int) -> None:
+        self.old, self.new = old, new
+        self.version = version
+        self.timeout = timeout
+        self.parallel = parallel
+        self.services = list(old.settings.config.stateless)
+        self.ran: dict[str, dict[str, str]] = {}  # switched host -> the tag each service ran before
+        self._lock = threading.Lock()
+        self._config: dict[str, Any] | None = None
+
+    def compose_config(self) -> dict[str, Any]:
+        """The stage's merged compose configuration, as this machine's files give it (once)."""
+        with self._lock:
+            if self._config is None:
+                self._config = self.new.here.config()
+            return self._config
+
+    def upload_step(self) -> Step:
+        members = self.new.members
+        return Step("upload", lambda: self._each(members, lambda m: upload(m.stack), "upload"),
+                    "" if self.new.remote else LOCAL_FILES,
+                    self.new.where(members, "(compose files, and the env file with mode 0600, by SFTP)"))
+
+    def pull_step(self) -> Step:
+        members = self.new.members
+        return Step("pull", lambda: self._each(members, lambda m: lifecycle.pull(m.stack, m.services()), "pull"),
+                    "" if self.new.remote else LOCAL_IMAGES, self.new.where(members))
+
+    def roll_step(self) -> Step:
+        apps = self.new.with_role("app")
+        how = f"{self.parallel} at a time, each with its proxy checked" if self.new.remote else ""
+        return Step("rollout", lambda: self._roll(apps), where=self.new.where(apps, how))
+
+    def verify_step(self) -> Step:
+        apps = self.new.with_role("app")
+        return Step("verify", lambda: self._each(apps, lambda m: verify(m.stack), "verify"),
+                    where=self.new.where(apps, "through each one's proxy"))
+
+    def _each(self, members: Sequence[Member], work, what: str) -> Ops[None]:  # type: ignore[no-untyped-def]
+        yield on_each(self.new, members, work, what)
+
+    def _roll(self, apps: Sequence[Member]) -> Ops[None]:
+        for i, batch in enumerate(batches(apps, self.parallel), 1):
+            if self.new.remote:
+                yield Note(f"  batch {i}: {', '.join(m.name for m in batch)}")
+            yield on_each(self.new, batch, self._roll_host, f"rollout of {', '.join(m.name for m in batch)}",
+                          parallel=len(batch), summary=False)
+
+    def _roll_host(self, m: Member) -> Ops[None]:
+        tags = previous_tags(self.old.member(m.name).stack, self.services)
+        # The replica counts of the compose files here (what the upload step puts on the
+        # host, so a dry run needs nothing there) and of the host's own `inv scale`.
+        desired = desired_replicas(self.compose_config(), m.stack.saved_scale())
+        yield Note(f"rollout of {', '.join(self.services)} -> {self.version}")
+        yield from rollout(m.stack, self.services, self.timeout, desired)
+        with self._lock:
+            self.ran[m.name] = tags
+        yield from lifecycle.start_proxy(m.stack, self.timeout)
+        yield from verify(m.stack)
+        yield Note(f"switched to {self.version}")
+
+    def return_hosts(self) -> Ops[None]:
+        """Every switched host back to the images it ran, in parallel (each is
+        zero-downtime). A host that fails is reported, not raised: the failure that made
+        us return them is the one to raise."""
+        switched = [m for m in self.old.members if m.name in self.ran]
+        if not switched:
+            return
+        yield Note(f"rolling back {', '.join(m.name for m in switched)}" if self.old.remote else "rolling back")
+        try:
+            yield on_each(self.old, switched, lambda m: roll_back(m.stack, self.services, self.ran[m.name], self.timeout),
+                          "rollback")
+        except (Exit, Exception) as err:  # noqa: BLE001 (any failure of the undo is reported, not raised)
+            where = f" on {self.old.settings.stage.name}" if self.old.remote else ""
+            yield Note(f"[red]the rollback failed{where}[/red]: {str(getattr(err, 'message', err)).splitlines()[0]}; "
+                       f"see inv status --stage {self.old.settings.stage.name}, then inv rollback VERSION")

@@ -1,0 +1,94 @@
+"""Where a task acts, and the one way every task gets the flags that say so.
+
+Each task is declared with one of three decorators, which make it an Invoke task (with
+the chosen short flags, ``tasks._flags``), add the flags of its kind with their help,
+and hand them to the task as ``where: Where``:
+
+- ``on_stage``: on this machine only (its env files, engine, backup storage):
+  --stage, --env-file;
+- ``on_hosts``: on the stage's hosts, or the local engine: also --hosts, --roles,
+  --accept-new-host-keys;
+- ``on_host``: on one of them: --host instead of --hosts and --roles.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tasks._flags import Task
+
+STAGE_HELP = {
+    "stage": "stage from invoke.yaml deploy.stages (default: deploy.default_stage)",
+    "env_file": "env file to use instead of the stage's own",
+}
+HOSTS_HELP = {
+    "hosts": "only these hosts of the stage (h1,h2); without a stage: one host by address or ~/.ssh/config alias",
+    "roles": "only the stage's hosts with these roles (app, db)",
+    "accept_new_host_keys": "record the key of a host never seen before in known_hosts (a changed key is always refused)",
+}
+HOST_HELP = {
+    "host": "the host to work on (when the stage has several)",
+    "accept_new_host_keys": HOSTS_HELP["accept_new_host_keys"],
+}
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a task acts: the stage, its env file, and which of its hosts."""
+
+    stage: str | None = None
+    env_file: str | None = None
+    hosts: str | None = None
+    roles: str | None = None
+    accept_new_host_keys: bool = False
+
+
+# the flags of each kind of task: flag (parameter name) -> the field of Where it fills
+STAGE_FLAGS = {"stage": "stage", "env_file": "env_file"}
+HOSTS_FLAGS = {**STAGE_FLAGS, "hosts": "hosts", "roles": "roles", "accept_new_host_keys": "accept_new_host_keys"}
+HOST_FLAGS = {**STAGE_FLAGS, "host": "hosts", "accept_new_host_keys": "accept_new_host_keys"}
+
+
+def on_stage(**options: Any) -> Callable[[Callable[..., Any]], Task]:
+    """A task acting on this machine: --stage and --env-file. ``options`` are
+    ``invoke.task``'s (help, positional, iterable, name)."""
+    return _where_task(STAGE_FLAGS, STAGE_HELP, options)
+
+
+def on_hosts(**options: Any) -> Callable[[Callable[..., Any]], Task]:
+    """A task acting on the stage's hosts (or the local engine): --stage, --env-file,
+    --hosts, --roles, --accept-new-host-keys."""
+    return _where_task(HOSTS_FLAGS, {**STAGE_HELP, **HOSTS_HELP}, options)
+
+
+def on_host(**options: Any) -> Callable[[Callable[..., Any]], Task]:
+    """A task acting on one host: --stage, --env-file, --host, --accept-new-host-keys."""
+    return _where_task(HOST_FLAGS, {**STAGE_HELP, **HOST_HELP}, options)
+
+
+def _where_task(flags: Mapping[str, str], helps: Mapping[str, str], options: dict[str, Any]) -> Callable[[Callable[..., Any]], Task]:
+    def decorate(body: Callable[..., Any]) -> Task:
+        return Task(with_where(body, flags), **{**options, "help": {**helps, **options.get("help", {})}})
+
+    return decorate
+
+
+def with_where(body: Callable[..., Any], flags: Mapping[str, str]) -> Callable[..., Any]:
+    """``body`` (which takes ``where``) as a function taking ``flags`` instead, after its
+    own parameters; what they are given becomes its ``where``."""
+    sig = inspect.signature(body)
+    own = [p for p in sig.parameters.values() if p.name != "where"]
+    added = [inspect.Parameter(flag, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=False if field == "accept_new_host_keys" else None)
+             for flag, field in flags.items()]
+
+    @functools.wraps(body)
+    def task_body(c: Any, *args: Any, **kwargs: Any) -> Any:
+        given = {field: kwargs.pop(flag) for flag, field in flags.items() if flag in kwargs}
+        given["accept_new_host_keys"] = bool(given.get("accept_new_host_keys", False))
+        return body(c, *args, where=Where(**given), **kwargs)
+
+    task_body.__signature__ = sig.replace(parameters=own + added)  # type: ignore[attr-defined]
+    return task_body

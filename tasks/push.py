@@ -1,0 +1,25 @@
+"""The `push` namespace: `inv push [--version V]` pushes a release's tags (this machine)."""
+from invoke import Collection, Context
+
+from deploy.engine.ops import Executor
+from deploy.errors import fail
+from deploy.release.push import push_release
+from deploy.state import history as releases
+from deploy.versions import parse
+from tasks._open import open_stack
+from tasks._where import Where, on_stage
+
+
+@on_stage(help={"version": "the release whose images to push (default: the one now serving)"})
+def push(c: Context, version: str | None = None, *, where: Where) -> None:
+    """Push a release's images (every tag) from this machine's engine to the registry, with retries."""
+    stack = open_stack(c, where)
+    serving = releases.current(stack)
+    wanted = version or (serving.version if serving else None)
+    if not wanted:
+        fail("no --version given and no release deployed", "inv push --version X.Y.Z")
+    push_release(stack, parse(wanted), Executor())
+
+
+ns = Collection("push")
+ns.add_task(push, default=True)

@@ -1,0 +1,574 @@
+"""The deploy and rollback workflows (deploy.release) on recording fake engines: the local
+engine (a fleet of one) and a stage with hosts (2 or 3 app hosts + 1 db host).
+
+What is checked: the order of the steps and which host runs what; that a dry run prints
+exactly the state-changing commands a real run executes; that a failure in any step
+leaves the old version serving (before the rollout: untouched; in or after it: every
+switched host returned); batches; the lock; the release history and the audit log.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+from invoke.exceptions import Exit
+
+from deploy.config.inventory import Host
+from deploy.engine.facts import parse_inspect
+from deploy.engine.ops import Executor, Put, Run
+from deploy.engine.stack import Stack
+from deploy.engine.upload import render_env
+from deploy.fleet import Fleet, Member, host_settings, local_fleet
+from deploy.release import push as push_module
+from deploy.release.deploy import DeployOptions, deploy
+from deploy.release.rollback import rollback
+from deploy.stack import rollout as rollout_module
+from deploy.state import history, lock
+from deploy.state.history import Release
+from deploy.versions import parse
+from tests.unit.fake_engine import STATELESS, Called, FakeEngine, compose_sub, is_read
+
+OLD, NEW = "1.0.0", "2.0.0"
+APP = ["backend", "web", "nginx"]
+DB = ["postgres", "redis"]
+STEPS = ["preflight", "tests", "build", "tag", "push", "upload", "pull", "backup", "stateful", "migrate", "rollout", "verify",
+         "promote", "cleanup"]
+BEFORE_ROLLOUT = STEPS[:STEPS.index("rollout")]
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    monkeypatch.setattr(rollout_module, "DNS_SETTLE_SECONDS", 0)
+    monkeypatch.setattr(rollout_module, "POLL_SECONDS", 0)
+    monkeypatch.setattr(push_module, "time", SimpleNamespace(sleep=lambda s: None))
+
+
+# --- the worlds: a fleet of fake engines serving OLD -----------------------------------------
+@dataclass
+class World:
+    fleet: Fleet
+    engines: dict[str, FakeEngine]  # by host name; "here" is this machine's engine
+    journal: list[Called]
+    said: list[str]
+    open_fleet: Callable[[], Fleet]
+
+    def reopen(self) -> None:
+        """The fleet as the next task would open it (pinned to the release now serving)."""
+        self.fleet = self.open_fleet()
+
+    @property
+    def home(self) -> Stack:
+        return self.fleet.primary.stack
+
+    @property
+    def apps(self) -> list[str]:
+        return [m.name for m in self.fleet.with_role("app")]
+
+    def executor(self, dry_run: bool = False) -> Executor:
+        """An executor whose output is kept, and whose step headers mark the journal."""
+
+        def say(line: str) -> None:
+            self.said.append(line)
+            m = re.match(r"\[\d+/\d+\] (\w+)(?: on .*)?(?: \.\.\.)?$", line)
+            if m:
+                self.journal.append(Called("step", (m.group(1),)))
+
+        return Executor(dry_run=dry_run, say=say, hosts=self.fleet.remote)
+
+    def deploy(self, version: str = NEW, dry_run: bool = False, **options) -> Release | None:
+        return deploy(self.fleet, parse(version), DeployOptions(**options), self.executor(dry_run))
+
+    def snapshot(self) -> dict[str, list[tuple[str, str, str, str]]]:
+        """Every host's containers: (id, service, image, state)."""
+        return {n: sorted((c.id, c.service, c.image, c.state) for c in e.containers) for n, e in self.engines.items()}
+
+    def mutations(self) -> list[Called]:
+        """The state-changing commands run, without the lock, history and audit files."""
+        state = self.home.state_file("").rstrip("/")
+        return [c for c in self.journal if c.host != "step" and not is_read(c.argv) and not any(state in a for a in c.argv)]
+
+    def audit(self) -> list[dict]:
+        return [json.loads(line) for line in (self.home.target.read_text(self.home.state_file("audit.log")) or "").splitlines()]
+
+    def lock_held(self) -> bool:
+        return lock.read(self.home) is not None
+
+
+def env(settings, version: str) -> dict[str, str]:
+    return {**settings.env, "APP_VERSION": version}
+
+
+def seed_history(stack: Stack) -> None:
+    history.record(stack, Release(version=OLD, status="success", started_at="2026-01-01T00:00:00+00:00"))
+
+
+def local_world(fake_settings) -> World:
+    engine = FakeEngine("local")
+    engine.start([*APP, *DB], env(fake_settings, OLD))
+    seed_history(Stack(fake_settings, engine))
+    engine.journal.clear()
+    return World(local_fleet(fake_settings, engine), {"local": engine}, engine.journal, [], lambda: local_fleet(fake_settings, engine))
+
+
+def hosts_world(fake_settings, apps: int = 2) -> World:
+    """``apps`` app hosts and a db host over SSH (fakes), and this machine's engine."""
+    hosts = [Host(f"app{i}", f"10.0.0.{i}", ("app",), "/srv/myapp") for i in range(1, apps + 1)]
+    hosts.append(Host("db1", "10.0.0.9", ("db",), "/srv/myapp", private_address="10.1.0.9"))
+    settings = host_settings(fake_settings, hosts)
+    journal: list[Called] = []
+    registry: set[str] = set()
+    engines = {h.name: FakeEngine(h.name, local=False, workdir=h.deploy_dir, journal=journal, registry=registry) for h in hosts}
+    here = FakeEngine("here", journal=journal, registry=registry)
+    old = env(settings, OLD)
+    for h in hosts:  # what an earlier deploy left: the uploaded files, and the stack running
+        e = engines[h.name]
+        e.files.update({f: b"" for f in settings.compose_in(h.deploy_dir).files})
+        e.files[f"{h.deploy_dir}/.env"] = render_env(settings.env).encode()
+        e.start(APP if h.has("app") else DB, old)
+    for s in STATELESS:
+        ref = here.image_ref(s, old)
+        registry.add(ref)
+        here.images[ref] = "old-" + s
+    db = next(h for h in hosts if h.has("db"))
+    seed_history(Stack(settings, engines[db.name]))
+
+    def open_fleet() -> Fleet:  # as deploy.fleet.remote_fleet does, with fakes for the SSH targets
+        primary = Member(db, history.pin_current(Stack(settings, engines[db.name])))
+        pinned = primary.stack.settings.overrides
+        members = tuple(Member(h, Stack(settings, engines[h.name]).with_env(**pinned)) for h in hosts)
+        return Fleet(settings, members, primary, parallel=8, here=Stack(settings, here).with_env(**pinned))
+
+    fleet = open_fleet()
+    journal.clear()
+    return World(fleet, {**engines, "here": here}, journal, [], open_fleet)
+
+
+@pytest.fixture(params=["local", "hosts"])
+def world(request, fake_settings) -> World:
+    return local_world(fake_settings) if request.param == "local" else hosts_world(fake_settings)
+
+
+def by_step(world: World) -> dict[str, list[Called]]:
+    """The journal cut at the step headers the executor printed."""
+    out: dict[str, list[Called]] = {}
+    current = None
+    for c in world.journal:
+        if c.host == "step":
+            current = c.argv[0]
+            out[current] = []
+        elif current is not None and not any(world.home.state_file("").rstrip("/") in a for a in c.argv):
+            out[current].append(c)
+    return out
+
+
+def serving(world: World, host: str) -> dict[str, list[str]]:
+    """The image tags of each app service's running containers on ``host``."""
+    return {s: world.engines[host].versions(s) for s in STATELESS}
+
+
+# --- step order and who runs what -------------------------------------------------------------
+def test_step_order_on_the_local_engine(fake_settings):
+    w = local_world(fake_settings)
+    assert w.deploy().status == "success"
+    heads = [line for line in w.said if re.match(r"\[\d+/14\] \w+( \.\.\.|: skipped)", line)]
+    assert [re.match(r"\[\d+/14\] (\w+)", h).group(1) for h in heads] == STEPS
+    assert "[6/14] upload: skipped (the local engine reads this checkout's files)" in heads
+    assert "[7/14] pull: skipped (the local engine has the images it built)" in heads
+    steps = by_step(w)
+    assert "upload" not in steps and "pull" not in steps
+    assert {c.host for cs in steps.values() for c in cs} == {"local"}
+    mutating = {name: [c.line for c in cs if not is_read(c.argv)] for name, cs in steps.items()}
+    assert mutating["preflight"] == []
+    assert mutating["tests"] == ["node --test examples/backend/test"]
+    assert [compose_sub(a.split())[0] for a in mutating["build"]] == ["build"]
+    assert all(a.startswith("docker tag registry.example.com/myapp/") for a in mutating["tag"]) and len(mutating["tag"]) == 4
+    assert len(mutating["push"]) == 6 and all(a.startswith("docker push ") for a in mutating["push"])
+    assert any("pg_dump" in c.line for c in steps["backup"])
+    assert [compose_sub(a.split())[0] for a in mutating["migrate"]] == ["run"]
+    roll = mutating["rollout"]
+    assert [r.split()[:2] for r in roll] == [["docker", "compose"], ["docker", "stop"], ["docker", "rm"], ["docker", "compose"]]
+    assert "--scale backend=4 --scale web=2" in roll[0] and roll[3].endswith("nginx")
+    assert mutating["verify"] == [] and [c.argv[0] for c in steps["verify"] if c.argv[0] == "fetch"] == ["fetch"] * 3
+    assert mutating["promote"][:2] == [f"docker tag registry.example.com/myapp/{s}:{NEW} registry.example.com/myapp/{s}:latest"
+                                       for s in STATELESS]
+
+
+def test_step_order_and_hosts_with_two_app_hosts_and_a_db_host(fake_settings):
+    w = hosts_world(fake_settings)
+    release = w.deploy()
+    assert release.status == "success" and release.hosts == ["app1", "app2", "db1"]
+    steps = by_step(w)
+    assert list(steps) == STEPS
+    hosts = {name: {c.host for c in cs} for name, cs in steps.items()}
+    assert hosts == {
+        "preflight": {"here", "app1", "app2", "db1"}, "tests": {"here"}, "build": {"here"}, "tag": {"here"}, "push": {"here"},
+        "upload": {"app1", "app2", "db1"}, "pull": {"app1", "app2", "db1"}, "backup": {"db1"}, "stateful": {"db1"},
+        "migrate": {"app1"}, "rollout": {"here", "app1", "app2"}, "verify": {"app1", "app2"}, "promote": {"here"},
+        "cleanup": {"here", "app1", "app2", "db1"},
+    }
+    pulls = {c.host: c.argv[c.argv.index("--quiet") + 1:] for c in steps["pull"]}
+    assert pulls == {"app1": ("backend", "web", "nginx"), "app2": ("backend", "web", "nginx"), "db1": ("postgres", "redis")}
+    for h in ("app1", "app2", "db1"):
+        assert [c.argv for c in steps["upload"] if c.host == h] == [
+            ("install", "-d", "-m", "0750", "/srv/myapp"), ("tar", "-x", "--no-same-owner", "-C", "/srv/myapp", "-f", "-"),
+            ("write", "/srv/myapp/.env")]
+        assert "/srv/myapp/compose/docker-compose.hosts.yml" in w.engines[h].files
+    env_file = w.engines["app1"].files["/srv/myapp/.env"].decode()
+    assert "DB_HOST='10.1.0.9'" in env_file and "APP_VERSION" not in env_file  # the version goes with each command
+    # each host's commands name the version in their env, not on the command line
+    ups = [c for c in steps["rollout"] if c.argv[:2] == ("docker", "compose") and compose_sub(c.argv)[0] == "up"]
+    assert {c.host for c in ups} == {"app1", "app2"} and all(c.env == {"APP_VERSION": NEW} for c in ups)
+    # one host at a time (parallel 1): app1 is done before app2 starts
+    last_app1 = max(i for i, c in enumerate(steps["rollout"]) if c.host == "app1")
+    first_app2 = min(i for i, c in enumerate(steps["rollout"]) if c.host == "app2")
+    assert last_app1 < first_app2
+    for h in ("app1", "app2"):
+        assert serving(w, h) == {"backend": [NEW, NEW], "web": [NEW]}
+    assert [c.service for c in w.engines["db1"].running()] == DB
+
+
+# --- the plan is the action --------------------------------------------------------------------
+def planned_commands(world: World, executor: Executor) -> list[tuple[str, str]]:
+    """(host, command) of every Run and Put a dry run printed; each must be in its output."""
+    out = []
+    for op in executor.planned:
+        if isinstance(op, Run):
+            line = op.stack.settings.masked(shlex.join(op.argv))
+        elif isinstance(op, Put):
+            line = f"write {op.path}"
+        else:
+            continue
+        prefix = f"    {op.stack.target.name}: " if world.fleet.remote else "    "
+        assert prefix + op.describe() in world.said
+        out.append((op.stack.target.name, line))
+    return out
+
+
+def run_kind(world: World, kind: str, executor: Executor) -> Release | None:
+    if kind == "deploy":
+        return deploy(world.fleet, parse(NEW), DeployOptions(), executor)
+    return rollback(world.fleet, None, DeployOptions(), executor)
+
+
+@pytest.mark.parametrize("kind", ["deploy", "rollback"])
+def test_a_dry_run_prints_exactly_the_state_changing_commands_a_real_run_executes(world, kind):
+    settings = world.fleet.settings
+    if kind == "rollback":
+        world.deploy()
+        world.reopen()
+    world.journal.clear()
+    world.said.clear()
+    before = world.snapshot()
+    dry = world.executor(dry_run=True)
+    assert run_kind(world, kind, dry) is None
+    assert world.snapshot() == before and world.mutations() == []  # facts only: nothing changed
+    assert not world.lock_held()
+    secrets = [settings.env[k] for k in settings.config.secret_env]
+    assert not [line for line in world.said if any(v in line for v in secrets)]
+    plan = planned_commands(world, dry)
+    world.journal.clear()
+    release = run_kind(world, kind, world.executor())
+    assert release is not None and release.status == "success"
+    done = [(c.host, settings.masked(c.line)) for c in world.mutations()]
+    for host in sorted({h for h, _ in plan} | {h for h, _ in done}):
+        assert [line for h, line in plan if h == host] == [line for h, line in done if h == host], host
+    assert len(plan) >= (20 if kind == "deploy" else 4)
+
+
+# --- a failure in any step ---------------------------------------------------------------------
+def compose_cmd(sub: str) -> Callable[[tuple[str, ...]], bool]:
+    return lambda argv: argv[:2] == ("docker", "compose") and compose_sub(argv)[0] == sub
+
+
+def inject(world: World, step: str) -> None:
+    """Make ``step`` fail (on the last app host where it runs on every app host)."""
+    here = world.engines["here" if world.fleet.remote else "local"]
+    first_app, last_app = world.engines[world.apps[0]], world.engines[world.apps[-1]]
+    primary = world.home.target
+    assert isinstance(primary, FakeEngine)
+    failing: dict[str, Callable[[], None]] = {
+        "preflight": lambda: last_app.fail_when("docker version", stderr="Cannot connect to the Docker daemon"),
+        "tests": lambda: here.fail_when("node --test", stderr="1 test failed"),
+        "build": lambda: here.fail_when(compose_cmd("build"), stderr="build failed"),
+        "tag": lambda: here.fail_when("docker tag"),
+        "push": lambda: here.fail_when("docker push", times=None, stderr="connection reset"),
+        "upload": lambda: last_app.fail_when("tar -x", stderr="No space left on device"),
+        "pull": lambda: last_app.fail_when(compose_cmd("pull"), stderr="manifest unknown"),
+        "backup": lambda: primary.fail_when("pg_dump", stderr="pg_dump: error: connection failed"),
+        "stateful": lambda: primary.fail_when("config --hash"),
+        "migrate": lambda: first_app.fail_when(compose_cmd("run"), stderr="migration 7 failed"),  # it runs once, there
+        "rollout": lambda: last_app.make_unhealthy(NEW),
+        # the rollout checks each host through its proxy (3 paths): the verify step's checks come after
+        "verify": lambda: last_app.fail_when("fetch", after=3, stderr="502 Bad Gateway"),
+        "promote": lambda: here.fail_when(lambda a: a[:2] == ("docker", "tag") and a[-1].endswith(":latest")),
+    }
+    failing[step]()
+
+
+def check_failed_release(world: World, step: str) -> None:
+    entries = history.history(world.home)
+    assert [(r.version, r.status) for r in entries] == [(OLD, "success"), (NEW, "failed")]
+    assert entries[-1].error, "the failure is recorded"
+    assert entries[-1].images == {} and history.current(world.home).version == OLD
+    assert not world.lock_held()
+    events = world.audit()
+    assert events[-1]["event"] == "deploy failed" and events[-1]["error"] == entries[-1].error[:500]
+    assert [e["event"] for e in events if e["event"].startswith("step ")] == [f"step {s}" for s in STEPS[:STEPS.index(step)]
+                                                                              if s not in ("upload", "pull") or world.fleet.remote]
+
+
+@pytest.mark.parametrize("step", [s for s in BEFORE_ROLLOUT])
+def test_a_failure_before_the_rollout_leaves_the_old_version_untouched(world, step):
+    if step in ("upload", "pull") and not world.fleet.remote:
+        pytest.skip("the local engine skips upload and pull")
+    before = world.snapshot()
+    inject(world, step)
+    with pytest.raises(Exit):
+        world.deploy()
+    assert world.snapshot() == before  # the same containers, states and images: nothing stopped, nothing new
+    ups = [c for c in world.journal if c.argv[:2] == ("docker", "compose") and compose_sub(c.argv)[0] == "up"]
+    assert ups == []
+    check_failed_release(world, step)
+
+
+@pytest.mark.parametrize("step", ["rollout", "verify", "promote"])
+def test_a_failure_in_or_after_the_rollout_returns_every_switched_host(world, step):
+    counts = {h: len(world.engines[h].containers) for h in world.apps}
+    inject(world, step)
+    with pytest.raises(Exit):
+        world.deploy()
+    for host in world.apps:
+        assert serving(world, host) == {"backend": [OLD, OLD], "web": [OLD]}, host
+        engine = world.engines[host]
+        assert len(engine.containers) == counts[host] and not [c for c in engine.containers if c.state != "running"]
+    check_failed_release(world, step)
+    if world.fleet.remote or step != "rollout":  # a switched host went back with the zero-downtime rollout
+        first = world.apps[0]
+        back = [c for c in world.journal if c.host == first and c.env.get("APP_VERSION") == OLD and c.argv[:2] == ("docker", "compose")
+                and compose_sub(c.argv)[0] == "up"]
+        assert back, f"{first} was not returned to {OLD}"
+
+
+def test_a_failure_in_cleanup_does_not_fail_a_deploy_that_serves(world):
+    for e in world.engines.values():
+        e.fail_when("image prune", times=None)
+    assert world.deploy().status == "success"
+    for host in world.apps:
+        assert serving(world, host) == {"backend": [NEW, NEW], "web": [NEW]}
+
+
+def test_a_failed_rollback_of_a_host_is_reported_and_the_first_failure_raised(fake_settings):
+    w = hosts_world(fake_settings)
+    inject(w, "verify")  # app2's verify fails after both hosts switched
+    w.engines["app1"].make_unhealthy(OLD)  # and app1 cannot go back
+    with pytest.raises(Exit, match="verify failed on app2: .*HTTP 502"):
+        w.deploy()
+    assert serving(w, "app2") == {"backend": [OLD, OLD], "web": [OLD]}
+    assert serving(w, "app1") == {"backend": [NEW, NEW], "web": [NEW]}  # still serving: its rollback removed the sick ones
+    assert any("the rollback failed" in line for line in w.said)
+    assert history.history(w.home)[-1].status == "failed" and not w.lock_held()
+
+
+# --- batches --------------------------------------------------------------------------------------
+def break_host(engine: FakeEngine, how: str) -> None:
+    if how == "unhealthy":
+        engine.make_unhealthy(NEW)  # its rollout fails: it removes its own new containers
+    else:
+        engine.fail_when("fetch 8080 /api/health")  # switched, then its proxy check fails: it must be returned
+
+
+@pytest.mark.parametrize("how", ["unhealthy", "proxy check"])
+def test_the_second_batch_failing_returns_the_first_batch(fake_settings, how):
+    w = hosts_world(fake_settings, apps=3)
+    break_host(w.engines["app3"], how)
+    with pytest.raises(Exit, match="app3"):
+        w.deploy(parallel=2)
+    assert any(line.endswith("batch 1: app1, app2") for line in w.said)
+    assert any(line.endswith("batch 2: app3") for line in w.said)
+    for h in ("app1", "app2", "app3"):
+        assert serving(w, h) == {"backend": [OLD, OLD], "web": [OLD]}, h
+    assert NEW not in {v for e in w.engines.values() if e.name != "here" for s in STATELESS for v in e.versions(s)}
+    # batch 2 began only after both hosts of batch 1 had removed their old containers
+    removed = [i for i, c in enumerate(w.journal) if c.host in ("app1", "app2") and c.argv[:2] == ("docker", "rm")]
+    started = [i for i, c in enumerate(w.journal) if c.host == "app3" and c.argv[:2] == ("docker", "compose")
+               and compose_sub(c.argv)[0] == "up"]
+    assert len(removed) >= 2 and started and max(removed[:2]) < min(started)
+    assert history.history(w.home)[-1].status == "failed" and not w.lock_held()
+
+
+@pytest.mark.parametrize("how", ["unhealthy", "proxy check"])
+def test_a_failing_first_batch_returns_its_other_host_and_stops_before_the_next(fake_settings, how):
+    w = hosts_world(fake_settings, apps=3)
+    untouched = w.snapshot()["app3"]
+    break_host(w.engines["app2"], how)
+    with pytest.raises(Exit, match="app2"):
+        w.deploy(parallel=2)
+    for h in ("app1", "app2"):
+        assert serving(w, h) == {"backend": [OLD, OLD], "web": [OLD]}, h
+    assert not any(line.endswith("batch 2: app3") for line in w.said)
+    assert w.snapshot()["app3"] == untouched  # never switched, never returned: the same containers
+    assert not [c for c in w.mutations() if c.host == "app3" and c.argv[:2] == ("docker", "compose") and compose_sub(c.argv)[0] == "up"]
+
+
+# --- the lock and the history -------------------------------------------------------------------
+def test_a_held_lock_refuses_a_second_deploy_and_stays(world):
+    lock.acquire(world.home, "deploy 1.9.0")
+    before = world.snapshot()
+    world.journal.clear()
+    with pytest.raises(Exit, match="another deploy holds the lock: deploy 1.9.0"):
+        world.deploy()
+    assert world.snapshot() == before
+    assert [c.line for c in world.mutations()] == []
+    assert lock.read(world.home).purpose == "deploy 1.9.0"  # not broken by the refused deploy
+    assert [(r.version, r.status) for r in history.history(world.home)] == [(OLD, "success")]
+
+
+def test_the_lock_is_held_while_the_deploy_runs(world):
+    seen = []
+    holder = world.home.state_file("deploy.lock") + "/holder.json"
+    engine = world.engines[world.apps[0]]
+    engine.fail_when(lambda argv: compose_cmd("up")(argv) and seen.append(holder in world.home.target.files) or False, times=None)
+    world.deploy()
+    assert seen and all(seen)
+    assert not world.lock_held()
+
+
+def test_the_history_records_a_success_with_its_images_and_digests(world):
+    release = world.deploy()
+    entries = history.history(world.home)
+    assert [(r.version, r.status, r.kind) for r in entries] == [(OLD, "success", "deploy"), (NEW, "success", "deploy")]
+    last = entries[-1]
+    assert last == release
+    assert last.images == {s: f"registry.example.com/myapp/{s}:{NEW}" for s in STATELESS}
+    assert set(last.digests) == set(STATELESS)
+    assert all(re.fullmatch(rf"registry\.example\.com/myapp/{s}@sha256:[0-9a-f]{{64}}", d) for s, d in last.digests.items())
+    assert last.tags[0] == NEW and last.tags[-1] == "latest" and last.git_sha == "0123456789abcdef0123456789abcdef01234567"
+    assert last.hosts == (["app1", "app2", "db1"] if world.fleet.remote else [])
+    assert history.current(world.home).version == NEW
+    events = [e["event"] for e in world.audit()]
+    ran = [s for s in STEPS if s not in ("upload", "pull") or world.fleet.remote]
+    assert events == ["deploy started", *[f"step {s}" for s in ran], "deploy success"]
+    assert not world.lock_held()
+
+
+# --- rollback -------------------------------------------------------------------------------------
+def test_rollback_returns_to_the_previous_release_and_records_it(world):
+    world.deploy()
+    world.reopen()
+    release = rollback(world.fleet, None, DeployOptions(), world.executor())
+    assert (release.version, release.kind, release.status) == (OLD, "rollback", "success")
+    for host in world.apps:
+        assert serving(world, host) == {"backend": [OLD, OLD], "web": [OLD]}
+    assert history.current(world.home).version == OLD
+    assert [e["event"] for e in world.audit()][-2:] == ["rollback started", "rollback success"]
+    assert not world.lock_held()
+
+
+def test_rollback_refuses_a_version_that_never_succeeded(world):
+    with pytest.raises(Exit, match="3.0.0 is not a successful release"):
+        rollback(world.fleet, "3.0.0", DeployOptions(), world.executor())
+    assert not world.lock_held()
+
+
+def test_a_failed_rollback_returns_the_switched_hosts_to_what_they_ran(fake_settings):
+    w = hosts_world(fake_settings)
+    w.deploy()
+    w.reopen()
+    w.engines["app2"].make_unhealthy(OLD)
+    with pytest.raises(Exit):
+        rollback(w.fleet, OLD, DeployOptions(), w.executor())
+    for host in w.apps:
+        assert serving(w, host) == {"backend": [NEW, NEW], "web": [NEW]}, host
+    last = history.history(w.home)[-1]
+    assert (last.kind, last.status) == ("rollback", "failed") and history.current(w.home).version == NEW
+    assert not w.lock_held()
+
+
+def test_the_fake_engine_simulates_a_rollout_faithfully(fake_settings):
+    """The fake itself: new containers beside the old ones, numbered after them, of the
+    image the command's env names; stop/rm removes; unhealthy versions come up unhealthy."""
+    e = FakeEngine()
+    e.start(["backend"], env(fake_settings, OLD))
+    e.make_unhealthy(NEW)
+    e.run(["docker", "compose", "-p", "myapp", "up", "-d", "--no-recreate", "--scale", "backend=4", "backend"],
+          env=env(fake_settings, NEW))
+    assert [(c.number, c.image.rsplit(":", 1)[1], c.health) for c in e.containers] == [
+        (1, OLD, "healthy"), (2, OLD, "healthy"), (3, NEW, "unhealthy"), (4, NEW, "unhealthy")]
+    e.run(["docker", "rm", "--force", "myapp-backend-3", "myapp-backend-4"])
+    assert [c.number for c in e.containers] == [1, 2]
+    (c,) = parse_inspect(e.run(["docker", "inspect", "--type", "container", e.containers[0].id]).stdout)
+    assert (c.name, c.service, c.number, c.version, c.ok) == ("myapp-backend-1", "backend", 1, OLD, True)
+
+
+# --- first deploys, interruptions -----------------------------------------------------------------
+def fresh(world: World) -> World:
+    """The same fleet with nothing on it yet: no files, no containers, no history."""
+    for e in world.engines.values():
+        e.containers.clear()
+        e.files.clear()
+    world.reopen()
+    world.journal.clear()
+    return world
+
+
+def test_a_first_deploy_starts_everything(world):
+    w = fresh(world)
+    release = w.deploy()
+    assert release.status == "success"
+    for host in w.apps:
+        assert serving(w, host) == {"backend": [NEW, NEW], "web": [NEW]}
+        assert w.engines[host].running("nginx")
+    db = w.home.target
+    assert sorted(c.service for c in db.running() if c.service in DB) == DB
+    assert [(r.version, r.status) for r in history.history(w.home)] == [(NEW, "success")]
+
+
+def test_a_dry_run_of_a_first_deploy_prints_the_plan(world):
+    w = fresh(world)
+    assert w.deploy(dry_run=True) is None
+    assert any("rollout" in line for line in w.said) and w.mutations() == []
+
+
+def test_an_interrupted_deploy_is_not_left_running_in_the_history(world):
+    def interrupt(argv):
+        if argv[0] == "fetch":
+            raise KeyboardInterrupt
+        return False
+
+    world.engines[world.apps[-1]].fail_when(interrupt, times=None)
+    with pytest.raises(KeyboardInterrupt):
+        world.deploy()
+    assert not world.lock_held()
+    assert history.history(world.home)[-1].status != "running"
+
+
+def test_a_failed_start_of_the_new_containers_leaves_none_of_them(world):
+    host = world.apps[-1]
+    world.engines[host].fail_when(lambda argv: compose_cmd("up")(argv) and "--scale" in argv, partial=True,
+                                  stderr="Error response from daemon: driver failed programming external connectivity")
+    with pytest.raises(Exit, match="starting new backend, web containers failed"):
+        world.deploy()
+    for h in world.apps:
+        assert serving(world, h) == {"backend": [OLD, OLD], "web": [OLD]}, h
+    assert history.history(world.home)[-1].status == "failed" and not world.lock_held()
+
+
+def test_a_quick_retry_keeps_the_failed_attempt_in_the_history(fake_settings, monkeypatch):
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+    monkeypatch.setattr(history, "datetime", Frozen)
+    w = local_world(fake_settings)
+    w.engines["local"].fail_when("node --test", stderr="1 test failed")
+    with pytest.raises(Exit):
+        w.deploy()
+    w.deploy()
+    assert [(r.version, r.status) for r in history.history(w.home)] == [(OLD, "success"), (NEW, "failed"), (NEW, "success")]
