@@ -1,6 +1,7 @@
 #!/bin/bash
 # The whole test suite: sets up the offline test bed (engine, Compose v2, registry,
-# stand-in images, three SSH test hosts), the Python environment, then runs unit and integration tests.
+# stand-in images, three SSH test hosts), the Python environment, ruff and mypy, then the unit and
+# integration tests.
 # Extra arguments go to pytest (e.g. -m "not integration" for the unit tests alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,5 +9,6 @@ cd "$(dirname "$0")/.."
 bash scripts/testbed/setup.sh
 bash scripts/testbed/hosts.sh up
 bash scripts/venv.sh
+bash scripts/lint.sh
 # pytest exits 5 when it collects nothing: set -e makes that a failure too.
 .venv/bin/python -m pytest "$@"
