@@ -4,6 +4,8 @@ A fleet is the local engine (one member, no SSH) or the chosen hosts of a stage,
 with its own Stack on a RemoteTarget. ``each`` runs a function per host in a bounded
 pool; every line a host's work prints is prefixed with the host; a per-host summary
 table closes the run and a failure on any host fails the task, naming the hosts.
+``open_fleet`` chooses the hosts from a stage and the task's flags; ``on_each`` is the
+op that runs a workflow per host (a dry run lists each host's ops).
 """
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def deploy(
     *,
     where: Where,
 ) -> None:
-    """Deploy a release: preflight, tests, backup, build, tag, push, migrate, zero-downtime rollout, verify, cleanup.
+    """Deploy a release: preflight, tests, build, tag, push, (upload, pull), backup, migrate, zero-downtime rollout, verify, cleanup.
 
     A failed rollout or verification rolls back automatically; the release history
     records every deploy (inv releases). On a stage with hosts: build and push here,

@@ -50,21 +50,22 @@ def stats(stack: Stack, limit: int = 10) -> DbStats:
     return result
 
 
-def app_command(stack: Stack, command: tuple[str, ...], what: str, fix: str) -> Ops[None]:
+def app_command(stack: Stack, command: tuple[str, ...], what: str, fix: str, upload_files: bool = True) -> Ops[None]:
     """A command in a one-off container of the app image. On the local engine the
-    database must be running; a host gets the stage's files first (the database may run
-    on another host)."""
+    database must be running; a host gets the stage's files first unless they were just
+    uploaded (``upload_files`` False; the database may run on another host)."""
     if stack.target.local:
         yield Call(stack, f"check that {stack.settings.config.database.service} runs", Database(stack).require_running)
-    else:
+    elif upload_files:
         yield from upload(stack)
     service = stack.settings.config.database.migrate_service
     yield run(stack, compose.run_once(stack.project, service, command), what=what, fix=fix, show=True)
 
 
-def migrate(stack: Stack, fix: str = "read the output above; the command is deploy.database.migrate_command") -> Ops[None]:
+def migrate(stack: Stack, fix: str = "read the output above; the command is deploy.database.migrate_command",
+            upload_files: bool = True) -> Ops[None]:
     """The migrations (``inv db.migrate`` and the deploy's migrate step)."""
-    yield from app_command(stack, stack.settings.config.database.migrate_command, "the migration", fix)
+    yield from app_command(stack, stack.settings.config.database.migrate_command, "the migration", fix, upload_files)
 
 
 def seed(stack: Stack) -> Ops[None]:

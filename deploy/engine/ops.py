@@ -47,7 +47,8 @@ class Run:
 
     ``check``: a failure stops the workflow with ``what`` and ``fix``; without it the
     result goes back to the workflow, which decides. ``show``: stream its output.
-    ``stdin``: bytes fed to it (a tar of the compose files).
+    ``stdin``: bytes fed to it (a tar of the compose files). ``stage_env``: False for a
+    command of this machine that must not see the stage's secrets (the tests).
     """
 
     stack: Stack
@@ -57,6 +58,7 @@ class Run:
     check: bool = True
     show: bool = False
     stdin: bytes | None = None
+    stage_env: bool = True
 
     def describe(self) -> str:
         fed = f" < ({len(self.stdin):,} bytes)" if self.stdin is not None else ""
@@ -65,9 +67,11 @@ class Run:
     def apply(self, executor: Executor) -> Result:
         if self.stdin is not None:
             return self.stack.feed(self.argv, self.stdin, what=self.what, fix=self.fix)
-        if self.check:
-            return self.stack.run(self.argv, what=self.what, fix=self.fix, hide=not self.show)
-        return self.stack.target.run(self.argv, env=self.stack.command_env, warn=True, hide=not self.show)
+        env = self.stack.command_env if self.stage_env else {}
+        result = self.stack.target.run(self.argv, env=env, warn=True, hide=not self.show)
+        if self.check and not result.ok:
+            self.stack.failed(self.argv, result, self.what, self.fix)
+        return result
 
     def dry(self, executor: Executor) -> Result:
         executor.show(self.stack, self.describe())
@@ -132,7 +136,7 @@ class Note:
 class Executor:
     """Drives workflows: ``dry_run`` prints each op (with its host on a stage with
     hosts) instead of applying it. ``applied`` keeps every op a real run applied, in
-    order, and ``planned`` every op a dry run printed (for tests and the audit)."""
+    order, and ``planned`` every op a dry run printed (what the tests compare)."""
 
     dry_run: bool = False
     say: Callable[[str], None] = say

@@ -1,5 +1,8 @@
 """A remote host as a Target: Fabric over SSH, with strict host keys.
 
+(One file of ~300 lines: the connection, its host-key policy and the Target methods
+share the connection's state and locks; split, each part would reach into the others.)
+
 Fabric trusts any host key (it sets paramiko's AutoAddPolicy and never reads
 known_hosts). Here known_hosts is loaded and an unknown key is REJECTED, as OpenSSH's
 ``StrictHostKeyChecking yes``; with ``accept_new`` a new key is recorded, as OpenSSH's

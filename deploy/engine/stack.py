@@ -56,7 +56,7 @@ class Stack:
         """Run argv on the target with the stage's env; fail with ``what`` and ``fix`` if it fails."""
         result = self.target.run(argv, env=self.command_env, warn=True, **kwargs)
         if not result.ok:
-            self._failed(argv, result, what, fix)
+            self.failed(argv, result, what, fix)
         return result
 
     def feed(self, argv: Sequence[str], data: bytes, *, what: str, fix: str = ENGINE_FIX) -> Result:
@@ -70,10 +70,10 @@ class Stack:
         code = proc.wait(self.settings.stage.ssh.command_timeout)
         result = Result(stdout="", stderr=proc.stderr_text(), command=shlex.join(argv), exited=code)
         if code != 0:
-            self._failed(argv, result, what, fix)
+            self.failed(argv, result, what, fix)
         return result
 
-    def _failed(self, argv: Sequence[str], result: Result, what: str, fix: str) -> NoReturn:
+    def failed(self, argv: Sequence[str], result: Result, what: str, fix: str) -> NoReturn:
         detail = self.settings.masked(last_lines(result.stderr or result.stdout))
         cmd = self.settings.masked(shlex.join(argv))
         reason = detail.splitlines()[-1] if detail else "no output"
@@ -94,7 +94,7 @@ class Stack:
             if workdir is not None and not self.target.run(files.is_file(self.project.files[0]), warn=True).ok:
                 fail(f"nothing of {self.settings.config.project} is on {self.target.name} yet ({workdir} has no compose files)",
                      f"deploy there first: inv deploy --stage {self.settings.stage.name} --version X.Y.Z (or inv up)")
-            self._failed(argv, result, "reading the compose configuration",
+            self.failed(argv, result, "reading the compose configuration",
                          f"run `inv check --stage {self.settings.stage.name}` to see what is wrong")
         return json.loads(result.stdout)
 

@@ -18,7 +18,6 @@ from deploy.database.dump import backup, backups_dir
 from deploy.database.session import Database
 from deploy.engine.commands import compose, docker, git
 from deploy.engine.commands import images as image_cmds
-from deploy.engine.commands import postgres as pg
 from deploy.engine.facts import parse_hashes, parse_identity
 from deploy.engine.images import ImageName, app_images, release_tags
 from deploy.engine.ops import Call, Executor, Note, Ops, run
@@ -27,7 +26,7 @@ from deploy.errors import fail
 from deploy.fleet import Fleet, on_each
 from deploy.output import say
 from deploy.release.push import push_tags
-from deploy.release.record import failed, new_release, recorded
+from deploy.release.record import new_release, run_recorded
 from deploy.release.steps import Step, perform
 from deploy.release.switch import Switch
 from deploy.stack import lifecycle
@@ -91,6 +90,8 @@ class Deploy:
         self.tags = release_tags(version, datetime.now(UTC), self.sha)[:-1]  # `latest` moves last
         self.names = app_images(self.here)
         self.switch = Switch(fleet, self.new, version.tag, options.timeout, options.parallel)
+        if not fleet.with_role("app"):
+            fail("none of the chosen hosts has the app role: there is nothing to deploy to", "choose app hosts, or none (all of the stage)")
         if fleet.remote and not any(n.pushable for n in self.names):
             fail("a deploy to hosts needs a registry: the hosts pull the images from it",
                  "set DOCKER_REGISTRY in the stage's env file (hosts must reach it)")
@@ -106,11 +107,11 @@ class Deploy:
             Step("build", lambda: lifecycle.build(self.here)),
             Step("tag", self.tag),
             Step("push", lambda: push_tags(self.here, self.names, self.tags), "" if pushable else "no registry: local images"),
-            self.switch.upload_step(),
-            self.switch.pull_step(),
+            self.switch.upload_step(new.members),
+            self.switch.pull_step(new.members),
             Step("backup", self.backup, "--skip-backup" if o.skip_backup else "", new.where([db], "streamed home")),
             Step("stateful", self.stateful, where=new.where([db])),
-            Step("migrate", lambda: admin.migrate(apps[0].stack, MIGRATE_FIX), where=new.where(apps[:1])),
+            Step("migrate", lambda: admin.migrate(apps[0].stack, MIGRATE_FIX, upload_files=False), where=new.where(apps[:1])),
             self.switch.roll_step(),
             self.switch.verify_step(),
             Step("promote", self.promote),
@@ -127,7 +128,7 @@ class Deploy:
 
     def tests(self) -> Ops[None]:
         yield run(self.here, self.here.settings.config.test_command, what="the tests", fix="fix them, or deploy with --skip-tests",
-                  show=True)
+                  show=True, stage_env=False)
 
     def tag(self) -> Ops[None]:
         for n in self.names:
@@ -139,7 +140,6 @@ class Deploy:
         stack = self.old.primary.stack
         database = Database(stack)
         label = f"pre-{self.version.tag}"
-        argv = docker.exec_(f"{stack.settings.config.project}-{database.service}-1", pg.pg_dump(database.user, database.name))
         home = backups_dir(stack.settings)
 
         def take() -> None:
@@ -148,7 +148,8 @@ class Deploy:
                 return
             say(f"  {backup(stack, label=label).path}")
 
-        yield Call(stack, f"{stack.settings.masked(' '.join(argv))} > {home}/…-{label}.dump (checksummed, with a manifest)", take)
+        yield Call(stack, f"inv db.backup --label {label}: pg_dump --format=custom of {database.name} in the {database.service} container, "
+                          f"streamed to {home}/ (checksummed, with a manifest)", take)
 
     def stateful(self) -> Ops[None]:
         """Stateful services are left alone unless their image or configuration changed;
@@ -203,19 +204,11 @@ def deploy(fleet: Fleet, version: Version, options: DeployOptions, executor: Exe
     if executor.dry_run:
         perform(steps, executor)
         return None
-    home = fleet.primary.stack
     release = new_release(fleet, version.tag, "deploy", tags=[*d.tags, "latest"], git_sha=d.sha)
-    with recorded(home, release, f"deploy {version.tag}"):
-        try:
-            perform(steps, executor, lambda name, seconds: history.audit(home, f"step {name}", version=version.tag,
-                                                                          seconds=round(seconds, 2)))
-        except BaseException as err:  # Ctrl-C too: all or nothing
-            failed(release, err)  # the step's error, also if the rollback fails too
-            if d.switch.ran:
-                executor.say("deploy failed: rolling back")
-                executor(d.switch.return_hosts())
-            raise
-        release.status = "success"
+
+    def finish() -> None:
         release.images = {n.service: n.ref(version.tag) for n in d.names}
         release.digests = {n.service: d.digest(n) for n in d.names}
+
+    run_recorded(fleet, release, steps, d.switch, executor, finish)
     return release

@@ -1,14 +1,18 @@
-"""The record of a release: the one place a ``Release`` is made, and the deploy lock,
-history and audit held around the run of a deploy or a rollback."""
+"""The record of a release: the one place a ``Release`` is made, the deploy lock,
+history and audit held around it, and the run of its steps (a deploy's or a
+rollback's) with every switched host returned when one fails."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from deploy.engine.ops import Executor
 from deploy.engine.stack import Stack
 from deploy.fleet import Fleet
+from deploy.release.steps import Step, perform
+from deploy.release.switch import Switch
 from deploy.state import history, lock
 from deploy.state.history import Release
 
@@ -22,6 +26,28 @@ def new_release(fleet: Fleet, version: str, kind: str, **fields: Any) -> Release
 
 def failed(release: Release, err: BaseException) -> None:
     release.status, release.error = "failed", str(getattr(err, "message", err) or err)
+
+
+def run_recorded(fleet: Fleet, release: Release, steps: Sequence[Step], switch: Switch, executor: Executor,
+                 finish: Callable[[], None] | None = None) -> None:
+    """Perform ``steps`` as ``release`` (under the lock, in the history, each step in the
+    audit), then ``finish`` (still under the lock); on any failure, Ctrl-C included, every
+    host ``switch`` moved goes back to what it ran (all or nothing) and the failure is
+    raised."""
+    home = fleet.primary.stack
+    with recorded(home, release, f"{release.kind} {release.version}"):
+        try:
+            perform(steps, executor, lambda name, seconds: history.audit(home, f"step {name}", version=release.version,
+                                                                          seconds=round(seconds, 2)))
+        except BaseException as err:
+            failed(release, err)  # the step's error, also if returning the hosts fails too
+            if switch.ran:
+                executor.say(f"{release.kind} failed: rolling back")
+                executor(switch.return_hosts())
+            raise
+        if finish:
+            finish()
+        release.status = "success"
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from deploy.engine.ops import Executor
 from deploy.errors import fail
 from deploy.fleet import Fleet
 from deploy.release.deploy import DeployOptions
-from deploy.release.record import failed, new_release, recorded
+from deploy.release.record import new_release, run_recorded
 from deploy.release.steps import perform
 from deploy.release.switch import Switch
 from deploy.state import history
@@ -23,10 +23,10 @@ def rollback_target(fleet: Fleet, version: str | None) -> str:
     stack = fleet.primary.stack
     done = history.successful_versions(stack)
     serving = history.current(stack)
-    names = app_images(fleet.here)
+    names = [] if fleet.remote else app_images(fleet.here)  # hosts pull theirs from the registry
 
     def images_kept(version: str) -> bool:
-        return fleet.remote or all(stack.target.run(image_cmds.exists(n.ref(version)), warn=True).ok for n in names)
+        return all(stack.target.run(image_cmds.exists(n.ref(version)), warn=True).ok for n in names)
 
     available = [v for v in done if images_kept(v)]
     listing = ", ".join(available) or "none"
@@ -45,24 +45,18 @@ def rollback_target(fleet: Fleet, version: str | None) -> str:
 def rollback(fleet: Fleet, version: str | None, options: DeployOptions, executor: Executor) -> Release | None:
     """Return every app host of ``fleet`` to ``version`` (None: the previous release); a
     dry run prints the steps' ops and returns None."""
-    home = fleet.primary.stack
     target = rollback_target(fleet, version)
     new = fleet.with_env(APP_VERSION=target)
     switch = Switch(fleet, new, target, options.timeout, options.parallel)
-    steps = [switch.upload_step(), switch.pull_step(), switch.roll_step(), switch.verify_step()]
+    apps = new.with_role("app")
+    if not apps:
+        fail("none of the chosen hosts has the app role: there is nothing to roll back", "choose app hosts, or none (all of the stage)")
+    steps = [switch.upload_step(apps), switch.pull_step(apps), switch.roll_step(), switch.verify_step()]
     if executor.dry_run:
         perform(steps, executor)
         return None
+    kept = [r.images for r in history.history(fleet.primary.stack) if r.version == target and r.status == "success" and r.images]
+    images = kept[-1] if kept else {n.service: n.ref(target) for n in app_images(fleet.here)}
     release = new_release(fleet, target, "rollback")
-    with recorded(home, release, f"rollback to {target}"):
-        try:
-            perform(steps, executor)
-        except BaseException as err:  # Ctrl-C too: all or nothing
-            failed(release, err)
-            if switch.ran:
-                executor.say(f"rollback failed: returning {', '.join(switch.ran)} to what they ran")
-                executor(switch.return_hosts())
-            raise
-        release.status = "success"
-        release.images = {n.service: n.ref(target) for n in app_images(fleet.here)}
+    run_recorded(fleet, release, steps, switch, executor, finish=lambda: release.images.update(images))
     return release

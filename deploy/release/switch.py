@@ -9,8 +9,7 @@ switched host ran before is kept, so that a failure anywhere returns them all.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from invoke.exceptions import Exit
 
@@ -57,23 +56,22 @@ class Switch:
         self.services = list(old.settings.config.stateless)
         self.ran: dict[str, dict[str, str]] = {}  # switched host -> the tag each service ran before
         self._lock = threading.Lock()
-        self._config: dict[str, Any] | None = None
 
-    def compose_config(self) -> dict[str, Any]:
-        """The stage's merged compose configuration, as this machine's files give it (once)."""
-        with self._lock:
-            if self._config is None:
-                self._config = self.new.here.config()
-            return self._config
+    def desired(self, m: Member) -> dict[str, int]:
+        """The host's replica counts: its compose files (just uploaded) and its own `inv
+        scale` counts. A host with no files yet (a dry run before the first upload) is
+        planned with the files here, which the upload would put there."""
+        try:
+            return m.stack.desired()
+        except Exit:
+            return desired_replicas(self.new.here.config(), m.stack.saved_scale())
 
-    def upload_step(self) -> Step:
-        members = self.new.members
+    def upload_step(self, members: Sequence[Member]) -> Step:
         return Step("upload", lambda: self._each(members, lambda m: upload(m.stack), "upload"),
                     "" if self.new.remote else LOCAL_FILES,
                     self.new.where(members, "(compose files, and the env file with mode 0600, by SFTP)"))
 
-    def pull_step(self) -> Step:
-        members = self.new.members
+    def pull_step(self, members: Sequence[Member]) -> Step:
         return Step("pull", lambda: self._each(members, lambda m: lifecycle.pull(m.stack, m.services()), "pull"),
                     "" if self.new.remote else LOCAL_IMAGES, self.new.where(members))
 
@@ -87,7 +85,7 @@ class Switch:
         return Step("verify", lambda: self._each(apps, lambda m: verify(m.stack), "verify"),
                     where=self.new.where(apps, "through each one's proxy"))
 
-    def _each(self, members: Sequence[Member], work, what: str) -> Ops[None]:  # type: ignore[no-untyped-def]
+    def _each(self, members: Sequence[Member], work: Callable[[Member], Ops[None]], what: str) -> Ops[None]:
         yield on_each(self.new, members, work, what)
 
     def _roll(self, apps: Sequence[Member]) -> Ops[None]:
@@ -99,9 +97,7 @@ class Switch:
 
     def _roll_host(self, m: Member) -> Ops[None]:
         tags = previous_tags(self.old.member(m.name).stack, self.services)
-        # The replica counts of the compose files here (what the upload step puts on the
-        # host, so a dry run needs nothing there) and of the host's own `inv scale`.
-        desired = desired_replicas(self.compose_config(), m.stack.saved_scale())
+        desired = self.desired(m)
         yield Note(f"rollout of {', '.join(self.services)} -> {self.version}")
         yield from rollout(m.stack, self.services, self.timeout, desired)
         with self._lock:

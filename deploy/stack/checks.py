@@ -137,6 +137,7 @@ def fleet_findings(fleet: Fleet) -> list[tuple[str, Finding]]:
     engines = fleet.each(lambda m: engine_findings(m.stack.target), what="check", summary=False)
     rows = [(m.name, f) for m in fleet.members for f in engines[m.name]]
     here = fleet.here.target
-    engine_here = engine_findings(here) if not any(m.stack.target is here for m in fleet.members) else [
-        f for m in fleet.members if m.stack.target is here for f in engines[m.name]]
-    return rows + [("local", f) for f in config_findings(fleet.settings, here, compose_files=all(f.ok for f in engine_here))]
+    if not any(m.stack.target is here for m in fleet.members):  # hosts: this machine builds and checks the files
+        rows += [("local", f) for f in engine_findings(here)]
+    engine_here = all(f.ok for where, f in rows if where in ("local", *(m.name for m in fleet.members if m.stack.target is here)))
+    return rows + [("local", f) for f in config_findings(fleet.settings, here, compose_files=engine_here)]

@@ -122,6 +122,8 @@ def rollout(stack: Stack, services: Sequence[str], timeout: float, desired: Mapp
     try:
         yield run(stack, compose.up(stack.project, list(services), scale=scale, no_recreate=True, no_deps=True),
                   what=f"starting new {', '.join(services)} containers")
+    except GeneratorExit:  # closed unfinished (an aborted run): nothing more may be yielded
+        raise
     except BaseException:
         yield Note("  the new containers did not all start: removing those that did; the old ones keep serving")
         yield from remove(stack, [c.name for c in new_containers()])
@@ -133,6 +135,8 @@ def rollout(stack: Stack, services: Sequence[str], timeout: float, desired: Mapp
     try:
         yield Call(stack, f"wait until every new {', '.join(services)} container is healthy and answers (at most {timeout:.0f} s)",
                    lambda: wait_healthy(stack, new, timeout))
+    except GeneratorExit:
+        raise
     except BaseException:
         yield Note("  removing the new containers; the old ones keep serving")
         yield from remove(stack, new)

@@ -1,5 +1,7 @@
 """A recording fake of one host (a ``Target``): a Docker engine with one Compose project,
-a tiny file system, and a journal of every command, in order.
+a tiny file system, and a journal of every command, in order. (Longer than our usual
+250 lines: it is one simulation, whose parts — containers, Compose's rules, the file
+system, the registry — answer each other.)
 
 It simulates just enough for the deploy workflows: containers (service, number, state,
 health, image, labels) answering ``docker ps``/``docker inspect`` shaped like Docker's,

@@ -1,6 +1,6 @@
 """The library's import graph goes one way: no module imports a name from a layer above
-its own (DESIGN.md "Layout": commands, config, engine, state, fleet, stack, database,
-release), and the command builders import nothing but each other."""
+its own (README "Layout and design": base, commands, config, engine, state, fleet,
+stack, database, release); the command builders import nothing above the base."""
 from __future__ import annotations
 
 import ast
