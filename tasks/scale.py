@@ -1,13 +1,16 @@
 """The `scale` namespace: `inv scale --backend N --web M [--set SVC=N]`."""
 from invoke import Collection, Context
 
+from deploy.engine.ops import Executor
 from deploy.output import say
 from deploy.stack import scale as scalemod
+from deploy.state import lock
 from tasks._open import load_config, open_fleet
 from tasks._where import Where, on_hosts
 
 
 @on_hosts(
+    locks=True,
     iterable=["set"],
     help={
         "backend": "replicas of backend",
@@ -36,7 +39,8 @@ def scale(
             requested[name] = value
     counts = scalemod.plan(load_config(c), requested, yes)
     fleet = open_fleet(c, where)
-    fleet.each(lambda m: scalemod.apply(m.stack, counts), what="scale", members=fleet.with_role("app"))
+    with lock.held(fleet.primary.stack, "scale", wait=where.lock_wait, counts=counts):
+        Executor()(scalemod.apply_fleet(fleet, counts))
     say("scaled: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
 

@@ -5,8 +5,9 @@ from deploy.engine.commands import docker
 from deploy.engine.facts import parse_stats
 from deploy.errors import fail
 from deploy.fleet import Member
-from deploy.output import mark, table
+from deploy.output import mark, styled, table
 from deploy.stack import health as healthmod
+from deploy.stack import routing
 from deploy.stack.status import ServiceStatus, human_duration, summarize
 from tasks._open import open_fleet
 from tasks._show import host_cells
@@ -17,7 +18,8 @@ NOTHING_RUNS = ("no running containers", "start the stack with `inv up`")
 
 def _statuses(m: Member) -> list[ServiceStatus]:
     stack = m.stack
-    return summarize(m.services(), stack.containers(), stack.desired())
+    routed = {s: len(a) for s, a in routing.routed(stack).items()} if m.host.has("app") else {}
+    return summarize(m.services(), stack.containers(), stack.desired(), routed=routed)
 
 
 @on_hosts()
@@ -28,13 +30,14 @@ def status(c: Context, *, where: Where) -> None:
     for m in fleet.members:
         table(
             f"{fleet.settings.config.project} ({fleet.settings.stage.name}) on {m.name}",
-            ["service", "desired", "running", "healthy", "image", "version", "uptime", "ports"],
+            ["service", "desired", "running", "healthy", "routed", "image", "version", "uptime", "ports"],
             (
                 (
                     s.service,
                     s.desired,
                     s.running,
-                    f"{s.healthy}" if s.ok else f"[red]{s.healthy}[/red]",
+                    f"{s.healthy}" if s.ok else styled(f"{s.healthy}", "red"),
+                    "-" if s.routed is None else str(s.routed),
                     "\n".join(s.images) or "-",
                     ", ".join(s.versions) or "-",
                     human_duration(s.uptime),
@@ -48,7 +51,9 @@ def status(c: Context, *, where: Where) -> None:
 def _checks(m: Member) -> list[healthmod.Check]:
     containers = m.stack.containers()
     checks = healthmod.container_checks(containers) + healthmod.replica_checks(summarize(m.services(), containers, m.stack.desired()))
-    return checks + (healthmod.http_checks(m.stack) if m.host.has("app") else [])
+    if m.host.has("app"):
+        checks += healthmod.routing_checks(m.stack, containers) + healthmod.http_checks(m.stack)
+    return checks
 
 
 @on_hosts()

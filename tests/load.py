@@ -5,7 +5,9 @@ Used by the integration tests and the benchmarks. Traffic goes to loopback or to
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,3 +64,44 @@ def parse(output: str) -> LoadResult:
 def finish(proc: subprocess.Popen, timeout: float = 120) -> LoadResult:
     out, _ = proc.communicate(timeout=timeout)
     return parse(out)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 60) -> LoadResult:
+    """End a wrk run early (SIGINT: it stops and prints its figures) and parse them."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    return finish(proc, timeout)
+
+
+class Traffic:
+    """Load through the proxy for the length of a block: ``connections`` (default 50) send
+    the mixed GET/POST requests (tests/load_mixed.lua: pages, static files, /api/items,
+    /api/health, writes) and 4 more hold 2 s requests (/api/slow) open, so that some are
+    always in flight when containers leave."""
+
+    def __init__(self, port: int, seconds: int = 300, connections: int = 50, host: str = "127.0.0.1") -> None:
+        self.since = str(int(time.time()) - 1)  # for `docker logs --since`
+        self.fast = start(port, seconds, connections=connections, host=host)
+        self.slow = start(port, seconds, connections=4, path="/api/slow?ms=2000", mixed=False, host=host)
+
+    def results(self) -> tuple[LoadResult, LoadResult]:
+        return stop(self.fast), stop(self.slow)
+
+
+def nginx_failures(container: str, since: str) -> list[str]:
+    """The access-log lines of the proxy container since ``since`` (epoch seconds) whose
+    status was not 2xx/3xx: a failed request must leave no trace there either."""
+    logs = subprocess.run(["docker", "logs", "--since", since, container], capture_output=True, text=True)
+    return [line for line in logs.stdout.splitlines() if "rt=" in line and not re.search(r'" ([23]\d\d|499) ', line)] + [
+        line for line in logs.stderr.splitlines() if "[error]" in line or "[crit]" in line or "[alert]" in line]
+
+
+def assert_clean(traffic: Traffic, results: tuple[LoadResult, LoadResult], container: str, min_rps: float = 100.0) -> None:
+    """0 non-2xx responses and 0 socket errors in both runs, and no failed line in the
+    proxy's access log while the traffic ran."""
+    fast, slow = results
+    failures = nginx_failures(container, traffic.since)
+    assert fast.rps >= min_rps, fast.raw
+    assert fast.errors == 0, fast.raw + "\n".join(failures[-20:])
+    assert slow.requests > 0 and slow.errors == 0, slow.raw + "\n".join(failures[-20:])
+    assert not failures, "\n".join(failures[-20:])

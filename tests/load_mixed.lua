@@ -1,4 +1,4 @@
--- GETs of the page and the API, and POSTs that write to PostgreSQL, in turn.
+-- GETs of the page, the API and its health path, and POSTs that write to PostgreSQL, in turn.
 local n = 0
 request = function()
   n = n + 1
@@ -10,6 +10,8 @@ request = function()
     return wrk.format("GET", "/")
   elseif k == 2 then
     return wrk.format("GET", "/_next/static/app.js")
+  elseif k == 3 then
+    return wrk.format("GET", "/api/health")
   end
   return wrk.format("GET", "/api/items")
 end

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ from deploy.database.dump import BackupResult, backup, backups_dir
 from deploy.database.session import Database
 from deploy.engine.commands import compose
 from deploy.engine.commands import postgres as pg
+from deploy.engine.ops import Executor
 from deploy.engine.stack import Stack, last_lines
 from deploy.errors import fail
+from deploy.stack.routing import route
 
 UNSAFE = re.compile(r"[^A-Za-z0-9._/@+-]")
 MAX_IDENT = 63
@@ -93,7 +95,7 @@ def _feed(db: Database, argv: Sequence[str], path: Path, manifest: dict[str, Any
 
 
 def scratch_name(db: str, purpose: str) -> str:
-    suffix = f"_{purpose}_{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
+    suffix = f"_{purpose}_{datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S')}"
     return db[: MAX_IDENT - len(suffix)] + suffix
 
 
@@ -148,7 +150,7 @@ def verify(stack: Stack, path: Path, restore_test: bool = False) -> VerifyReport
         report.checks.append("restore test")
     counts = manifest.get("row_counts", {})
     report.tables, report.rows = len(counts), sum(counts.values())
-    record = {"ok": True, "sha256": report.sha256, "checks": report.checks, "verified_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    record = {"ok": True, "sha256": report.sha256, "checks": report.checks, "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_atomic(backups.verified_path(path), (json.dumps(record, indent=2) + "\n").encode(), backups.SIDECAR_MODE)
     return report
 
@@ -211,6 +213,7 @@ def restore(
                 wait_timeout=host.settings.config.up_timeout,
             )
             host.run(argv, what="starting the app services again", fix="see `inv health` and `inv logs SERVICE`")
+            Executor()(route(host))  # they came back with new addresses
             say(f"started {', '.join(report.stopped)} again on {host.target.name}")
     return report
 

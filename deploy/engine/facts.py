@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 SERVICE_LABEL = "com.docker.compose.service"
@@ -33,6 +33,12 @@ class Container:
     exit_code: int
     health_log: str  # the last healthcheck output, for error messages
     config_hash: str = ""  # Compose's hash of the service config the container was made from
+    addresses: tuple[tuple[str, str], ...] = ()  # (network, IPv4 address) of each network it is on
+
+    def address_on(self, networks: Iterable[str]) -> str | None:
+        """Its address on the first of ``networks`` it is on (None: on none of them)."""
+        mine = dict(self.addresses)
+        return next((mine[n] for n in networks if mine.get(n)), None)
 
     @property
     def ok(self) -> bool:
@@ -58,9 +64,9 @@ def parse_time(value: str | None) -> datetime | None:
     m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", value)
     if not m:
         return None
-    frac = (m.group(2) or ".0")[:7]
+    frac = (m.group(2) or ".")[1:7].ljust(6, "0")  # exactly 6 digits: Python 3.10 reads no other count
     zone = "+00:00" if m.group(3) == "Z" else m.group(3)
-    return datetime.fromisoformat(f"{m.group(1)}{frac}{zone}").astimezone(UTC)
+    return datetime.fromisoformat(f"{m.group(1)}.{frac}{zone}").astimezone(timezone.utc)
 
 
 def _version(config: Mapping[str, Any], image: str) -> str:
@@ -106,6 +112,8 @@ def parse_inspect(text: str) -> list[Container]:
                 exit_code=int(state.get("ExitCode", 0) or 0),
                 health_log=(log[-1].get("Output") or "").strip() if log else "",
                 config_hash=labels.get(CONFIG_HASH_LABEL, ""),
+                addresses=tuple(sorted((name, (net or {}).get("IPAddress", ""))
+                                       for name, net in ((item.get("NetworkSettings") or {}).get("Networks") or {}).items())),
             )
         )
     return sorted(containers, key=lambda c: (c.service, c.number))

@@ -16,6 +16,7 @@ from deploy.engine.facts import Container, desired_replicas, parse_inspect, pars
 from deploy.engine.target import Target
 from deploy.errors import fail
 
+UPSTREAMS_DIR = "upstreams"  # in the state directory: the proxy's routing (deploy.stack.routing)
 ENGINE_FIX = "check that the Docker engine runs (`docker info`); on a test bed: bash scripts/testbed/setup.sh"
 
 
@@ -43,14 +44,16 @@ class Stack:
     def command_env(self) -> dict[str, str]:
         """The variables a command gets. Locally the whole stage env; on a host only this
         run's overrides (APP_VERSION): the rest, secrets included, is in the env file
-        uploaded to the deploy directory, never on a command line."""
+        uploaded to the deploy directory, never on a command line. Both get the folder of
+        the proxy's routing (NGINX_UPSTREAMS_DIR, see deploy.stack.routing)."""
+        routing = {"NGINX_UPSTREAMS_DIR": self.state_file(UPSTREAMS_DIR)}
         if self.target.local:
-            return dict(self.settings.env)
+            return {**self.settings.env, **routing}
         secret = sorted(set(self.settings.overrides) & set(self.settings.config.secret_env))
         if secret:
             fail(f"refusing to put {', '.join(secret)} on a command line on {self.target.name}",
                  "secrets reach hosts only in the uploaded env file: set them in the stage's env file")
-        return dict(self.settings.overrides)
+        return {**self.settings.overrides, **routing}
 
     def run(self, argv: Sequence[str], *, what: str, fix: str = ENGINE_FIX, **kwargs: Any) -> Result:
         """Run argv on the target with the stage's env; fail with ``what`` and ``fix`` if it fails."""

@@ -1,11 +1,12 @@
 """Health of the stack: every container's own healthcheck, plus HTTP through the proxy."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from deploy.engine.facts import Container
 from deploy.engine.stack import Stack
+from deploy.stack import routing
 from deploy.stack.status import ServiceStatus
 
 
@@ -45,4 +46,29 @@ def http_checks(stack: Stack) -> list[Check]:
         ok = 200 <= resp.status < 400
         detail = f"HTTP {resp.status}" if resp.status else f"no response: {resp.error}"
         checks.append(Check(f"GET {path} via {proxy.service}:{port}", ok, detail))
+    return checks
+
+
+def routing_checks(stack: Stack, containers: Sequence[Container]) -> list[Check]:
+    """The proxy's routing against the containers: an address routed whose container is
+    gone or not running (nginx skips it after one refused connection and retries the
+    request elsewhere; `inv up` rewrites the routing), and ready containers left out."""
+    routed = routing.routed(stack)
+    if not routed:
+        return []
+    networks = routing.proxy_networks(stack, containers)
+    expected = {p.service: {f"{a}:{p.port}" for a in p.addresses} for p in routing.pools(stack.settings.config, containers, networks)}
+    by_address = {f"{c.address_on(networks)}:{stack.settings.config.stateless[c.service].port}": c
+                  for c in containers if c.service in stack.settings.config.stateless and c.address_on(networks)}
+    checks = []
+    for service, addresses in sorted(routed.items()):
+        stale = [a for a in addresses if a not in expected.get(service, set())]
+        missing = sorted(expected.get(service, set()) - set(addresses))
+        names = [f"{a} ({by_address[a].name}: {by_address[a].state})" if a in by_address else f"{a} (gone)" for a in stale]
+        if stale:
+            checks.append(Check(f"{service} routing", False, "routed but not ready: " + ", ".join(names) + "; inv up re-routes"))
+        elif missing:
+            checks.append(Check(f"{service} routing", False, f"{len(missing)} ready container(s) not routed; inv up re-routes"))
+        else:
+            checks.append(Check(f"{service} routing", True, f"{len(addresses)} container(s) routed"))
     return checks

@@ -4,11 +4,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from deploy.engine.commands import compose
-from deploy.engine.ops import Ops, run
+from deploy.engine.facts import parse_hashes
+from deploy.engine.ops import Note, Ops, run
 from deploy.engine.stack import Stack
 from deploy.engine.upload import upload
 from deploy.errors import fail
 from deploy.fleet import Fleet, on_each
+from deploy.stack.rollout import retire, rollout, victims
+from deploy.stack.routing import route
 
 
 def build(stack: Stack, services: Sequence[str] = (), no_cache: bool = False) -> Ops[None]:
@@ -29,14 +32,45 @@ def up(stack: Stack, build: bool = False, services: Sequence[str] = ()) -> Ops[N
 
     Replica counts set with ``inv scale`` are applied, so they survive an ``up``. On a
     host, only its role's services, after uploading the files and pulling the images.
+    Running stateless services whose configuration changed are replaced with the
+    zero-downtime rollout, not recreated by Compose; the routing is written before (a
+    proxy that ``up`` starts or recreates reads it) and after.
     """
     if not stack.target.local:
         yield from upload(stack)
         yield from pull(stack, services)
-    scale = {k: v for k, v in stack.saved_scale().items() if not services or k in services}
-    argv = compose.up(stack.project, services, build=build, scale=scale, no_deps=bool(services),
-                      wait_timeout=stack.settings.config.up_timeout)
+    timeout = stack.settings.config.up_timeout
+    changed = changed_stateless(stack, services)
+    scale = {k: v for k, v in stack.saved_scale().items() if (not services or k in services) and k not in changed}
+    if changed:
+        services = [s for s in (services or list(stack.config().get("services", {}))) if s not in changed]
+    # More containers than wanted (a rollout killed after its new ones started): Compose
+    # would remove the extra ones while they may be routed; take them out properly first.
+    stateless = [s for s in stack.settings.config.stateless if (not services or s in services) and s not in changed]
+    desired = stack.desired() if stateless else {}
+    extra = victims(stack.containers(), {s: desired.get(s, 1) for s in stateless})
+    if extra:
+        yield Note(f"removing {len(extra)} container(s) beyond the wanted counts: {', '.join(extra)}")
+        yield from retire(stack, extra)
+    yield from route(stack)
+    argv = compose.up(stack.project, services, build=build, scale=scale, no_deps=bool(services), wait_timeout=timeout)
     yield run(stack, argv, what="starting the stack", fix="see `inv health` and `inv logs SERVICE`", show=True)
+    if changed:
+        yield Note(f"{', '.join(changed)} changed: replacing their containers without downtime")
+        yield from rollout(stack, changed, timeout)
+    yield from route(stack)
+
+
+def changed_stateless(stack: Stack, services: Sequence[str] = ()) -> list[str]:
+    """The running stateless services (of ``services``; all when empty) whose containers
+    were made from another configuration than the compose files give now."""
+    stateless = [s for s in stack.settings.config.stateless if not services or s in services]
+    running = [c for c in stack.containers() if c.state == "running" and c.service in stateless]
+    if not running:
+        return []
+    wanted = parse_hashes(stack.run(compose.config_hashes(stack.project, sorted({c.service for c in running})),
+                                    what="hashing the app services").stdout)
+    return sorted({c.service for c in running if c.config_hash != wanted.get(c.service)})
 
 
 def up_fleet(fleet: Fleet, build: bool = False) -> Ops[None]:
@@ -58,6 +92,7 @@ def down_fleet(fleet: Fleet, volumes: bool = False) -> Ops[None]:
 def start_proxy(stack: Stack, timeout: float) -> Ops[None]:
     """Start the proxy if it is not running (a first deploy); a running one is left as it is."""
     proxy = stack.settings.config.proxy.service
+    yield from route(stack)
     yield run(stack, compose.up(stack.project, [proxy], no_recreate=True, no_deps=True, wait_timeout=int(timeout)),
               what=f"starting {proxy}", fix=f"see inv logs {proxy}")
 

@@ -1,15 +1,18 @@
 """Zero-downtime replacement of stateless services' containers (docker-rollout's
-algorithm, with its known failures fixed), as ops (deploy.engine.ops).
+algorithm, with its known failures fixed, behind health-gated routing), as ops.
 
 1. Start N new containers beside the N old ones (``up --scale 2N --no-recreate``), for
-   every stateless service at once.
-2. Wait until EVERY new container is healthy, and answers its health path over the
-   network from the proxy's container (not only the first one; timeout from config).
-3. Drain the old ones: SIGTERM with their stop_grace_period (the apps stop accepting
-   and finish in-flight requests; nginx retries refused connections elsewhere), remove,
-   and let nginx's DNS cache expire before anything else starts.
-If a new container never gets healthy, the new ones are removed and the old ones keep
-serving. Exited old containers are never restarted; the replica count is kept.
+   every stateless service at once; none of them is routed yet.
+2. Wait until EVERY new container is ready: running, answering its health path over
+   the stack's network (our own probe, polled every 0.25 s, from the proxy's
+   container), and not unhealthy by Docker's healthcheck. One that exits or restarts
+   fails at once; one that is unhealthy may recover until the deadline.
+3. Route the new ones and take the old ones out (deploy.stack.routing: nginx -t, a
+   graceful reload), wait until nginx finished the requests in flight to them, then
+   SIGTERM (they drain within their stop_grace_period) and remove them.
+If a new container never gets ready, the new ones are removed (never routed) and the
+old ones keep serving. Exited old containers are never restarted; the replica count is
+kept.
 """
 from __future__ import annotations
 
@@ -23,67 +26,81 @@ from deploy.engine.ops import Call, Note, Ops, run
 from deploy.engine.stack import Stack, last_lines
 from deploy.errors import fail
 from deploy.output import say
+from deploy.stack.routing import drained, proxy_container, route
 
 POLL_SECONDS = 0.25
-# nginx keeps resolved addresses for 1 s (resolver valid=1s); Docker hands a removed
-# container's address to the next container it starts, maybe of another service. Wait
-# this long after removing containers, so no cached address points at a stranger.
-DNS_SETTLE_SECONDS = 1.5
 
 
-def _proxy_container(stack: Stack) -> str | None:
-    proxy = stack.settings.config.proxy.service
-    running = [c for c in stack.containers() if c.service == proxy and c.state == "running"]
-    return running[0].name if running else None
-
-
-def _http_ok(stack: Stack, proxy: str | None, container: Container) -> bool:
-    """The container's health path, fetched over the Docker network from the proxy."""
+def probe(stack: Stack, proxy: Container | None, container: Container) -> bool:
+    """The container's health path, fetched at its address from the proxy's container
+    (the way nginx will reach it); without a running proxy, its own healthcheck decides."""
     if proxy is None:
-        return True
+        return container.health in ("healthy", "")
+    address = container.address_on([n for n, _ in proxy.addresses])
+    if address is None:
+        return False
     app = stack.settings.config.stateless[container.service]
-    url = f"http://{container.name}:{app.port}{app.health_path}"
-    return stack.target.run(docker.exec_(proxy, http.probe(url, timeout=3)), warn=True).ok
+    return stack.target.run(docker.exec_(proxy.name, http.probe(f"http://{address}:{app.port}{app.health_path}", timeout=2)),
+                            warn=True).ok
 
 
-def wait_healthy(stack: Stack, names: Sequence[str], timeout: float, say: Callable[[str], None] = say) -> None:
-    """Until every container in ``names`` is healthy and reachable; fail with the failing
-    container's health output and last log lines otherwise."""
+def wait_ready(stack: Stack, names: Sequence[str], timeout: float, say: Callable[[str], None] = say) -> None:
+    """Until every container in ``names`` is ready (see the module's docstring); fail with
+    the failing container's health output and last log lines otherwise."""
     deadline = time.monotonic() + timeout
-    proxy = _proxy_container(stack)
     pending = set(names)
     while pending:
-        by_name = {c.name: c for c in stack.containers()}
+        containers = stack.containers()
+        by_name = {c.name: c for c in containers}
+        proxy = proxy_container(stack.settings.config, containers)
         for name in sorted(pending):
             c = by_name.get(name)
-            if c is None or c.state in ("exited", "dead") or c.health == "unhealthy":
-                _fail_container(stack, name, c, "is unhealthy" if c and c.state == "running" else "stopped")
-            elif c.state == "running" and c.health in ("healthy", "") and _http_ok(stack, proxy, c):
+            if c is None or c.state != "running":
+                _fail_container(stack, name, c, f"{c.state if c else 'is gone'} (exit {c.exit_code if c else '?'}) before it was ready")
+            if c.health != "unhealthy" and probe(stack, proxy, c):
                 pending.discard(name)
-                say(f"  {name} healthy")
+                say(f"  {name} ready")
         if not pending:
             return
         if time.monotonic() > deadline:
             name = sorted(pending)[0]
-            _fail_container(stack, name, by_name.get(name), f"not healthy after {timeout:.0f} s")
+            _fail_container(stack, name, by_name.get(name), f"not ready after {timeout:.0f} s")
         time.sleep(POLL_SECONDS)
 
 
 def _fail_container(stack: Stack, name: str, c: Container | None, why: str) -> NoReturn:
     logs = stack.target.run(docker.logs(name, 15), warn=True)
-    health = f"\n  health check said: {c.health_log[-300:]}" if c and c.health_log else ""
+    health = f"\n  health check ({c.health or 'none'}) said: {c.health_log[-300:]}" if c and c.health_log else ""
     tail = last_lines((logs.stdout or "") + (logs.stderr or ""), 15)
     fail(f"{name} {why}{health}\n  last log lines:\n{tail}", "fix the release and deploy again; the previous version still serves")
 
 
 def remove(stack: Stack, names: Sequence[str]) -> Ops[None]:
-    """Stop gracefully (each container's own stop timeout), remove, and let the proxy's
-    DNS cache forget them."""
+    """Stop gracefully (SIGTERM, then each container's own stop_grace_period), remove.
+    Only for containers that are not routed (``retire`` takes routed ones out first)."""
     if not names:
         return
     yield run(stack, docker.stop(names), what="stopping containers", check=False)
     yield run(stack, docker.remove(names), what="removing containers", check=False)
-    yield Call(stack, f"wait {DNS_SETTLE_SECONDS} s for the proxy's DNS cache", lambda: time.sleep(DNS_SETTLE_SECONDS))
+
+
+def retire(stack: Stack, names: Sequence[str]) -> Ops[None]:
+    """Routed containers out: out of the routing (the others in), nginx's requests to
+    them finished, then SIGTERM and removal."""
+    yield from route(stack, leaving=names)
+    if names:
+        yield from drained(stack, len(names))
+        yield from remove(stack, names)
+
+
+def victims(containers: Sequence[Container], counts: Mapping[str, int]) -> list[str]:
+    """The running containers to remove so each service keeps ``counts[service]``: the
+    highest-numbered ones (pure)."""
+    out: list[str] = []
+    for service, count in counts.items():
+        running = sorted((c for c in containers if c.service == service and c.state == "running"), key=lambda c: c.number)
+        out += [c.name for c in running[count:]]
+    return out
 
 
 def old_containers(stack: Stack, services: Sequence[str]) -> dict[str, list[str]]:
@@ -112,6 +129,10 @@ def rollout(stack: Stack, services: Sequence[str], timeout: float, desired: Mapp
     """Replace ``services``' containers with ones of the image ``stack``'s env names, all
     services at once: they start together, are awaited together, drain together.
     ``desired``: the replica counts (default: the stack's own, ``Stack.desired``)."""
+    stopped = [c.name for c in stack.containers() if c.service in services and c.state != "running"]
+    if stopped:  # Compose would count them and start them again, old image and all
+        yield Note(f"  removing {len(stopped)} stopped container(s) of {', '.join(services)}")
+        yield from remove(stack, stopped)
     old = old_containers(stack, services)
     old_names = {n for names in old.values() for n in names}
     scale = plan_scale(services, old, stack.desired() if desired is None else desired)
@@ -133,17 +154,26 @@ def rollout(stack: Stack, services: Sequence[str], timeout: float, desired: Mapp
     for s in services:
         yield Note(f"  {s}: {sum(1 for c in started if c.service == s)} new container(s) beside {len(old[s])} old")
     try:
-        yield Call(stack, f"wait until every new {', '.join(services)} container is healthy and answers (at most {timeout:.0f} s)",
-                   lambda: wait_healthy(stack, new, timeout))
+        yield Call(stack, f"wait until every new {', '.join(services)} container is ready (at most {timeout:.0f} s)",
+                   lambda: wait_ready(stack, new, timeout))
     except GeneratorExit:
         raise
     except BaseException:
         yield Note("  removing the new containers; the old ones keep serving")
         yield from remove(stack, new)
         raise
+    try:
+        yield from route(stack, leaving=old_names)  # the new ones in, the old ones out
+    except GeneratorExit:
+        raise
+    except BaseException:
+        yield Note("  the routing was not applied: removing the new containers; the old ones keep serving")
+        yield from remove(stack, new)
+        raise
     if old_names:
+        yield from drained(stack, len(old_names))
         yield from remove(stack, sorted(old_names))
-        yield Note(f"  drained and removed {len(old_names)} old container(s)")
+    yield Note(f"  routed {len(new)} new container(s); drained and removed {len(old_names)} old")
 
 
 def roll_back(stack: Stack, services: Sequence[str], tags: dict[str, str], timeout: float) -> Ops[None]:

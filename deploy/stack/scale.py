@@ -1,15 +1,18 @@
-"""Scaling stateless services: validation (pure) and the rollout of a new count."""
+"""Scaling stateless services: validation (pure) and reaching a new count behind the
+health-gated routing (deploy.stack.routing)."""
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Mapping
 
 from deploy.config.schema import DeployConfig
 from deploy.engine.commands import compose
+from deploy.engine.ops import Call, Note, Ops, run
 from deploy.engine.stack import Stack
 from deploy.errors import fail
-from deploy.stack.rollout import DNS_SETTLE_SECONDS
+from deploy.fleet import Fleet, on_each
+from deploy.stack.rollout import remove, retire, victims, wait_ready
+from deploy.stack.routing import route
 
 MAX_REPLICAS = 100
 
@@ -60,31 +63,49 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
     return out
 
 
-def apply(stack: Stack, counts: Mapping[str, int]) -> None:
-    """Start or stop containers without touching the others, then persist the counts.
+def apply(stack: Stack, counts: Mapping[str, int], timeout: float | None = None) -> Ops[None]:
+    """Reach ``counts`` without a failed request, then persist them (a later ``up`` or
+    deploy keeps them).
 
-    Removals go first, then nginx's DNS cache is let expire before anything starts
-    (a freed address may go to another service's new container). New containers join
-    the proxy's DNS as they start; removed ones get SIGTERM and drain within their
-    stop_grace_period.
+    Fewer: the extra containers leave the routing, nginx finishes its requests to them,
+    then they get SIGTERM and are removed. More: the new containers start beside the
+    others, join the routing only once every one of them is ready (a container that never
+    gets ready is removed and nothing changes for the others).
     """
-    running = Counter(c.service for c in stack.containers() if c.state == "running")
-    downs = {s: n for s, n in counts.items() if n < running[s]}
-    ups = {s: n for s, n in counts.items() if s not in downs}
-    for batch in (downs, ups):
-        if not batch:
-            continue
-        argv = compose.up(
-            stack.project,
-            sorted(batch),
-            scale=dict(batch),
-            no_recreate=True,
-            no_deps=True,
-            wait_timeout=stack.settings.config.up_timeout,
-        )
-        stack.run(argv, what="scaling", fix="see `inv health` and `inv logs SERVICE` for the failing container")
-        if batch is downs and ups:
-            time.sleep(DNS_SETTLE_SECONDS)
+    timeout = stack.settings.config.up_timeout if timeout is None else timeout
+    containers = stack.containers()
+    running = Counter(c.service for c in containers if c.state == "running")
+    leaving = victims(containers, {s: n for s, n in counts.items() if n < running[s]})
+    ups = {s: n for s, n in counts.items() if n > running[s]}
+    if leaving:
+        yield from retire(stack, leaving)
+    if ups:
+        stopped = [c.name for c in containers if c.service in ups and c.state != "running"]
+        if stopped:  # Compose would count them and start them again, unprobed
+            yield from remove(stack, stopped)
+        before = {c.name for c in containers if c.name not in stopped}  # a removed one's name may come back
+
+        def new() -> list[str]:
+            return [c.name for c in stack.containers() if c.service in ups and c.name not in before]
+
+        try:
+            yield run(stack, compose.up(stack.project, sorted(ups), scale=dict(ups), no_recreate=True, no_deps=True),
+                      what="starting containers", fix="see `inv health` and `inv logs SERVICE` for the failing container")
+            started = new()
+            yield Call(stack, f"wait until the new {', '.join(sorted(ups))} containers are ready (at most {timeout:.0f} s)",
+                       lambda: wait_ready(stack, started, timeout))
+            yield from route(stack)
+        except GeneratorExit:
+            raise
+        except BaseException:
+            yield Note("  removing the new containers (not routed); the others keep serving")
+            yield from remove(stack, new())
+            raise
     saved = stack.saved_scale()
     saved.update(counts)
     stack.save_scale(saved)
+
+
+def apply_fleet(fleet: Fleet, counts: Mapping[str, int]) -> Ops[None]:
+    """``apply`` on every chosen app host (each its own counts)."""
+    yield on_each(fleet, fleet.with_role("app"), lambda m: apply(m.stack, counts), "scale")

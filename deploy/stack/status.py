@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from deploy.engine.facts import Container
 
@@ -14,6 +14,7 @@ class ServiceStatus:
     desired: int
     running: int
     healthy: int
+    routed: int | None  # containers in the proxy's routing (None: not a routed service)
     images: tuple[str, ...]
     versions: tuple[str, ...]
     uptime: timedelta | None  # of the most recently started running container
@@ -21,13 +22,16 @@ class ServiceStatus:
 
     @property
     def ok(self) -> bool:
-        return self.running == self.desired and self.healthy == self.running
+        return self.running == self.desired and self.healthy == self.running and self.routed in (None, self.running)
 
 
 def summarize(
-    services: Iterable[str], containers: Iterable[Container], desired: Mapping[str, int], now: datetime | None = None
+    services: Iterable[str], containers: Iterable[Container], desired: Mapping[str, int], now: datetime | None = None,
+    routed: Mapping[str, int] | None = None,
 ) -> list[ServiceStatus]:
-    now = now or datetime.now(UTC)
+    """Per service, from the containers; ``routed``: how many of each routed service's
+    containers the proxy's routing lists."""
+    now = now or datetime.now(timezone.utc)
     by_service: dict[str, list[Container]] = {}
     for c in containers:
         by_service.setdefault(c.service, []).append(c)
@@ -42,6 +46,7 @@ def summarize(
                 desired=desired.get(name, 0),
                 running=len(running),
                 healthy=sum(1 for c in running if c.health in ("", "healthy")),
+                routed=(routed or {}).get(name),
                 images=tuple(sorted({c.image for c in running})),
                 versions=tuple(sorted({c.version for c in running})),
                 uptime=(now - max(started)) if started else None,

@@ -62,10 +62,10 @@ def test_production_settings_are_applied(prod_stack, engine):
 def test_status_matches_the_engine(prod_stack):
     out = prod_stack("status").stdout
     backend = row(out, 0, "backend")
-    assert backend[1:4] == ["3", "3", "3"]
-    assert backend[5] == "dev"
+    assert backend[1:5] == ["3", "3", "3", "3"]  # desired, running, healthy, routed
+    assert backend[6] == "dev"
     assert row(out, 0, "web")[1:4] == ["4", "4", "4"]
-    assert f"127.0.0.1:{prod_stack.http_port}->8080/tcp" in row(out, 0, "nginx")[7]
+    assert f"127.0.0.1:{prod_stack.http_port}->8080/tcp" in row(out, 0, "nginx")[8]
     assert row(out, 0, "postgres")[1:4] == ["1", "1", "1"]
 
 

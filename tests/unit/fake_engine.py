@@ -4,21 +4,32 @@ a tiny file system, and a journal of every command, in order. (Longer than our u
 system, the registry — answer each other.)
 
 It simulates just enough for the deploy workflows: containers (service, number, state,
-health, image, labels) answering ``docker ps``/``docker inspect`` shaped like Docker's,
-``docker compose config|port|up|pull|build|run|stop|rm|down``, ``docker stop|rm|exec|logs``,
-images (``image inspect|rm``, ``tag``, ``push``), ``git``, the lock's ``mkdir``/``test``/
-``rm -rf``, spawned ``tar``/``psql``/``pg_dump``, and HTTP through the proxy. Anything else
-exits 127, so a command the fake does not know shows up in a test.
+health, image, labels, an address on each network of their service) answering
+``docker ps``/``docker inspect`` shaped like Docker's, ``docker compose
+config|port|up|pull|build|run|stop|rm|down``, ``docker stop|rm|exec|logs``, images
+(``image inspect|rm``, ``tag``, ``push``), ``git``, the lock's ``mkdir``/``test``/``rm -rf``,
+spawned ``tar``/``psql``/``pg_dump``, and HTTP through the proxy. Anything else exits 127,
+so a command the fake does not know shows up in a test.
+
+The proxy (nginx) routes what its routing file listed when it last started or reloaded
+(``nginx -t`` and ``nginx -s reload`` inside it read the file from the fake file system,
+in the folder NGINX_UPSTREAMS_DIR named when the proxy was created); addresses are
+handed out like Docker's IPAM does (the lowest free one, released when a container stops
+or goes, so reused). ``violations`` collects every moment the routing guarantee is
+broken: an address routed whose container is gone, another one, or not ready; a routed
+container stopped, or one stopped before nginx's old workers finished with it; a
+container routed by a reload before a probe from the proxy passed.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import re
 import shlex
 import tarfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,6 +37,7 @@ from invoke.exceptions import UnexpectedExit
 from invoke.runners import Result
 
 from deploy.engine.target import HttpResponse
+from deploy.stack import routing
 
 if TYPE_CHECKING:
     from deploy.engine.target import Target
@@ -37,6 +49,14 @@ PUBLISHED = 8080  # nginx's published port (and container port)
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
 READ_COMMANDS = ("docker ps", "docker inspect", "docker image inspect", "docker version", "docker logs", "docker exec")
 READ_COMPOSE = ("config", "port", "version", "ps", "logs")
+APP_PORT = 3000  # the stateless services' container port (invoke.yaml deploy.services.stateless)
+HEALTH_PATH = "/health"
+# The networks of each service, as the compose files declare them; Docker names them PROJECT_NET.
+NETWORKS = {"nginx": ("front",), "web": ("front",), "backend": ("front", "back"), "postgres": ("back",), "redis": ("back",)}
+SUBNETS = {"front": "172.18.0", "back": "172.19.0"}  # .1 is the gateway; containers get .2 and up
+ROUTER_CONFIG = "/etc/nginx/router.conf"
+WORKERS = 2  # nginx worker processes per configuration generation
+SERVER_LINE = re.compile(r"server (\d{1,3}(?:\.\d{1,3}){3}):(\d+)( [a-z_]+(=\S+)?)*;")
 
 
 @dataclass(frozen=True)
@@ -51,10 +71,21 @@ class Called:
 
 
 def is_read(argv: Sequence[str]) -> bool:
-    """A command that only reads (a fact): ps, inspect, config, port, version, git, test, probes, fetch."""
+    """A command that only reads (a fact): ps, inspect, config, port, version, git, test, probes, fetch.
+    The proxy's ``nginx -t`` and ``nginx -s reload`` are steps of a plan, not facts."""
     if tuple(argv[:2]) == ("docker", "compose"):
         return compose_sub(argv)[0] in READ_COMPOSE
+    if tuple(argv[:2]) == ("docker", "exec"):
+        return exec_parts(argv)[1][:1] != ("nginx",)
     return argv[0] in ("git", "test", "fetch") or shlex.join(argv).startswith(READ_COMMANDS)
+
+
+def exec_parts(argv: Sequence[str]) -> tuple[str, Argv]:
+    """A ``docker exec`` command's container and the command run in it."""
+    rest = list(argv[2:])
+    while rest and rest[0].startswith("-"):
+        rest.pop(0)
+    return (rest[0], tuple(rest[1:])) if rest else ("", ())
 
 
 def compose_sub(argv: Sequence[str]) -> tuple[str, list[str]]:
@@ -72,12 +103,24 @@ class Container:
     number: int
     image: str
     state: str = "running"
-    health: str = "healthy"
+    health: str = "healthy"  # Docker's healthcheck: starting, healthy, unhealthy
     config_hash: str = ""
     version: str = ""
+    ips: dict[str, str] = field(default_factory=dict)  # network -> address, while it runs
+    warmup: int = 0  # inspections left before its app answers (and its healthcheck says healthy)
+    stuck: bool = False  # its app never answers; its healthcheck stays "starting"
+    probed: bool = False  # its health path answered a probe from the proxy (or an earlier deploy's)
+    probed_at: int | None = None  # the engine's command count at its first probe that passed
+    routed_at: int | None = None  # ... at the first (re)load of the proxy that routed it
+    upstreams: str | None = None  # the proxy: the folder its routing file is mounted from (NGINX_UPSTREAMS_DIR)
 
     def name(self, project: str) -> str:
         return f"{project}-{self.service}-{self.number}"
+
+    @property
+    def ready(self) -> bool:
+        """Running, and its app answers its health path."""
+        return self.state == "running" and self.health != "unhealthy" and not self.stuck and self.warmup == 0
 
     def inspect(self, project: str) -> dict:
         running = self.state == "running"
@@ -92,8 +135,20 @@ class Container:
             "State": {"Status": self.state, "Running": running, "ExitCode": 0 if running else 143,
                       "StartedAt": "2026-01-02T03:04:05.123456789Z",
                       **({"Health": {"Status": self.health, "Log": [{"Output": f"fake check: {self.health}"}]}} if running else {})},
-            "NetworkSettings": {"Ports": ports},
+            "NetworkSettings": {"Ports": ports, "Networks": {
+                f"{project}_{n}": {"Aliases": [self.name(project), self.service], "IPAddress": self.ips.get(n, "") if running else ""}
+                for n in NETWORKS.get(self.service, ())}},
         }
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A moment the routing guarantee was broken: ``kind`` (routed-gone, routed-stranger,
+    routed-unready, stopped-while-routed, stopped-before-drained, unprobed), what, and
+    the command during which it happened."""
+    kind: str
+    detail: str
+    during: str
 
 
 @dataclass
@@ -183,7 +238,19 @@ class FakeEngine:
         self.files: dict[str, bytes] = {}
         self.dirs: set[str] = set()
         self.unhealthy: set[str] = set()  # APP_VERSIONs whose new app containers come up unhealthy
+        self.stuck: set[str] = set()  # APP_VERSIONs whose new app containers never answer (health: starting)
+        self.warmup = 0  # inspections a new app container takes before it answers
+        self.revision: dict[str, str] = {}  # a service's compose configuration changed (its config hash too)
+        self.drain_polls = 0  # polls of the old workers that still see them after a reload
         self.failures: list[Failure] = []
+        # The proxy's routing: "ip:port" -> the id of the container that held the address when
+        # nginx (re)loaded the file ("" if none did); None while no proxy runs.
+        self.routed: dict[str, str] | None = None
+        self.reloads: list[dict[str, list[str]]] = []  # each reload's routing: service -> container names
+        self.draining: list[list] = []  # earlier configurations' workers: [polls left, container ids]
+        self.violations: list[Violation] = []
+        self._seen: set[tuple[str, str]] = set()
+        self.count = 0  # commands run so far (the order of probes and reloads)
         self._ids = 0
         self._lock = threading.RLock()
 
@@ -199,17 +266,50 @@ class FakeEngine:
     def make_unhealthy(self, version: str) -> None:
         self.unhealthy.add(version)
 
+    def never_ready(self, version: str) -> None:
+        """New app containers of ``version`` start and never answer (their health stays "starting")."""
+        self.stuck.add(version)
+
     def image_ref(self, service: str, env: Mapping[str, str]) -> str:
         if service in STATELESS:
             registry, ns = env.get("DOCKER_REGISTRY") or "local", env.get("DOCKER_NAMESPACE") or "myapp"
             return f"{registry}/{ns}/{service}:{env.get('APP_VERSION') or 'latest'}"
         return env.get(f"{service.upper()}_IMAGE") or DEFAULT_IMAGES[service]
 
+    def config_hash(self, service: str, env: Mapping[str, str]) -> str:
+        """What Compose labels a container of ``service`` made now with: its image and configuration."""
+        rev = self.revision.get(service)
+        return _hash(service, self.image_ref(service, env), *([rev] if rev else []))
+
     def start(self, services: Sequence[str], env: Mapping[str, str], counts: Mapping[str, int] | None = None) -> None:
-        """Seed running containers (``counts`` or the replicas) of ``services`` with ``env``'s images."""
-        for s in services:
-            for _ in range((counts or {}).get(s, self.replicas.get(s, 1))):
-                self._create(s, env)
+        """Seed running containers (``counts`` or the replicas) of ``services`` with ``env``'s
+        images: what an earlier deploy left, so its app containers passed their probe, and a
+        proxy among them routes every running app container (its routing file written into
+        NGINX_UPSTREAMS_DIR when ``env`` names it)."""
+        with self._lock:
+            for s in services:
+                for _ in range((counts or {}).get(s, self.replicas.get(s, 1))):
+                    c = self._create(s, env)
+                    c.probed, c.warmup = True, 0
+                    if c.health == "starting" and not c.stuck:
+                        c.health = "healthy"
+            proxy = self.proxy()
+            if proxy is not None and proxy.upstreams is not None:
+                self.files[f"{proxy.upstreams}/{routing.POOLS_FILE.rsplit('/', 1)[-1]}"] = self.render_routing().encode()
+                self._proxy_started(proxy)
+
+    def wipe(self) -> None:
+        """Nothing on the host any more: no containers (no proxy, so no routing), no files."""
+        with self._lock:
+            self.containers.clear()
+            self.files.clear()
+            self.routed, self.draining = None, []
+
+    def render_routing(self) -> str:
+        """The routing file of every running app container, as the tasks render it."""
+        pools = [routing.Pool(s, APP_PORT, tuple(c.ips["front"] for c in sorted(self.running(s), key=lambda c: c.number)))
+                 for s in STATELESS]
+        return routing.render(pools)
 
     def running(self, service: str | None = None) -> list[Container]:
         return [c for c in self.containers if c.state == "running" and (service is None or c.service == service)]
@@ -221,15 +321,37 @@ class FakeEngine:
     def commands(self) -> list[Argv]:
         return [c.argv for c in self.journal if c.host == self.name]
 
+    def proxy(self) -> Container | None:
+        return next((c for c in self.containers if c.service == "nginx" and c.state == "running"), None)
+
+    def holder(self, ip: str) -> Container | None:
+        """The container that has ``ip`` now (on any network: the subnets differ)."""
+        return next((c for c in self.containers if ip in c.ips.values()), None)
+
+    def routed_containers(self, service: str | None = None) -> list[Container]:
+        """The containers the proxy routes to now (per its last load), by service and number."""
+        held = [self.holder(a.rsplit(":", 1)[0]) for a in (self.routed or {})]
+        return sorted((c for c in held if c and (service is None or c.service == service)), key=lambda c: (c.service, c.number))
+
+    def routed_names(self, service: str | None = None) -> list[str]:
+        return [c.name(self.project) for c in self.routed_containers(service)]
+
+    def pools_text(self) -> str | None:
+        """The routing file the proxy reads (None: no proxy, or no file)."""
+        proxy = self.proxy()
+        return self.read_text(f"{proxy.upstreams}/pools.conf") if proxy and proxy.upstreams else None
+
     # --- the Target protocol ------------------------------------------------------------
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, hide: bool = True, warn: bool = False,
             pty: bool = False, timeout: float | None = None) -> Result:
         argv = tuple(argv)
         with self._lock:
             self.journal.append(Called(self.name, argv, dict(env or {})))
+            self.count += 1
             failure = self._failure(argv)
             if failure is None or failure.partial:
                 out, err, code = self._simulate(argv, self._env(argv, env))
+                self._audit(argv)
             if failure:
                 out, err, code = "", failure.stderr, failure.exited
         result = Result(stdout=out, stderr=err, command=shlex.join(argv), exited=code, hide=("stdout", "stderr"))
@@ -251,15 +373,21 @@ class FakeEngine:
         return FakeProcess(answer=psql_answer if "psql" in argv else None)
 
     def fetch(self, port: int, path: str, timeout: float = 5.0) -> HttpResponse:
+        """HTTP through the proxy: its own /nginx-health, /api/ to a ready backend it routes,
+        the rest to a ready web container it routes (502 when it routes none)."""
         argv = ("fetch", str(port), path)
         with self._lock:
             self.journal.append(Called(self.name, argv))
             failure = self._failure(argv)
-        if failure:
-            return HttpResponse(502, b"", failure.stderr)
-        if port != PUBLISHED or not self.running("nginx"):
-            return HttpResponse(0, b"", "connection refused")
-        return HttpResponse(200, b"ok")
+            if failure:
+                return HttpResponse(502, b"", failure.stderr)
+            if port != PUBLISHED or self.proxy() is None:
+                return HttpResponse(0, b"", "connection refused")
+            if path == "/nginx-health":
+                return HttpResponse(200, b"ok")
+            service = "backend" if path.startswith("/api/") else "web"
+            ready = [c for c in self.routed_containers(service) if c.ready]
+            return HttpResponse(200, b"ok") if ready else HttpResponse(502, b"", "502 Bad Gateway")
 
     def read_text(self, path: str) -> str | None:
         data = self.files.get(path)
@@ -302,13 +430,93 @@ class FakeEngine:
         self._ids += 1
         image = self.image_ref(service, env)
         version = env.get("APP_VERSION", "") if service in STATELESS else ""
-        health = "unhealthy" if service in STATELESS and version in self.unhealthy else "healthy"
+        app = service in STATELESS
+        stuck = app and version in self.stuck
+        warmup = self.warmup if app else 0
+        health = "unhealthy" if app and version in self.unhealthy else "starting" if stuck or warmup else "healthy"
         taken = [c.number for c in self.containers if c.service == service]
         c = Container(hashlib.sha256(f"{self.name}{self._ids}".encode()).hexdigest(), service,
-                      number or max(taken, default=0) + 1, image, health=health, config_hash=_hash(service, image), version=version)
+                      number or max(taken, default=0) + 1, image, health=health, config_hash=self.config_hash(service, env),
+                      version=version, warmup=warmup, stuck=stuck,
+                      upstreams=env.get("NGINX_UPSTREAMS_DIR") if service == "nginx" else None)
         self.containers.append(c)
+        self._connect(c)
         self.images.setdefault(image, _hash("id", image))
         return c
+
+    def _connect(self, c: Container) -> None:
+        """An address on each of its networks: the lowest free one (Docker reuses freed ones)."""
+        for net in NETWORKS.get(c.service, ()):
+            taken = {x.ips.get(net) for x in self.containers if x is not c}
+            c.ips[net] = next(f"{SUBNETS[net]}.{n}" for n in range(2, 255) if f"{SUBNETS[net]}.{n}" not in taken)
+
+    def _stopping(self, containers: Iterable[Container], how: str) -> None:
+        """``containers`` stop (or go): their addresses are freed. One the proxy routes, or
+        one an earlier configuration's workers still send requests to, is a violation; a
+        proxy that stops routes nothing."""
+        for c in containers:
+            if c.state != "running":
+                continue
+            name = c.name(self.project)
+            if self.routed is not None and c.id in self.routed.values():
+                self._violate("stopped-while-routed", f"{name} {how} while the proxy routes it")
+            if any(c.id in ids for polls, ids in self.draining if polls > 0):
+                self._violate("stopped-before-drained", f"{name} {how} while nginx's old workers still send it requests")
+            c.state, c.ips = "exited", {}
+            if c.service == "nginx":
+                self.routed, self.draining = None, []
+
+    def _violate(self, kind: str, detail: str, during: str = "") -> None:
+        if (kind, detail) not in self._seen:
+            self._seen.add((kind, detail))
+            self.violations.append(Violation(kind, detail, during or (shlex.join(self.journal[-1].argv) if self.journal else "")))
+
+    def _audit(self, argv: Argv) -> None:
+        """After each command: every routed address still belongs to the container it was
+        routed to, which runs and answers."""
+        for address, cid in (self.routed or {}).items():
+            c = self.holder(address.rsplit(":", 1)[0])
+            if c is None or c.id != cid:
+                self._violate("routed-gone" if c is None else "routed-stranger",
+                              f"{address} is routed but {'no container has it' if c is None else c.name(self.project) + ' has it now'}",
+                              shlex.join(argv))
+            elif not c.ready:
+                self._violate("routed-unready", f"{address} is routed but {c.name(self.project)} is not ready ({c.state}, {c.health})",
+                              shlex.join(argv))
+
+    def _pools_file(self, proxy: Container) -> str | None:
+        return self.read_text(f"{proxy.upstreams}/pools.conf") if proxy.upstreams else None
+
+    def _load(self, proxy: Container, reload: bool) -> None:
+        """The proxy's router reads its routing file (valid: ``nginx_check``)."""
+        text = self._pools_file(proxy) or ""
+        before = self.routed or {}
+        routed = {}
+        for addresses in routing.parse(text).values():
+            for address in addresses:
+                holder = self.holder(address.rsplit(":", 1)[0])
+                routed[address] = holder.id if holder else ""
+                if holder and holder.routed_at is None:
+                    holder.routed_at = self.count
+                if reload and holder and holder.id not in before.values() and not holder.probed:
+                    self._violate("unprobed", f"{holder.name(self.project)} routed before a probe from the proxy passed")
+        if reload and before and self.drain_polls:
+            self.draining.append([self.drain_polls, set(before.values())])
+        self.routed = routed
+        self.reloads.append({s: [c.name(self.project) for c in self.routed_containers(s)] for s in STATELESS})
+
+    def _proxy_started(self, proxy: Container) -> str | None:
+        """A proxy starting loads its routing; it exits when the file is missing or invalid."""
+        self.routed, self.draining = None, []
+        if proxy.upstreams is None:  # the by-hand routing (compose/nginx/upstreams): service names, resolved now
+            self.routed = {f"{c.ips['front']}:{APP_PORT}": c.id for s in STATELESS for c in self.running(s)}
+            return None
+        error = nginx_check(self._pools_file(proxy))
+        if error:
+            proxy.state, proxy.ips = "exited", {}
+            return error
+        self._load(proxy, reload=False)
+        return None
 
     def _untar(self, directory: str, data: bytes) -> None:
         with tarfile.open(fileobj=io.BytesIO(data)) as tar, self._lock:
@@ -318,6 +526,54 @@ class FakeEngine:
 
     def _find(self, ref: str) -> Container | None:
         return next((c for c in self.containers if ref in (c.id, c.id[:12], c.name(self.project))), None)
+
+    def _exec(self, argv: Argv) -> tuple[str, str, int]:
+        """``docker exec``: the proxy's nginx (-t, reload), its probes (wget by address, the
+        old workers' count), or anything else in a running container."""
+        ref, inner = exec_parts(argv)
+        inside = self._find(ref)
+        if inside is None:
+            return "", f"Error response from daemon: No such container: {ref}", 1
+        if inside.state != "running":
+            return "", f"Error response from daemon: container {inside.id} is not running", 1
+        if inner[:1] == ("nginx",) and inside.service == "nginx":
+            return self._nginx(inside, inner)
+        if inner[:1] == ("wget",):
+            return self._wget(inside, inner[-1])
+        if inner[:2] == ("sh", "-c") and "shutting down" in inner[2]:
+            alive = [d for d in self.draining if d[0] > 0]
+            for d in alive:
+                d[0] -= 1
+            self.draining = [d for d in self.draining if d[0] > 0]
+            return f"{len(alive) * WORKERS}\n", "", 0
+        return "", "", 0
+
+    def _nginx(self, proxy: Container, inner: Argv) -> tuple[str, str, int]:
+        if "-c" not in inner or inner[inner.index("-c") + 1] != ROUTER_CONFIG:
+            return "", "", 0  # the front nginx: it does not route (and a reload changes nothing)
+        error = nginx_check(self._pools_file(proxy))
+        if error:
+            return "", f"nginx: [emerg] {error}\nnginx: configuration file {ROUTER_CONFIG} test failed", 1
+        if "-t" in inner:
+            return "", "", 0
+        if inner[-2:] == ("-s", "reload"):
+            self._load(proxy, reload=True)
+            return "", "", 0
+        return "", f"fake engine: unknown nginx command: {shlex.join(inner)}", 127
+
+    def _wget(self, proxy: Container, url: str) -> tuple[str, str, int]:
+        host, _, rest = url.removeprefix("http://").partition(":")
+        port, _, path = rest.partition("/")
+        target = self.holder(host)
+        reachable = target is not None and any(ip == host and net in proxy.ips for net, ip in target.ips.items())
+        if not reachable or target is None or port != str(APP_PORT):  # not on a network the proxy is on
+            return "", f"wget: can't connect to remote host ({host}): Connection refused", 1
+        if "/" + path != HEALTH_PATH or not target.ready:
+            return "", "wget: server returned error: HTTP/1.1 503 Service Unavailable", 1
+        target.probed = True
+        if target.probed_at is None:
+            target.probed_at = self.count
+        return "", "", 0
 
     def _simulate(self, argv: Argv, env: Mapping[str, str]) -> tuple[str, str, int]:
         if argv[:2] == ("docker", "compose") and len(argv) > 2 and argv[2] != "version":
@@ -330,22 +586,24 @@ class FakeEngine:
         if head == ("docker", "ps"):
             return "".join(c.id + "\n" for c in self.containers), "", 0
         if head == ("docker", "inspect"):
-            found = [c.inspect(self.project) for c in map(self._find, rest[2:]) if c]
+            seen = [c for c in map(self._find, rest[2:]) if c]
+            for c in seen:  # time passes: a starting app gets ready
+                if c.state == "running" and c.warmup:
+                    c.warmup -= 1
+                    if not c.warmup and c.health == "starting" and not c.stuck:
+                        c.health = "healthy"
+            found = [c.inspect(self.project) for c in seen]
             return (json.dumps(found), "", 0) if found else ("[]", "Error: No such container", 1)
         if head in (("docker", "stop"), ("docker", "rm")):
             names = [a for a in rest if not a.startswith("-")]
             gone = [n for n in names if not self._find(n)]
-            for c in filter(None, map(self._find, names)):
-                if head[1] == "stop":
-                    c.state = "exited"
-                else:
-                    self.containers.remove(c)
+            found = list(filter(None, map(self._find, names)))
+            self._stopping(found, "stopped" if head[1] == "stop" else "removed")
+            if head[1] == "rm":
+                self.containers = [c for c in self.containers if c not in found]
             return "", "".join(f"Error: No such container: {n}\n" for n in gone), 1 if gone else 0
         if head == ("docker", "exec"):
-            inside = self._find(next(a for a in rest if not a.startswith("-")))
-            target = self._find(argv[-1].split("//", 1)[-1].split(":", 1)[0]) if "wget" in argv else inside
-            ok = all(c and c.state == "running" and c.health != "unhealthy" for c in (inside, target))
-            return ("", "", 0) if ok else ("", "wget: server returned error", 1)
+            return self._exec(argv)
         if head == ("docker", "logs"):
             return "fake log line\n", "", 0
         if head == ("docker", "tag"):
@@ -404,11 +662,13 @@ class FakeEngine:
         every = [*STATELESS, "nginx", "postgres", "redis"]
         if sub == "config" and "--hash" in args:
             wanted = args[args.index("--hash") + 1].split(",")
-            return "".join(f"{s} {_hash(s, self.image_ref(s, env))}\n" for s in wanted), "", 0
+            return "".join(f"{s} {self.config_hash(s, env)}\n" for s in wanted), "", 0
         if sub == "config" and "json" in args:
-            config = {s: {"image": self.image_ref(s, env), **({"deploy": {"replicas": self.replicas[s]}} if s in self.replicas else {})}
+            config = {s: {"image": self.image_ref(s, env), "networks": {n: None for n in NETWORKS[s]},
+                          **({"deploy": {"replicas": self.replicas[s]}} if s in self.replicas else {})}
                       for s in every}
-            return json.dumps({"name": self.project, "services": config}), "", 0
+            networks = {n: {"name": f"{self.project}_{n}"} for n in SUBNETS}
+            return json.dumps({"name": self.project, "services": config, "networks": networks}), "", 0
         if sub == "config":
             return "", "", 0
         if sub == "port":
@@ -425,34 +685,101 @@ class FakeEngine:
         if sub == "up":
             return self._up(services or every, args, env)
         if sub in ("stop", "down", "rm"):
-            for c in [c for c in self.containers if not services or c.service in services]:
-                if sub == "stop":
-                    c.state = "exited"
-                elif sub == "down" or c.state != "running":
-                    self.containers.remove(c)
+            chosen = [c for c in self.containers if not services or c.service in services]
+            if sub == "down":
+                self._stopping(sorted(chosen, key=lambda c: c.service != "nginx"), "stopped by compose down")
+            elif sub == "stop":
+                self._stopping(chosen, "stopped by compose stop")
+            self.containers = [c for c in self.containers if c not in chosen or (sub == "stop" or (sub == "rm" and c.state == "running"))]
             return "", "", 0
         return "", f"fake engine: unknown compose command: {sub}", 127
 
     def _up(self, services: Sequence[str], args: Sequence[str], env: Mapping[str, str]) -> tuple[str, str, int]:
         scale = dict(a.split("=") for a in args if "=" in a)
         fresh: list[Container] = []
+        started: list[Container] = []
         for s in services:
             want = int(scale.get(s, self.replicas.get(s, 1)))
             mine = sorted((c for c in self.containers if c.service == s), key=lambda c: c.number)
             for k, c in enumerate(mine[:want]):
-                if "--no-recreate" not in args and c.config_hash != _hash(s, self.image_ref(s, env)):
-                    self.containers.remove(c)  # recreated in place: the config (image) changed
+                if "--no-recreate" not in args and c.config_hash != self.config_hash(s, env):
+                    self._stopping([c], "recreated by compose")  # recreated in place: the config (image) changed
+                    self.containers.remove(c)
                     mine[k] = self._create(s, env, c.number)
                     fresh.append(mine[k])
-                elif c.state != "running":  # Compose starts stopped containers again
-                    c.state = "running"
+                elif c.state != "running":  # Compose starts stopped containers again: their apps start anew
+                    c.state, c.probed, c.probed_at, c.routed_at = "running", False, None, None
+                    if s in STATELESS and self.warmup and not c.stuck and c.health != "unhealthy":
+                        c.warmup, c.health = self.warmup, "starting"
+                    self._connect(c)
+                    started.append(c)
             for c in mine[want:]:  # scaled down: the highest numbers go
+                self._stopping([c], "removed by compose (scaled down)")
                 self.containers.remove(c)
             fresh += [self._create(s, env) for _ in range(want - len(mine))]
-        sick = [c.name(self.project) for c in fresh if c.health == "unhealthy"]
+        if "--wait" in args:  # Compose waits until each started container's healthcheck passes
+            for c in [*fresh, *started]:
+                if c.health == "starting" and not c.stuck:
+                    c.warmup, c.health = 0, "healthy"
+        for proxy in [c for c in [*fresh, *started] if c.service == "nginx"]:
+            error = self._proxy_started(proxy)
+            if error:
+                return "", f"container {proxy.name(self.project)} exited (1): nginx: [emerg] {error}", 1
+        sick = [c.name(self.project) for c in [*fresh, *started] if c.health != "healthy" and c.service in STATELESS]
         if "--wait" in args and sick:
             return "", f"container {sick[0]} is unhealthy", 1
         return "", "", 0
+
+
+class Clock:
+    """Time for the waits of the rollout and the routing (``monkeypatch`` it over their
+    ``time``): a sleep passes at once, and a deadline comes after as many polls as it would."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def nginx_check(text: str | None) -> str | None:
+    """What ``nginx -t`` says of the router's config with this routing file (None: valid):
+    an upstream block per app service (router.conf proxies to backend and web), each with
+    a server at an address:port; nothing else."""
+    if text is None:
+        return 'open() "/etc/nginx/upstreams/pools.conf" failed (2: No such file or directory)'
+    upstream: str | None = None
+    servers = 0
+    names = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if upstream is None:
+            words = line.split()
+            if len(words) != 3 or words[0] != "upstream" or words[2] != "{":
+                return f'unknown directive "{words[0]}" in pools.conf:{n}'
+            upstream, servers = words[1], 0
+            names.append(upstream)
+        elif line == "}":
+            if not servers:
+                return f'no servers are inside upstream in pools.conf:{n}'
+            upstream = None
+        elif line.startswith("server "):
+            if not SERVER_LINE.fullmatch(line):
+                return f'invalid server "{line}" in pools.conf:{n}'
+            servers += 1
+        elif not (line.startswith(("keepalive ", "keepalive_timeout ")) and line.endswith(";")):
+            return f'unknown directive "{line.split()[0]}" in pools.conf:{n}'
+    if upstream is not None:
+        return "unexpected end of file, expecting \"}\" in pools.conf"
+    missing = [s for s in STATELESS if s not in names]
+    if missing:
+        return f'host not found in upstream "{missing[0]}" in {ROUTER_CONFIG}'
+    return None
 
 
 def _hash(*parts: str) -> str:

@@ -1,5 +1,5 @@
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from deploy.engine.facts import (
     desired_replicas,
@@ -39,7 +39,7 @@ def test_parse_inspect_reads_every_field():
     assert c.name == "myapp-backend-2"
     assert (c.service, c.number, c.state, c.health) == ("backend", 2, "running", "healthy")
     assert c.version == "1.2.3"
-    assert c.started_at == datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=UTC)
+    assert c.started_at == datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=timezone.utc)
     assert c.ports == ("127.0.0.1:18080->8080/tcp",)
     assert c.health_log == "ok"
     assert c.ok
@@ -73,7 +73,7 @@ def test_parse_inspect_orders_by_service_and_number():
 def test_parse_time():
     assert parse_time("0001-01-01T00:00:00Z") is None
     assert parse_time("") is None
-    assert parse_time("2026-01-02T03:04:05+02:00") == datetime(2026, 1, 2, 1, 4, 5, tzinfo=UTC)
+    assert parse_time("2026-01-02T03:04:05+02:00") == datetime(2026, 1, 2, 1, 4, 5, tzinfo=timezone.utc)
 
 
 def test_parse_stats():
@@ -121,3 +121,23 @@ def test_identity_prefers_the_pushed_digest():
     assert parse_identity(line, "127.0.0.1:5000/shop/backend") == "127.0.0.1:5000/shop/backend@sha256:abc"
     assert parse_identity("[] sha256:1234", "local/shop/web") == "sha256:1234"
     assert parse_identity("<no value> sha256:1234", "local/shop/web") == "sha256:1234"
+
+
+def test_parse_inspect_reads_the_address_on_each_network():
+    networks = {"Ports": {}, "Networks": {"myapp_front": {"IPAddress": "172.18.0.3", "Aliases": ["backend"]},
+                                          "myapp_back": {"IPAddress": "172.19.0.7"}}}
+    (c,) = parse_inspect(json.dumps([container(NetworkSettings=networks)]))
+    assert c.addresses == (("myapp_back", "172.19.0.7"), ("myapp_front", "172.18.0.3"))
+    assert c.address_on(["myapp_front"]) == "172.18.0.3"
+    assert c.address_on(["other", "myapp_back", "myapp_front"]) == "172.19.0.7"  # the first of them it is on
+    assert c.address_on(["other"]) is None and c.address_on([]) is None
+
+
+def test_a_stopped_container_has_no_address():
+    stopped = container(State={"Status": "exited", "Running": False, "ExitCode": 0},
+                        NetworkSettings={"Networks": {"myapp_front": {"IPAddress": ""}, "myapp_back": None}})
+    (c,) = parse_inspect(json.dumps([stopped]))
+    assert c.addresses == (("myapp_back", ""), ("myapp_front", ""))
+    assert c.address_on(["myapp_front", "myapp_back"]) is None
+    (bare,) = parse_inspect(json.dumps([container(NetworkSettings={})]))
+    assert bare.addresses == () and bare.address_on(["myapp_front"]) is None

@@ -1,10 +1,10 @@
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from deploy.engine.facts import Container
 from deploy.stack.health import container_checks, replica_checks
 from deploy.stack.status import human_duration, summarize
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 
 
 def ctr(service, n, state="running", health="healthy", version="1.0.0", started=60, ports=()):
@@ -44,3 +44,63 @@ def test_human_duration():
     assert human_duration(timedelta(seconds=250)) == "4m10s"
     assert human_duration(timedelta(hours=2, minutes=5)) == "2h05m"
     assert human_duration(timedelta(days=3, hours=4)) == "3d04h"
+
+
+def test_a_routed_service_is_ok_only_when_the_routing_lists_every_running_container():
+    cs = [ctr("backend", 1), ctr("backend", 2), ctr("web", 1), ctr("nginx", 1, health="")]
+    desired = {"backend": 2, "web": 1, "nginx": 1}
+    by = {s.service: s for s in summarize(["backend", "web", "nginx"], cs, desired, now=NOW, routed={"backend": 1, "web": 1})}
+    assert (by["backend"].routed, by["backend"].ok) == (1, False)
+    assert (by["web"].routed, by["web"].ok) == (1, True)
+    assert (by["nginx"].routed, by["nginx"].ok) == (None, True)  # not a routed service
+    assert all(s.routed is None and s.ok for s in summarize(["web", "nginx"], cs, desired, now=NOW))
+
+
+# --- routing_checks: the proxy's routing file against the containers (on the fake engine) ----------
+def routed_stack(fake_settings):
+    from deploy.engine.ops import Executor
+    from deploy.engine.stack import Stack
+    from deploy.stack import routing
+    from tests.unit.fake_engine import FakeEngine
+
+    engine = FakeEngine()
+    stack = Stack(fake_settings, engine)
+    engine.start(["backend", "web", "nginx", "postgres", "redis"], {**stack.command_env, "APP_VERSION": "1.0.0"})
+    Executor(say=lambda _: None)(routing.route(stack))
+    return engine, stack
+
+
+def checks_of(stack):
+    from deploy.stack.health import routing_checks
+
+    return [(c.subject, c.ok, c.detail) for c in routing_checks(stack, stack.containers())]
+
+
+def test_routing_checks_pass_when_the_routing_lists_the_ready_containers(fake_settings):
+    engine, stack = routed_stack(fake_settings)
+    assert checks_of(stack) == [("backend routing", True, "2 container(s) routed"), ("web routing", True, "1 container(s) routed")]
+
+
+def test_routing_checks_name_a_routed_container_that_stopped_or_is_unhealthy(fake_settings):
+    engine, stack = routed_stack(fake_settings)
+    engine.run(["docker", "stop", "myapp-backend-2"])  # Docker frees its address: to the facts it is gone
+    next(c for c in engine.containers if c.service == "web").health = "unhealthy"
+    assert checks_of(stack) == [
+        ("backend routing", False, "routed but not ready: 172.18.0.3:3000 (gone); inv up re-routes"),
+        ("web routing", False, "routed but not ready: 172.18.0.4:3000 (myapp-web-1: running); inv up re-routes")]
+    assert [v.kind for v in engine.violations] == ["stopped-while-routed", "routed-gone", "routed-unready"]  # the fake saw it too
+
+
+def test_routing_checks_name_ready_containers_left_out(fake_settings):
+    engine, stack = routed_stack(fake_settings)
+    engine.run(["docker", "compose", "-p", "myapp", "up", "-d", "--no-recreate", "--scale", "web=2", "web"], env=stack.command_env)
+    assert checks_of(stack)[1] == ("web routing", False, "1 ready container(s) not routed; inv up re-routes")
+
+
+def test_routing_checks_say_nothing_without_a_routing_file(fake_settings):
+    from deploy.engine.stack import Stack
+    from tests.unit.fake_engine import FakeEngine
+
+    engine = FakeEngine()
+    engine.start(["backend", "web", "nginx"], dict(fake_settings.env))
+    assert checks_of(Stack(fake_settings, engine)) == []

@@ -1,0 +1,375 @@
+"""Health-gated routing (deploy.stack.routing): the routing file, pure; then the guarantee
+it gives, on the recording fake engine, through deploys, rollbacks, scaling and ``up``.
+
+The guarantee, checked by the fake after every command (``FakeEngine.violations``):
+nginx never routes (per its last load of the routing file) an address whose container is
+gone, another one, or not running and ready; no container is stopped while it is routed
+or while nginx's workers of an earlier routing still send it requests; a reload routes a
+container only once a probe from the proxy reached it. The fake's new app containers
+take a few inspections to answer (``warmup``) and nginx's old workers a few polls to
+finish (``drain_polls``), so a workflow that routed too early or stopped too soon is seen.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import pytest
+from invoke.exceptions import Exit
+
+from deploy.engine.facts import Container
+from deploy.engine.ops import Executor
+from deploy.engine.stack import UPSTREAMS_DIR, Stack
+from deploy.fleet import local_fleet
+from deploy.release.deploy import DeployOptions, deploy
+from deploy.release.rollback import rollback
+from deploy.stack import lifecycle, routing, scale
+from deploy.stack import rollout as rollout_module
+from deploy.state import history
+from deploy.state.history import Release
+from deploy.versions import parse
+from tests.unit.fake_engine import STATELESS, Clock, FakeEngine, compose_sub, nginx_check
+
+OLD, NEW = "1.0.0", "2.0.0"
+APP = ["backend", "web", "nginx"]
+DB = ["postgres", "redis"]
+NETS = ("myapp_front",)
+
+
+# --- the routing file (pure) ----------------------------------------------------------------
+def test_render_and_parse_round_trip():
+    pools = [routing.Pool("backend", 3000, ("172.18.0.3", "172.18.0.4")), routing.Pool("web", 8000, ("172.18.0.5",))]
+    text = routing.render(pools)
+    assert routing.parse(text) == {"backend": ["172.18.0.3:3000", "172.18.0.4:3000"], "web": ["172.18.0.5:8000"]}
+    assert "upstream backend {" in text and f"keepalive {routing.KEEPALIVE};" in text
+    assert "server 172.18.0.3:3000 max_fails=1 fail_timeout=2s;" in text.splitlines()[3]
+    assert nginx_check(text) is None  # what nginx -t accepts (the fake's rules)
+
+
+def test_an_empty_pool_renders_a_down_server_and_parses_as_empty():
+    text = routing.render([routing.Pool("backend", 3000, ()), routing.Pool("web", 3000, ("172.18.0.2",))])
+    block = text[text.index("upstream backend"):text.index("upstream web")]
+    assert [line.strip() for line in block.splitlines() if line.strip().startswith("server")] == ["server 127.0.0.1:9 down;"]
+    assert routing.parse(text) == {"backend": [], "web": ["172.18.0.2:3000"]}
+    assert nginx_check(text) is None  # an upstream without a server would not be
+
+
+def test_parse_reads_the_by_hand_file_and_nothing_of_comments():
+    assert routing.parse("# upstream x {\n#    server 1.2.3.4:5;\n") == {}
+    assert routing.parse("upstream web {\n    server web:3000;\n}\n") == {"web": ["web:3000"]}
+
+
+def ctr(service: str, n: int, state: str = "running", health: str = "healthy",
+        addresses: tuple[tuple[str, str], ...] | None = None) -> Container:
+    ip = {"backend": 10, "web": 20, "nginx": 30, "postgres": 40}[service] + n
+    nets = addresses if addresses is not None else (("myapp_back", f"172.19.0.{ip}"), ("myapp_front", f"172.18.0.{ip}"))
+    return Container(id=f"{service}{n}", name=f"myapp-{service}-{n}", service=service, number=n, state=state, health=health,
+                     image=f"ns/{service}:1", version="1", started_at=None, ports=(), exit_code=0, health_log="",
+                     addresses=nets if state == "running" else tuple((net, "") for net, _ in nets))
+
+
+def test_pools_picks_running_not_unhealthy_not_leaving_containers_on_the_proxys_networks(config):
+    containers = [
+        ctr("backend", 1), ctr("backend", 2, health="starting"), ctr("backend", 3, health="unhealthy"),
+        ctr("backend", 4, state="exited"), ctr("backend", 5), ctr("backend", 6, addresses=(("myapp_back", "172.19.0.99"),)),
+        ctr("backend", 7, health=""), ctr("web", 1), ctr("web", 2), ctr("nginx", 1), ctr("postgres", 1),
+    ]
+    pools = routing.pools(config, containers, NETS, leaving={"myapp-backend-5", "myapp-web-2"})
+    assert pools == [routing.Pool("backend", 3000, ("172.18.0.11", "172.18.0.12", "172.18.0.17")),
+                     routing.Pool("web", 3000, ("172.18.0.21",))]
+    # the address on the first of the proxy's networks the container is on
+    assert routing.pools(config, [ctr("backend", 1)], ("myapp_back", "myapp_front"))[0].addresses == ("172.19.0.11",)
+    assert [p.addresses for p in routing.pools(config, [], NETS)] == [(), ()]
+
+
+def test_victims_are_the_highest_numbered_running_containers():
+    containers = [ctr("backend", n) for n in range(1, 11)] + [ctr("backend", 11, state="exited"), ctr("web", 1), ctr("web", 2)]
+    assert scale.victims(containers, {"backend": 3, "web": 2}) == [f"myapp-backend-{n}" for n in range(4, 11)]
+    assert scale.victims(containers, {"backend": 9}) == ["myapp-backend-10"]  # by number, not by name
+    assert scale.victims(containers, {"backend": 12, "web": 0}) == ["myapp-web-1", "myapp-web-2"]
+
+
+# --- the guarantee, on the fake engine ----------------------------------------------------------
+@pytest.fixture(autouse=True)
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(rollout_module, "time", clock)
+    monkeypatch.setattr(routing, "time", clock)
+    monkeypatch.setattr(rollout_module, "POLL_SECONDS", 2.0)
+    return clock
+
+
+class Host:
+    """The local engine serving OLD (routed by an earlier deploy), with apps that take
+    ``warmup`` inspections to answer and nginx workers that take 2 polls to finish."""
+
+    def __init__(self, settings, replicas: dict[str, int] | None = None, warmup: int = 3) -> None:
+        self.engine = FakeEngine("local", replicas=replicas)
+        self.stack = Stack(settings, self.engine).with_env(APP_VERSION=OLD)  # pinned to what serves, as the tasks do
+        self.engine.start([*APP, *DB], {**settings.env, "APP_VERSION": OLD,
+                                         "NGINX_UPSTREAMS_DIR": self.stack.state_file(UPSTREAMS_DIR)})
+        self.engine.warmup, self.engine.drain_polls = warmup, 2
+        history.record(self.stack, Release(version=OLD, status="success", started_at="2026-01-01T00:00:00+00:00"))
+        self.said: list[str] = []
+        self.engine.journal.clear()
+
+    def run(self, ops):
+        return Executor(say=self.said.append)(ops)
+
+    def deploy(self, version: str = NEW) -> Release | None:
+        return deploy(local_fleet(self.stack.settings, self.engine), parse(version), DeployOptions(skip_tests=True),
+                      Executor(say=self.said.append))
+
+    def rollback(self) -> Release | None:
+        return rollback(local_fleet(self.stack.settings, self.engine), None, DeployOptions(), Executor(say=self.said.append))
+
+    @property
+    def pools_file(self) -> str | None:
+        return self.engine.read_text(routing.pools_path(self.stack))
+
+    def running(self, service: str | None = None) -> list[str]:
+        return [c.name(self.engine.project) for c in sorted(self.engine.running(), key=lambda c: (c.service, c.number))
+                if c.service in STATELESS and (service is None or c.service == service)]
+
+    def lines(self) -> list[str]:
+        return [c.line for c in self.engine.journal]
+
+
+def guaranteed(host: Host) -> None:
+    """The guarantee held throughout, and the proxy routes exactly the running app
+    containers, as the routing file on disk says."""
+    assert host.engine.violations == []
+    assert host.engine.routed_names() == host.running()
+    on_disk = sorted(a for pool in routing.parse(host.pools_file or "").values() for a in pool)
+    assert on_disk == sorted(host.engine.routed or {})
+
+
+def probed_before_routed(host: Host, names: Sequence[str]) -> None:
+    """Each of ``names`` answered a probe from the proxy (a wget of its address) before the
+    first reload that routed it."""
+    by_name = {c.name(host.engine.project): c for c in host.engine.containers}
+    for name in names:
+        c = by_name[name]
+        assert c.probed_at is not None and c.routed_at is not None and c.probed_at < c.routed_at, name
+
+
+def stop_index(host: Host, name: str) -> int:
+    return next(i for i, c in enumerate(host.engine.journal) if c.argv[:2] == ("docker", "stop") and name in c.argv)
+
+
+def test_a_deploy_routes_new_containers_only_once_ready_and_stops_old_ones_only_once_drained(fake_settings):
+    host = Host(fake_settings)
+    old = host.running()
+    assert host.deploy().status == "success"
+    guaranteed(host)
+    new = host.running()
+    assert not set(new) & set(old) and host.engine.versions("backend") == [NEW, NEW]
+    probed_before_routed(host, new)
+    # the routing an earlier deploy left, then one reload from all old to all new: never a mix, never an empty pool
+    assert host.engine.reloads == [{"backend": old[:2], "web": old[2:]}, {"backend": new[:2], "web": new[2:]}]
+    lines = host.lines()
+    reload = next(i for i, line in enumerate(lines) if line.endswith("-s reload"))
+    polls = [i for i, line in enumerate(lines) if "shutting down" in line]
+    assert len([i for i in polls if i > reload]) == 3  # 2 polls saw the old workers, the third none
+    assert all(stop_index(host, name) > polls[-1] for name in old)
+
+
+def test_a_rollback_keeps_the_guarantee(fake_settings):
+    host = Host(fake_settings)
+    host.deploy()
+    deployed = host.running()
+    host.engine.journal.clear()
+    release = host.rollback()
+    assert (release.version, release.status) == (OLD, "success")
+    guaranteed(host)
+    assert host.engine.versions("backend") == [OLD, OLD] and not set(host.running()) & set(deployed)
+    probed_before_routed(host, host.running())
+
+
+@pytest.mark.parametrize("counts", [(3, 10, 3), (10, 1, 3)])
+def test_scaling_up_and_down_keeps_the_guarantee(fake_settings, counts):
+    first, *then = counts
+    host = Host(fake_settings, replicas={"backend": first, "web": 1})
+    for count in then:
+        before = host.running("backend")
+        host.run(scale.apply(host.stack, {"backend": count}))
+        guaranteed(host)
+        now = host.running("backend")
+        assert len(now) == count and host.stack.saved_scale() == {"backend": count}
+        if count < len(before):  # the highest numbers left the routing, were drained, then stopped
+            assert now == before[:count]
+            reload = max(i for i, line in enumerate(host.lines()) if line.endswith("-s reload"))
+            assert all(stop_index(host, name) > reload for name in before[count:])
+        else:  # the others kept serving; the new ones were routed once ready
+            assert now[:len(before)] == before
+            probed_before_routed(host, now[len(before):])
+        host.engine.journal.clear()
+    assert host.engine.violations == []
+
+
+def test_a_failed_nginx_check_puts_the_previous_routing_back_and_the_old_containers_keep_serving(fake_settings):
+    host = Host(fake_settings)
+    old, previous = host.running(), host.pools_file
+    host.engine.fail_when(lambda argv: argv[:2] == ("docker", "exec") and "-t" in argv and "nginx" in argv,
+                          stderr="nginx: [emerg] invalid number of arguments in \"server\" directive")
+    with pytest.raises(Exit, match="checking the new routing"):
+        host.deploy()
+    assert host.pools_file == previous  # byte for byte
+    guaranteed(host)
+    assert host.running() == old and host.engine.versions("backend") == [OLD, OLD]
+    assert not [line for line in host.lines() if line.endswith("-s reload")]
+    assert host.engine.fetch(8080, "/api/health").status == 200 and host.engine.fetch(8080, "/").status == 200
+    assert any("the routing was not applied" in line for line in host.said)
+    assert history.history(host.stack)[-1].status == "failed"
+
+
+def test_nginx_refuses_an_invalid_routing_file(fake_settings):
+    """The fake's nginx -t (what the test above injects) checks the file for real too."""
+    host = Host(fake_settings)
+    proxy = host.engine.proxy()
+    assert proxy is not None
+    path = routing.pools_path(host.stack)
+    argv = ["docker", "exec", proxy.name("myapp"), "nginx", "-t", "-q", "-c", "/etc/nginx/router.conf"]
+    assert host.engine.run(argv).ok
+    for bad in ["upstream web {\n}\n", "upstream backend {\n    server 172.18.0.2:3000;\n}\n",  # no server; no web
+                "upstream backend {\n    server :3000;\n}\nupstream web {\n    server 172.18.0.4:3000;\n}\n",
+                "upstream backend {\n    server 172.18.0.2:3000;\n"]:
+        host.engine.files[path] = bad.encode()
+        assert not host.engine.run(argv, warn=True).ok, bad
+    del host.engine.files[path]
+    assert "No such file" in host.engine.run(argv, warn=True).stderr
+
+
+@pytest.mark.parametrize("sickness", ["never ready", "unhealthy"])
+def test_a_new_container_that_never_gets_ready_is_removed_and_never_routed(fake_settings, clock, sickness):
+    host = Host(fake_settings)
+    old, previous = host.running(), host.pools_file
+    (host.engine.never_ready if sickness == "never ready" else host.engine.make_unhealthy)(NEW)
+    with pytest.raises(Exit, match="not ready after 180 s"):
+        host.deploy()
+    assert clock.now >= 180
+    guaranteed(host)
+    assert host.running() == old and host.pools_file == previous
+    assert not [c for c in host.engine.containers if c.version == NEW]  # the new ones were removed
+    ever_routed = {name for r in host.engine.reloads for names in r.values() for name in names}
+    assert ever_routed <= set(old)
+    assert not [line for line in host.lines() if line.endswith("-s reload")]
+
+
+def test_up_with_a_changed_backend_config_rolls_it_out_instead_of_recreating_it(fake_settings):
+    host = Host(fake_settings)
+    web = host.running("web")
+    old_backends = host.running("backend")
+    host.engine.revision["backend"] = "a changed environment"
+    host.run(lifecycle.up(host.stack))
+    guaranteed(host)
+    backends = host.running("backend")
+    assert len(backends) == 2 and not set(backends) & set(old_backends)
+    assert host.running("web") == web  # unchanged: left as it is
+    assert all(c.config_hash == host.engine.config_hash("backend", {**fake_settings.env, "APP_VERSION": OLD})
+               for c in host.engine.running("backend"))
+    ups = [c for c in host.engine.journal if c.argv[:2] == ("docker", "compose") and compose_sub(c.argv)[0] == "up"]
+    plain, roll = ups
+    assert "backend" not in plain.argv and "--no-recreate" not in plain.argv  # compose never touches backend
+    assert "--no-recreate" in roll.argv and "backend=4" in roll.argv and roll.argv[-1] == "backend"
+    probed_before_routed(host, backends)
+    assert any("backend changed: replacing their containers without downtime" in line for line in host.said)
+
+
+def test_up_with_nothing_changed_leaves_the_routing_alone(fake_settings):
+    host = Host(fake_settings)
+    previous, routed = host.pools_file, host.engine.routed_names()
+    host.run(lifecycle.up(host.stack))
+    guaranteed(host)
+    assert host.pools_file == previous and host.engine.routed_names() == routed
+    assert not [line for line in host.lines() if "nginx" in line.split() and line.startswith("docker exec")]
+
+
+def test_the_fake_catches_a_workflow_that_routes_too_early_or_stops_too_soon(fake_settings):
+    """The guarantee's checks can fail: a scale that routes its new containers before they
+    answer, and a removal of routed containers without taking them out first."""
+    host = Host(fake_settings)
+    # routes as soon as compose started them: not probed, not answering yet
+    host.engine.run(["docker", "compose", "-p", "myapp", "up", "-d", "--no-recreate", "--scale", "backend=3", "backend"],
+                    env=host.stack.command_env)
+    host.run(routing.route(host.stack))
+    kinds = {v.kind for v in host.engine.violations}
+    assert {"unprobed", "routed-unready"} <= kinds
+    host.engine.violations.clear()
+    # stops a routed container
+    host.run(rollout_module.remove(host.stack, ["myapp-web-1"]))
+    assert "stopped-while-routed" in {v.kind for v in host.engine.violations}
+    assert "routed-gone" in {v.kind for v in host.engine.violations}
+
+
+def test_the_fake_catches_a_stop_before_nginx_drained(fake_settings):
+    host = Host(fake_settings)
+    host.run(routing.route(host.stack, leaving=["myapp-web-1"]))
+    assert host.engine.violations == []  # out of the routing: nothing routes to it now
+    host.run(rollout_module.remove(host.stack, ["myapp-web-1"]))  # but old workers still send it requests
+    assert [v.kind for v in host.engine.violations] == ["stopped-before-drained"]
+
+
+# --- the gaps found while these tests were written (fixed since) ---------------------------------
+def test_a_failed_reload_puts_the_previous_routing_back(fake_settings):
+    """nginx keeps its routing when a reload fails: the file on disk must say the same (its
+    next start reads it), not list the new containers the rollout then removes."""
+    host = Host(fake_settings)
+    previous = host.pools_file
+    host.engine.fail_when(lambda argv: argv[-2:] == ("-s", "reload"), stderr="nginx: [error] kill(31, 1) failed")
+    with pytest.raises(Exit, match="reloading nginx"):
+        host.deploy()
+    assert host.pools_file == previous
+    guaranteed(host)
+    assert host.engine.versions("backend") == [OLD, OLD] and not [c for c in host.engine.containers if c.version == NEW]
+
+
+def test_up_after_an_interrupted_rollout_takes_the_extra_containers_out_of_the_routing_first(fake_settings):
+    """More containers than wanted (a rollout killed after it routed its new ones leaves
+    2N): ``up`` retires the extra ones through the routing; Compose would remove them while
+    routed and without nginx draining them."""
+    host = Host(fake_settings)
+    host.engine.start(["backend", "web"], {**fake_settings.env, "APP_VERSION": OLD}, counts={"backend": 2, "web": 1})
+    host.run(routing.route(host.stack))
+    assert host.engine.violations == [] and len(host.engine.routed_names()) == 6
+    host.run(lifecycle.up(host.stack))
+    guaranteed(host)
+    assert host.running() == ["myapp-backend-1", "myapp-backend-2", "myapp-web-1"]  # the highest numbers went
+
+
+def test_a_stopped_old_container_is_not_started_again_by_a_rollout(fake_settings):
+    """Compose counts a stopped container too and, with --no-recreate, would start it again
+    with its old image: after the deploy, one container would serve the previous version."""
+    host = Host(fake_settings, replicas={"backend": 3, "web": 1})
+    host.run(routing.route(host.stack, leaving=["myapp-backend-3"]))  # one an operator took out and stopped
+    host.run(routing.drained(host.stack, 1))
+    host.engine.run(["docker", "stop", "myapp-backend-3"])
+    assert host.engine.violations == [] and host.running("backend") == ["myapp-backend-1", "myapp-backend-2"]
+    assert host.deploy().status == "success"
+    guaranteed(host)
+    assert host.engine.versions("backend") == [NEW, NEW, NEW]  # deploy.replicas
+    assert not [c for c in host.engine.containers if c.state != "running"]
+
+
+def test_scaling_up_beside_a_stopped_container_routes_it_only_once_ready(fake_settings):
+    """Compose counts a stopped container and starts it again (``up --scale --no-recreate``):
+    it is new to the routing, so it must pass the probe like the containers created."""
+    host = Host(fake_settings, replicas={"backend": 3, "web": 1})
+    host.run(routing.route(host.stack, leaving=["myapp-backend-3"]))
+    host.run(routing.drained(host.stack, 1))
+    host.engine.run(["docker", "stop", "myapp-backend-3"])
+    host.run(scale.apply(host.stack, {"backend": 4}))
+    guaranteed(host)
+    assert len(host.running("backend")) == 4
+    probed_before_routed(host, [n for n in host.running("backend") if n not in ("myapp-backend-1", "myapp-backend-2")])
+
+
+def test_journal_lines_name_containers_by_address_in_probes(fake_settings):
+    """The readiness probe reaches a container at its address on the proxy's network (the
+    way nginx will), not by a name Docker's DNS resolves."""
+    host = Host(fake_settings)
+    host.run(scale.apply(host.stack, {"web": 2}))
+    probes = [c.line for c in host.engine.journal if " wget " in c.line]
+    web2 = next(c for c in host.engine.containers if c.name("myapp") == "myapp-web-2")
+    assert probes and all(re.search(r" http://172\.18\.0\.\d+:3000/health$", p) for p in probes)
+    assert any(web2.ips["front"] in p for p in probes)
