@@ -24,7 +24,7 @@ from deploy.engine.ops import Executor, Ops
 from deploy.engine.stack import Stack
 from deploy.engine.target import Target
 from deploy.errors import fail
-from deploy.output import say, set_host, table
+from deploy.output import say, set_host, styled, table
 from deploy.state import history as releases
 
 T = TypeVar("T")
@@ -164,7 +164,7 @@ class Fleet:
         failed = [o for o in ordered if not o.ok]
         if summary and (len(chosen) > 1 or failed):
             table(f"{what}: {len(chosen) - len(failed)} of {len(chosen)} hosts ok", ["host", "result", "seconds", "detail"],
-                  ((o.host, "[green]ok[/green]" if o.ok else "[red]FAILED[/red]", f"{o.seconds:.1f}", first_line(o.detail))
+                  ((o.host, styled("ok", "green") if o.ok else styled("FAILED", "red"), f"{o.seconds:.1f}", first_line(o.detail))
                    for o in ordered))
         if failed:
             fixes = {line.strip() for o in failed for line in o.detail.splitlines() if line.strip().startswith("fix:")}

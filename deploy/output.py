@@ -1,4 +1,11 @@
-"""Printing tables and findings for people (rich is imported only when printing)."""
+"""Printing tables and findings for people (rich is imported only when printing).
+
+Nothing printed here is ever parsed as rich markup: a plain ``str`` (a message, a table
+cell, a title) is printed exactly as it is, so untrusted text (health output, compose
+errors, queries, paths) shows literally and cannot break printing. Styling is asked for
+with ``Styled`` text, made by ``styled`` and ``mark``: a str (its plain text) that also
+says which of its parts get which style; ``styled(...) + text`` keeps the styles.
+"""
 from __future__ import annotations
 
 import sys
@@ -6,6 +13,8 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+Span = tuple[int, int, str]  # start, end, rich style
 
 WIDTH_WITHOUT_TERMINAL = 160  # rich would wrap to 80 columns in CI logs and pipes
 _print_lock = threading.Lock()  # hosts worked in parallel print whole lines
@@ -28,14 +37,56 @@ def _console() -> Any:
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else WIDTH_WITHOUT_TERMINAL)
 
 
+class Styled(str):
+    """Text styled on purpose: the plain text, and ``spans`` (start, end, rich style).
+
+    Concatenation with ``+`` keeps the styles of both sides (a plain str adds unstyled
+    text); anything else (an f-string, ``str.join``) makes a plain str, printed unstyled.
+    """
+
+    spans: tuple[Span, ...]
+
+    def __new__(cls, text: str = "", spans: Iterable[Span] = ()) -> Styled:
+        self = super().__new__(cls, text)
+        self.spans = tuple(spans)
+        return self
+
+    def __add__(self, other: str) -> Styled:
+        return Styled(str(self) + other, (*self.spans, *_spans(other, len(self))))
+
+    def __radd__(self, other: str) -> Styled:
+        return Styled(other + str(self), (*_spans(other), *_spans(self, len(other))))
+
+
+def _spans(text: str, shift: int = 0) -> tuple[Span, ...]:
+    return tuple((start + shift, end + shift, style) for start, end, style in text.spans) if isinstance(text, Styled) else ()
+
+
+def styled(text: str, style: str) -> Styled:
+    """``text`` printed in rich ``style`` ("red", "bold green"); the text itself is never markup."""
+    return Styled(text, [(0, len(text), style), *_spans(text)])
+
+
+def _rich(value: object) -> Any:
+    """A rich Text of ``value``: its plain text, styled only by a Styled's spans."""
+    from rich.text import Text
+
+    text = Text(str(value))
+    if isinstance(value, Styled):
+        for start, end, style in value.spans:
+            text.stylize(style, start, end)
+    return text
+
+
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Every cell is printed as it is (``Styled`` cells with their styles)."""
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left")
+    t = Table(title=_rich(title), title_justify="left")
     for col in columns:
-        t.add_column(col)
+        t.add_column(_rich(col))
     for row in rows:
-        t.add_row(*(str(v) for v in row))
+        t.add_row(*(_rich(v) for v in row))
     _console().print(t)
 
 
@@ -50,19 +101,21 @@ def human_bytes(size: float) -> str:
     return f"{size / 1000:,.1f} GB"
 
 
-def mark(ok: bool, warning: bool = False) -> str:
+def mark(ok: bool, warning: bool = False) -> Styled:
     if not ok:
-        return "[red]FAIL[/red]"
-    return "[yellow]WARN[/yellow]" if warning else "[green]ok[/green]"
+        return styled("FAIL", "red")
+    return styled("WARN", "yellow") if warning else styled("ok", "green")
 
 
 def say(message: str) -> None:
+    """Print ``message`` as it is (a ``Styled`` one with its styles), each line prefixed
+    with the host this thread works on."""
+    text = _rich(message)
     prefix = host_prefix()
     if prefix:
-        escaped = prefix.replace("[", "\\[")  # not rich markup
-        message = "\n".join(f"[bold]{escaped}[/bold]{line}" for line in message.splitlines() or [""])
+        text = _rich("\n").join(_rich(styled(prefix, "bold")) + line for line in text.split("\n"))
     with _print_lock:
-        _console().print(message)
+        _console().print(text)
 
 
 class PrefixedStream:

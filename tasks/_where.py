@@ -9,6 +9,9 @@ and hand them to the task as ``where: Where``:
 - ``on_hosts``: on the stage's hosts, or the local engine: also --hosts, --roles,
   --accept-new-host-keys;
 - ``on_host``: on one of them: --host instead of --hosts and --roles.
+
+A task that changes the stage (``locks=True``) also gets --wait-lock: how long it waits
+for the deploy lock while another task holds it (``Where.lock_wait``).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks._flags import Task
+from tasks._input import optional_number
 
 STAGE_HELP = {
     "stage": "stage from invoke.yaml deploy.stages (default: deploy.default_stage)",
@@ -28,6 +32,9 @@ HOSTS_HELP = {
     "hosts": "only these hosts of the stage (h1,h2); without a stage: one host by address or ~/.ssh/config alias",
     "roles": "only the stage's hosts with these roles (app, db)",
     "accept_new_host_keys": "record the key of a host never seen before in known_hosts (a changed key is always refused)",
+}
+LOCK_HELP = {
+    "wait_lock": "seconds to wait while another task holds the deploy lock (default 0: fail at once, naming the holder)",
 }
 HOST_HELP = {
     "host": "the host to work on (when the stage has several)",
@@ -44,12 +51,19 @@ class Where:
     hosts: str | None = None
     roles: str | None = None
     accept_new_host_keys: bool = False
+    wait_lock: str | None = None
+
+    @property
+    def lock_wait(self) -> int:
+        """--wait-lock in seconds (0 when not given)."""
+        return optional_number("--wait-lock", self.wait_lock, default=0)
 
 
 # the flags of each kind of task: flag (parameter name) -> the field of Where it fills
 STAGE_FLAGS = {"stage": "stage", "env_file": "env_file"}
 HOSTS_FLAGS = {**STAGE_FLAGS, "hosts": "hosts", "roles": "roles", "accept_new_host_keys": "accept_new_host_keys"}
 HOST_FLAGS = {**STAGE_FLAGS, "host": "hosts", "accept_new_host_keys": "accept_new_host_keys"}
+LOCK_FLAGS = {"wait_lock": "wait_lock"}
 
 
 def on_stage(**options: Any) -> Callable[[Callable[..., Any]], Task]:
@@ -58,14 +72,19 @@ def on_stage(**options: Any) -> Callable[[Callable[..., Any]], Task]:
     return _where_task(STAGE_FLAGS, STAGE_HELP, options)
 
 
-def on_hosts(**options: Any) -> Callable[[Callable[..., Any]], Task]:
+def on_hosts(locks: bool = False, **options: Any) -> Callable[[Callable[..., Any]], Task]:
     """A task acting on the stage's hosts (or the local engine): --stage, --env-file,
-    --hosts, --roles, --accept-new-host-keys."""
+    --hosts, --roles, --accept-new-host-keys (and --wait-lock with ``locks``)."""
+    if locks:
+        return _where_task({**HOSTS_FLAGS, **LOCK_FLAGS}, {**STAGE_HELP, **HOSTS_HELP, **LOCK_HELP}, options)
     return _where_task(HOSTS_FLAGS, {**STAGE_HELP, **HOSTS_HELP}, options)
 
 
-def on_host(**options: Any) -> Callable[[Callable[..., Any]], Task]:
-    """A task acting on one host: --stage, --env-file, --host, --accept-new-host-keys."""
+def on_host(locks: bool = False, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+    """A task acting on one host: --stage, --env-file, --host, --accept-new-host-keys
+    (and --wait-lock with ``locks``)."""
+    if locks:
+        return _where_task({**HOST_FLAGS, **LOCK_FLAGS}, {**STAGE_HELP, **HOST_HELP, **LOCK_HELP}, options)
     return _where_task(HOST_FLAGS, {**STAGE_HELP, **HOST_HELP}, options)
 
 

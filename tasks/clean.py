@@ -4,11 +4,13 @@ from invoke import Collection, Context
 from deploy.fleet import Member
 from deploy.output import say
 from deploy.stack import clean as cleanmod
+from deploy.state import lock
 from tasks._open import open_fleet
 from tasks._where import Where, on_hosts
 
 
 @on_hosts(
+    locks=True,
     help={
         "volumes": "also remove the project's unused volumes (needs --yes)",
         "include_database": "with --volumes: the database volumes too",
@@ -33,7 +35,9 @@ def clean(c: Context, volumes: bool = False, include_database: bool = False, yes
             for kept in report.kept_volumes:
                 say(f"volume kept: {kept}")
 
-    open_fleet(c, where).each(clean_one, what="clean")
+    fleet = open_fleet(c, where)
+    with lock.held(fleet.primary.stack, "clean", wait=where.lock_wait, volumes=volumes, include_database=include_database):
+        fleet.each(clean_one, what="clean")
 
 
 ns = Collection("clean")

@@ -1,6 +1,6 @@
 """The `db` namespace: backups, verification, restore, migrations and PostgreSQL tools."""
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from invoke import Collection, Context, Exit
@@ -14,8 +14,9 @@ from deploy.engine.commands import postgres as pg
 from deploy.engine.ops import Executor, Ops
 from deploy.engine.stack import Stack
 from deploy.errors import fail
-from deploy.output import ByteProgress, human_bytes, say, table
+from deploy.output import ByteProgress, human_bytes, say, styled, table
 from deploy.stack.status import human_duration
+from deploy.state import lock
 from tasks._input import confirm_typed, optional_number, whole_number
 from tasks._open import open_fleet, open_settings
 from tasks._where import Where, on_host, on_stage
@@ -26,10 +27,11 @@ def _db(c: Context, where: Where) -> Stack:
     return open_fleet(c, where).one("db").stack
 
 
-def _on_app_host(c: Context, where: Where, command: Callable[[Stack], Ops[None]]) -> None:
-    """A one-off command of the app image (migrate, seed): locally, or on an app host."""
+def _on_app_host(c: Context, where: Where, command: Callable[[Stack], Ops[None]], purpose: str) -> None:
+    """A one-off command of the app image (migrate, seed): locally, or on an app host; under the deploy lock."""
     fleet = open_fleet(c, where)
-    Executor()(command(fleet.pick(fleet.settings.config.database.migrate_service).stack))
+    with lock.held(fleet.primary.stack, purpose, wait=where.lock_wait):
+        Executor()(command(fleet.pick(fleet.settings.config.database.migrate_service).stack))
 
 
 @on_host(help={"label": "a word added to the file name (letters, digits, . _ -)", "dir": "write here instead of the stage's backups directory"})
@@ -56,12 +58,12 @@ def list_(c: Context, *, where: Where) -> None:
     """List backups (kept on this machine, also those pulled from hosts) with size, age, and whether each is complete and verified."""
     directory = backupmod.backups_dir(open_settings(c, where))
     found = backups.scan(directory)
-    now = datetime.now(UTC)
+    now = datetime.now(timezone.utc)
     table(
         f"backups in {directory}",
         ["file", "size", "age", "complete", "verified"],
-        ((b.path.name, human_bytes(b.size), human_duration(now - b.created), "yes" if b.complete else "[red]NO[/red]", "yes" if b.verified else "no")
-         for b in found),
+        ((b.path.name, human_bytes(b.size), human_duration(now - b.created), "yes" if b.complete else styled("NO", "red"),
+          "yes" if b.verified else "no") for b in found),
     )
     if not found:
         say("no backups yet: inv db.backup")
@@ -86,6 +88,7 @@ def verify(c: Context, file: str, restore_test: bool = False, *, where: Where) -
 
 
 @on_host(
+    locks=True,
     positional=["file"],
     help={
         "file": "a backup name from `inv db.list`, a path that exists, or `latest`",
@@ -105,7 +108,8 @@ def restore(c: Context, file: str, yes: bool = False, force: bool = False, *, wh
     def confirm(dbname: str) -> None:
         confirm_typed(dbname, f"replace database {dbname} on {stack.target.name} with {path.name}", yes)
 
-    report = restoremod.restore(stack, path, confirm, force=force, say=say, app_stacks=fleet.other_app_stacks(stack))
+    with lock.held(fleet.primary.stack, "db.restore", wait=where.lock_wait, file=str(path), force=force):
+        report = restoremod.restore(stack, path, confirm, force=force, say=say, app_stacks=fleet.other_app_stacks(stack))
     say(f"restored {path.name}: {report.rows:,} rows, row counts match the manifest")
     say(f"the previous data is in {report.safety.path}" if report.safety else "")
 
@@ -123,7 +127,7 @@ def prune(c: Context, keep: str | None = None, keep_days: str | None = None, dry
     kept = optional_number("--keep", keep, default=settings.config.retention.backups, minimum=1)
     days = None if keep_days is None else whole_number("--keep-days", keep_days)
     directory = backupmod.backups_dir(settings)
-    doomed = backups.prune_plan(backups.scan(directory), kept, days, datetime.now(UTC))
+    doomed = backups.prune_plan(backups.scan(directory), kept, days, datetime.now(timezone.utc))
     for b in doomed:
         say(f"{'would delete' if dry_run else 'deleting'} {b.path.name} ({human_bytes(b.size)}{'' if b.complete else ', incomplete'})")
         if not dry_run:
@@ -131,16 +135,16 @@ def prune(c: Context, keep: str | None = None, keep_days: str | None = None, dry
     say(f"{len(doomed)} backup(s) {'would be ' if dry_run else ''}deleted; kept the newest {kept} complete")
 
 
-@on_host()
+@on_host(locks=True)
 def migrate(c: Context, *, where: Where) -> None:
     """Run the migrations (deploy.database.migrate_command) in a one-off container of the app image."""
-    _on_app_host(c, where, dbadmin.migrate)
+    _on_app_host(c, where, dbadmin.migrate, "db.migrate")
 
 
-@on_host()
+@on_host(locks=True)
 def seed(c: Context, *, where: Where) -> None:
     """Run the seed command (deploy.database.seed_command) in a one-off container of the app image."""
-    _on_app_host(c, where, dbadmin.seed)
+    _on_app_host(c, where, dbadmin.seed, "db.seed")
 
 
 @on_host()

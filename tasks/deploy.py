@@ -4,11 +4,12 @@ from invoke import Context
 from deploy.engine.ops import Executor
 from deploy.errors import fail
 from deploy.fleet import Fleet
-from deploy.output import say, table
+from deploy.output import say, styled, table
 from deploy.release.deploy import DeployOptions, choose_version
 from deploy.release.deploy import deploy as deploy_release
 from deploy.release.rollback import rollback as rollback_release
 from deploy.state import history as releases
+from deploy.state import lock
 from deploy.versions import parse
 from tasks._input import optional_number
 from tasks._open import load_config, open_fleet
@@ -34,9 +35,10 @@ def _members(fleet: Fleet) -> str:
 
 
 @on_hosts(
+    locks=True,
     help={
-        "version": "the release's semantic version, e.g. 1.4.0",
-        "bump": "instead of --version: major, minor or patch of the last release",
+        "version": "the release's semantic version, e.g. 1.4.0 (one never pushed before)",
+        "bump": "instead of --version: major, minor or patch of the highest version in the history (skipping every version used)",
         "dry_run": DRY_RUN_HELP,
         "skip_tests": "skip deploy.test_command",
         "skip_backup": "skip the database backup before migrating (not recommended)",
@@ -69,12 +71,17 @@ def deploy(
         fail("--restart-stateful restarts the database: it needs the backup step", "drop --skip-backup")
     options = _options(c, timeout, parallel, skip_tests=skip_tests, skip_backup=skip_backup, restart_stateful=restart_stateful)
     fleet = open_fleet(c, where)
-    chosen = choose_version(fleet.primary.stack, version, bump)
+    home = fleet.primary.stack
+    chosen = choose_version(home, version, bump, fleet.here)
     if dry_run:
         say(f"dry run: deploy {chosen} to {fleet.settings.stage.name} on {_members(fleet)}; nothing is changed")
-    release = deploy_release(fleet, chosen, options, Executor(dry_run=dry_run, hosts=fleet.remote))
+        deploy_release(fleet, chosen, options, Executor(dry_run=True, hosts=fleet.remote))
+        return
+    with lock.held(home, f"deploy {chosen}", wait=where.lock_wait, audited=False):
+        chosen = choose_version(home, version, bump, fleet.here)  # again under the lock: another deploy may have just taken it
+        release = deploy_release(fleet, chosen, options, Executor(hosts=fleet.remote))
     if release:
-        say(f"[green]deployed {release.version}[/green] to {_members(fleet)} in {release.duration_seconds:.1f} s{served_at(fleet)}")
+        say(styled(f"deployed {release.version}", "green") + f" to {_members(fleet)} in {release.duration_seconds:.1f} s{served_at(fleet)}")
 
 
 @on_hosts(name="releases")
@@ -90,6 +97,7 @@ def releases_(c: Context, *, where: Where) -> None:
 
 
 @on_hosts(
+    locks=True,
     positional=["version"],
     help={
         "version": "the release to return to, or `previous` (the successful release before the one serving)",
@@ -105,6 +113,9 @@ def rollback(c: Context, version: str, dry_run: bool = False, timeout: str | Non
     fleet = open_fleet(c, where)
     if dry_run:
         say(f"dry run: rollback to {version} on {_members(fleet)}; nothing is changed")
-    release = rollback_release(fleet, wanted, options, Executor(dry_run=dry_run, hosts=fleet.remote))
+        rollback_release(fleet, wanted, options, Executor(dry_run=True, hosts=fleet.remote))
+        return
+    with lock.held(fleet.primary.stack, f"rollback {version}", wait=where.lock_wait, audited=False):
+        release = rollback_release(fleet, wanted, options, Executor(hosts=fleet.remote))
     if release:
-        say(f"[green]rolled back to {release.version}[/green] in {release.duration_seconds:.1f} s")
+        say(styled(f"rolled back to {release.version}", "green") + f" in {release.duration_seconds:.1f} s")

@@ -8,7 +8,7 @@ from deploy.config.settings import read_env_file
 from deploy.engine.commands import docker
 from deploy.engine.local import LocalTarget
 from deploy.errors import fail
-from deploy.output import say
+from deploy.output import say, styled
 from tasks._open import ROOT, load_config
 from tasks._where import Where, on_stage
 
@@ -39,7 +39,7 @@ def init(c: Context, overrides: str | None = None, force: bool = False, *, where
     volumes = LocalTarget(c).run(docker.project_volumes(config.project), warn=True)
     if volumes.ok and volumes.stdout.split():
         say(
-            f"[yellow]warning:[/yellow] volumes of {config.project} already exist ({', '.join(volumes.stdout.split())}). "
+            styled("warning:", "yellow") + f" volumes of {config.project} already exist ({', '.join(volumes.stdout.split())}). "
             "PostgreSQL keeps the password it was created with: put the old POSTGRES_PASSWORD back, "
             "or start afresh with `inv down --volumes --yes` (deletes the data)."
         )

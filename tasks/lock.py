@@ -9,15 +9,18 @@ from tasks._where import Where, on_host
 
 @on_host()
 def status(c: Context, *, where: Where) -> None:
-    """Who holds the deploy lock, since when, and whether it is stale (on a stage with hosts: kept on its db host)."""
+    """Who holds the deploy lock, for what, since when, its last heartbeat, and whether it is stale (on a stage with hosts: kept on its db host)."""
     info = lockmod.read(open_fleet(c, where).primary.stack)
     say(f"locked: {lockmod.describe(info)}" if info else "not locked")
 
 
-@on_host(help={"force": "also break a lock whose holder still runs (or runs elsewhere)"})
+@on_host(help={"force": "also break a lock whose holder may still run (or runs elsewhere); audited"})
 def release(c: Context, force: bool = False, *, where: Where) -> None:
-    """Break the deploy lock: a stale one (its process is gone), or any with --force."""
-    info = lockmod.release(open_fleet(c, where).primary.stack, force=force)
+    """Break the deploy lock: a stale one (its process is gone, or no heartbeat), or any with --force.
+
+    The break is in the audit log (who broke whose lock); the release the lock guarded is marked interrupted.
+    """
+    info = lockmod.break_lock(open_fleet(c, where).primary.stack, force=force)
     say(f"released: {lockmod.describe(info)}" if info else "not locked")
 
 

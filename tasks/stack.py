@@ -2,14 +2,15 @@
 from invoke import Context
 
 from deploy.engine.ops import Executor
-from deploy.output import say
+from deploy.output import say, styled
 from deploy.stack import lifecycle
+from deploy.state import lock
 from tasks._open import open_fleet
 from tasks._show import on_which, served_at
 from tasks._where import Where, on_hosts
 
 
-@on_hosts(help={"build": "build the images first (local engine only; hosts pull them)"})
+@on_hosts(locks=True, help={"build": "build the images first (local engine only; hosts pull them)"})
 def up(c: Context, build: bool = False, *, where: Where) -> None:
     """Start the stack (keeping `inv scale` counts) and wait until every container is healthy.
 
@@ -17,12 +18,16 @@ def up(c: Context, build: bool = False, *, where: Where) -> None:
     role services, the db host first.
     """
     fleet = open_fleet(c, where)
-    Executor()(lifecycle.up_fleet(fleet, build=build))
-    say(f"[green]{fleet.settings.config.project} ({fleet.settings.stage.name}) is up{on_which(fleet)}{served_at(fleet)}[/green]; see `inv status`")
+    with lock.held(fleet.primary.stack, "up", wait=where.lock_wait, build=build):
+        Executor()(lifecycle.up_fleet(fleet, build=build))
+    up = f"{fleet.settings.config.project} ({fleet.settings.stage.name}) is up{on_which(fleet)}{served_at(fleet)}"
+    say(styled(up, "green") + "; see `inv status`")
 
 
-@on_hosts(help={"volumes": "also delete the volumes (the database!); needs --yes", "yes": "confirm --volumes"})
+@on_hosts(locks=True, help={"volumes": "also delete the volumes (the database!); needs --yes", "yes": "confirm --volumes"})
 def down(c: Context, volumes: bool = False, yes: bool = False, *, where: Where) -> None:
     """Stop and remove the stack's containers. Volumes are kept unless --volumes --yes."""
     lifecycle.check_down(volumes, yes)
-    Executor()(lifecycle.down_fleet(open_fleet(c, where), volumes=volumes))
+    fleet = open_fleet(c, where)
+    with lock.held(fleet.primary.stack, "down", wait=where.lock_wait, volumes=volumes):
+        Executor()(lifecycle.down_fleet(fleet, volumes=volumes))

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from deploy.config.settings import Settings
@@ -62,7 +62,7 @@ def backup(
     db.require_running(containers)
     swept = sweep_partials(directory)
     app_version = _app_version(stack, containers)
-    started_at = datetime.now(UTC)
+    started_at = datetime.now(timezone.utc)
     started = time.monotonic()
     final = directory / new_name(db.name, started_at, label)
 

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -51,7 +51,7 @@ def check_label(label: str | None) -> None:
 
 def new_name(db: str, when: datetime, label: str | None = None) -> str:
     check_label(label)
-    return f"{db}-{when.astimezone(UTC).strftime(TIMESTAMP)}{'-' + label if label else ''}.dump"
+    return f"{db}-{when.astimezone(timezone.utc).strftime(TIMESTAMP)}{'-' + label if label else ''}.dump"
 
 
 def sha256_file(path: Path) -> str:
@@ -175,7 +175,7 @@ def scan(directory: Path) -> list[Backup]:
         found.append(
             Backup(
                 path=path,
-                created=datetime.strptime(m.group("ts"), TIMESTAMP).replace(tzinfo=UTC),
+                created=datetime.strptime(m.group("ts"), TIMESTAMP).replace(tzinfo=timezone.utc),
                 size=path.stat().st_size,
                 complete=bool(sha and manifest and manifest.get("sha256") == sha),
                 verified=bool(sha and record.get("sha256") == sha and record.get("ok")),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from deploy.errors import fail
@@ -62,7 +62,7 @@ def app_images(stack: Stack) -> list[ImageName]:
 
 def release_tags(version: Version, when: datetime, git_sha: str | None) -> list[str]:
     """version, date (YYYYMMDD, UTC), short git commit (when known), latest."""
-    tags = [version.tag, when.astimezone(UTC).strftime("%Y%m%d")]
+    tags = [version.tag, when.astimezone(timezone.utc).strftime("%Y%m%d")]
     if git_sha and GIT_SHA.match(git_sha):
         tags.append(git_sha[:12])
     return [*tags, "latest"]

@@ -12,6 +12,7 @@ import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from deploy.config.envfile import env_line
 from deploy.config.settings import REMOTE_ENV_FILE
 from deploy.engine.commands import files
 from deploy.engine.ops import Ops, Put, run
@@ -19,16 +20,9 @@ from deploy.engine.stack import Stack
 from deploy.errors import fail
 
 
-def env_line(name: str, value: str) -> str:
-    """One dotenv assignment that Compose reads back exactly (single quotes are literal)."""
-    if "'" not in value and "\n" not in value:
-        return f"{name}='{value}'"
-    if "$" in value or "\n" in value:
-        fail(f"the value of {name} has a quote and a $ or a newline: Compose cannot read it back unchanged", f"change {name}")
-    return f'{name}="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def render_env(env: Mapping[str, str]) -> str:
+    """The env file of a host: every variable by ``env_line``, which Compose (the reader
+    there) and python-dotenv read back unchanged."""
     lines = ["# Uploaded by the deploy tasks: the stage's merged environment. Do not edit here."]
     lines += [env_line(k, v) for k, v in sorted(env.items())]
     return "\n".join(lines) + "\n"

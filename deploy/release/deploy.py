@@ -11,7 +11,7 @@ nothing). The deploy holds the lock and is recorded in the release history.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from deploy.database import admin
 from deploy.database.dump import backup, backups_dir
@@ -24,8 +24,8 @@ from deploy.engine.ops import Call, Executor, Note, Ops, run
 from deploy.engine.stack import Stack
 from deploy.errors import fail
 from deploy.fleet import Fleet, on_each
-from deploy.output import say
-from deploy.release.push import push_tags
+from deploy.output import say, styled
+from deploy.release.push import next_free, push_tags, refuse_pushed
 from deploy.release.record import new_release, run_recorded
 from deploy.release.steps import Step, perform
 from deploy.release.switch import Switch
@@ -47,17 +47,24 @@ class DeployOptions:
     parallel: int = 1  # app hosts switched at once
 
 
-def choose_version(home: Stack, version: str | None, bump: str | None) -> Version:
+def choose_version(home: Stack, version: str | None, bump: str | None, here: Stack | None = None) -> Version:
     """The version a deploy gets: ``version`` as given, or ``bump`` (major, minor, patch)
-    of the release now serving on ``home``; exactly one of the two."""
+    of the highest version in ``home``'s history (not the one serving: after a rollback
+    that is lower), skipping every version the history has, whatever became of it, and
+    every one the registry already has (asked through ``here``, this machine's engine,
+    when it can be). Exactly one of the two. A version once pushed is refused: its tag
+    is never pushed again with another image."""
     if bool(version) == bool(bump):
         fail("give --version X.Y.Z or --bump major|minor|patch (one of them)", "e.g. inv deploy --version 1.0.0")
+    entries = history.history(home)
+    names = [n for n in app_images(here) if n.pushable] if here is not None else []
     if version:
-        return parse(version)
-    serving = history.current(home)
-    if serving is None:
+        chosen = parse(version)
+        refuse_pushed(chosen, entries, here, names, lambda: next_free(entries, here, names, "patch", chosen))
+        return chosen
+    if not any(history.known_version(r.version) for r in entries):
         fail("--bump needs a previous release, and there is none", "deploy a first --version X.Y.Z")
-    return parse(serving.version).bump(str(bump))
+    return next_free(entries, here, names, str(bump))
 
 
 def git_sha(stack: Stack) -> str:
@@ -87,7 +94,7 @@ class Deploy:
         self.version = version
         self.options = options
         self.sha = git_sha(self.here)
-        self.tags = release_tags(version, datetime.now(UTC), self.sha)[:-1]  # `latest` moves last
+        self.tags = release_tags(version, datetime.now(timezone.utc), self.sha)[:-1]  # `latest` moves last
         self.names = app_images(self.here)
         self.switch = Switch(fleet, self.new, version.tag, options.timeout, options.parallel)
         if not fleet.with_role("app"):
@@ -171,10 +178,10 @@ class Deploy:
                 yield Note("  unchanged: " + ", ".join(cfg.stateful))
             return
         if not self.options.restart_stateful:
-            yield Note(f"  [yellow]warning:[/yellow] {', '.join(changed)} changed (image or configuration) and are left as they run; "
+            yield Note("  " + styled("warning:", "yellow") + f" {', '.join(changed)} changed (image or configuration) and are left as they run; "
                        "deploy with --restart-stateful to apply (restarts them: a short outage of what depends on them)")
             return
-        yield Note(f"  [yellow]restarting {', '.join(changed)}[/yellow] to apply their new image or configuration")
+        yield Note("  " + styled(f"restarting {', '.join(changed)}", "yellow") + " to apply their new image or configuration")
         yield run(new, compose.up(new.project, changed, no_deps=True, wait_timeout=timeout), what=f"restarting {', '.join(changed)}",
                   fix="see inv logs SERVICE; the backup taken before is in inv db.list")
 

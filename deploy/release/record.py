@@ -33,12 +33,22 @@ def run_recorded(fleet: Fleet, release: Release, steps: Sequence[Step], switch: 
     """Perform ``steps`` as ``release`` (under the lock, in the history, each step in the
     audit), then ``finish`` (still under the lock); on any failure, Ctrl-C included, every
     host ``switch`` moved goes back to what it ran (all or nothing) and the failure is
-    raised."""
+    raised. Once the step before a push that runs is done, the release is recorded as
+    ``pushed``: its version is never used again (choose_version)."""
     home = fleet.primary.stack
+    before_push = step_before_push(steps)
+    if before_push == "":
+        release.pushed = True
+
+    def done(name: str, seconds: float) -> None:
+        history.audit(home, f"step {name}", version=release.version, seconds=round(seconds, 2))
+        if name == before_push:
+            release.pushed = True
+            history.record(home, release)
+
     with recorded(home, release, f"{release.kind} {release.version}"):
         try:
-            perform(steps, executor, lambda name, seconds: history.audit(home, f"step {name}", version=release.version,
-                                                                          seconds=round(seconds, 2)))
+            perform(steps, executor, done)
         except BaseException as err:
             failed(release, err)  # the step's error, also if returning the hosts fails too
             if switch.ran:
@@ -50,23 +60,33 @@ def run_recorded(fleet: Fleet, release: Release, steps: Sequence[Step], switch: 
         release.status = "success"
 
 
+def step_before_push(steps: Sequence[Step]) -> str | None:
+    """The step after which the release's images may be in the registry: the one before a
+    push step that runs ("" when the push comes first; None: nothing is pushed)."""
+    names = [s.name for s in steps]
+    if "push" not in names or steps[names.index("push")].skipped:
+        return None
+    i = names.index("push")
+    return names[i - 1] if i else ""
+
+
 @contextmanager
 def recorded(home: Stack, release: Release, purpose: str) -> Iterator[None]:
-    """Hold the deploy lock on ``home`` while ``release`` runs; it is in the history as
-    running, then with its outcome and duration, and its end is in the audit log."""
+    """Hold the deploy lock on ``home`` while ``release`` runs (the lock names it, and its
+    owner alone removes it); it is in the history as running, then with its outcome and
+    duration, and its end is in the audit log."""
     started = time.monotonic()
-    lock.acquire(home, purpose)
-    try:
-        history.record(home, release)
-        history.audit(home, f"{release.kind} started", version=release.version)
+    with lock.held(home, purpose, release_id=release.id, audited=False):
         try:
-            yield
-        except BaseException as err:  # Ctrl-C too: the history must not say "running" forever
-            if release.status == "running":
-                failed(release, err)
-            raise
-    finally:
-        release.duration_seconds = round(time.monotonic() - started, 1)
-        history.record(home, release)
-        history.audit(home, f"{release.kind} {release.status}", version=release.version, error=release.error[:500])
-        lock.release(home, force=True)
+            history.record(home, release)
+            history.audit(home, f"{release.kind} started", version=release.version)
+            try:
+                yield
+            except BaseException as err:  # Ctrl-C too: the history must not say "running" forever
+                if release.status == "running":
+                    failed(release, err)
+                raise
+        finally:
+            release.duration_seconds = round(time.monotonic() - started, 1)
+            history.record(home, release)
+            history.audit(home, f"{release.kind} {release.status}", version=release.version, error=release.error[:500])

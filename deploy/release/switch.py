@@ -19,6 +19,7 @@ from deploy.engine.stack import Stack
 from deploy.engine.upload import upload
 from deploy.errors import fail
 from deploy.fleet import Fleet, Member, on_each
+from deploy.output import styled
 from deploy.release.steps import Step
 from deploy.stack import lifecycle
 from deploy.stack.health import http_checks
@@ -119,5 +120,5 @@ class Switch:
                           "rollback")
         except (Exit, Exception) as err:  # noqa: BLE001 (any failure of the undo is reported, not raised)
             where = f" on {self.old.settings.stage.name}" if self.old.remote else ""
-            yield Note(f"[red]the rollback failed{where}[/red]: {str(getattr(err, 'message', err)).splitlines()[0]}; "
+            yield Note(styled(f"the rollback failed{where}", "red") + f": {str(getattr(err, 'message', err)).splitlines()[0]}; "
                        f"see inv status --stage {self.old.settings.stage.name}, then inv rollback VERSION")

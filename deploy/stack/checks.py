@@ -15,7 +15,7 @@ from deploy.engine.target import Target
 from deploy.fleet import Fleet
 
 MIN_ENGINE = (20, 10)
-MIN_COMPOSE = (2, 0)
+MIN_COMPOSE = (2, 17)  # `up --wait-timeout` (up, scale, deploy)
 MIN_JWT_LENGTH = 64
 WEAK_VALUES = frozenset(
     {"", "postgres", "password", "passw0rd", "changeme", "change-me", "secret", "admin", "root", "redis", "123456", "example", "test"}
@@ -39,13 +39,17 @@ def check_engine(version: str, error: str = "") -> Finding:
 
 
 def check_compose(version: str) -> Finding:
-    if version_tuple(version) < MIN_COMPOSE:
+    found = version_tuple(version)
+    if found < (2,):
         return Finding(
             False,
             "Docker Compose",
             f"v2 not found (`docker compose version` said {version.strip() or 'nothing'})",
-            "install the Compose v2 plugin (bash scripts/testbed/setup.sh does it offline)",
+            "install the Compose v2 plugin, 2.17 or newer (bash scripts/testbed/setup.sh does it offline)",
         )
+    if found < MIN_COMPOSE:
+        return Finding(False, "Docker Compose", f"version {version.strip()} is older than 2.17, which `up --wait-timeout` needs",
+                       "upgrade the Compose v2 plugin to 2.17 or newer (bash scripts/testbed/setup.sh does it offline)")
     return Finding(True, "Docker Compose", f"version {version.strip()}")
 
 

@@ -1,21 +1,45 @@
-"""The deploy lock: one deploy (or rollback) at a time per project and stage.
+"""The deploy lock: one mutating task at a time per project and stage (deploy, rollback,
+up, down, scale, clean, db.restore, db.migrate, db.seed).
 
-Taken with an atomic ``mkdir`` on the target (Kamal's way), with a details file saying
-who holds it, since when, and for what. A lock whose process is gone is *stale*: it is
-reported as such and can be broken with ``inv lock.release``.
+Taken with an atomic ``mkdir`` on the target (Kamal's way), with a details file
+(``holder.json``) saying who holds it, since when, for what, the release it guards, and a
+random owner token. Only the owner releases it (a lock broken and taken by someone else
+is theirs, and stays). While it is held, a background thread of the owner refreshes a
+heartbeat file beside it every ``HEARTBEAT_SECONDS``.
+
+A lock is *stale* when its heartbeat is older than ``STALE_SECONDS``, wherever it was
+taken, or at once when it was taken on this very kernel and pid namespace (same host
+name, boot id and pid namespace) by a process that is gone. A stale lock is reported as
+such and broken with ``inv lock.release`` (any lock with ``--force``): the break is in the
+audit log, and the release the lock guarded is marked ``interrupted``.
 """
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import os
+import secrets
 import socket
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
 
 from deploy.engine.commands import files
 from deploy.engine.stack import Stack
+from deploy.engine.target import Target
 from deploy.errors import fail
+from deploy.output import say
+from deploy.state import history
+
+HEARTBEAT_SECONDS = 10.0  # how often the holder refreshes its heartbeat
+STALE_SECONDS = 90.0  # a heartbeat older than this: the holder is gone (clocks agree within a minute: NTP)
+POLL_SECONDS = 1.0  # how often a task waiting for the lock (--wait-lock) looks again
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
 @dataclass(frozen=True)
@@ -25,6 +49,16 @@ class LockInfo:
     pid: int
     since: str
     purpose: str
+    token: str = ""  # the owner's random token ("" in a lock written before tokens: judged by host and pid only)
+    boot_id: str = ""  # the holder's kernel (a reboot changes it)
+    pidns: str = ""  # the holder's pid namespace (containers sharing a host name differ)
+    release_id: str = ""  # the release (history entry) it guards, if any
+    heartbeat: str = ""  # when the holder last said it lives (read from the heartbeat file; not in holder.json)
+
+
+FIELDS = {f.name for f in dataclasses.fields(LockInfo)}
+_held: dict[tuple[str, str], LockInfo] = {}  # locks this process holds: (target, path) -> its details
+_held_guard = threading.Lock()
 
 
 def _path(stack: Stack) -> str:
@@ -33,6 +67,29 @@ def _path(stack: Stack) -> str:
 
 def _details(stack: Stack) -> str:
     return f"{_path(stack)}/holder.json"
+
+
+def _beat(stack: Stack, token: str) -> str:
+    """The heartbeat file of the owner ``token``: beside the lock, not in it, so that a late
+    beat of a lock already broken never makes its directory again."""
+    return stack.state_file(f"deploy.lock.{token}.heartbeat")
+
+
+def _read_file(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def this_process() -> tuple[str, str, str]:
+    """(host name, boot id, pid namespace) of this process: where a pid means this process."""
+    try:
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pidns = ""
+    return socket.gethostname(), _read_file(BOOT_ID), pidns
 
 
 def pid_alive(pid: int) -> bool:
@@ -45,10 +102,42 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _stamp() -> str:
+    return _now().isoformat(timespec="seconds")
+
+
+def _age(when: str) -> float | None:
+    try:
+        return (_now() - datetime.fromisoformat(when)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+def human_seconds(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min {seconds % 60} s"
+
+
+def stale_reason(info: LockInfo, here: tuple[str, str, str] | None = None) -> str:
+    """Why the lock's holder is gone ("" when it may still run, or cannot be judged)."""
+    host, boot_id, pidns = here or this_process()
+    if not info.token:  # a lock from before heartbeats: only a pid on this host can be judged
+        return "its process is gone" if info.host == host and info.pid and not pid_alive(info.pid) else ""
+    if (info.host, info.boot_id, info.pidns) == (host, boot_id, pidns) and not pid_alive(info.pid):
+        return "its process is gone"
+    age = _age(info.heartbeat or info.since)
+    if age is not None and age > STALE_SECONDS:
+        return f"no heartbeat for {human_seconds(age)}"
+    return ""
+
+
 def is_stale(info: LockInfo, this_host: str | None = None) -> bool:
-    """Stale when it was taken on this host by a process that no longer runs. (A lock
-    taken from another machine cannot be judged from here.)"""
-    return info.host == (this_host or socket.gethostname()) and not pid_alive(info.pid)
+    here = this_process()
+    return bool(stale_reason(info, (this_host, *here[1:]) if this_host else here))
 
 
 def read(stack: Stack) -> LockInfo | None:
@@ -56,32 +145,192 @@ def read(stack: Stack) -> LockInfo | None:
     if text is None:
         exists = stack.target.run(files.is_dir(_path(stack)), warn=True).ok
         return LockInfo("unknown", "unknown", 0, "unknown", "unknown (no details file)") if exists else None
-    return LockInfo(**json.loads(text))
+    info = LockInfo(**{k: v for k, v in json.loads(text).items() if k in FIELDS and k != "heartbeat"})
+    if info.token:
+        beat = stack.target.read_text(_beat(stack, info.token))
+        with suppress(ValueError, AttributeError):
+            info = dataclasses.replace(info, heartbeat=str(json.loads(beat or "{}").get("at", "")))
+    return info
 
 
 def describe(info: LockInfo) -> str:
-    stale = " [STALE: its process is gone]" if is_stale(info) else ""
-    return f"{info.purpose} by {info.user}@{info.host} (pid {info.pid}) since {info.since}{stale}"
+    text = f"{info.purpose} by {info.user}@{info.host} (pid {info.pid}) since {info.since}"
+    if info.token:
+        age = _age(info.heartbeat or info.since)
+        text += f", last heartbeat {human_seconds(age)} ago" if age is not None else ""
+    if info.release_id:
+        text += f", release {info.release_id}"
+    why = stale_reason(info)
+    return text + (f" [STALE: {why}]" if why else "")
 
 
-def acquire(stack: Stack, purpose: str) -> LockInfo:
+def _write_details(target: Target, path: str, info: LockInfo) -> None:
+    target.write_text(path, json.dumps({k: v for k, v in dataclasses.asdict(info).items() if k != "heartbeat"}) + "\n")
+
+
+def acquire(stack: Stack, purpose: str, release_id: str = "", wait: float = 0.0) -> LockInfo:
+    """Take the lock for ``purpose``, waiting up to ``wait`` seconds while a live holder has
+    it; refused (naming the holder) after that, at once when the holder is gone (stale).
+    Returns the owner's details (with its token). Releases left ``running`` in the history
+    are marked ``interrupted``: no process holds the lock that guarded them any more."""
     stack.target.run(files.make_dirs(os.path.dirname(_path(stack))))
-    if not stack.target.run(files.make_dir(_path(stack)), warn=True).ok:
+    deadline = time.monotonic() + wait
+    waiting = False
+    while not stack.target.run(files.make_dir(_path(stack)), warn=True).ok:
         info = read(stack)
-        held = describe(info) if info else "a lock that vanished just now"
-        fix = "break it: inv lock.release" if info and is_stale(info) else "wait for it to finish (inv lock.status)"
-        fail(f"another deploy holds the lock: {held}", fix)
-    info = LockInfo(getpass.getuser(), socket.gethostname(), os.getpid(), datetime.now(UTC).isoformat(timespec="seconds"), purpose)
-    stack.target.write_text(_details(stack), json.dumps(asdict(info)) + "\n")
+        stale = bool(info and stale_reason(info))
+        left = deadline - time.monotonic()
+        if info is not None and (stale or left <= 0):
+            if stale:
+                history.interrupt_running(stack, f"interrupted: its lock went stale ({describe(info)})")
+            waited = f" (waited {wait:g} s)" if wait else ""
+            fix = "break it: inv lock.release" if stale else "wait for it to finish (inv lock.status), or retry with --wait-lock SECONDS"
+            fail(f"another deploy holds the lock: {describe(info)}{waited}", fix)
+        if info is not None and not waiting:
+            say(f"waiting up to {wait:g} s for the deploy lock: {describe(info)}")
+            waiting = True
+        time.sleep(max(0.0, min(POLL_SECONDS, left)))
+    host, boot_id, pidns = this_process()
+    info = LockInfo(getpass.getuser(), host, os.getpid(), _stamp(), purpose, secrets.token_hex(16), boot_id, pidns, release_id)
+    _write_details(stack.target, _details(stack), info)
+    history.interrupt_running(stack, "interrupted: it ended without recording an outcome (its lock was gone)")
     return info
 
 
-def release(stack: Stack, force: bool = False) -> LockInfo | None:
-    """Remove the lock; a live holder's lock only with ``force``."""
+def refresh(stack: Stack, owner: LockInfo) -> bool:
+    """The owner's heartbeat; False (and nothing written) when the lock is not the
+    owner's any more (broken, and perhaps taken by someone else)."""
+    info = read(stack)
+    if info is None or info.token != owner.token:
+        return False
+    stack.target.write_text(_beat(stack, owner.token), json.dumps({"at": _stamp()}) + "\n")
+    return True
+
+
+def release(stack: Stack, owner: LockInfo) -> bool:
+    """Remove the lock if it is still ``owner``'s; False when it is not (it was broken: a
+    lock someone else took since is theirs, and stays)."""
+    info = read(stack)
+    ours = info is not None and info.token == owner.token
+    if ours:
+        stack.target.run(files.remove_tree(_path(stack)))
+    stack.target.run(files.remove_tree(_beat(stack, owner.token)), warn=True)
+    return ours
+
+
+def break_lock(stack: Stack, force: bool = False) -> LockInfo | None:
+    """``inv lock.release``: remove a stale lock, or any with ``force``. The break is in the
+    audit log (who broke whose lock); the release it guarded is marked ``interrupted``."""
     info = read(stack)
     if info is None:
         return None
-    if not force and not is_stale(info):
-        fail(f"the lock is held by a running deploy: {describe(info)}", "wait for it, or pass --force if you are sure it is dead")
+    why = stale_reason(info)
+    if not force and not why:
+        fail(f"the lock is held by a running task: {describe(info)}", "wait for it, or pass --force if you are sure it is dead")
     stack.target.run(files.remove_tree(_path(stack)))
+    if info.token:
+        stack.target.run(files.remove_tree(_beat(stack, info.token)), warn=True)
+    me = f"{getpass.getuser()}@{socket.gethostname()}"
+    marked = history.interrupt_running(stack, f"interrupted: its lock was broken by {me} ({why or 'forced'})")
+    history.audit(stack, "lock broken", forced=not why, stale=why, holder=f"{info.user}@{info.host}", pid=info.pid,
+                  purpose=info.purpose, since=info.since, release=info.release_id, interrupted=[r.id for r in marked])
     return info
+
+
+class Heartbeat(threading.Thread):
+    """The owner's heartbeat while it holds the lock; it stops when the lock is no longer
+    the owner's. A host gets a connection of its own (an SFTP session is not shared
+    between threads)."""
+
+    def __init__(self, stack: Stack, owner: LockInfo) -> None:
+        super().__init__(name="deploy-lock-heartbeat", daemon=True)
+        self.target = _own_target(stack.target)
+        self.own_connection = self.target is not stack.target
+        self.stack = Stack(stack.settings, self.target)
+        self.owner = owner
+        self.stopped = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_SECONDS):
+            try:
+                if not refresh(self.stack, self.owner):
+                    self.lost = True
+                    say("warning: the deploy lock was broken while this task held it (inv lock.status)")
+                    return
+            except Exception:  # noqa: BLE001 (a missed beat: the next one tries again)
+                continue
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.is_alive():
+            self.join(timeout=HEARTBEAT_SECONDS)
+        if self.own_connection:
+            with suppress(Exception):
+                self.target.close()
+
+
+def _own_target(target: Target) -> Target:
+    """``target`` for another thread: a host over SSH gets a new connection."""
+    if target.local:
+        return target
+    from deploy.engine.remote import RemoteTarget  # only when there are hosts (paramiko: CLI start time)
+
+    if isinstance(target, RemoteTarget):
+        return RemoteTarget(target.host, target.ssh, target.accept_new)
+    return target
+
+
+def _error(err: BaseException) -> str:
+    return str(getattr(err, "message", "") or err or type(err).__name__)
+
+
+@contextmanager
+def held(stack: Stack, purpose: str, *, wait: float = 0.0, release_id: str = "", audited: bool = True,
+         **details: Any) -> Iterator[LockInfo]:
+    """Hold the deploy lock of ``stack`` (a stage's primary: the db host) for ``purpose``
+    (e.g. ``up``, ``db.restore``, ``deploy 1.4.0``) while the block runs: waiting up to
+    ``wait`` seconds for another holder, with a heartbeat, released only if still ours.
+    With ``audited``, the start and the outcome (success, failed, interrupted; the error
+    masked) are audit lines with ``details``. Re-entrant: a block inside another of this
+    process (a deploy task around its release) only records ``purpose`` and ``release_id``."""
+    key = (stack.target.name, _path(stack))
+    with _held_guard:
+        mine = _held.get(key)
+    if mine is None:
+        owner = acquire(stack, purpose, release_id, wait)
+    else:
+        owner = dataclasses.replace(mine, purpose=purpose, release_id=release_id or mine.release_id)
+        current = read(stack)
+        if current is not None and current.token == mine.token:
+            _write_details(stack.target, _details(stack), owner)
+    with _held_guard:
+        _held[key] = owner
+    beat = Heartbeat(stack, owner) if mine is None else None
+    if beat:
+        beat.start()
+    outcome, error = "success", ""
+    try:
+        if audited:
+            history.audit(stack, f"{purpose} started", **details)
+        yield owner
+    except BaseException as err:
+        outcome = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        error = _error(err)
+        raise
+    finally:
+        try:
+            if audited:
+                history.audit(stack, f"{purpose} {outcome}", **details, **({"error": error[:500]} if error else {}))
+        finally:
+            with _held_guard:
+                if mine is None:
+                    _held.pop(key, None)
+                else:
+                    _held[key] = mine
+            if beat:
+                beat.stop()
+                if not release(stack, owner):
+                    say("warning: the deploy lock was broken while this task held it; "
+                        "it was left to its new holder (inv lock.status)")
+                    history.audit(stack, "lock lost", purpose=purpose, note="broken while held; left to its new holder")

@@ -314,3 +314,91 @@ def test_rollback_on_hosts_under_load(remote, testbed):
     assert {version_at(testbed, h, port) for h in ("h1", "h2")} == {"1.0.0"}
     history = json.loads(ssh(testbed, "h3", f"cat /srv/{remote.project}/state/remote/releases.json").stdout)
     assert (history[-1]["version"], history[-1]["kind"], history[-1]["status"]) == ("1.0.0", "rollback", "success")
+
+
+def test_five_deploys_to_hosts_under_50_connections_all_succeed(remote, testbed):
+    """The issue's bar for health-gated routing on hosts: 5 runs of 5 succeed, each
+    under 50 connections (and 2 s requests) through h1's nginx, with 0 failed requests
+    and no failed line in h1's nginx log."""
+    port = remote.http_port
+    for i in range(5):
+        traffic = load.Traffic(port, host=testbed["addrs"]["h1"])
+        try:
+            time.sleep(1)
+            remote("deploy", "--version", f"2.0.{i}", "--skip-tests", "--skip-backup", timeout=600)
+            time.sleep(1)
+        finally:
+            fast, slow = traffic.results()
+        assert fast.errors == 0 and fast.requests > 0, fast.raw
+        assert slow.errors == 0 and slow.requests > 0, slow.raw
+        logs = ssh(testbed, "h1", f"docker logs --since {traffic.since} {remote.project}-nginx-1 2>/dev/null").stdout
+        failed = [line for line in logs.splitlines() if "rt=" in line and not re.search(r'" [23]\d\d ', line)]
+        assert not failed, "\n".join(failed[-20:])
+        assert {version_at(testbed, h, port) for h in ("h1", "h2")} == {f"2.0.{i}"}
+
+
+def remote_target(testbed: dict, host: str, known_hosts: str | None = None, accept_new: bool = False):
+    """A RemoteTarget on a test host (the library alone, no stack)."""
+    from deploy.config.inventory import SshOptions, parse_hosts
+    from deploy.engine.remote import RemoteTarget
+
+    hosts = parse_hosts({host: {"address": testbed["addrs"][host], "user": "root", "key": testbed["TESTBED_SSH_KEY"]}}, "s", "p")
+    ssh_options = SshOptions(known_hosts=known_hosts or testbed["TESTBED_KNOWN_HOSTS"], ssh_config="/nonexistent", connect_timeout=5)
+    return RemoteTarget(hosts[0], ssh_options, accept_new)
+
+
+def test_a_secret_file_is_0600_from_its_creation_on_the_host(testbed, monkeypatch):
+    """Every file the SFTP server creates for a write (the temp file renamed over the env
+    file) already has mode 0600 when it comes into existence, before its first byte, also
+    when it replaces a 0644 file; the old file is never written to."""
+    import paramiko
+    from paramiko.sftp import CMD_OPEN, SFTP_FLAG_CREATE
+
+    created: list[tuple[str, int]] = []
+    real_request = paramiko.SFTPClient._request
+
+    def request(self, kind, *args):
+        result = real_request(self, kind, *args)
+        if kind == CMD_OPEN and args[1] & SFTP_FLAG_CREATE:
+            path = args[0].decode() if isinstance(args[0], bytes) else args[0]
+            created.append((path, self.stat(path).st_mode & 0o7777))  # right after the server created it
+        return result
+
+    monkeypatch.setattr(paramiko.SFTPClient, "_request", request)
+    target = remote_target(testbed, "h1")
+    directory = f"/srv/envmode-{uuid.uuid4().hex[:8]}"
+    try:
+        ssh(testbed, "h1", f"mkdir -p {directory} && echo OLD=1 > {directory}/.env && chmod 0644 {directory}/.env")
+        old_inode = ssh(testbed, "h1", f"stat -c %i {directory}/.env").stdout.strip()
+        target.write_bytes(f"{directory}/.env", b"JWT_SECRET=s3cr3t\n", 0o600)
+        assert [mode for _, mode in created] == [0o600] and created[0][0].startswith(f"{directory}/.env.")
+        mode, inode = ssh(testbed, "h1", f"stat -c '%a %i' {directory}/.env").stdout.split()
+        assert mode == "600" and inode != old_inode  # a new file renamed over the old one
+        assert ssh(testbed, "h1", f"cat {directory}/.env && ls -A {directory}").stdout == "JWT_SECRET=s3cr3t\n.env\n"
+    finally:
+        target.close()
+        ssh(testbed, "h1", f"rm -rf {directory}", check=False)
+
+
+def test_known_hosts_markers_on_a_real_host(testbed, tmp_path):
+    """A known_hosts with a @cert-authority line still checks hosts by their own keys; a
+    host whose key is @revoked is refused, also with --accept-new-host-keys."""
+    import paramiko
+    from invoke.exceptions import Exit
+
+    real = Path(testbed["TESTBED_KNOWN_HOSTS"]).read_text()
+    ca = paramiko.ECDSAKey.generate()
+    with_ca = tmp_path / "with_ca"
+    with_ca.write_text(f"@cert-authority * {ca.get_name()} {ca.get_base64()}\n{real}")
+    target = remote_target(testbed, "h1", str(with_ca))
+    try:
+        assert target.run(["echo", "hello"]).stdout == "hello\n"
+    finally:
+        target.close()
+    h1_key = next(line.split()[1:3] for line in real.splitlines() if line.startswith(testbed["addrs"]["h1"] + " "))
+    revoked = tmp_path / "revoked"
+    revoked.write_text(f"{real}@revoked * {' '.join(h1_key)}\n")
+    for accept_new in (False, True):
+        with pytest.raises(Exit, match=r"REVOKED host key for h1"):
+            remote_target(testbed, "h1", str(revoked), accept_new).connection()
+    assert revoked.read_text() == f"{real}@revoked * {' '.join(h1_key)}\n"

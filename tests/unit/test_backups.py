@@ -2,7 +2,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from invoke.exceptions import Exit
 from deploy.database import files as backups
 from deploy.database.files import Backup, PartialWriter, new_name, prune_plan, read_sidecar, scan, sweep_partials, write_sidecars
 
-T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
 
 
 def make_backup(directory: Path, when: datetime, data: bytes = b"PGDMP...", label=None, complete=True) -> Path:

@@ -15,9 +15,16 @@ def test_engine():
 
 def test_compose():
     assert check_compose("2.40.3\n").ok
-    assert check_compose("v2.0.0").ok
+    assert check_compose("v2.17.0").ok
     assert not check_compose("1.29.2").ok
     assert not check_compose("").ok
+
+
+def test_compose_older_than_2_17_is_refused_with_the_reason():
+    """``up --wait-timeout`` (up, scale, deploy) came with Compose 2.17."""
+    for old in ("v2.0.0", "2.16.9"):
+        f = check_compose(old)
+        assert not f.ok and "older than 2.17" in f.detail and "--wait-timeout" in f.detail and "2.17 or newer" in f.fix
 
 
 def test_required_lists_every_missing_variable_at_once():

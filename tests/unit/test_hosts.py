@@ -9,10 +9,11 @@ import tarfile
 import pytest
 from invoke.exceptions import Exit
 
+from deploy.config.envfile import env_line
 from deploy.config.inventory import SshOptions, parse_hosts, parse_ssh, role_services, select
 from deploy.config.settings import Settings
 from deploy.engine.remote import RemoteTarget
-from deploy.engine.upload import compose_tree, env_line, render_env
+from deploy.engine.upload import compose_tree, render_env
 from deploy.fleet import SPLIT_FILE, host_settings
 from deploy.output import PrefixedStream
 from deploy.release.switch import batches
@@ -90,9 +91,10 @@ def test_split_stage_layers_the_hosts_file_and_names_the_db_host(config):
     assert (ROOT / SPLIT_FILE).is_file()
 
 
-@pytest.mark.parametrize("value", ["plain", "with space", "$HOME and ${X}", "it's", 'say "hi"', "back\\slash", ""])
+@pytest.mark.parametrize("value", ["plain", "with space", "$HOME and ${X}", "it's", 'say "hi"', "back\\slash", "", "ends\\",
+                                   "it's $HOME", "a #b", "two\nlines", "a\\'b"])
 def test_env_lines_read_back_unchanged_by_dotenv(tmp_path, value):
-    """python-dotenv follows the same quoting rules as Compose's env-file reader."""
+    """Read back unchanged by python-dotenv (by Compose too: tests/integration/test_envfile.py)."""
     from dotenv import dotenv_values
 
     path = tmp_path / "env"
@@ -101,8 +103,8 @@ def test_env_lines_read_back_unchanged_by_dotenv(tmp_path, value):
 
 
 def test_env_line_refuses_what_cannot_round_trip():
-    with pytest.raises(Exit, match="cannot read it back"):
-        env_line("X", "it's $HOME")
+    with pytest.raises(Exit, match="value of X cannot be written"):
+        env_line("X", "$HOME\\")
 
 
 def test_compose_tree_has_the_compose_folder_and_no_env_files(config):
@@ -163,6 +165,8 @@ def test_a_secret_never_goes_on_a_remote_command_line(config):
     settings = Settings(config, config.stage("production"), ROOT / ".env.example", {"JWT_SECRET": "s" * 64})
     host = parse_hosts({"h": {}}, "production", "p")[0]
     stack = Stack(settings, RemoteTarget(host, SshOptions()))
-    assert stack.with_env(APP_VERSION="1.0.0").command_env == {"APP_VERSION": "1.0.0"}
+    # only this run's version, and where the proxy's routing lives: no secret
+    assert stack.with_env(APP_VERSION="1.0.0").command_env == {"APP_VERSION": "1.0.0",
+                                                               "NGINX_UPSTREAMS_DIR": "/srv/p/state/production/upstreams"}
     with pytest.raises(Exit, match="refusing to put JWT_SECRET on a command line"):
         stack.with_env(JWT_SECRET="x" * 64).command_env  # noqa: B018

@@ -1,10 +1,10 @@
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from deploy.engine.images import ImageName, app_images, release_tags
 from deploy.versions import Version
 
-WHEN = datetime(2026, 11, 29, 23, 30, tzinfo=UTC)
+WHEN = datetime(2026, 11, 29, 23, 30, tzinfo=timezone.utc)
 
 
 def test_names_come_from_the_compose_image_value():

@@ -6,6 +6,7 @@ What is checked: the order of the steps and which host runs what; that a dry run
 exactly the state-changing commands a real run executes; that a failure in any step
 leaves the old version serving (before the rollout: untouched; in or after it: every
 switched host returned); batches; the lock; the release history and the audit log.
+The routing guarantee itself (who nginx routes to at each moment): test_routing.py.
 """
 from __future__ import annotations
 
@@ -14,26 +15,28 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
 from invoke.exceptions import Exit
 
+from deploy.config.envfile import env_line
 from deploy.config.inventory import Host
 from deploy.engine.facts import parse_inspect
 from deploy.engine.ops import Executor, Put, Run
-from deploy.engine.stack import Stack
+from deploy.engine.stack import UPSTREAMS_DIR, Stack
 from deploy.engine.upload import render_env
 from deploy.fleet import Fleet, Member, host_settings, local_fleet
 from deploy.release import push as push_module
 from deploy.release.deploy import DeployOptions, deploy
 from deploy.release.rollback import rollback
 from deploy.stack import rollout as rollout_module
+from deploy.stack import routing as routing_module
 from deploy.state import history, lock
 from deploy.state.history import Release
 from deploy.versions import parse
-from tests.unit.fake_engine import STATELESS, Called, FakeEngine, compose_sub, is_read
+from tests.unit.fake_engine import STATELESS, Called, Clock, FakeEngine, compose_sub, is_read
 
 OLD, NEW = "1.0.0", "2.0.0"
 APP = ["backend", "web", "nginx"]
@@ -43,11 +46,27 @@ STEPS = ["preflight", "tests", "build", "tag", "push", "upload", "pull", "backup
 BEFORE_ROLLOUT = STEPS[:STEPS.index("rollout")]
 
 
+WORLDS: list[World] = []  # the worlds the running test built
+
+
+@pytest.fixture(autouse=True)
+def routing_guarantee():
+    """After every scenario here, whatever failed: the routing guarantee held on every host
+    (tests/unit/fake_engine.py, ``violations``; test_routing.py shows that it can fail)."""
+    WORLDS.clear()
+    yield
+    broken = [(e.name, v) for w in WORLDS for e in w.engines.values() for v in e.violations]
+    assert broken == []
+
+
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
-    monkeypatch.setattr(rollout_module, "DNS_SETTLE_SECONDS", 0)
-    monkeypatch.setattr(rollout_module, "POLL_SECONDS", 0)
+    clock = Clock()
+    monkeypatch.setattr(rollout_module, "time", clock)
+    monkeypatch.setattr(rollout_module, "POLL_SECONDS", 2.0)  # fewer polls until a deadline of minutes
+    monkeypatch.setattr(routing_module, "time", clock)
     monkeypatch.setattr(push_module, "time", SimpleNamespace(sleep=lambda s: None))
+    return clock
 
 
 # --- the worlds: a fleet of fake engines serving OLD -----------------------------------------
@@ -90,9 +109,9 @@ class World:
         return {n: sorted((c.id, c.service, c.image, c.state) for c in e.containers) for n, e in self.engines.items()}
 
     def mutations(self) -> list[Called]:
-        """The state-changing commands run, without the lock, history and audit files."""
-        state = self.home.state_file("").rstrip("/")
-        return [c for c in self.journal if c.host != "step" and not is_read(c.argv) and not any(state in a for a in c.argv)]
+        """The state-changing commands run, without the lock, history and audit files (the
+        proxy's routing file counts: writing it is a step of the plan)."""
+        return [c for c in self.journal if c.host != "step" and not is_read(c.argv) and not bookkeeping(self, c)]
 
     def audit(self) -> list[dict]:
         return [json.loads(line) for line in (self.home.target.read_text(self.home.state_file("audit.log")) or "").splitlines()]
@@ -101,8 +120,16 @@ class World:
         return lock.read(self.home) is not None
 
 
-def env(settings, version: str) -> dict[str, str]:
-    return {**settings.env, "APP_VERSION": version}
+def bookkeeping(world: World, call: Called) -> bool:
+    """A write or command on the deploy's own state (lock, history, audit), not the routing."""
+    state = world.home.state_file("").rstrip("/")
+    routing = world.home.state_file(UPSTREAMS_DIR)
+    return any(state in a and routing not in a for a in call.argv)
+
+
+def env(settings, version: str, stack: Stack | None = None) -> dict[str, str]:
+    """The env a stack of ``settings`` was started with (the routing folder of ``stack``'s state)."""
+    return {**settings.env, "APP_VERSION": version, **({"NGINX_UPSTREAMS_DIR": stack.state_file(UPSTREAMS_DIR)} if stack else {})}
 
 
 def seed_history(stack: Stack) -> None:
@@ -111,10 +138,12 @@ def seed_history(stack: Stack) -> None:
 
 def local_world(fake_settings) -> World:
     engine = FakeEngine("local")
-    engine.start([*APP, *DB], env(fake_settings, OLD))
+    engine.start([*APP, *DB], env(fake_settings, OLD, Stack(fake_settings, engine)))
     seed_history(Stack(fake_settings, engine))
     engine.journal.clear()
-    return World(local_fleet(fake_settings, engine), {"local": engine}, engine.journal, [], lambda: local_fleet(fake_settings, engine))
+    world = World(local_fleet(fake_settings, engine), {"local": engine}, engine.journal, [], lambda: local_fleet(fake_settings, engine))
+    WORLDS.append(world)
+    return world
 
 
 def hosts_world(fake_settings, apps: int = 2) -> World:
@@ -131,7 +160,7 @@ def hosts_world(fake_settings, apps: int = 2) -> World:
         e = engines[h.name]
         e.files.update({f: b"" for f in settings.compose_in(h.deploy_dir).files})
         e.files[f"{h.deploy_dir}/.env"] = render_env(settings.env).encode()
-        e.start(APP if h.has("app") else DB, old)
+        e.start(APP if h.has("app") else DB, env(settings, OLD, Stack(settings, e)))
     for s in STATELESS:
         ref = here.image_ref(s, old)
         registry.add(ref)
@@ -147,7 +176,9 @@ def hosts_world(fake_settings, apps: int = 2) -> World:
 
     fleet = open_fleet()
     journal.clear()
-    return World(fleet, {**engines, "here": here}, journal, [], open_fleet)
+    world = World(fleet, {**engines, "here": here}, journal, [], open_fleet)
+    WORLDS.append(world)
+    return world
 
 
 @pytest.fixture(params=["local", "hosts"])
@@ -163,14 +194,19 @@ def by_step(world: World) -> dict[str, list[Called]]:
         if c.host == "step":
             current = c.argv[0]
             out[current] = []
-        elif current is not None and not any(world.home.state_file("").rstrip("/") in a for a in c.argv):
+        elif current is not None and not bookkeeping(world, c):
             out[current].append(c)
     return out
 
 
 def serving(world: World, host: str) -> dict[str, list[str]]:
-    """The image tags of each app service's running containers on ``host``."""
-    return {s: world.engines[host].versions(s) for s in STATELESS}
+    """The image tags of each app service's running containers on ``host``; its proxy
+    routes exactly those containers, as its routing file says."""
+    e = world.engines[host]
+    running = sorted((c for c in e.running() if c.service in STATELESS), key=lambda c: (c.service, c.number))
+    assert e.routed_names() == [c.name(e.project) for c in running], f"{host} routes other containers than it runs"
+    assert sorted(a for pool in routing_module.parse(e.pools_text() or "").values() for a in pool) == sorted(e.routed or {})
+    return {s: e.versions(s) for s in STATELESS}
 
 
 # --- step order and who runs what -------------------------------------------------------------
@@ -193,8 +229,22 @@ def test_step_order_on_the_local_engine(fake_settings):
     assert any("pg_dump" in c.line for c in steps["backup"])
     assert [compose_sub(a.split())[0] for a in mutating["migrate"]] == ["run"]
     roll = mutating["rollout"]
-    assert [r.split()[:2] for r in roll] == [["docker", "compose"], ["docker", "stop"], ["docker", "rm"], ["docker", "compose"]]
-    assert "--scale backend=4 --scale web=2" in roll[0] and roll[3].endswith("nginx")
+    pools = w.home.state_file("upstreams/pools.conf")
+    # the new containers start, are probed, routed (the old ones out: nginx -t, a graceful
+    # reload), nginx drains, then the old ones stop; no DNS settle any more
+    assert [r.split()[:2] for r in roll] == [["docker", "compose"], ["write", pools], ["docker", "exec"], ["docker", "exec"],
+                                             ["docker", "stop"], ["docker", "rm"], ["docker", "compose"]]
+    assert "--scale backend=4 --scale web=2" in roll[0] and "--no-recreate" in roll[0] and roll[6].endswith("nginx")
+    assert roll[2:4] == ["docker exec myapp-nginx-1 nginx -t -q -c /etc/nginx/router.conf",
+                         "docker exec myapp-nginx-1 nginx -c /etc/nginx/router.conf -s reload"]
+    assert roll[4] == "docker stop myapp-backend-1 myapp-backend-2 myapp-web-1"
+    reads = [c.line for c in steps["rollout"] if is_read(c.argv)]
+    probes = [r for r in reads if " wget " in r]
+    assert {re.search(r"http://([\d.:]+)/health$", r).group(1) for r in probes} == {
+        f"{c.ips['front']}:3000" for c in w.engines["local"].running() if c.service in STATELESS}
+    assert max(i for i, r in enumerate(steps["rollout"]) if " wget " in r.line) < [c.line for c in steps["rollout"]].index(roll[3])
+    assert any("shutting down" in r for r in reads)  # drained before the stop
+    assert w.engines["local"].routed_names() == ["myapp-backend-3", "myapp-backend-4", "myapp-web-2"]
     assert mutating["verify"] == [] and [c.argv[0] for c in steps["verify"] if c.argv[0] == "fetch"] == ["fetch"] * 3
     assert mutating["promote"][:2] == [f"docker tag registry.example.com/myapp/{s}:{NEW} registry.example.com/myapp/{s}:latest"
                                        for s in STATELESS]
@@ -221,10 +271,12 @@ def test_step_order_and_hosts_with_two_app_hosts_and_a_db_host(fake_settings):
             ("write", "/srv/myapp/.env")]
         assert "/srv/myapp/compose/docker-compose.hosts.yml" in w.engines[h].files
     env_file = w.engines["app1"].files["/srv/myapp/.env"].decode()
-    assert "DB_HOST='10.1.0.9'" in env_file and "APP_VERSION" not in env_file  # the version goes with each command
+    assert env_line("DB_HOST", "10.1.0.9") in env_file.splitlines() and "APP_VERSION" not in env_file  # the version goes with each command
     # each host's commands name the version in their env, not on the command line
     ups = [c for c in steps["rollout"] if c.argv[:2] == ("docker", "compose") and compose_sub(c.argv)[0] == "up"]
-    assert {c.host for c in ups} == {"app1", "app2"} and all(c.env == {"APP_VERSION": NEW} for c in ups)
+    routing_dir = "/srv/myapp/state/development/upstreams"  # the proxy mounts it (NGINX_UPSTREAMS_DIR)
+    assert {c.host for c in ups} == {"app1", "app2"} and all(c.env == {"APP_VERSION": NEW, "NGINX_UPSTREAMS_DIR": routing_dir}
+                                                             for c in ups)
     # one host at a time (parallel 1): app1 is done before app2 starts
     last_app1 = max(i for i, c in enumerate(steps["rollout"]) if c.host == "app1")
     first_app2 = min(i for i, c in enumerate(steps["rollout"]) if c.host == "app2")
@@ -495,26 +547,47 @@ def test_a_failed_rollback_returns_the_switched_hosts_to_what_they_ran(fake_sett
 
 def test_the_fake_engine_simulates_a_rollout_faithfully(fake_settings):
     """The fake itself: new containers beside the old ones, numbered after them, of the
-    image the command's env names; stop/rm removes; unhealthy versions come up unhealthy."""
+    image the command's env names, each with an address on its service's networks (the
+    lowest free one: a removed container's goes to the next one, as Docker does); stop/rm
+    removes; unhealthy versions come up unhealthy; the proxy's probe reaches a container
+    by address and fails for an unhealthy or absent one."""
     e = FakeEngine()
-    e.start(["backend"], env(fake_settings, OLD))
+    e.start(["backend", "nginx"], env(fake_settings, OLD))
     e.make_unhealthy(NEW)
     e.run(["docker", "compose", "-p", "myapp", "up", "-d", "--no-recreate", "--scale", "backend=4", "backend"],
           env=env(fake_settings, NEW))
-    assert [(c.number, c.image.rsplit(":", 1)[1], c.health) for c in e.containers] == [
-        (1, OLD, "healthy"), (2, OLD, "healthy"), (3, NEW, "unhealthy"), (4, NEW, "unhealthy")]
+    backends = [c for c in e.containers if c.service == "backend"]
+    assert [(c.number, c.image.rsplit(":", 1)[1], c.health, c.ips) for c in backends] == [
+        (1, OLD, "healthy", {"front": "172.18.0.2", "back": "172.19.0.2"}),
+        (2, OLD, "healthy", {"front": "172.18.0.3", "back": "172.19.0.3"}),
+        (3, NEW, "unhealthy", {"front": "172.18.0.5", "back": "172.19.0.4"}),  # nginx has .4 on front
+        (4, NEW, "unhealthy", {"front": "172.18.0.6", "back": "172.19.0.5"})]
+
+    def probe(ip: str) -> bool:
+        return e.run(["docker", "exec", "myapp-nginx-1", "wget", "-q", "-T", "2", "-O", "/dev/null", f"http://{ip}:3000/health"],
+                     warn=True).ok
+
+    assert (probe("172.18.0.2"), probe("172.18.0.5"), probe("172.18.0.99"), probe("172.19.0.2")) == (True, False, False, False)
     e.run(["docker", "rm", "--force", "myapp-backend-3", "myapp-backend-4"])
-    assert [c.number for c in e.containers] == [1, 2]
-    (c,) = parse_inspect(e.run(["docker", "inspect", "--type", "container", e.containers[0].id]).stdout)
-    assert (c.name, c.service, c.number, c.version, c.ok) == ("myapp-backend-1", "backend", 1, OLD, True)
+    assert [c.number for c in e.containers if c.service == "backend"] == [1, 2]
+    e.run(["docker", "compose", "-p", "myapp", "up", "-d", "--no-recreate", "--scale", "backend=3", "backend"],
+          env=env(fake_settings, OLD))
+    assert e.containers[-1].ips == {"front": "172.18.0.5", "back": "172.19.0.4"}  # reused
+    e.run(["docker", "stop", "myapp-backend-1"])
+    (c, stopped) = parse_inspect(e.run(["docker", "inspect", "--type", "container", backends[1].id, backends[0].id]).stdout)[::-1]
+    assert (c.name, c.service, c.number, c.version, c.ok) == ("myapp-backend-2", "backend", 2, OLD, True)
+    assert c.addresses == (("myapp_back", "172.19.0.3"), ("myapp_front", "172.18.0.3"))
+    assert stopped.address_on(["myapp_front"]) is None  # a stopped container's address is freed
+    config = json.loads(e.run(["docker", "compose", "-p", "myapp", "config", "--format", "json"]).stdout)
+    assert config["services"]["nginx"]["networks"] == {"front": None}
+    assert config["networks"]["front"] == {"name": "myapp_front"}
 
 
 # --- first deploys, interruptions -----------------------------------------------------------------
 def fresh(world: World) -> World:
     """The same fleet with nothing on it yet: no files, no containers, no history."""
     for e in world.engines.values():
-        e.containers.clear()
-        e.files.clear()
+        e.wipe()
     world.reopen()
     world.journal.clear()
     return world
@@ -533,9 +606,13 @@ def test_a_first_deploy_starts_everything(world):
 
 
 def test_a_dry_run_of_a_first_deploy_prints_the_plan(world):
+    """Before the first upload a host has no compose files: the routing is planned with
+    the proxy's networks unknown (found once the files are there)."""
     w = fresh(world)
     assert w.deploy(dry_run=True) is None
     assert any("rollout" in line for line in w.said) and w.mutations() == []
+    pools = w.home.state_file("upstreams/pools.conf") if not w.fleet.remote else "/srv/myapp/state/development/upstreams/pools.conf"
+    assert any(f"write {pools} (" in line for line in w.said)  # the routing is planned
 
 
 def test_an_interrupted_deploy_is_not_left_running_in_the_history(world):
@@ -566,7 +643,7 @@ def test_a_quick_retry_keeps_the_failed_attempt_in_the_history(fake_settings, mo
     class Frozen(datetime):
         @classmethod
         def now(cls, tz=None):  # type: ignore[override]
-            return datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+            return datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 
     monkeypatch.setattr(history, "datetime", Frozen)
     w = local_world(fake_settings)
@@ -575,3 +652,93 @@ def test_a_quick_retry_keeps_the_failed_attempt_in_the_history(fake_settings, mo
         w.deploy()
     w.deploy()
     assert [(r.version, r.status) for r in history.history(w.home)] == [(OLD, "success"), (NEW, "failed"), (NEW, "success")]
+
+
+# --- hardening: one owner per lock, interrupted releases, versions never reused, masked history --------
+def test_a_deploy_whose_lock_was_broken_and_taken_leaves_the_new_holders_lock(world):
+    """B breaks A's lock mid-deploy and takes it: A's end must not remove B's lock."""
+    taken = []
+
+    def break_and_take(argv):
+        if not taken and compose_cmd("up")(argv):
+            world.home.target.run(["rm", "-rf", world.home.state_file("deploy.lock")])  # inv lock.release --force, by B
+            taken.append(lock.acquire(world.home, "deploy 9.9.9 by B"))
+        return False
+
+    world.engines[world.apps[0]].fail_when(break_and_take, times=None)
+    world.deploy()
+    assert taken and lock.read(world.home) is not None, "A's end removed B's lock: a third deploy could run beside B"
+    assert lock.read(world.home).purpose == "deploy 9.9.9 by B"
+
+
+def test_a_killed_deploy_is_marked_interrupted_when_its_stale_lock_is_broken(world, monkeypatch):
+    """A deploy killed with SIGKILL leaves its release running and its lock; inv lock.release ends both."""
+    import subprocess
+
+    from invoke import Context
+
+    import tasks.lock
+    from tasks import ns as root
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed = Release(version=NEW, status="running")
+    lock.acquire(world.home, f"deploy {NEW}")
+    history.record(world.home, killed)
+    holder = world.home.state_file("deploy.lock/holder.json")
+    details = json.loads(world.home.target.read_text(holder))
+    world.home.target.write_text(holder, json.dumps({**details, "pid": dead.pid}))  # its process is gone
+    monkeypatch.setattr(tasks.lock, "open_fleet", lambda c, where: world.fleet)
+    root["lock.release"](Context())
+    assert not world.lock_held()
+    assert [(r.version, r.status) for r in history.history(world.home)] == [(OLD, "success"), (NEW, "interrupted")]
+
+
+def test_bump_never_reuses_a_version_pushed_by_a_failed_deploy(world):
+    from deploy.release.deploy import choose_version
+
+    inject(world, "verify")  # fails after the push: 1.0.1's images are in the registry
+    with pytest.raises(Exit):
+        world.deploy("1.0.1")
+    assert choose_version(world.home, None, "patch").tag == "1.0.2"
+    with pytest.raises(Exit, match=r"1\.0\.1 was pushed by a deploy that ended failed"):
+        choose_version(world.home, "1.0.1", None)
+    assert history.history(world.home)[-1].pushed
+
+
+def test_a_deploy_that_failed_before_pushing_leaves_its_version_free(world):
+    inject(world, "tag")
+    with pytest.raises(Exit):
+        world.deploy("1.0.1")
+    assert not history.history(world.home)[-1].pushed
+    assert world.deploy("1.0.1").status == "success"
+
+
+def test_bump_after_a_rollback_goes_above_every_version_in_the_history(world):
+    from deploy.release.deploy import choose_version
+
+    world.deploy()
+    world.reopen()
+    rollback(world.fleet, OLD, DeployOptions(), world.executor())
+    assert history.current(world.home).version == OLD
+    assert choose_version(world.home, None, "patch").tag == "2.0.1"
+
+
+def test_secrets_in_a_failed_steps_error_are_masked_in_the_history_and_the_audit(fake_settings):
+    from deploy.errors import fail
+
+    world = local_world(fake_settings)
+    settings = world.fleet.settings
+    secrets = [settings.env[k] for k in settings.config.secret_env]
+
+    def unhealthy(argv):  # a failing container whose last log lines show a secret
+        if argv[0] == "fetch":
+            fail(f"backend-3 not ready\n  last log lines:\nconnecting with password {secrets[0]} and JWT {secrets[-1]}", "fix it")
+        return False
+
+    world.engines[world.apps[-1]].fail_when(unhealthy, times=None)
+    with pytest.raises(Exit):
+        world.deploy()
+    for name in ("releases.json", "audit.log"):
+        text = world.home.target.read_text(world.home.state_file(name))
+        assert "password ****" in text and not [s for s in secrets if s in text], name

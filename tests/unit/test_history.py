@@ -1,0 +1,203 @@
+"""The release history and the audit log (secrets masked, interrupted releases), and the
+versions a deploy may take: never one pushed before, --bump from the highest version of
+the history (on the recording fake engine; the registry is a fake one on 127.0.0.1:5000)."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from invoke.exceptions import Exit
+
+from deploy.engine.commands import images as image_cmds
+from deploy.engine.ops import Executor
+from deploy.engine.stack import Stack
+from deploy.engine.target import HttpResponse
+from deploy.release import push as push_module
+from deploy.release.deploy import choose_version
+from deploy.release.push import push_release, push_tags
+from deploy.state import history
+from deploy.state.history import Release
+from deploy.versions import parse
+from tests.unit.fake_engine import STATELESS, Called, FakeEngine
+
+LOOPBACK = "127.0.0.1:5000"
+
+
+class RegistryEngine(FakeEngine):
+    """The fake engine, and a registry on its loopback answering the v2 API's manifest
+    requests from ``registry`` (the refs pushed); ``repo_digests``: the registry digest a
+    local image carries (the one it was pushed as)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.repo_digests: dict[str, str] = {}
+
+    def run(self, argv, **kwargs):
+        result = super().run(argv, **kwargs)
+        ref = argv[-1]
+        if tuple(argv) == tuple(image_cmds.identity(ref)) and ref in self.repo_digests:
+            result.stdout = f'["{self.repo_digests[ref]}"] sha256:{self.images[ref]}\n'
+        return result
+
+    def fetch(self, port: int, path: str, timeout: float = 5.0) -> HttpResponse:
+        m = re.fullmatch(r"/v2/(.+)/manifests/([^/]+)", path)
+        if port != 5000 or not m:
+            return super().fetch(port, path, timeout)
+        self.journal.append(Called(self.name, ("fetch", str(port), path)))
+        return HttpResponse(200 if f"{LOOPBACK}/{m.group(1)}:{m.group(2)}" in (self.registry or set()) else 404, b"{}")
+
+
+@pytest.fixture
+def stack(fake_settings) -> Stack:
+    return Stack(fake_settings, FakeEngine())
+
+
+@pytest.fixture
+def here(fake_settings) -> Stack:
+    """This machine's engine, pushing to a registry on its loopback."""
+    engine = RegistryEngine(registry=set())
+    return Stack(fake_settings, engine).with_env(DOCKER_REGISTRY=LOOPBACK)
+
+
+def entries(stack: Stack, *releases: tuple[str, str, bool] | tuple[str, str, bool, str]) -> None:
+    """(version, status, pushed[, kind]) in the history, oldest first."""
+    for i, (version, status, pushed, *kind) in enumerate(releases):
+        history.record(stack, Release(version=version, status=status, pushed=pushed, kind=kind[0] if kind else "deploy",
+                                      started_at=f"2026-01-0{i + 1}T00:00:00+00:00"))
+
+
+# --- secrets never reach the files -------------------------------------------------------------
+def test_secrets_are_masked_in_the_history_and_the_audit(stack):
+    secrets = [stack.settings.env[k] for k in stack.settings.config.secret_env]
+    release = Release(version="1.0.0", status="failed", error=f"backend-1 not ready\n  last log lines:\nJWT_SECRET={secrets[0]}")
+    history.record(stack, release)
+    history.audit(stack, "deploy failed", error=release.error, lines=[f"password {secrets[1]}"], nested={"x": secrets[-1]})
+    for name in ("releases.json", "audit.log"):
+        text = stack.target.read_text(stack.state_file(name))
+        assert text and "****" in text and not [s for s in secrets if s in text], name
+    assert "JWT_SECRET=****" in history.history(stack)[0].error
+
+
+def test_interrupt_running_marks_running_releases_in_place(stack):
+    entries(stack, ("1.0.0", "success", True), ("1.0.1", "running", True), ("1.0.2", "failed", False))
+    marked = history.interrupt_running(stack, "interrupted: its lock was broken")
+    assert [r.version for r in marked] == ["1.0.1"]
+    assert [(r.version, r.status) for r in history.history(stack)] == [("1.0.0", "success"), ("1.0.1", "interrupted"),
+                                                                        ("1.0.2", "failed")]
+    assert history.interrupt_running(stack, "again") == []
+
+
+def test_an_older_history_without_the_new_fields_still_reads(stack):
+    old = [{"version": "1.0.0", "status": "success", "kind": "deploy", "started_at": "2026-01-01T00:00:00+00:00"}]
+    stack.target.write_text(stack.state_file("releases.json"), json.dumps(old))
+    (r,) = history.history(stack)
+    assert (r.version, r.pushed) == ("1.0.0", False) and r.id
+
+
+# --- --bump: from the highest version of the history, skipping every version used ---------------
+def test_bump_skips_a_version_pushed_by_a_failed_deploy(stack):
+    entries(stack, ("1.0.2", "success", True), ("1.0.3", "failed", True))
+    assert choose_version(stack, None, "patch").tag == "1.0.4"
+
+
+def test_bump_skips_a_version_whose_deploy_failed_before_pushing(stack):
+    entries(stack, ("1.0.0", "success", True), ("1.0.1", "failed", False))
+    assert choose_version(stack, None, "patch").tag == "1.0.2"
+
+
+def test_bump_after_a_rollback_starts_from_the_highest_version(stack):
+    entries(stack, ("1.0.0", "success", True), ("1.1.0", "success", True), ("1.0.0", "success", False, "rollback"))
+    assert history.current(stack).version == "1.0.0"
+    assert choose_version(stack, None, "patch").tag == "1.1.1"
+    assert choose_version(stack, None, "minor").tag == "1.2.0"
+
+
+def test_bump_skips_versions_the_registry_has(stack, here):
+    entries(stack, ("1.0.3", "success", True))
+    here.target.registry.update({f"{LOOPBACK}/myapp/web:1.0.4", f"{LOOPBACK}/myapp/backend:1.0.5"})
+    assert choose_version(stack, None, "patch", here).tag == "1.0.6"
+
+
+def test_bump_needs_a_version_in_the_history(stack):
+    with pytest.raises(Exit, match="--bump needs a previous release"):
+        choose_version(stack, None, "patch")
+
+
+# --- --version: one never pushed before ---------------------------------------------------------
+def test_a_version_pushed_by_a_failed_deploy_is_refused_with_the_next_free_one(stack):
+    entries(stack, ("1.0.2", "success", True), ("1.0.3", "failed", True), ("1.0.4", "failed", False))
+    with pytest.raises(Exit, match=r"(?s)1\.0\.3 was pushed by a deploy that ended failed.*never pushed again.*--version 1\.0\.5"):
+        choose_version(stack, "1.0.3", None)
+
+
+def test_a_deployed_version_is_refused_with_the_rollback(stack):
+    entries(stack, ("1.0.2", "success", True))
+    with pytest.raises(Exit, match=r"(?s)1\.0\.2 was already deployed.*inv rollback 1\.0\.2"):
+        choose_version(stack, "1.0.2", None)
+
+
+def test_a_version_whose_deploy_failed_before_pushing_may_be_deployed_again(stack):
+    entries(stack, ("1.0.2", "success", True), ("1.0.3", "failed", False))
+    assert choose_version(stack, "1.0.3", None).tag == "1.0.3"
+
+
+def test_a_version_the_registry_has_is_refused(stack, here):
+    here.target.registry.add(f"{LOOPBACK}/myapp/backend:2.0.0")
+    with pytest.raises(Exit, match=r"127\.0\.0\.1:5000/myapp/backend:2\.0\.0 is already in the registry"):
+        choose_version(stack, "2.0.0", None, here)
+    assert choose_version(stack, "2.0.1", None, here).tag == "2.0.1"
+
+
+def test_a_registry_elsewhere_is_not_asked(stack, fake_settings):
+    engine = RegistryEngine(registry={"registry.example.com/myapp/backend:2.0.0"})
+    assert choose_version(stack, "2.0.0", None, Stack(fake_settings, engine)).tag == "2.0.0"
+    assert not [c for c in engine.journal if c.argv[0] == "fetch"]
+
+
+# --- push: a version tag is pushed once ----------------------------------------------------------
+def build(here: Stack, *tags: str) -> None:
+    engine = here.target
+    assert isinstance(engine, FakeEngine)
+    for s in STATELESS:
+        for tag in tags:
+            engine.images[f"{LOOPBACK}/myapp/{s}:{tag}"] = "new"
+
+
+def pushes(here: Stack) -> list[str]:
+    return [c.line for c in here.target.journal if c.argv[:2] == ("docker", "push")]
+
+
+def test_a_fresh_push_of_a_version_the_registry_has_is_refused_before_anything_is_pushed(here):
+    build(here, "1.0.3", "latest")
+    here.target.registry.add(f"{LOOPBACK}/myapp/web:1.0.3")
+    names = push_module.app_images(here)
+    with pytest.raises(Exit, match="web:1.0.3 is already in the registry"):
+        Executor()(push_tags(here, names, ["1.0.3", "20260101"]))
+    assert pushes(here) == []
+    Executor()(push_tags(here, names, ["latest"]))  # moving tags are pushed again
+    assert len(pushes(here)) == 2
+
+
+def test_inv_push_refuses_a_version_pushed_by_a_failed_deploy(here):
+    entries(here, ("1.0.3", "failed", True))
+    build(here, "1.0.3")
+    with pytest.raises(Exit, match="1.0.3 was pushed by a deploy that ended failed"):
+        push_release(here, parse("1.0.3"), Executor())
+    assert pushes(here) == []
+
+
+def test_inv_push_pushes_a_release_again_only_with_its_own_images(here):
+    engine = here.target
+    build(here, "1.0.3")
+    pushed = {s: f"{LOOPBACK}/myapp/{s}@sha256:{'a' * 64}" for s in STATELESS}
+    history.record(here, Release(version="1.0.3", status="success", pushed=True, tags=["1.0.3"], digests=pushed))
+    engine.registry.update(f"{LOOPBACK}/myapp/{s}:1.0.3" for s in STATELESS)
+    engine.repo_digests.update({f"{LOOPBACK}/myapp/{s}:1.0.3": d for s, d in pushed.items()})  # the very images pushed
+    push_release(here, parse("1.0.3"), Executor())
+    assert pushes(here) == [f"docker push {LOOPBACK}/myapp/{s}:1.0.3" for s in STATELESS]
+    engine.journal.clear()
+    engine.repo_digests.pop(f"{LOOPBACK}/myapp/web:1.0.3")  # web rebuilt since: another image under 1.0.3
+    with pytest.raises(Exit, match=r"web:1\.0\.3 on this engine .* is not the image release 1\.0\.3 pushed"):
+        push_release(here, parse("1.0.3"), Executor())
+    assert pushes(here) == []

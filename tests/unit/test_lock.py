@@ -1,0 +1,259 @@
+"""The deploy lock on the recording fake engine: one owner (a token), a heartbeat, stale
+wherever it was taken, waiting, breaking (audited, its release interrupted), and every
+mutating task behind it."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from invoke import Config, Context
+from invoke.exceptions import Exit
+
+from deploy.engine.stack import Stack
+from deploy.fleet import local_fleet
+from deploy.state import history, lock
+from deploy.state.history import Release
+from tasks import ns as root
+from tests.unit.conftest import ROOT
+from tests.unit.fake_engine import FakeEngine, is_read
+
+MUTATING = ["up", "down", "scale", "clean", "db.restore", "db.migrate", "db.seed", "deploy", "rollback"]
+
+
+@pytest.fixture
+def stack(fake_settings) -> Stack:
+    return Stack(fake_settings, FakeEngine())
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch):
+    monkeypatch.setattr(lock, "POLL_SECONDS", 0.02, raising=False)
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def ago(seconds: float) -> str:
+    return (datetime.now(timezone.utc) - timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+
+def plant(stack: Stack, **fields) -> lock.LockInfo:
+    """A lock written by someone else (another process, perhaps another machine)."""
+    host, boot_id, pidns = lock.this_process()
+    info = lock.LockInfo(**{"user": "alice", "host": host, "pid": os.getpid(), "since": ago(5), "purpose": "deploy 9.9.9",
+                            "token": "a" * 32, "boot_id": boot_id, "pidns": pidns, **fields})
+    stack.target.dirs.add(stack.state_file("deploy.lock"))
+    stack.target.write_text(stack.state_file("deploy.lock/holder.json"),
+                            json.dumps({k: v for k, v in dataclasses.asdict(info).items() if k != "heartbeat"}))
+    return info
+
+
+def audit(stack: Stack) -> list[dict]:
+    return [json.loads(line) for line in (stack.target.read_text(stack.state_file("audit.log")) or "").splitlines()]
+
+
+# --- one owner ---------------------------------------------------------------------------------
+def test_only_the_owner_releases_the_lock(stack):
+    a = lock.acquire(stack, "deploy 1.0.3")
+    lock.break_lock(stack, force=True)
+    b = lock.acquire(stack, "deploy 1.0.4")
+    assert a.token and b.token and a.token != b.token
+    assert lock.release(stack, a) is False  # A ends: B's lock stays
+    assert lock.read(stack).token == b.token
+    assert lock.release(stack, b) is True and lock.read(stack) is None
+
+
+def test_a_broken_lock_is_left_to_its_new_holder_when_the_block_ends(stack):
+    with lock.held(stack, "up"):
+        lock.break_lock(stack, force=True)
+        b = lock.acquire(stack, "deploy 1.0.4")
+    assert lock.read(stack).token == b.token
+    assert [e["event"] for e in audit(stack)] == ["up started", "lock broken", "up success", "lock lost"]
+
+
+def test_a_forced_break_is_audited_with_who_broke_whose_lock(stack):
+    plant(stack, user="alice", host="laptop2", pid=4242, release_id="r1")
+    info = lock.break_lock(stack, force=True)
+    assert info.user == "alice" and lock.read(stack) is None
+    (entry,) = [e for e in audit(stack) if e["event"] == "lock broken"]
+    assert entry["who"] == lock.getpass.getuser() + "@" + socket.gethostname()
+    assert (entry["holder"], entry["pid"], entry["purpose"], entry["release"], entry["forced"]) == (
+        "alice@laptop2", 4242, "deploy 9.9.9", "r1", True)
+
+
+def test_a_live_lock_is_not_broken_without_force(stack):
+    plant(stack)
+    with pytest.raises(Exit, match="held by a running task: deploy 9.9.9 by alice"):
+        lock.break_lock(stack)
+    assert lock.read(stack) is not None and audit(stack) == []
+
+
+# --- stale: by heartbeat wherever taken, by pid only in this very pid namespace ----------------
+def test_a_live_lock_of_a_runner_with_the_same_host_name_is_not_stale(stack):
+    """Another container with this host name: its pid means nothing here; its heartbeat lives."""
+    info = plant(stack, pid=dead_pid(), pidns="pid:[4026532999]", since=ago(30))
+    assert not lock.is_stale(lock.read(stack))
+    assert lock.stale_reason(dataclasses.replace(info, pidns=lock.this_process()[2])) == "its process is gone"
+
+
+def test_a_lock_whose_heartbeat_stopped_is_stale_wherever_it_was_taken(stack):
+    plant(stack, host="ci-runner-7", boot_id="other-boot", since=ago(600))
+    stack.target.write_text(stack.state_file(f"deploy.lock.{'a' * 32}.heartbeat"), json.dumps({"at": ago(300)}))
+    info = lock.read(stack)
+    assert lock.stale_reason(info) == "no heartbeat for 5 min 0 s"
+    assert "last heartbeat 5 min 0 s ago" in lock.describe(info) and "[STALE: no heartbeat" in lock.describe(info)
+    assert lock.break_lock(stack) is not None  # stale: no --force needed
+
+
+def test_a_lock_from_before_heartbeats_is_judged_by_host_and_pid(stack):
+    legacy = {"user": "bob", "host": socket.gethostname(), "pid": dead_pid(), "since": ago(9), "purpose": "deploy 1.0.0"}
+    stack.target.dirs.add(stack.state_file("deploy.lock"))
+    stack.target.write_text(stack.state_file("deploy.lock/holder.json"), json.dumps(legacy))
+    assert lock.is_stale(lock.read(stack))
+    legacy["host"] = "laptop2"
+    stack.target.write_text(stack.state_file("deploy.lock/holder.json"), json.dumps(legacy))
+    assert not lock.is_stale(lock.read(stack))  # another machine, no heartbeat: cannot be judged
+
+
+def test_the_holder_refreshes_its_heartbeat_while_it_holds_the_lock(stack, monkeypatch):
+    monkeypatch.setattr(lock, "HEARTBEAT_SECONDS", 0.02)
+    with lock.held(stack, "up") as owner:
+        beat = stack.state_file(f"deploy.lock.{owner.token}.heartbeat")
+        deadline = time.monotonic() + 5
+        while beat not in stack.target.files and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lock.read(stack).heartbeat
+        assert "last heartbeat 0 s ago" in lock.describe(lock.read(stack))
+    assert lock.read(stack) is None
+
+
+def test_the_heartbeat_stops_when_the_lock_is_not_the_owners_any_more(stack, monkeypatch):
+    monkeypatch.setattr(lock, "HEARTBEAT_SECONDS", 0.02)
+    owner = lock.acquire(stack, "up")
+    beat = lock.Heartbeat(stack, owner)
+    beat.start()
+    lock.break_lock(stack, force=True)
+    other = lock.acquire(stack, "deploy 2.0.0")
+    beat.join(timeout=5)
+    assert beat.lost and not beat.is_alive()
+    assert stack.state_file(f"deploy.lock.{owner.token}.heartbeat") not in stack.target.files or lock.read(stack).token == other.token
+    assert lock.refresh(stack, owner) is False and lock.refresh(stack, other) is True
+
+
+# --- waiting for the lock ------------------------------------------------------------------------
+def test_a_task_waits_for_the_lock_and_gets_it_when_the_holder_ends(stack):
+    first = lock.acquire(stack, "deploy 1.0.3")
+    threading.Timer(0.2, lambda: lock.release(stack, first)).start()
+    start = time.monotonic()
+    with lock.held(stack, "scale", wait=5) as owner:
+        assert lock.read(stack).token == owner.token
+    assert 0.15 < time.monotonic() - start < 4
+
+
+def test_a_task_that_waited_in_vain_says_who_holds_the_lock(stack):
+    plant(stack)
+    start = time.monotonic()
+    refused = r"another deploy holds the lock: deploy 9\.9\.9 by alice@\S+ \(pid \d+\) since .* \(waited 0\.3 s\)"
+    with pytest.raises(Exit, match=refused), lock.held(stack, "up", wait=0.3):
+        pytest.fail("the block ran without the lock")
+    assert time.monotonic() - start >= 0.3
+    assert audit(stack) == []
+
+
+def test_a_stale_lock_is_refused_at_once_and_its_release_marked_interrupted(stack):
+    history.record(stack, Release(version="9.9.9", status="running", id="r9"))
+    plant(stack, pid=dead_pid(), release_id="r9")
+    with pytest.raises(Exit, match=r"(?s)\[STALE: its process is gone\].*fix: break it: inv lock.release"):
+        lock.acquire(stack, "up", wait=30)
+    assert history.history(stack)[0].status == "interrupted"
+
+
+# --- interrupted releases ---------------------------------------------------------------------------
+def test_breaking_a_lock_marks_the_release_it_guarded_interrupted(stack):
+    history.record(stack, Release(version="1.0.0", status="success"))
+    history.record(stack, Release(version="1.0.1", status="running", id="killed"))
+    plant(stack, pid=dead_pid(), release_id="killed")
+    lock.break_lock(stack)
+    assert [(r.version, r.status) for r in history.history(stack)] == [("1.0.0", "success"), ("1.0.1", "interrupted")]
+    assert "its lock was broken" in history.history(stack)[1].error
+    assert [e["interrupted"] for e in audit(stack) if e["event"] == "lock broken"] == [["killed"]]
+
+
+def test_a_release_left_running_without_a_lock_is_interrupted_by_the_next_holder(stack):
+    history.record(stack, Release(version="1.0.1", status="running"))
+    with lock.held(stack, "up"):
+        pass
+    assert history.history(stack)[0].status == "interrupted"
+
+
+def test_the_lock_names_the_release_it_guards(stack):
+    with lock.held(stack, "deploy 1.0.3", audited=False), lock.held(stack, "deploy 1.0.3", release_id="abc", audited=False):
+        assert lock.read(stack).release_id == "abc"  # re-entrant: the deploy task around its release
+    assert lock.read(stack) is None
+
+
+# --- every mutating task takes the lock; read-only ones do not ------------------------------------------
+def test_exactly_the_mutating_tasks_take_wait_lock():
+    def has_flag(name: str) -> bool:
+        task = root[name]
+        help_ = dict(task.help)
+        try:
+            return any(a.name == "wait_lock" for a in task.get_arguments())
+        finally:
+            task.help = help_
+
+    assert sorted(n for n in root.task_names if has_flag(n)) == sorted(
+        f"{n}.{n}" if n in ("scale", "clean") else n for n in MUTATING)
+
+
+def context() -> Context:
+    config = Config(project_location=str(ROOT))
+    config.load_project()
+    return Context(config)
+
+
+CALLS = {
+    "up": lambda t, backup: t(context()),
+    "down": lambda t, backup: t(context()),
+    "scale": lambda t, backup: t(context(), backend="3"),
+    "clean": lambda t, backup: t(context()),
+    "db.restore": lambda t, backup: t(context(), str(backup), yes=True),
+    "db.migrate": lambda t, backup: t(context()),
+    "db.seed": lambda t, backup: t(context()),
+    "deploy": lambda t, backup: t(context(), version="3.0.0", skip_tests=True),
+    "rollback": lambda t, backup: t(context(), "1.0.0"),
+}
+
+
+@pytest.mark.parametrize("name", MUTATING)
+def test_every_mutating_task_is_refused_while_another_holds_the_lock(name, fake_settings, monkeypatch, tmp_path):
+    import tasks.clean
+    import tasks.db
+    import tasks.deploy
+    import tasks.scale
+    import tasks.stack
+
+    engine = FakeEngine()
+    fleet = local_fleet(fake_settings, engine)
+    for module in (tasks.stack, tasks.clean, tasks.scale, tasks.db, tasks.deploy):
+        monkeypatch.setattr(module, "open_fleet", lambda c, where: fleet)
+    history.record(fleet.primary.stack, Release(version="1.0.0", status="success"))
+    lock.acquire(fleet.primary.stack, "deploy 9.9.9")  # held by another task (this process: alive, not stale)
+    backup = tmp_path / "app-20260101T000000Z.dump"
+    backup.write_bytes(b"PGDMP")
+    engine.journal.clear()
+    with pytest.raises(Exit, match=r"another deploy holds the lock: deploy 9\.9\.9 by "):
+        CALLS[name](root[name], backup)
+    state = fleet.primary.stack.state_file("")
+    assert [c.line for c in engine.journal if not is_read(c.argv) and state not in c.line] == []
+    assert lock.read(fleet.primary.stack).purpose == "deploy 9.9.9"
