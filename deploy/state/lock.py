@@ -7,11 +7,10 @@ random owner token. Only the owner releases it (a lock broken and taken by someo
 is theirs, and stays). While it is held, a background thread of the owner refreshes a
 heartbeat file beside it every ``HEARTBEAT_SECONDS``.
 
-A lock is *stale* when its heartbeat is older than ``STALE_SECONDS``, wherever it was
-taken, or at once when it was taken on this very kernel and pid namespace (same host
-name, boot id and pid namespace) by a process that is gone. A stale lock is reported as
-such and broken with ``inv lock.release`` (any lock with ``--force``): the break is in the
-audit log, and the release the lock guarded is marked ``interrupted``.
+A lock whose holder is gone is *stale* (the holder's details and that judgement:
+deploy.state.lock_holder). A stale lock is reported as such and broken with
+``inv lock.release`` (any lock with ``--force``): the break is in the audit log, and the
+release the lock guarded is marked ``interrupted``.
 """
 from __future__ import annotations
 
@@ -25,8 +24,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from deploy.engine.commands import files
@@ -35,28 +32,10 @@ from deploy.engine.target import Target
 from deploy.errors import fail
 from deploy.output import say
 from deploy.state import history
+from deploy.state.lock_holder import FIELDS, LockInfo, human_seconds, seconds_since, stale_reason, stamp, this_process
 
 HEARTBEAT_SECONDS = 10.0  # how often the holder refreshes its heartbeat
-STALE_SECONDS = 90.0  # a heartbeat older than this: the holder is gone (clocks agree within a minute: NTP)
 POLL_SECONDS = 1.0  # how often a task waiting for the lock (--wait-lock) looks again
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    user: str
-    host: str
-    pid: int
-    since: str
-    purpose: str
-    token: str = ""  # the owner's random token ("" in a lock written before tokens: judged by host and pid only)
-    boot_id: str = ""  # the holder's kernel (a reboot changes it)
-    pidns: str = ""  # the holder's pid namespace (containers sharing a host name differ)
-    release_id: str = ""  # the release (history entry) it guards, if any
-    heartbeat: str = ""  # when the holder last said it lives (read from the heartbeat file; not in holder.json)
-
-
-FIELDS = {f.name for f in dataclasses.fields(LockInfo)}
 _held: dict[tuple[str, str], LockInfo] = {}  # locks this process holds: (target, path) -> its details
 _held_guard = threading.Lock()
 
@@ -75,71 +54,6 @@ def _beat(stack: Stack, token: str) -> str:
     return stack.state_file(f"deploy.lock.{token}.heartbeat")
 
 
-def _read_file(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def this_process() -> tuple[str, str, str]:
-    """(host name, boot id, pid namespace) of this process: where a pid means this process."""
-    try:
-        pidns = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        pidns = ""
-    return socket.gethostname(), _read_file(BOOT_ID), pidns
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _stamp() -> str:
-    return _now().isoformat(timespec="seconds")
-
-
-def _age(when: str) -> float | None:
-    try:
-        return (_now() - datetime.fromisoformat(when)).total_seconds()
-    except (TypeError, ValueError):
-        return None
-
-
-def human_seconds(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min {seconds % 60} s"
-
-
-def stale_reason(info: LockInfo, here: tuple[str, str, str] | None = None) -> str:
-    """Why the lock's holder is gone ("" when it may still run, or cannot be judged)."""
-    host, boot_id, pidns = here or this_process()
-    if not info.token:  # a lock from before heartbeats: only a pid on this host can be judged
-        return "its process is gone" if info.host == host and info.pid and not pid_alive(info.pid) else ""
-    if (info.host, info.boot_id, info.pidns) == (host, boot_id, pidns) and not pid_alive(info.pid):
-        return "its process is gone"
-    age = _age(info.heartbeat or info.since)
-    if age is not None and age > STALE_SECONDS:
-        return f"no heartbeat for {human_seconds(age)}"
-    return ""
-
-
-def is_stale(info: LockInfo, this_host: str | None = None) -> bool:
-    here = this_process()
-    return bool(stale_reason(info, (this_host, *here[1:]) if this_host else here))
-
-
 def read(stack: Stack) -> LockInfo | None:
     text = stack.target.read_text(_details(stack))
     if text is None:
@@ -156,7 +70,7 @@ def read(stack: Stack) -> LockInfo | None:
 def describe(info: LockInfo) -> str:
     text = f"{info.purpose} by {info.user}@{info.host} (pid {info.pid}) since {info.since}"
     if info.token:
-        age = _age(info.heartbeat or info.since)
+        age = seconds_since(info.heartbeat or info.since)
         text += f", last heartbeat {human_seconds(age)} ago" if age is not None else ""
     if info.release_id:
         text += f", release {info.release_id}"
@@ -191,7 +105,7 @@ def acquire(stack: Stack, purpose: str, release_id: str = "", wait: float = 0.0)
             waiting = True
         time.sleep(max(0.0, min(POLL_SECONDS, left)))
     host, boot_id, pidns = this_process()
-    info = LockInfo(getpass.getuser(), host, os.getpid(), _stamp(), purpose, secrets.token_hex(16), boot_id, pidns, release_id)
+    info = LockInfo(getpass.getuser(), host, os.getpid(), stamp(), purpose, secrets.token_hex(16), boot_id, pidns, release_id)
     _write_details(stack.target, _details(stack), info)
     history.interrupt_running(stack, "interrupted: it ended without recording an outcome (its lock was gone)")
     return info
@@ -203,7 +117,7 @@ def refresh(stack: Stack, owner: LockInfo) -> bool:
     info = read(stack)
     if info is None or info.token != owner.token:
         return False
-    stack.target.write_text(_beat(stack, owner.token), json.dumps({"at": _stamp()}) + "\n")
+    stack.target.write_text(_beat(stack, owner.token), json.dumps({"at": stamp()}) + "\n")
     return True
 
 

@@ -11,8 +11,9 @@ import pytest
 from invoke.exceptions import Exit
 
 from deploy.config.inventory import SshOptions, parse_hosts
-from deploy.engine import remote
-from deploy.engine.remote import AcceptNew, RejectUnknown, RemoteTarget, RevokedHostKey, UnknownHostKey, load_known_hosts
+from deploy.engine import host_keys
+from deploy.engine.host_keys import AcceptNew, RejectUnknown, RevokedHostKey, UnknownHostKey, load_known_hosts
+from deploy.engine.remote import RemoteTarget
 
 GOOD, REVOKED, CA = (paramiko.ECDSAKey.generate() for _ in range(3))
 
@@ -29,7 +30,7 @@ def known_hosts(tmp_path: Path, *lines: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch):
-    monkeypatch.setattr(remote, "_warned", set())
+    monkeypatch.setattr(host_keys, "_warned", set())
 
 
 def test_marker_lines_are_read_not_a_traceback(tmp_path, capsys):

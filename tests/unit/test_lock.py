@@ -18,7 +18,7 @@ from invoke.exceptions import Exit
 
 from deploy.engine.stack import Stack
 from deploy.fleet import local_fleet
-from deploy.state import history, lock
+from deploy.state import history, lock, lock_holder
 from deploy.state.history import Release
 from tasks import ns as root
 from tests.unit.conftest import ROOT
@@ -47,10 +47,10 @@ def ago(seconds: float) -> str:
     return (datetime.now(timezone.utc) - timedelta(seconds=seconds)).isoformat(timespec="seconds")
 
 
-def plant(stack: Stack, **fields) -> lock.LockInfo:
+def plant(stack: Stack, **fields) -> lock_holder.LockInfo:
     """A lock written by someone else (another process, perhaps another machine)."""
-    host, boot_id, pidns = lock.this_process()
-    info = lock.LockInfo(**{"user": "alice", "host": host, "pid": os.getpid(), "since": ago(5), "purpose": "deploy 9.9.9",
+    host, boot_id, pidns = lock_holder.this_process()
+    info = lock_holder.LockInfo(**{"user": "alice", "host": host, "pid": os.getpid(), "since": ago(5), "purpose": "deploy 9.9.9",
                             "token": "a" * 32, "boot_id": boot_id, "pidns": pidns, **fields})
     stack.target.dirs.add(stack.state_file("deploy.lock"))
     stack.target.write_text(stack.state_file("deploy.lock/holder.json"),
@@ -102,15 +102,15 @@ def test_a_live_lock_is_not_broken_without_force(stack):
 def test_a_live_lock_of_a_runner_with_the_same_host_name_is_not_stale(stack):
     """Another container with this host name: its pid means nothing here; its heartbeat lives."""
     info = plant(stack, pid=dead_pid(), pidns="pid:[4026532999]", since=ago(30))
-    assert not lock.is_stale(lock.read(stack))
-    assert lock.stale_reason(dataclasses.replace(info, pidns=lock.this_process()[2])) == "its process is gone"
+    assert not lock_holder.is_stale(lock.read(stack))
+    assert lock_holder.stale_reason(dataclasses.replace(info, pidns=lock_holder.this_process()[2])) == "its process is gone"
 
 
 def test_a_lock_whose_heartbeat_stopped_is_stale_wherever_it_was_taken(stack):
     plant(stack, host="ci-runner-7", boot_id="other-boot", since=ago(600))
     stack.target.write_text(stack.state_file(f"deploy.lock.{'a' * 32}.heartbeat"), json.dumps({"at": ago(300)}))
     info = lock.read(stack)
-    assert lock.stale_reason(info) == "no heartbeat for 5 min 0 s"
+    assert lock_holder.stale_reason(info) == "no heartbeat for 5 min 0 s"
     assert "last heartbeat 5 min 0 s ago" in lock.describe(info) and "[STALE: no heartbeat" in lock.describe(info)
     assert lock.break_lock(stack) is not None  # stale: no --force needed
 
@@ -119,10 +119,10 @@ def test_a_lock_from_before_heartbeats_is_judged_by_host_and_pid(stack):
     legacy = {"user": "bob", "host": socket.gethostname(), "pid": dead_pid(), "since": ago(9), "purpose": "deploy 1.0.0"}
     stack.target.dirs.add(stack.state_file("deploy.lock"))
     stack.target.write_text(stack.state_file("deploy.lock/holder.json"), json.dumps(legacy))
-    assert lock.is_stale(lock.read(stack))
+    assert lock_holder.is_stale(lock.read(stack))
     legacy["host"] = "laptop2"
     stack.target.write_text(stack.state_file("deploy.lock/holder.json"), json.dumps(legacy))
-    assert not lock.is_stale(lock.read(stack))  # another machine, no heartbeat: cannot be judged
+    assert not lock_holder.is_stale(lock.read(stack))  # another machine, no heartbeat: cannot be judged
 
 
 def test_the_holder_refreshes_its_heartbeat_while_it_holds_the_lock(stack, monkeypatch):
