@@ -107,10 +107,10 @@ class Fleet:
             say(f"{service} runs on {', '.join(m.name for m in chosen)}: using {chosen[0].name} (choose with --host)")
         return chosen[0]
 
-    def other_app_stacks(self, stack: Stack) -> list[Stack]:
-        """The app hosts' stacks other than ``stack``'s target (none on the local engine,
-        where the apps are in the same project)."""
-        return [m.stack for m in self.with_role("app") if m.stack.target is not stack.target]
+    def app_stacks(self) -> list[Stack]:
+        """The stacks of the chosen hosts that run the app services (the db host too when
+        it has the app role; the local engine is one)."""
+        return [m.stack for m in self.with_role("app")]
 
     def ordered(self) -> tuple[list[Member], list[Member]]:
         """The chosen db host first (what the apps need), then the other hosts."""

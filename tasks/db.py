@@ -109,7 +109,7 @@ def restore(c: Context, file: str, yes: bool = False, force: bool = False, *, wh
         confirm_typed(dbname, f"replace database {dbname} on {stack.target.name} with {path.name}", yes)
 
     with lock.held(fleet.primary.stack, "db.restore", wait=where.lock_wait, file=str(path), force=force):
-        report = restoremod.restore(stack, path, confirm, force=force, say=say, app_stacks=fleet.other_app_stacks(stack))
+        report = restoremod.restore(stack, path, confirm, force=force, say=say, app_stacks=fleet.app_stacks())
     say(f"restored {path.name}: {report.rows:,} rows, row counts match the manifest")
     say(f"the previous data is in {report.safety.path}" if report.safety else "")
 

@@ -141,8 +141,9 @@ def rollout(stack: Stack, services: Sequence[str], timeout: float, desired: Mapp
         return [c for c in stack.containers() if c.service in services and c.name not in old_names]
 
     try:
-        yield run(stack, compose.up(stack.project, list(services), scale=scale, no_recreate=True, no_deps=True),
-                  what=f"starting new {', '.join(services)} containers")
+        yield run(stack, compose.up(stack.project, list(services), scale=scale, no_recreate=True, no_deps=True, no_build=True),
+                  what=f"starting new {', '.join(services)} containers",
+                  fix="check that the release's images are on this engine (a deploy builds them here, or pulls them on a host)")
     except GeneratorExit:  # closed unfinished (an aborted run): nothing more may be yielded
         raise
     except BaseException:

@@ -89,7 +89,7 @@ def apply(stack: Stack, counts: Mapping[str, int], timeout: float | None = None)
             return [c.name for c in stack.containers() if c.service in ups and c.name not in before]
 
         try:
-            yield run(stack, compose.up(stack.project, sorted(ups), scale=dict(ups), no_recreate=True, no_deps=True),
+            yield run(stack, compose.up(stack.project, sorted(ups), scale=dict(ups), no_recreate=True, no_deps=True, no_build=True),
                       what="starting containers", fix="see `inv health` and `inv logs SERVICE` for the failing container")
             started = new()
             yield Call(stack, f"wait until the new {', '.join(sorted(ups))} containers are ready (at most {timeout:.0f} s)",

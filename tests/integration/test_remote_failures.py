@@ -232,10 +232,6 @@ def test_db_tasks_on_the_hosts(stage3, testbed):
     assert list(stage3.backups.glob("*pre-restore*.dump")), "no safety backup"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="db.restore --force leaves the apps of a db host that is also an app host running: deploy/fleet.py "
-                          "Fleet.other_app_stacks excludes the db host's own target, so deploy/database/restore.py restore() "
-                          "stops (and restarts) the app services on the other app hosts only")
 def test_restore_with_force_stopped_the_apps_on_every_app_host(stage3):
     """`--force` stops the app services on the app hosts for the swap (README), h3's too:
     every app container of h1, h2 and h3 was restarted by the restore of test_db_tasks_on_the_hosts."""

@@ -34,9 +34,14 @@ def up(
     no_recreate: bool = False,
     no_deps: bool = False,
     wait_timeout: int | None = None,
+    no_build: bool = False,
 ) -> list[str]:
-    """``up -d``; with ``wait_timeout``, wait until every started container is healthy."""
+    """``up -d``; with ``wait_timeout``, wait until every started container is healthy;
+    ``no_build``: never build a missing image (a release's images are built and pushed
+    beforehand; on a host, pulled)."""
     argv = [*base(p), "up", "-d", "--remove-orphans"]
+    if no_build:
+        argv.append("--no-build")
     if build:
         argv.append("--build")
     if no_recreate:
