@@ -16,10 +16,8 @@ import pytest
 
 from deploy.config.settings import read_env_file
 from tests import load
-from tests.integration.conftest import ROOT, TESTBED_STATE, Inv, make_stack, row, table_rows
-
-HOSTS_ENV = TESTBED_STATE / "hosts" / "hosts.env"
-ROLES = {"h1": ["app"], "h2": ["app"], "h3": ["db"]}
+from tests.integration.conftest import ROOT, Inv, make_stack, row, table_rows
+from tests.integration.hosts import HOSTS_ENV, read_testbed, remote_env, ssh, stage_config
 
 
 @pytest.fixture(scope="module")
@@ -27,41 +25,6 @@ def testbed() -> dict:
     if not HOSTS_ENV.is_file():
         pytest.fail(f"{HOSTS_ENV} missing; run: bash scripts/testbed/hosts.sh up")
     return read_testbed()
-
-
-def read_testbed() -> dict:
-    """hosts.env of scripts/testbed/hosts.sh, with ``addrs``: host name -> address."""
-    env: dict = read_env_file(HOSTS_ENV)
-    env["addrs"] = dict(zip(env["TESTBED_HOSTS"].split(), env["TESTBED_HOST_ADDRS"].split(), strict=True))
-    return env
-
-
-def remote_env(testbed: dict) -> dict[str, str]:
-    """The env of a stage on the test hosts: their registry address and stand-in images."""
-    return {"DOCKER_REGISTRY": testbed["TESTBED_HOST_REGISTRY"], "POSTGRES_IMAGE": testbed["HOST_POSTGRES_IMAGE"],
-            "REDIS_IMAGE": testbed["HOST_REDIS_IMAGE"], "NGINX_IMAGE": testbed["HOST_NGINX_IMAGE"], "HTTP_BIND": "0.0.0.0"}
-
-
-def ssh(testbed: dict, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
-    """The system ssh client, with the test bed's key and known_hosts: an independent look at a host."""
-    argv = ["ssh", "-i", testbed["TESTBED_SSH_KEY"], "-o", f"UserKnownHostsFile={testbed['TESTBED_KNOWN_HOSTS']}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"root@{testbed['addrs'][host]}", command]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    if check and result.returncode != 0:
-        raise AssertionError(f"ssh {host} {command}: {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def stage_config(testbed: dict, known_hosts: str | None = None, roles: dict[str, list[str]] = ROLES, name: str = "remote") -> dict:
-    """A stage of the test hosts in ``roles``, as invoke.yaml would list it."""
-    hosts = {host: {"address": testbed["addrs"][host], "user": "root", "key": testbed["TESTBED_SSH_KEY"], "roles": r}
-             for host, r in roles.items()}
-    return {name: {
-        "env_file": ".env.remote", "compose_files": ["compose/docker-compose.yml", "compose/docker-compose.prod.yml"],
-        "production": True, "hosts": hosts,
-        "ssh": {"known_hosts": known_hosts or testbed["TESTBED_KNOWN_HOSTS"], "ssh_config": "/nonexistent",
-                "connect_timeout": 5, "keepalive": 3, "command_timeout": 300},
-    }}
 
 
 def with_known_hosts(stack: Inv, testbed: dict, known_hosts: Path) -> Inv:

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.config.settings import read_env_file
-from tests.integration.conftest import ROOT, TESTBED_STATE, make_stack, row, table_rows
+from tests.integration.conftest import ROOT, make_stack, row, table_rows
+from tests.integration.hosts import HOSTS_ENV, read_testbed, remote_env, ssh, stage_config
 
-HOSTS_ENV = TESTBED_STATE / "hosts" / "hosts.env"
 ROLES = {"h1": ["app"], "h2": ["app"], "h3": ["app", "db"]}
 APPS = {"backend": 1, "web": 2}  # replicas on every app host (`inv scale` in the fixture: 3 app hosts share 2 cores)
 observed: dict = {}  # what one test saw, for the next (the module's tests share one stack and run in order)
@@ -31,35 +30,7 @@ observed: dict = {}  # what one test saw, for the next (the module's tests share
 def testbed() -> dict:
     if not HOSTS_ENV.is_file():
         pytest.fail(f"{HOSTS_ENV} missing; run: bash scripts/testbed/hosts.sh up")
-    env: dict = read_env_file(HOSTS_ENV)
-    env["addrs"] = dict(zip(env["TESTBED_HOSTS"].split(), env["TESTBED_HOST_ADDRS"].split(), strict=True))
-    return env
-
-
-def remote_env(testbed: dict) -> dict[str, str]:
-    return {"DOCKER_REGISTRY": testbed["TESTBED_HOST_REGISTRY"], "POSTGRES_IMAGE": testbed["HOST_POSTGRES_IMAGE"],
-            "REDIS_IMAGE": testbed["HOST_REDIS_IMAGE"], "NGINX_IMAGE": testbed["HOST_NGINX_IMAGE"], "HTTP_BIND": "0.0.0.0"}
-
-
-def ssh(testbed: dict, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
-    """The system ssh client: an independent look at a host."""
-    argv = ["ssh", "-i", testbed["TESTBED_SSH_KEY"], "-o", f"UserKnownHostsFile={testbed['TESTBED_KNOWN_HOSTS']}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"root@{testbed['addrs'][host]}", command]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    if check and result.returncode != 0:
-        raise AssertionError(f"ssh {host} {command}: {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def stage_config(testbed: dict, name: str = "remote") -> dict:
-    hosts = {host: {"address": testbed["addrs"][host], "user": "root", "key": testbed["TESTBED_SSH_KEY"], "roles": r}
-             for host, r in ROLES.items()}
-    return {name: {
-        "env_file": ".env.remote", "compose_files": ["compose/docker-compose.yml", "compose/docker-compose.prod.yml"],
-        "production": True, "hosts": hosts,
-        "ssh": {"known_hosts": testbed["TESTBED_KNOWN_HOSTS"], "ssh_config": "/nonexistent",
-                "connect_timeout": 5, "keepalive": 3, "command_timeout": 300},
-    }}
+    return read_testbed()
 
 
 def remove_from_hosts(stack, testbed: dict, engine) -> None:
@@ -81,7 +52,7 @@ def stage3(tmp_path_factory, images, testbed, engine):
     """The example stack deployed as 1.0.0 to h1, h2 (app) and h3 (app and db), then
     scaled down to APPS on each app host (the counts persist across deploys)."""
     tmp = tmp_path_factory.mktemp("remote-failures")
-    stack = make_stack(tmp, images, stages=stage_config(testbed), **remote_env(testbed))
+    stack = make_stack(tmp, images, stages=stage_config(testbed, roles=ROLES), **remote_env(testbed))
     stack = dataclasses.replace(stack, stage="remote", backups=stack.backups.parent / "remote")
     try:
         stack("deploy", "--version", "1.0.0", "--skip-tests", "--skip-backup", timeout=900)

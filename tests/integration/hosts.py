@@ -1,0 +1,47 @@
+"""The SSH test hosts (scripts/testbed/hosts.sh) as the integration tests use them: their
+settings, a stage of them as invoke.yaml would list it, and the system ssh client for an
+independent look at a host."""
+from __future__ import annotations
+
+import subprocess
+
+from deploy.config.settings import read_env_file
+from tests.integration.conftest import TESTBED_STATE
+
+HOSTS_ENV = TESTBED_STATE / "hosts" / "hosts.env"
+ROLES = {"h1": ["app"], "h2": ["app"], "h3": ["db"]}  # the default stage: two app hosts, one db host
+
+
+def read_testbed() -> dict:
+    """hosts.env of scripts/testbed/hosts.sh, with ``addrs``: host name -> address."""
+    env: dict = read_env_file(HOSTS_ENV)
+    env["addrs"] = dict(zip(env["TESTBED_HOSTS"].split(), env["TESTBED_HOST_ADDRS"].split(), strict=True))
+    return env
+
+
+def remote_env(testbed: dict) -> dict[str, str]:
+    """The env of a stage on the test hosts: their registry address and stand-in images."""
+    return {"DOCKER_REGISTRY": testbed["TESTBED_HOST_REGISTRY"], "POSTGRES_IMAGE": testbed["HOST_POSTGRES_IMAGE"],
+            "REDIS_IMAGE": testbed["HOST_REDIS_IMAGE"], "NGINX_IMAGE": testbed["HOST_NGINX_IMAGE"], "HTTP_BIND": "0.0.0.0"}
+
+
+def ssh(testbed: dict, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """The system ssh client, with the test bed's key and known_hosts: an independent look at a host."""
+    argv = ["ssh", "-i", testbed["TESTBED_SSH_KEY"], "-o", f"UserKnownHostsFile={testbed['TESTBED_KNOWN_HOSTS']}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"root@{testbed['addrs'][host]}", command]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"ssh {host} {command}: {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def stage_config(testbed: dict, known_hosts: str | None = None, roles: dict[str, list[str]] | None = None, name: str = "remote") -> dict:
+    """A stage of the test hosts in ``roles``, as invoke.yaml would list it."""
+    hosts = {host: {"address": testbed["addrs"][host], "user": "root", "key": testbed["TESTBED_SSH_KEY"], "roles": r}
+             for host, r in (roles or ROLES).items()}
+    return {name: {
+        "env_file": ".env.remote", "compose_files": ["compose/docker-compose.yml", "compose/docker-compose.prod.yml"],
+        "production": True, "hosts": hosts,
+        "ssh": {"known_hosts": known_hosts or testbed["TESTBED_KNOWN_HOSTS"], "ssh_config": "/nonexistent",
+                "connect_timeout": 5, "keepalive": 3, "command_timeout": 300},
+    }}
