@@ -170,26 +170,30 @@ def stats(c: Context, limit: str | None = None, *, where: Where) -> None:
         table("slowest queries (pg_stat_statements)", ["mean ms", "calls", "total ms", "query"], s.slowest)
 
 
-@on_host(positional=["pid"], help={"pid": "the backend's process id (pg_stat_activity.pid)", "yes": "do not ask"})
+@on_host(locks=True, positional=["pid"], help={"pid": "the backend's process id (pg_stat_activity.pid)", "yes": "do not ask"})
 def kill(c: Context, pid: str, yes: bool = False, *, where: Where) -> None:
     """Terminate one PostgreSQL session (asks first)."""
     number = dbadmin.parse_pid(pid)
-    stack = _db(c, where)
-    Database(stack).require_running()
-    summary = dbadmin.session_summary(stack, number)
-    confirm_typed(str(number), f"terminate session {number} ({summary})", yes)
-    if not dbadmin.kill(stack, number):
-        fail(f"session {number} was not terminated (it may have ended)", "check pg_stat_activity")
+    fleet = open_fleet(c, where)
+    stack = fleet.one("db").stack
+    with lock.held(fleet.primary.stack, f"db.kill {number}", wait=where.lock_wait):
+        Database(stack).require_running()
+        summary = dbadmin.session_summary(stack, number)
+        confirm_typed(str(number), f"terminate session {number} ({summary})", yes)
+        if not dbadmin.kill(stack, number):
+            fail(f"session {number} was not terminated (it may have ended)", "check pg_stat_activity")
     say(f"terminated session {number}")
 
 
-@on_host(help={"yes": "do not ask"})
+@on_host(locks=True, help={"yes": "do not ask"})
 def reindex(c: Context, yes: bool = False, *, where: Where) -> None:
     """Rebuild every index of the database concurrently (asks first)."""
-    stack = _db(c, where)
+    fleet = open_fleet(c, where)
+    stack = fleet.one("db").stack
     db = Database(stack)
-    confirm_typed(db.name, f"reindex every index of {db.name}", yes)
-    dbadmin.reindex(stack)
+    with lock.held(fleet.primary.stack, "db.reindex", wait=where.lock_wait):
+        confirm_typed(db.name, f"reindex every index of {db.name}", yes)
+        dbadmin.reindex(stack)
     say(f"reindexed {db.name}")
 
 

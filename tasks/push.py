@@ -5,20 +5,23 @@ from deploy.engine.ops import Executor
 from deploy.errors import fail
 from deploy.release.push import push_release
 from deploy.state import history as releases
+from deploy.state import lock
 from deploy.versions import parse
-from tasks._open import open_stack
+from tasks._open import open_fleet
 from tasks._where import Where, on_stage
 
 
 @on_stage(help={"version": "the release whose images to push (default: the one now serving)"})
 def push(c: Context, version: str | None = None, *, where: Where) -> None:
     """Push a release's images (every tag) from this machine's engine to the registry, with retries."""
-    stack = open_stack(c, where)
-    serving = releases.current(stack)
+    fleet = open_fleet(c, where)  # the history and the lock are the stage's (on hosts: its db host)
+    home = fleet.primary.stack
+    serving = releases.current(home)
     wanted = version or (serving.version if serving else None)
     if not wanted:
         fail("no --version given and no release deployed", "inv push --version X.Y.Z")
-    push_release(stack, parse(wanted), Executor())
+    with lock.held(home, f"push {wanted}"):
+        push_release(fleet.here, parse(wanted), Executor(), home=home)
 
 
 ns = Collection("push")

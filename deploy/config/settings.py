@@ -74,11 +74,11 @@ class Settings:
         )
 
     def masked(self, text: str) -> str:
-        """``text`` with the value of every secret variable replaced by ****."""
-        for name in self.config.secret_env:
-            value = self.env.get(name)
-            if value:
-                text = text.replace(value, "****")
+        """``text`` with the value of every secret variable replaced by **** (the longest
+        first, so that one secret inside another leaves nothing of it)."""
+        values = sorted({v for v in (self.env.get(n) for n in self.config.secret_env) if v}, key=len, reverse=True)
+        for value in values:
+            text = text.replace(value, "****")
         return text
 
 

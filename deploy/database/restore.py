@@ -25,7 +25,7 @@ from deploy.engine.commands import postgres as pg
 from deploy.engine.ops import Executor
 from deploy.engine.stack import Stack, last_lines
 from deploy.errors import fail
-from deploy.stack.routing import route
+from deploy.stack.rollout import admit
 
 UNSAFE = re.compile(r"[^A-Za-z0-9._/@+-]")
 MAX_IDENT = 63
@@ -213,7 +213,7 @@ def restore(
                 wait_timeout=host.settings.config.up_timeout,
             )
             host.run(argv, what="starting the app services again", fix="see `inv health` and `inv logs SERVICE`")
-            Executor()(route(host))  # they came back with new addresses
+            Executor()(admit(host, host.settings.config.up_timeout))  # back with new addresses: probed, then routed
             say(f"started {', '.join(report.stopped)} again on {host.target.name}")
     return report
 

@@ -34,6 +34,7 @@ class Container:
     health_log: str  # the last healthcheck output, for error messages
     config_hash: str = ""  # Compose's hash of the service config the container was made from
     addresses: tuple[tuple[str, str], ...] = ()  # (network, IPv4 address) of each network it is on
+    stop_timeout: int = 10  # seconds between SIGTERM and SIGKILL (Compose's stop_grace_period)
 
     def address_on(self, networks: Iterable[str]) -> str | None:
         """Its address on the first of ``networks`` it is on (None: on none of them)."""
@@ -112,6 +113,7 @@ def parse_inspect(text: str) -> list[Container]:
                 exit_code=int(state.get("ExitCode", 0) or 0),
                 health_log=(log[-1].get("Output") or "").strip() if log else "",
                 config_hash=labels.get(CONFIG_HASH_LABEL, ""),
+                stop_timeout=int(config["StopTimeout"]) if config.get("StopTimeout") is not None else 10,
                 addresses=tuple(sorted((name, (net or {}).get("IPAddress", ""))
                                        for name, net in ((item.get("NetworkSettings") or {}).get("Networks") or {}).items())),
             )

@@ -117,14 +117,15 @@ def push_tags(stack: Stack, names: Sequence[ImageName], tags: Sequence[str], fre
             yield from push_ref(stack, n.ref(tag))
 
 
-def push_release(stack: Stack, version: Version, executor: Executor) -> None:
+def push_release(stack: Stack, version: Version, executor: Executor, home: Stack | None = None) -> None:
     """``inv push``: every tag the release got (its version alone when it is not in the
-    history), from this machine's engine. A version the history has as pushed is pushed
-    again only with the very images its successful deploy recorded."""
+    history), from this machine's engine (``stack``). A version the history (on ``home``,
+    the stage's db host; default ``stack``) has as pushed is pushed again only with the
+    very images its successful deploy recorded."""
     names = app_images(stack)
     if not any(n.pushable for n in names):
         fail("this stage has no registry (DOCKER_REGISTRY)", "set DOCKER_REGISTRY in the env file")
-    entries = history.history(stack)
+    entries = history.history(home or stack)
     recorded = [r.tags for r in entries if r.version == version.tag]
     tags = recorded[-1] if recorded else [version.tag]
     for n in names:

@@ -89,4 +89,4 @@ def recorded(home: Stack, release: Release, purpose: str) -> Iterator[None]:
         finally:
             release.duration_seconds = round(time.monotonic() - started, 1)
             history.record(home, release)
-            history.audit(home, f"{release.kind} {release.status}", version=release.version, error=release.error[:500])
+            history.audit(home, f"{release.kind} {release.status}", version=release.version, error=home.settings.masked(release.error)[:500])

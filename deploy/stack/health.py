@@ -57,7 +57,7 @@ def routing_checks(stack: Stack, containers: Sequence[Container]) -> list[Check]
     if not routed:
         return []
     networks = routing.proxy_networks(stack, containers)
-    expected = {p.service: {f"{a}:{p.port}" for a in p.addresses} for p in routing.pools(stack.settings.config, containers, networks)}
+    expected = {p.service: {f"{a}:{p.port}" for a in p.addresses} for p in routing.pools(stack.settings.config, containers, networks, None)}
     by_address = {f"{c.address_on(networks)}:{stack.settings.config.stateless[c.service].port}": c
                   for c in containers if c.service in stack.settings.config.stateless and c.address_on(networks)}
     checks = []

@@ -10,7 +10,7 @@ from deploy.engine.stack import Stack
 from deploy.engine.upload import upload
 from deploy.errors import fail
 from deploy.fleet import Fleet, on_each
-from deploy.stack.rollout import retire, rollout, victims
+from deploy.stack.rollout import admit, retire, rollout, victims
 from deploy.stack.routing import route
 
 
@@ -52,13 +52,24 @@ def up(stack: Stack, build: bool = False, services: Sequence[str] = ()) -> Ops[N
     if extra:
         yield Note(f"removing {len(extra)} container(s) beyond the wanted counts: {', '.join(extra)}")
         yield from retire(stack, extra)
-    yield from route(stack)
+    # Applied now to a proxy that stays; one that `up` creates or recreates reads it at start.
+    yield from route(stack, apply=proxy_stays(stack))
     argv = compose.up(stack.project, services, build=build, scale=scale, no_deps=bool(services), wait_timeout=timeout)
     yield run(stack, argv, what="starting the stack", fix="see `inv health` and `inv logs SERVICE`", show=True)
     if changed:
         yield Note(f"{', '.join(changed)} changed: replacing their containers without downtime")
         yield from rollout(stack, changed, timeout)
-    yield from route(stack)
+    yield from admit(stack, timeout)  # what `up` started joins once probed
+
+
+def proxy_stays(stack: Stack) -> bool:
+    """The proxy runs and its configuration is the compose files' (``up`` leaves it be)."""
+    proxy = stack.settings.config.proxy.service
+    running = [c for c in stack.containers() if c.service == proxy and c.state == "running"]
+    if not running:
+        return False
+    wanted = parse_hashes(stack.run(compose.config_hashes(stack.project, [proxy]), what=f"hashing {proxy}").stdout)
+    return all(c.config_hash == wanted.get(proxy) for c in running)
 
 
 def changed_stateless(stack: Stack, services: Sequence[str] = ()) -> list[str]:

@@ -17,7 +17,7 @@ kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import NoReturn
 
 from deploy.engine.commands import compose, docker, http
@@ -26,7 +26,7 @@ from deploy.engine.ops import Call, Note, Ops, run
 from deploy.engine.stack import Stack, last_lines
 from deploy.errors import fail
 from deploy.output import say
-from deploy.stack.routing import drained, proxy_container, route
+from deploy.stack.routing import drained, proxy_container, route, unrouted
 
 POLL_SECONDS = 0.25
 
@@ -72,7 +72,8 @@ def _fail_container(stack: Stack, name: str, c: Container | None, why: str) -> N
     logs = stack.target.run(docker.logs(name, 15), warn=True)
     health = f"\n  health check ({c.health or 'none'}) said: {c.health_log[-300:]}" if c and c.health_log else ""
     tail = last_lines((logs.stdout or "") + (logs.stderr or ""), 15)
-    fail(f"{name} {why}{health}\n  last log lines:\n{tail}", "fix the release and deploy again; the previous version still serves")
+    fail(stack.settings.masked(f"{name} {why}{health}\n  last log lines:\n{tail}"),
+         "fix the release and deploy again; the previous version still serves")
 
 
 def remove(stack: Stack, names: Sequence[str]) -> Ops[None]:
@@ -84,13 +85,31 @@ def remove(stack: Stack, names: Sequence[str]) -> Ops[None]:
     yield run(stack, docker.remove(names), what="removing containers", check=False)
 
 
+def grace(containers: Sequence[Container], names: Collection[str]) -> float:
+    """How long nginx may take to finish its requests to ``names``: their longest
+    stop_grace_period (the time they would get to finish them after SIGTERM)."""
+    return float(max((c.stop_timeout for c in containers if c.name in names), default=30))
+
+
 def retire(stack: Stack, names: Sequence[str]) -> Ops[None]:
-    """Routed containers out: out of the routing (the others in), nginx's requests to
-    them finished, then SIGTERM and removal."""
-    yield from route(stack, leaving=names)
+    """Routed containers out: out of the routing, nginx's requests to them finished,
+    then SIGTERM and removal."""
     if names:
-        yield from drained(stack, len(names))
+        timeout = grace(stack.containers(), names)
+        pids = yield from route(stack, leaving=names)
+        yield from drained(stack, pids, timeout)
         yield from remove(stack, names)
+
+
+def admit(stack: Stack, timeout: float) -> Ops[None]:
+    """Every running app container the routing does not list (started by `up`, left by a
+    killed deploy, back from a restart with a new address) joins once it passes the
+    probe; one that never does fails here, and nothing else changes."""
+    waiting = unrouted(stack, stack.containers())
+    if waiting:
+        yield Call(stack, f"wait until the {len(waiting)} container(s) not yet routed are ready (at most {timeout:.0f} s)",
+                   lambda: wait_ready(stack, waiting, timeout))
+    yield from route(stack, joining=waiting)
 
 
 def victims(containers: Sequence[Container], counts: Mapping[str, int]) -> list[str]:
@@ -164,7 +183,8 @@ def rollout(stack: Stack, services: Sequence[str], timeout: float, desired: Mapp
         yield from remove(stack, new)
         raise
     try:
-        yield from route(stack, leaving=old_names)  # the new ones in, the old ones out
+        timeout_old = grace(stack.containers(), old_names)
+        pids = yield from route(stack, leaving=old_names, joining=new)  # the new ones in, the old ones out
     except GeneratorExit:
         raise
     except BaseException:
@@ -172,7 +192,7 @@ def rollout(stack: Stack, services: Sequence[str], timeout: float, desired: Mapp
         yield from remove(stack, new)
         raise
     if old_names:
-        yield from drained(stack, len(old_names))
+        yield from drained(stack, pids, timeout_old)
         yield from remove(stack, sorted(old_names))
     yield Note(f"  routed {len(new)} new container(s); drained and removed {len(old_names)} old")
 

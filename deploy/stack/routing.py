@@ -10,24 +10,25 @@ proxy's router nginx (old workers finish their requests; the front nginx that ho
 clients' connections never reloads: compose/nginx/). A failed check puts the previous
 file back: the routing in place stays, and the error says why.
 
-Who is routed: every running container of a stateless service that is not known to be
-unhealthy and is not ``leaving``. The workflows render only at moments when every such
-container is ready (after a rollout's or a scale's new containers passed the probe), so
-the rule needs no memory of its own.
+Who is routed: the containers routed now (read back from the file), less those
+``leaving`` or no longer running and ready, plus those ``joining`` (they just passed the
+probe). A container nobody probed (left by a killed deploy, restarted by Docker) joins
+only through ``admit`` (deploy.stack.rollout), which probes it first.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from invoke.exceptions import Exit
 
 from deploy.config.schema import DeployConfig
-from deploy.engine.commands import docker, nginx
+from deploy.engine.commands import docker, files, nginx
 from deploy.engine.facts import Container
 from deploy.engine.ops import Call, Ops, Put, run
 from deploy.engine.stack import UPSTREAMS_DIR, Stack
+from deploy.errors import fail
 
 POOLS_FILE = f"{UPSTREAMS_DIR}/pools.conf"  # in the stage's state directory; NGINX_UPSTREAMS_DIR is its folder
 KEEPALIVE = 32  # idle connections each nginx worker keeps to a service's containers
@@ -90,14 +91,21 @@ def proxy_networks(stack: Stack, containers: Sequence[Container]) -> list[str]:
     return [(config.get("networks", {}).get(n) or {}).get("name", n) for n in declared]
 
 
-def pools(config: DeployConfig, containers: Sequence[Container], networks: Sequence[str], leaving: Collection[str] = ()) -> list[Pool]:
+def pools(config: DeployConfig, containers: Sequence[Container], networks: Sequence[str], routed_now: Mapping[str, Collection[str]] | None,
+          leaving: Collection[str] = (), joining: Collection[str] = ()) -> list[Pool]:
     """Each stateless service's routed addresses: its running containers that are not
-    unhealthy and not ``leaving``, on one of the proxy's ``networks``."""
+    unhealthy and not ``leaving``, on one of the proxy's ``networks``, and either routed
+    now (``routed_now``: service -> ``address:port``) or ``joining`` (they just passed the
+    probe). With no routing yet (``routed_now`` None: a wiped state directory), every
+    such container counts as routed now."""
     out = []
     for service, app in config.stateless.items():
-        chosen = [c for c in containers if c.service == service and c.state == "running" and c.health != "unhealthy"
-                  and c.name not in leaving]
-        addresses = [a for a in (c.address_on(networks) for c in chosen) if a]
+        current = None if routed_now is None else set(routed_now.get(service, ()))
+        addresses = []
+        for c in containers:
+            address = c.address_on(networks) if c.service == service and c.state == "running" and c.health != "unhealthy" else None
+            if address and c.name not in leaving and (c.name in joining or current is None or f"{address}:{app.port}" in current):
+                addresses.append(address)
         out.append(Pool(service, app.port, tuple(addresses)))
     return out
 
@@ -112,49 +120,81 @@ def routed(stack: Stack) -> dict[str, list[str]]:
     return parse(text) if text else {}
 
 
-def route(stack: Stack, leaving: Collection[str] = ()) -> Ops[None]:
-    """Write the routing of the containers running now (less ``leaving``) and apply it to
-    the running proxy; a proxy not running reads it when it starts."""
+def unrouted(stack: Stack, containers: Sequence[Container]) -> list[str]:
+    """The running containers of the stateless services that the routing file does not
+    list (all of them when there is no file)."""
+    text = stack.target.read_text(pools_path(stack))
+    now = parse(text) if text is not None else {}
+    networks = proxy_networks(stack, containers)
+    out = []
+    for c in containers:
+        app = stack.settings.config.stateless.get(c.service)
+        address = c.address_on(networks) if app and c.state == "running" else None
+        if address and f"{address}:{app.port}" not in now.get(c.service, ()):  # type: ignore[union-attr]
+            out.append(c.name)
+    return out
+
+
+def route(stack: Stack, leaving: Collection[str] = (), joining: Collection[str] = (), apply: bool = True) -> Ops[list[int]]:
+    """Write the routing: the containers routed now, less ``leaving``, plus ``joining``;
+    apply it to the running proxy (unless ``apply`` is False: a proxy about to be
+    recreated reads it at its start). Returns the pids of the router's workers before the
+    reload: once they have exited, nginx has finished every request it sent to ``leaving``."""
     containers = stack.containers()
-    text = render(pools(stack.settings.config, containers, proxy_networks(stack, containers), leaving))
     path = pools_path(stack)
     previous = stack.target.read_text(path)
+    routed_now = parse(previous) if previous is not None else None
+    new = pools(stack.settings.config, containers, proxy_networks(stack, containers), routed_now, leaving, joining)
+    listed = _names(containers, new)
+    gone = sorted(set(joining) - listed)
+    if gone:
+        fail(f"{', '.join(gone)} stopped or turned unhealthy after passing the probe: not routed", "see inv logs SERVICE; nothing was switched")
+    text = render(new)
     proxy = proxy_container(stack.settings.config, containers)
     if text == previous and not leaving:
-        return
+        return []
+    if previous is None:  # nginx (uid 101) must read it, whatever the umask
+        yield run(stack, files.install_dir(stack.state_file(UPSTREAMS_DIR), 0o755), what="creating the routing's folder")
     yield Put(stack, path, text.encode(), 0o644)
-    if proxy is None:
-        return
+    if proxy is None or not apply:
+        return []
     try:
         yield run(stack, docker.exec_(proxy.name, nginx.test_config()), what="checking the new routing (nginx -t)",
-                  fix="the previous routing stays in place; read nginx's message above")
+                  fix=f"the previous routing stays in place. A proxy older than the routing has no router: run inv up once "
+                      f"(it recreates {proxy.service}); else read nginx's message above")
+        result = stack.target.run(docker.exec_(proxy.name, nginx.workers()), warn=True)
+        before = [int(p) for p in (result.stdout or "").split() if p.isdigit()]
         yield run(stack, docker.exec_(proxy.name, nginx.reload()), what="reloading nginx with the new routing",
                   fix=f"the previous routing stays in place; see inv logs {stack.settings.config.proxy.service}")
     except Exception:
         if previous is not None:  # the file must say what nginx routes (its next start reads it)
             yield Put(stack, path, previous.encode(), 0o644)
         raise
+    return before
 
 
-def old_workers(stack: Stack, proxy: str) -> int:
-    result = stack.target.run(docker.exec_(proxy, nginx.old_workers()), warn=True)
-    text = (result.stdout or "").strip()
-    return int(text) if result.ok and text.isdigit() else 0
+def _names(containers: Sequence[Container], new: Sequence[Pool]) -> set[str]:
+    """The containers whose addresses ``new`` lists."""
+    addresses = {(p.service, a) for p in new for a in p.addresses}
+    return {c.name for c in containers for _, a in c.addresses if (c.service, a) in addresses}
 
 
-def wait_drained(stack: Stack, timeout: float) -> None:
-    """Until nginx's workers of earlier configs have finished their requests (they exit
-    then), at most ``timeout`` seconds: after that, SIGTERM lets the app finish them."""
+def wait_drained(stack: Stack, pids: Sequence[int], timeout: float) -> None:
+    """Until the router's workers of before a reload (``pids``) have exited, i.e. finished
+    their requests, at most ``timeout`` seconds: after that, SIGTERM lets the app finish them."""
     proxy = proxy_container(stack.settings.config, stack.containers())
-    if proxy is None:
+    if proxy is None or not pids:
         return
     deadline = time.monotonic() + timeout
-    while old_workers(stack, proxy.name) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        result = stack.target.run(docker.exec_(proxy.name, nginx.alive(pids)), warn=True)
+        if result.ok and not (result.stdout or "").split():
+            return
         time.sleep(DRAIN_POLL_SECONDS)
 
 
-def drained(stack: Stack, count: int, timeout: float = 30.0) -> Ops[None]:
-    """After ``count`` containers left the routing: wait until nginx finished its requests
-    in flight to them; then they may get SIGTERM."""
-    yield Call(stack, f"wait until nginx finished the requests in flight to {count} container(s) (at most {timeout:.0f} s)",
-               lambda: wait_drained(stack, timeout))
+def drained(stack: Stack, pids: Sequence[int], timeout: float) -> Ops[None]:
+    """After containers left the routing: wait until nginx's workers of before the reload
+    (``pids``) finished their requests; then those containers may get SIGTERM."""
+    yield Call(stack, f"wait until nginx finished the requests in flight to the containers leaving (at most {timeout:.0f} s)",
+               lambda: wait_drained(stack, pids, timeout))

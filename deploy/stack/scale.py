@@ -94,7 +94,7 @@ def apply(stack: Stack, counts: Mapping[str, int], timeout: float | None = None)
             started = new()
             yield Call(stack, f"wait until the new {', '.join(sorted(ups))} containers are ready (at most {timeout:.0f} s)",
                        lambda: wait_ready(stack, started, timeout))
-            yield from route(stack)
+            yield from route(stack, joining=started)
         except GeneratorExit:
             raise
         except BaseException:

@@ -90,7 +90,10 @@ def acquire(stack: Stack, purpose: str, release_id: str = "", wait: float = 0.0)
     stack.target.run(files.make_dirs(os.path.dirname(_path(stack))))
     deadline = time.monotonic() + wait
     waiting = False
-    while not stack.target.run(files.make_dir(_path(stack)), warn=True).ok:
+    while not (made := stack.target.run(files.make_dir(_path(stack)), warn=True)).ok:
+        if not stack.target.run(files.is_dir(_path(stack)), warn=True).ok:  # no lock there: mkdir itself failed
+            fail(f"cannot take the deploy lock on {stack.target.name}: {(made.stderr or made.stdout).strip()[-300:]}",
+                 f"check that {os.path.dirname(_path(stack))} is writable by this user (a state directory made by root?)")
         info = read(stack)
         stale = bool(info and stale_reason(info))
         left = deadline - time.monotonic()
@@ -100,10 +103,13 @@ def acquire(stack: Stack, purpose: str, release_id: str = "", wait: float = 0.0)
             waited = f" (waited {wait:g} s)" if wait else ""
             fix = "break it: inv lock.release" if stale else "wait for it to finish (inv lock.status), or retry with --wait-lock SECONDS"
             fail(f"another deploy holds the lock: {describe(info)}{waited}", fix)
+        if info is None and left <= 0:  # a lock without details: being taken right now, or its taker died
+            fail(f"another task holds the lock on {stack.target.name} and has not written who it is",
+                 "retry in a moment; if it stays, check inv lock.status and break it with inv lock.release --force")
         if info is not None and not waiting:
             say(f"waiting up to {wait:g} s for the deploy lock: {describe(info)}")
             waiting = True
-        time.sleep(max(0.0, min(POLL_SECONDS, left)))
+        time.sleep(max(0.05, min(POLL_SECONDS, left)))
     host, boot_id, pidns = this_process()
     info = LockInfo(getpass.getuser(), host, os.getpid(), stamp(), purpose, secrets.token_hex(16), boot_id, pidns, release_id)
     _write_details(stack.target, _details(stack), info)
@@ -235,7 +241,7 @@ def held(stack: Stack, purpose: str, *, wait: float = 0.0, release_id: str = "",
     finally:
         try:
             if audited:
-                history.audit(stack, f"{purpose} {outcome}", **details, **({"error": error[:500]} if error else {}))
+                history.audit(stack, f"{purpose} {outcome}", **details, **({"error": stack.settings.masked(error)[:500]} if error else {}))
         finally:
             with _held_guard:
                 if mine is None:

@@ -113,6 +113,7 @@ class Container:
     probed_at: int | None = None  # the engine's command count at its first probe that passed
     routed_at: int | None = None  # ... at the first (re)load of the proxy that routed it
     upstreams: str | None = None  # the proxy: the folder its routing file is mounted from (NGINX_UPSTREAMS_DIR)
+    stop_timeout: int | None = None  # its stop_grace_period, in seconds (None: Docker's default, not in inspect)
 
     def name(self, project: str) -> str:
         return f"{project}-{self.service}-{self.number}"
@@ -129,6 +130,7 @@ class Container:
             "Id": self.id,
             "Name": "/" + self.name(project),
             "Config": {"Image": self.image, "Env": [f"APP_VERSION={self.version}"] if self.version else [],
+                       **({"StopTimeout": self.stop_timeout} if self.stop_timeout is not None else {}),
                        "Labels": {"com.docker.compose.project": project, "com.docker.compose.service": self.service,
                                   "com.docker.compose.container-number": str(self.number),
                                   "com.docker.compose.oneoff": "False", "com.docker.compose.config-hash": self.config_hash}},
@@ -241,13 +243,16 @@ class FakeEngine:
         self.stuck: set[str] = set()  # APP_VERSIONs whose new app containers never answer (health: starting)
         self.warmup = 0  # inspections a new app container takes before it answers
         self.revision: dict[str, str] = {}  # a service's compose configuration changed (its config hash too)
-        self.drain_polls = 0  # polls of the old workers that still see them after a reload
+        self.drain_polls = 0  # polls (of their pids) that still see an earlier configuration's workers after a reload
         self.failures: list[Failure] = []
         # The proxy's routing: "ip:port" -> the id of the container that held the address when
         # nginx (re)loaded the file ("" if none did); None while no proxy runs.
         self.routed: dict[str, str] | None = None
         self.reloads: list[dict[str, list[str]]] = []  # each reload's routing: service -> container names
-        self.draining: list[list] = []  # earlier configurations' workers: [polls left, container ids]
+        # Earlier configurations' workers, until a poll saw them gone: [polls that still see
+        # them, the ids of the containers they route to, their pids].
+        self.draining: list[list] = []
+        self.generation = 0  # the router's configuration: its workers' pids derive from it
         self.violations: list[Violation] = []
         self._seen: set[tuple[str, str]] = set()
         self.count = 0  # commands run so far (the order of probes and reloads)
@@ -297,6 +302,17 @@ class FakeEngine:
             if proxy is not None and proxy.upstreams is not None:
                 self.files[f"{proxy.upstreams}/{routing.POOLS_FILE.rsplit('/', 1)[-1]}"] = self.render_routing().encode()
                 self._proxy_started(proxy)
+
+    def crash(self, name: str) -> None:
+        """The app in container ``name`` dies (no workflow's doing): it exits, its addresses
+        are freed. nginx routing the dead address is the crash's doing, not a violation."""
+        with self._lock:
+            c = self._find(name)
+            assert c is not None, name
+            c.state, c.ips = "exited", {}
+            seen = len(self.violations)
+            self._audit(("(crash)", name))
+            del self.violations[seen:]
 
     def wipe(self) -> None:
         """Nothing on the host any more: no containers (no proxy, so no routing), no files."""
@@ -460,7 +476,7 @@ class FakeEngine:
             name = c.name(self.project)
             if self.routed is not None and c.id in self.routed.values():
                 self._violate("stopped-while-routed", f"{name} {how} while the proxy routes it")
-            if any(c.id in ids for polls, ids in self.draining if polls > 0):
+            if any(c.id in ids for _polls, ids, _pids in self.draining):
                 self._violate("stopped-before-drained", f"{name} {how} while nginx's old workers still send it requests")
             c.state, c.ips = "exited", {}
             if c.service == "nginx":
@@ -484,6 +500,15 @@ class FakeEngine:
                 self._violate("routed-unready", f"{address} is routed but {c.name(self.project)} is not ready ({c.state}, {c.health})",
                               shlex.join(argv))
 
+    def worker_pids(self) -> list[int]:
+        """The pids of the router's workers of the current configuration."""
+        return [1000 + 10 * self.generation + i for i in range(WORKERS)]
+
+    def router_children(self) -> list[int]:
+        """The router master's children: its current workers and those of earlier
+        configurations still finishing their requests (what ``ps`` would list)."""
+        return sorted({p for d in self.draining for p in d[2]} | set(self.worker_pids()))
+
     def _pools_file(self, proxy: Container) -> str | None:
         return self.read_text(f"{proxy.upstreams}/pools.conf") if proxy.upstreams else None
 
@@ -501,13 +526,16 @@ class FakeEngine:
                 if reload and holder and holder.id not in before.values() and not holder.probed:
                     self._violate("unprobed", f"{holder.name(self.project)} routed before a probe from the proxy passed")
         if reload and before and self.drain_polls:
-            self.draining.append([self.drain_polls, set(before.values())])
+            self.draining.append([self.drain_polls, set(before.values()), set(self.worker_pids())])
+        if reload:
+            self.generation += 1
         self.routed = routed
         self.reloads.append({s: [c.name(self.project) for c in self.routed_containers(s)] for s in STATELESS})
 
     def _proxy_started(self, proxy: Container) -> str | None:
         """A proxy starting loads its routing; it exits when the file is missing or invalid."""
         self.routed, self.draining = None, []
+        self.generation += 1  # a new master: new workers
         if proxy.upstreams is None:  # the by-hand routing (compose/nginx/upstreams): service names, resolved now
             self.routed = {f"{c.ips['front']}:{APP_PORT}": c.id for s in STATELESS for c in self.running(s)}
             return None
@@ -528,8 +556,9 @@ class FakeEngine:
         return next((c for c in self.containers if ref in (c.id, c.id[:12], c.name(self.project))), None)
 
     def _exec(self, argv: Argv) -> tuple[str, str, int]:
-        """``docker exec``: the proxy's nginx (-t, reload), its probes (wget by address, the
-        old workers' count), or anything else in a running container."""
+        """``docker exec``: the proxy's nginx (-t, reload), its probes (wget by address), the
+        router's worker pids and which of some pids still run, or anything else in a running
+        container."""
         ref, inner = exec_parts(argv)
         inside = self._find(ref)
         if inside is None:
@@ -540,12 +569,20 @@ class FakeEngine:
             return self._nginx(inside, inner)
         if inner[:1] == ("wget",):
             return self._wget(inside, inner[-1])
-        if inner[:2] == ("sh", "-c") and "shutting down" in inner[2]:
-            alive = [d for d in self.draining if d[0] > 0]
-            for d in alive:
-                d[0] -= 1
-            self.draining = [d for d in self.draining if d[0] > 0]
-            return f"{len(alive) * WORKERS}\n", "", 0
+        if inner[:2] == ("sh", "-c") and "router.pid" in inner[2] and inside.service == "nginx":  # the router's workers now
+            return "".join(f"{p}\n" for p in self.router_children()), "", 0
+        if inner[:2] == ("sh", "-c") and "/proc/$p" in inner[2]:  # which of these pids still run
+            asked = {int(p) for p in inner[4:]}
+            if inside.service != "nginx":
+                return "", "", 0
+            # Old workers asked after are seen ``drain_polls`` times, then they have exited:
+            # only a poll that no longer sees them proves they finished.
+            self.draining = [d for d in self.draining if not (d[2] & asked and d[0] == 0)]
+            for d in self.draining:
+                if d[2] & asked:
+                    d[0] -= 1
+            alive = sorted(set(self.router_children()) & asked)
+            return "".join(f"{p}\n" for p in alive), "", 0
         return "", "", 0
 
     def _nginx(self, proxy: Container, inner: Argv) -> tuple[str, str, int]:
@@ -717,6 +754,7 @@ class FakeEngine:
                 self._stopping([c], "removed by compose (scaled down)")
                 self.containers.remove(c)
             fresh += [self._create(s, env) for _ in range(want - len(mine))]
+        self._audit(("docker", "compose", "up", "(starting containers)"))  # what nginx routes while Compose waits
         if "--wait" in args:  # Compose waits until each started container's healthcheck passes
             for c in [*fresh, *started]:
                 if c.health == "starting" and not c.stuck:

@@ -243,7 +243,12 @@ def test_step_order_on_the_local_engine(fake_settings):
     assert {re.search(r"http://([\d.:]+)/health$", r).group(1) for r in probes} == {
         f"{c.ips['front']}:3000" for c in w.engines["local"].running() if c.service in STATELESS}
     assert max(i for i, r in enumerate(steps["rollout"]) if " wget " in r.line) < [c.line for c in steps["rollout"]].index(roll[3])
-    assert any("shutting down" in r for r in reads)  # drained before the stop
+    # the router's workers read before the reload, and polled until gone before the stop
+    lines = [c.line for c in steps["rollout"]]
+    workers = [i for i, line in enumerate(lines) if "/tmp/router.pid" in line]
+    polls = [i for i, line in enumerate(lines) if "/proc/$p" in line]
+    assert len(workers) == 1 and lines.index(roll[2]) < workers[0] < lines.index(roll[3])
+    assert polls and lines.index(roll[3]) < polls[0] and polls[-1] < lines.index(roll[4])
     assert w.engines["local"].routed_names() == ["myapp-backend-3", "myapp-backend-4", "myapp-web-2"]
     assert mutating["verify"] == [] and [c.argv[0] for c in steps["verify"] if c.argv[0] == "fetch"] == ["fetch"] * 3
     assert mutating["promote"][:2] == [f"docker tag registry.example.com/myapp/{s}:{NEW} registry.example.com/myapp/{s}:latest"

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import pytest
 from invoke.exceptions import Exit
 
+from deploy.engine.commands import docker, nginx
 from deploy.engine.facts import Container
 from deploy.engine.ops import Executor
 from deploy.engine.stack import UPSTREAMS_DIR, Stack
@@ -74,12 +75,17 @@ def test_pools_picks_running_not_unhealthy_not_leaving_containers_on_the_proxys_
         ctr("backend", 4, state="exited"), ctr("backend", 5), ctr("backend", 6, addresses=(("myapp_back", "172.19.0.99"),)),
         ctr("backend", 7, health=""), ctr("web", 1), ctr("web", 2), ctr("nginx", 1), ctr("postgres", 1),
     ]
-    pools = routing.pools(config, containers, NETS, leaving={"myapp-backend-5", "myapp-web-2"})
+    # no routing yet (a wiped state directory): every running, not unhealthy container counts
+    pools = routing.pools(config, containers, NETS, None, leaving={"myapp-backend-5", "myapp-web-2"})
     assert pools == [routing.Pool("backend", 3000, ("172.18.0.11", "172.18.0.12", "172.18.0.17")),
                      routing.Pool("web", 3000, ("172.18.0.21",))]
     # the address on the first of the proxy's networks the container is on
-    assert routing.pools(config, [ctr("backend", 1)], ("myapp_back", "myapp_front"))[0].addresses == ("172.19.0.11",)
-    assert [p.addresses for p in routing.pools(config, [], NETS)] == [(), ()]
+    assert routing.pools(config, [ctr("backend", 1)], ("myapp_back", "myapp_front"), None)[0].addresses == ("172.19.0.11",)
+    assert [p.addresses for p in routing.pools(config, [], NETS, None)] == [(), ()]
+    # with a routing: only those routed now stay, and only those joining are added
+    now = {"backend": ["172.18.0.11:3000", "172.18.0.15:3000"], "web": ["172.18.0.21:3000"]}
+    kept = routing.pools(config, containers, NETS, now, leaving={"myapp-backend-5"}, joining={"myapp-backend-7"})
+    assert kept == [routing.Pool("backend", 3000, ("172.18.0.11", "172.18.0.17")), routing.Pool("web", 3000, ("172.18.0.21",))]
 
 
 def test_victims_are_the_highest_numbered_running_containers():
@@ -159,7 +165,7 @@ def stop_index(host: Host, name: str) -> int:
 
 def test_a_deploy_routes_new_containers_only_once_ready_and_stops_old_ones_only_once_drained(fake_settings):
     host = Host(fake_settings)
-    old = host.running()
+    old, workers_before = host.running(), [str(p) for p in host.engine.worker_pids()]
     assert host.deploy().status == "success"
     guaranteed(host)
     new = host.running()
@@ -168,9 +174,13 @@ def test_a_deploy_routes_new_containers_only_once_ready_and_stops_old_ones_only_
     # the routing an earlier deploy left, then one reload from all old to all new: never a mix, never an empty pool
     assert host.engine.reloads == [{"backend": old[:2], "web": old[2:]}, {"backend": new[:2], "web": new[2:]}]
     lines = host.lines()
+    check = next(i for i, line in enumerate(lines) if " nginx -t " in line)
     reload = next(i for i, line in enumerate(lines) if line.endswith("-s reload"))
-    polls = [i for i, line in enumerate(lines) if "shutting down" in line]
-    assert len([i for i in polls if i > reload]) == 3  # 2 polls saw the old workers, the third none
+    workers = [i for i, line in enumerate(lines) if "/tmp/router.pid" in line]
+    assert len(workers) == 1 and check < workers[0] < reload  # the router's workers, read just before the reload
+    polls = [i for i, line in enumerate(lines) if "/proc/$p" in line]
+    assert len(polls) == 3 and all(i > reload for i in polls)  # 2 polls saw the old workers, the third none
+    assert all(list(host.engine.journal[i].argv[-len(workers_before):]) == workers_before for i in polls)  # those very pids
     assert all(stop_index(host, name) > polls[-1] for name in old)
 
 
@@ -285,14 +295,46 @@ def test_up_with_nothing_changed_leaves_the_routing_alone(fake_settings):
     assert not [line for line in host.lines() if "nginx" in line.split() and line.startswith("docker exec")]
 
 
+def test_up_on_a_fresh_host_routes_each_app_container_only_once_probed(fake_settings):
+    """No routing yet: the proxy starts with empty pools (nothing routed, 502 at once), and
+    every app container joins once a probe from the proxy reached it."""
+    engine = FakeEngine("local")
+    engine.warmup, engine.drain_polls = 3, 2
+    Executor(say=lambda line: None)(lifecycle.up(Stack(fake_settings, engine).with_env(APP_VERSION=OLD)))
+    assert engine.violations == []
+    apps = [c for c in engine.running() if c.service in STATELESS]
+    assert engine.reloads == [{"backend": [], "web": []}, {"backend": ["myapp-backend-1", "myapp-backend-2"], "web": ["myapp-web-1"]}]
+    assert all(c.probed_at is not None and c.routed_at is not None and c.probed_at < c.routed_at for c in apps)
+
+
+def test_up_after_a_routed_container_crashed_routes_it_again_only_once_probed(fake_settings):
+    host = Host(fake_settings)
+    host.engine.crash("myapp-backend-2")
+    host.run(lifecycle.up(host.stack))
+    guaranteed(host)
+    probed_before_routed(host, ["myapp-backend-2"])
+
+
+def test_a_failed_up_leaves_the_routing_file_saying_what_nginx_routes(fake_settings):
+    host = Host(fake_settings)
+    next(c for c in host.engine.containers if c.name("myapp") == "myapp-backend-2").health = "unhealthy"
+    with pytest.raises(Exit):
+        host.run(lifecycle.up(host.stack))
+    assert sorted(a for pool in routing.parse(host.pools_file or "").values() for a in pool) == sorted(host.engine.routed or {})
+
+
 def test_the_fake_catches_a_workflow_that_routes_too_early_or_stops_too_soon(fake_settings):
     """The guarantee's checks can fail: a scale that routes its new containers before they
     answer, and a removal of routed containers without taking them out first."""
     host = Host(fake_settings)
-    # routes as soon as compose started them: not probed, not answering yet
+    previous, routed = host.pools_file, host.engine.routed_names()
     host.engine.run(["docker", "compose", "-p", "myapp", "up", "-d", "--no-recreate", "--scale", "backend=3", "backend"],
                     env=host.stack.command_env)
+    # a routing written now leaves the new container out: nobody probed it
     host.run(routing.route(host.stack))
+    assert host.engine.violations == [] and host.pools_file == previous and host.engine.routed_names() == routed
+    # routes it as soon as compose started it: not probed, not answering yet
+    host.run(routing.route(host.stack, joining=["myapp-backend-3"]))
     kinds = {v.kind for v in host.engine.violations}
     assert {"unprobed", "routed-unready"} <= kinds
     host.engine.violations.clear()
@@ -304,10 +346,32 @@ def test_the_fake_catches_a_workflow_that_routes_too_early_or_stops_too_soon(fak
 
 def test_the_fake_catches_a_stop_before_nginx_drained(fake_settings):
     host = Host(fake_settings)
-    host.run(routing.route(host.stack, leaving=["myapp-web-1"]))
+    workers = host.engine.worker_pids()
+    pids = host.run(routing.route(host.stack, leaving=["myapp-web-1"]))
+    assert pids == workers and host.engine.worker_pids() != workers  # the workers of before the reload
     assert host.engine.violations == []  # out of the routing: nothing routes to it now
+    # a poll that still sees them is not enough: only one that sees them gone is
+    alive = host.engine.run(docker.exec_("myapp-nginx-1", nginx.alive(pids)))
+    assert alive.stdout.split() == [str(p) for p in pids]
     host.run(rollout_module.remove(host.stack, ["myapp-web-1"]))  # but old workers still send it requests
     assert [v.kind for v in host.engine.violations] == ["stopped-before-drained"]
+
+
+def test_nginx_gets_the_leaving_containers_longest_stop_grace_period_to_finish(fake_settings, clock):
+    """Old workers that never finish (a long request): the containers leaving wait as long
+    as their stop_grace_period (their StopTimeout, Docker's 10 s when unset) would give
+    them after SIGTERM, then get it; nginx's requests to them then end with their app."""
+    host = Host(fake_settings, replicas={"backend": 3, "web": 1})
+    host.engine.drain_polls = 10_000
+    for c in host.engine.containers:
+        c.stop_timeout = {"myapp-backend-1": 90, "myapp-backend-2": 25, "myapp-backend-3": 40}.get(c.name("myapp"))
+    host.run(scale.apply(host.stack, {"backend": 1}))
+    assert 40 <= clock.now < 40 + 2 * routing.DRAIN_POLL_SECONDS  # backend-3's: the longest of those leaving
+    assert host.running("backend") == ["myapp-backend-1"]
+    assert {v.kind for v in host.engine.violations} == {"stopped-before-drained"}  # as told: nginx had not finished
+    clock.now = 0.0
+    host.run(scale.apply(host.stack, {"web": 0}))  # no stop_grace_period: Docker's 10 s
+    assert 10 <= clock.now < 10 + 2 * routing.DRAIN_POLL_SECONDS and host.running("web") == []
 
 
 # --- the gaps found while these tests were written (fixed since) ---------------------------------
@@ -341,8 +405,8 @@ def test_a_stopped_old_container_is_not_started_again_by_a_rollout(fake_settings
     """Compose counts a stopped container too and, with --no-recreate, would start it again
     with its old image: after the deploy, one container would serve the previous version."""
     host = Host(fake_settings, replicas={"backend": 3, "web": 1})
-    host.run(routing.route(host.stack, leaving=["myapp-backend-3"]))  # one an operator took out and stopped
-    host.run(routing.drained(host.stack, 1))
+    pids = host.run(routing.route(host.stack, leaving=["myapp-backend-3"]))  # one an operator took out and stopped
+    host.run(routing.drained(host.stack, pids, 10))
     host.engine.run(["docker", "stop", "myapp-backend-3"])
     assert host.engine.violations == [] and host.running("backend") == ["myapp-backend-1", "myapp-backend-2"]
     assert host.deploy().status == "success"
@@ -355,8 +419,8 @@ def test_scaling_up_beside_a_stopped_container_routes_it_only_once_ready(fake_se
     """Compose counts a stopped container and starts it again (``up --scale --no-recreate``):
     it is new to the routing, so it must pass the probe like the containers created."""
     host = Host(fake_settings, replicas={"backend": 3, "web": 1})
-    host.run(routing.route(host.stack, leaving=["myapp-backend-3"]))
-    host.run(routing.drained(host.stack, 1))
+    pids = host.run(routing.route(host.stack, leaving=["myapp-backend-3"]))
+    host.run(routing.drained(host.stack, pids, 10))
     host.engine.run(["docker", "stop", "myapp-backend-3"])
     host.run(scale.apply(host.stack, {"backend": 4}))
     guaranteed(host)

@@ -2,6 +2,8 @@
 holds the routing; compose/nginx/router.conf), to apply a new routing."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 ROUTER_CONFIG = "/etc/nginx/router.conf"
 
 
@@ -15,8 +17,14 @@ def reload() -> list[str]:
     return ["nginx", "-c", ROUTER_CONFIG, "-s", "reload"]
 
 
-def old_workers() -> list[str]:
-    """How many nginx workers are still finishing requests under an earlier config (their
-    process title says "shutting down"); prints a number, exits 0."""
-    script = "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\000' '\\n' | grep -c 'shutting down' || true"
+def workers() -> list[str]:
+    """The router's worker processes: one pid a line (the children of the master whose
+    pid file the router config names)."""
+    script = ('m=$(cat /tmp/router.pid); for s in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < "$s" 2>/dev/null '
+              '&& [ "$ppid" = "$m" ] && echo "$pid"; done; true')
     return ["sh", "-c", script]
+
+
+def alive(pids: Sequence[int]) -> list[str]:
+    """Which of ``pids`` still run: one a line (exits 0)."""
+    return ["sh", "-c", 'for p in "$@"; do [ -d "/proc/$p" ] && echo "$p"; done; true', "sh", *(str(int(p)) for p in pids)]
