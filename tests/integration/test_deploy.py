@@ -82,7 +82,7 @@ def test_unhealthy_release_is_rolled_back_without_errors(prod_stack, tmp_path):
     finally:
         results = traffic.results()
     assert result.returncode == 1
-    assert "not healthy after 20 s" in result.stderr and "last log lines" in result.stderr
+    assert "not ready after 20 s" in result.stderr and "last log lines" in result.stderr
     assert served_version(prod_stack.http_port) == "1.0.1"
     load.assert_clean(traffic, results, f"{prod_stack.project}-nginx-1")
     assert row(prod_stack("releases").stdout, 0, "1.0.2")[1] == "failed"

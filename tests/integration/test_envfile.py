@@ -31,7 +31,7 @@ def compose_reads(tmp_path: Path, text: str, names: list[str]) -> dict[str, str]
     result = subprocess.run(["docker", "compose", "-p", "envfile-test", "--env-file", str(env_file), "-f", str(compose_file),
                              "config", "--format", "json"], capture_output=True, text=True, env=clean, timeout=60)
     assert result.returncode == 0, result.stderr
-    environment = json.loads(result.stdout)["services"]["x"]["environment"]
+    environment = json.loads(result.stdout)["services"]["x"].get("environment", {})
     return {k: v.replace("$$", "$") for k, v in environment.items()}  # config writes every $ of a value as $$
 
 

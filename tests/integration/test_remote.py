@@ -295,7 +295,8 @@ def test_five_deploys_to_hosts_under_50_connections_all_succeed(remote, testbed)
         assert fast.errors == 0 and fast.requests > 0, fast.raw
         assert slow.errors == 0 and slow.requests > 0, slow.raw
         logs = ssh(testbed, "h1", f"docker logs --since {traffic.since} {remote.project}-nginx-1 2>/dev/null").stdout
-        failed = [line for line in logs.splitlines() if "rt=" in line and not re.search(r'" [23]\d\d ', line)]
+        # 499: wrk closed its connections when told to stop (it counts its own failures above)
+        failed = [line for line in logs.splitlines() if "rt=" in line and not re.search(r'" ([23]\d\d|499) ', line)]
         assert not failed, "\n".join(failed[-20:])
         assert {version_at(testbed, h, port) for h in ("h1", "h2")} == {f"2.0.{i}"}
 
