@@ -43,8 +43,11 @@ class Container:
 
     @property
     def ok(self) -> bool:
-        """Running, and healthy when it has a healthcheck."""
-        return self.state == "running" and self.health in ("", "healthy")
+        """Running, and not unhealthy by its healthcheck. ``starting`` (its first check
+        still to come) counts: the tasks route a container once their own probe passed,
+        which is seconds before Docker's first check; one that never passes turns
+        ``unhealthy``."""
+        return self.state == "running" and self.health in ("", "healthy", "starting")
 
 
 @dataclass(frozen=True)

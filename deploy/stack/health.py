@@ -21,7 +21,7 @@ def container_checks(containers: Iterable[Container]) -> list[Check]:
     checks = []
     for c in containers:
         if c.ok:
-            detail = c.health or "running (no healthcheck)"
+            detail = {"": "running (no healthcheck)", "starting": "starting (its first healthcheck is still to come)"}.get(c.health, c.health)
         elif c.state != "running":
             detail = f"{c.state} (exit {c.exit_code})"
         else:

@@ -45,7 +45,7 @@ def summarize(
                 service=name,
                 desired=desired.get(name, 0),
                 running=len(running),
-                healthy=sum(1 for c in running if c.health in ("", "healthy")),
+                healthy=sum(1 for c in running if c.ok),
                 routed=(routed or {}).get(name),
                 images=tuple(sorted({c.image for c in running})),
                 versions=tuple(sorted({c.version for c in running})),

@@ -18,10 +18,11 @@ def ctr(service, n, state="running", health="healthy", version="1.0.0", started=
 
 def test_summarize_counts_replicas():
     cs = [ctr("backend", 1, started=300), ctr("backend", 2, health="starting", started=10), ctr("backend", 3, state="exited"),
-          ctr("nginx", 1, health="", ports=("0.0.0.0:80->8080/tcp",))]
+          ctr("backend", 4, health="unhealthy", started=20), ctr("nginx", 1, health="", ports=("0.0.0.0:80->8080/tcp",))]
     by = {s.service: s for s in summarize(["backend", "nginx", "redis"], cs, {"backend": 3, "nginx": 1, "redis": 1}, now=NOW)}
     b = by["backend"]
-    assert (b.desired, b.running, b.healthy, b.uptime, b.ok) == (3, 2, 1, timedelta(seconds=10), False)
+    # starting (its first healthcheck to come) counts as healthy; unhealthy does not
+    assert (b.desired, b.running, b.healthy, b.uptime, b.ok) == (3, 3, 2, timedelta(seconds=10), False)
     assert by["nginx"].ok and by["nginx"].ports == ("0.0.0.0:80->8080/tcp",)
     assert (by["redis"].running, by["redis"].uptime, by["redis"].ok) == (0, None, False)
 
