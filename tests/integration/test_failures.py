@@ -51,14 +51,20 @@ def running_ids(engine, project: str) -> set[str]:
     return {c.id for c in engine.containers.list(filters={"label": f"com.docker.compose.project={project}"})}
 
 
-def all_healthy(engine, project: str) -> list[str]:
-    """Names of running containers of the project that are not healthy (empty = all are)."""
-    bad = []
-    for c in engine.containers.list(filters={"label": f"com.docker.compose.project={project}"}):
-        health = c.attrs["State"].get("Health", {}).get("Status", "")
-        if health not in ("healthy", ""):
-            bad.append(f"{c.name}: {health}")
-    return bad
+def all_healthy(engine, project: str, settle: float = 30) -> list[str]:
+    """Names of running containers of the project that are not healthy (empty = all are).
+    The tasks route a container on their own probe, before Docker's first healthcheck:
+    containers still ``starting`` get up to ``settle`` seconds to pass it."""
+    deadline = time.time() + settle
+    while True:
+        bad = []
+        for c in engine.containers.list(filters={"label": f"com.docker.compose.project={project}"}):
+            health = c.attrs["State"].get("Health", {}).get("Status", "")
+            if health not in ("healthy", ""):
+                bad.append(f"{c.name}: {health}")
+        if not any(b.endswith(": starting") for b in bad) or time.time() > deadline:
+            return bad
+        time.sleep(1)
 
 
 def run_inv(stack, *args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -141,7 +142,10 @@ def test_a_failed_second_batch_returns_the_first_and_the_failed_host_keeps_the_o
     for host in ROLES:
         assert app_images_on(testbed, host, project) == release_images(testbed, project, "1.0.0"), host
         assert version_at(testbed, host, port) == "1.0.0", host
-        unhealthy = [c["name"] for c in containers_on(testbed, host, project) if c["health"] not in ("healthy", "")]
+        deadline = time.time() + 30  # routed on the tasks' probe, before Docker's first healthcheck
+        while (unhealthy := [f"{c['name']}: {c['health']}" for c in containers_on(testbed, host, project)
+                             if c["health"] not in ("healthy", "")]) and time.time() < deadline:
+            time.sleep(1)
         assert unhealthy == [], host
     h3_all = containers_on(testbed, "h3", project, all_=True)
     assert not [c["name"] for c in h3_all if c["image"].endswith(":1.0.1")]  # h3 never ran the new version
