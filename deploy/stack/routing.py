@@ -129,8 +129,10 @@ def unrouted(stack: Stack, containers: Sequence[Container]) -> list[str]:
     out = []
     for c in containers:
         app = stack.settings.config.stateless.get(c.service)
-        address = c.address_on(networks) if app and c.state == "running" else None
-        if address and f"{address}:{app.port}" not in now.get(c.service, ()):  # type: ignore[union-attr]
+        if app is None or c.state != "running":
+            continue
+        address = c.address_on(networks)
+        if address and f"{address}:{app.port}" not in now.get(c.service, ()):
             out.append(c.name)
     return out
 

@@ -3,7 +3,9 @@ settings, a stage of them as invoke.yaml would list it, and the system ssh clien
 independent look at a host."""
 from __future__ import annotations
 
+import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 from deploy.config.settings import read_env_file
 from tests.integration.conftest import TESTBED_STATE
@@ -45,3 +47,22 @@ def stage_config(testbed: dict, known_hosts: str | None = None, roles: dict[str,
         "ssh": {"known_hosts": known_hosts or testbed["TESTBED_KNOWN_HOSTS"], "ssh_config": "/nonexistent",
                 "connect_timeout": 5, "keepalive": 3, "command_timeout": 300},
     }}
+
+
+def remove_from_hosts(stack, testbed: dict, engine) -> None:
+    """Everything of the stack off the hosts (all at once), and its images off this engine."""
+    label = f"label=com.docker.compose.project={stack.project}"
+    command = (f"docker ps -aq --filter {label} | xargs -r docker rm -f >/dev/null; "
+               f"docker volume ls -q --filter {label} | xargs -r docker volume rm >/dev/null; "
+               f"docker network ls -q --filter {label} | xargs -r docker network rm >/dev/null; "
+               f"docker images -q '*/{stack.project}/*' | sort -u | xargs -r docker rmi -f >/dev/null; "
+               f"rm -rf /srv/{stack.project}")
+    with ThreadPoolExecutor(max_workers=len(testbed["addrs"])) as pool:
+        list(pool.map(lambda host: ssh(testbed, host, command, check=False), testbed["addrs"]))
+    for image in engine.images.list(name=f"{testbed['TESTBED_HOST_REGISTRY']}/{stack.project}/*"):
+        engine.images.remove(image.id, force=True)
+
+
+def version_at(testbed: dict, host: str, port: int) -> str:
+    out = subprocess.run(["curl", "-s", "-m", "5", f"http://{testbed['addrs'][host]}:{port}/api/version"], capture_output=True, text=True)
+    return json.loads(out.stdout)["version"] if out.stdout.startswith("{") else f"no answer ({out.returncode})"

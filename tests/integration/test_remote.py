@@ -17,7 +17,7 @@ import pytest
 from deploy.config.settings import read_env_file
 from tests import load
 from tests.integration.conftest import ROOT, Inv, make_stack, row, table_rows
-from tests.integration.hosts import HOSTS_ENV, read_testbed, remote_env, ssh, stage_config
+from tests.integration.hosts import HOSTS_ENV, read_testbed, remote_env, remove_from_hosts, ssh, stage_config, version_at
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +36,6 @@ def with_known_hosts(stack: Inv, testbed: dict, known_hosts: Path) -> Inv:
     return dataclasses.replace(stack, runtime_config=path)
 
 
-def remove_from_hosts(stack: Inv, testbed: dict, engine) -> None:
-    """Everything of the stack off the hosts, and its images off this engine."""
-    label = f"label=com.docker.compose.project={stack.project}"
-    for host in testbed["addrs"]:
-        ssh(testbed, host, f"docker ps -aq --filter {label} | xargs -r docker rm -f >/dev/null; "
-                           f"docker volume ls -q --filter {label} | xargs -r docker volume rm >/dev/null; "
-                           f"docker network ls -q --filter {label} | xargs -r docker network rm >/dev/null; "
-                           f"docker images -q '*/{stack.project}/*' | sort -u | xargs -r docker rmi -f >/dev/null; "
-                           f"rm -rf /srv/{stack.project}", check=False)
-    for image in engine.images.list(name=f"{testbed['TESTBED_HOST_REGISTRY']}/{stack.project}/*"):
-        engine.images.remove(image.id, force=True)
-
-
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory, images, testbed, engine):
     """The example stack deployed as 1.0.0 to the three hosts."""
@@ -60,11 +47,6 @@ def remote(tmp_path_factory, images, testbed, engine):
         yield stack
     finally:
         remove_from_hosts(stack, testbed, engine)
-
-
-def version_at(testbed: dict, host: str, port: int) -> str:
-    out = subprocess.run(["curl", "-s", "-m", "5", f"http://{testbed['addrs'][host]}:{port}/api/version"], capture_output=True, text=True)
-    return json.loads(out.stdout)["version"] if out.stdout.startswith("{") else f"no answer ({out.returncode})"
 
 
 def test_unknown_and_changed_host_keys_are_refused(remote, testbed, tmp_path):

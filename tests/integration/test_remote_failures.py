@@ -14,13 +14,12 @@ import os
 import re
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import ROOT, make_stack, row, table_rows
-from tests.integration.hosts import HOSTS_ENV, read_testbed, remote_env, ssh, stage_config
+from tests.integration.hosts import HOSTS_ENV, read_testbed, remote_env, remove_from_hosts, ssh, stage_config, version_at
 
 ROLES = {"h1": ["app"], "h2": ["app"], "h3": ["app", "db"]}
 APPS = {"backend": 1, "web": 2}  # replicas on every app host (`inv scale` in the fixture: 3 app hosts share 2 cores)
@@ -32,20 +31,6 @@ def testbed() -> dict:
     if not HOSTS_ENV.is_file():
         pytest.fail(f"{HOSTS_ENV} missing; run: bash scripts/testbed/hosts.sh up")
     return read_testbed()
-
-
-def remove_from_hosts(stack, testbed: dict, engine) -> None:
-    """Everything of the stack off the hosts (all at once), and its images off this engine."""
-    label = f"label=com.docker.compose.project={stack.project}"
-    command = (f"docker ps -aq --filter {label} | xargs -r docker rm -f >/dev/null; "
-               f"docker volume ls -q --filter {label} | xargs -r docker volume rm >/dev/null; "
-               f"docker network ls -q --filter {label} | xargs -r docker network rm >/dev/null; "
-               f"docker images -q '*/{stack.project}/*' | sort -u | xargs -r docker rmi -f >/dev/null; "
-               f"rm -rf /srv/{stack.project}")
-    with ThreadPoolExecutor(max_workers=len(testbed["addrs"])) as pool:
-        list(pool.map(lambda host: ssh(testbed, host, command, check=False), testbed["addrs"]))
-    for image in engine.images.list(name=f"{testbed['TESTBED_HOST_REGISTRY']}/{stack.project}/*"):
-        engine.images.remove(image.id, force=True)
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +46,6 @@ def stage3(tmp_path_factory, images, testbed, engine):
         yield stack
     finally:
         remove_from_hosts(stack, testbed, engine)
-
-
-def version_at(testbed: dict, host: str, port: int) -> str:
-    out = subprocess.run(["curl", "-s", "-m", "5", f"http://{testbed['addrs'][host]}:{port}/api/version"], capture_output=True, text=True)
-    return json.loads(out.stdout)["version"] if out.stdout.startswith("{") else f"no answer ({out.returncode})"
 
 
 def containers_on(testbed: dict, host: str, project: str, all_: bool = False) -> list[dict]:
