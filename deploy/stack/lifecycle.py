@@ -11,7 +11,7 @@ from deploy.engine.upload import upload
 from deploy.errors import fail
 from deploy.fleet import Fleet, on_each
 from deploy.stack.rollout import admit, retire, rollout, victims
-from deploy.stack.routing import route
+from deploy.stack.routing import proxy_container, route
 
 
 def build(stack: Stack, services: Sequence[str] = (), no_cache: bool = False) -> Ops[None]:
@@ -104,6 +104,8 @@ def start_proxy(stack: Stack, timeout: float) -> Ops[None]:
     """Start the proxy if it is not running (a first deploy); a running one is left as it is."""
     proxy = stack.settings.config.proxy.service
     yield from route(stack)
+    if proxy_container(stack.settings.config, stack.containers()) is not None:
+        return
     yield run(stack, compose.up(stack.project, [proxy], no_recreate=True, no_deps=True, wait_timeout=int(timeout)),
               what=f"starting {proxy}", fix=f"see inv logs {proxy}")
 

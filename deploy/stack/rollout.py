@@ -4,9 +4,9 @@ algorithm, with its known failures fixed, behind health-gated routing), as ops.
 1. Start N new containers beside the N old ones (``up --scale 2N --no-recreate``), for
    every stateless service at once; none of them is routed yet.
 2. Wait until EVERY new container is ready: running, answering its health path over
-   the stack's network (our own probe, polled every 0.25 s, from the proxy's
-   container), and not unhealthy by Docker's healthcheck. One that exits or restarts
-   fails at once; one that is unhealthy may recover until the deadline.
+   the stack's network (our own probe of all of them at once, from the proxy's
+   container, every 0.1 s), and not unhealthy by Docker's healthcheck. One that exits
+   or restarts fails at once; one that is unhealthy may recover until the deadline.
 3. Route the new ones and take the old ones out (deploy.stack.routing: nginx -t, a
    graceful reload), wait until nginx finished the requests in flight to them, then
    SIGTERM (they drain within their stop_grace_period) and remove them.
@@ -28,20 +28,30 @@ from deploy.errors import fail
 from deploy.output import say
 from deploy.stack.routing import drained, proxy_container, route, unrouted
 
-POLL_SECONDS = 0.25
+# One probe command polls the containers every 0.1 s for up to this many rounds, ending
+# as soon as any answers; between probes, their state is read again (one that exited
+# fails the rollout within about 2 s).
+PROBE_ROUNDS = 20
+POLL_SECONDS = 0.25  # between checks of Docker's own health (no proxy running yet)
 
 
-def probe(stack: Stack, proxy: Container | None, container: Container) -> bool:
-    """The container's health path, fetched at its address from the proxy's container
-    (the way nginx will reach it); without a running proxy, its own healthcheck decides."""
+def ready_now(stack: Stack, proxy: Container | None, containers: Sequence[Container]) -> set[str]:
+    """Which of ``containers`` answer their health path at their address, fetched from the
+    proxy's container (the way nginx will reach them), all at once; without a running
+    proxy, their own healthchecks decide."""
     if proxy is None:
-        return container.health in ("healthy", "")
-    address = container.address_on([n for n, _ in proxy.addresses])
-    if address is None:
-        return False
-    app = stack.settings.config.stateless[container.service]
-    return stack.target.run(docker.exec_(proxy.name, http.probe(f"http://{address}:{app.port}{app.health_path}", timeout=2)),
-                            warn=True).ok
+        return {c.name for c in containers if c.health in ("healthy", "")}
+    networks = [n for n, _ in proxy.addresses]
+    urls: dict[str, str] = {}
+    for c in containers:
+        address = c.address_on(networks)
+        if address is not None:
+            app = stack.settings.config.stateless[c.service]
+            urls[f"http://{address}:{app.port}{app.health_path}"] = c.name
+    if not urls:
+        return set()
+    result = stack.target.run(docker.exec_(proxy.name, http.probe(list(urls), timeout=2, rounds=PROBE_ROUNDS)), warn=True)
+    return {urls[u] for u in http.answered(result.stdout or "") if u in urls}
 
 
 def wait_ready(stack: Stack, names: Sequence[str], timeout: float, say: Callable[[str], None] = say) -> None:
@@ -52,20 +62,22 @@ def wait_ready(stack: Stack, names: Sequence[str], timeout: float, say: Callable
     while pending:
         containers = stack.containers()
         by_name = {c.name: c for c in containers}
-        proxy = proxy_container(stack.settings.config, containers)
         for name in sorted(pending):
             c = by_name.get(name)
             if c is None or c.state != "running":
                 _fail_container(stack, name, c, f"{c.state if c else 'is gone'} (exit {c.exit_code if c else '?'}) before it was ready")
-            if c.health != "unhealthy" and probe(stack, proxy, c):
-                pending.discard(name)
-                say(f"  {name} ready")
+        candidates = [by_name[n] for n in sorted(pending) if by_name[n].health != "unhealthy"]
+        proxy = proxy_container(stack.settings.config, containers)
+        for name in sorted(ready_now(stack, proxy, candidates)):
+            pending.discard(name)
+            say(f"  {name} ready")
         if not pending:
             return
         if time.monotonic() > deadline:
             name = sorted(pending)[0]
             _fail_container(stack, name, by_name.get(name), f"not ready after {timeout:.0f} s")
-        time.sleep(POLL_SECONDS)
+        if proxy is None or not candidates:  # the probe did not wait
+            time.sleep(POLL_SECONDS)
 
 
 def _fail_container(stack: Stack, name: str, c: Container | None, why: str) -> NoReturn:

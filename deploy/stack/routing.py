@@ -164,10 +164,9 @@ def route(stack: Stack, leaving: Collection[str] = (), joining: Collection[str] 
         yield run(stack, docker.exec_(proxy.name, nginx.test_config()), what="checking the new routing (nginx -t)",
                   fix=f"the previous routing stays in place. A proxy older than the routing has no router: run inv up once "
                       f"(it recreates {proxy.service}); else read nginx's message above")
-        result = stack.target.run(docker.exec_(proxy.name, nginx.workers()), warn=True)
+        result = yield run(stack, docker.exec_(proxy.name, nginx.reload()), what="reloading nginx with the new routing",
+                           fix=f"the previous routing stays in place; see inv logs {stack.settings.config.proxy.service}")
         before = [int(p) for p in (result.stdout or "").split() if p.isdigit()]
-        yield run(stack, docker.exec_(proxy.name, nginx.reload()), what="reloading nginx with the new routing",
-                  fix=f"the previous routing stays in place; see inv logs {stack.settings.config.proxy.service}")
     except Exception:
         if previous is not None:  # the file must say what nginx routes (its next start reads it)
             yield Put(stack, path, previous.encode(), 0o644)

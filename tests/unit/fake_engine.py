@@ -72,11 +72,12 @@ class Called:
 
 def is_read(argv: Sequence[str]) -> bool:
     """A command that only reads (a fact): ps, inspect, config, port, version, git, test, probes, fetch.
-    The proxy's ``nginx -t`` and ``nginx -s reload`` are steps of a plan, not facts."""
+    The proxy's ``nginx -t`` and its reload are steps of a plan, not facts."""
     if tuple(argv[:2]) == ("docker", "compose"):
         return compose_sub(argv)[0] in READ_COMPOSE
     if tuple(argv[:2]) == ("docker", "exec"):
-        return exec_parts(argv)[1][:1] != ("nginx",)
+        inner = exec_parts(argv)[1]
+        return inner[:1] != ("nginx",) and not (inner[:2] == ("sh", "-c") and "-s reload" in inner[2])
     return argv[0] in ("git", "test", "fetch") or shlex.join(argv).startswith(READ_COMMANDS)
 
 
@@ -227,7 +228,11 @@ def psql_answer(sql: str) -> str:
 
 
 class FakeEngine:
-    """One host. ``journal`` (shared between hosts if given) records every call in order."""
+    """One host. ``journal`` (shared between hosts if given) records every call in order.
+    ``clock``: the tests' Clock, if any: a probe that waits for its rounds in vain takes
+    their time on it."""
+
+    clock: Clock | None = None
 
     def __init__(self, name: str = "local", *, local: bool = True, workdir: str | None = None, project: str = "myapp",
                  journal: list[Called] | None = None, registry: set[str] | None = None, replicas: Mapping[str, int] | None = None) -> None:
@@ -556,9 +561,9 @@ class FakeEngine:
         return next((c for c in self.containers if ref in (c.id, c.id[:12], c.name(self.project))), None)
 
     def _exec(self, argv: Argv) -> tuple[str, str, int]:
-        """``docker exec``: the proxy's nginx (-t, reload), its probes (wget by address), the
-        router's worker pids and which of some pids still run, or anything else in a running
-        container."""
+        """``docker exec``: the proxy's nginx (-t; the router's worker pids, then a reload),
+        its probes (wget by address), which of some pids still run, or anything else in a
+        running container."""
         ref, inner = exec_parts(argv)
         inside = self._find(ref)
         if inside is None:
@@ -567,10 +572,15 @@ class FakeEngine:
             return "", f"Error response from daemon: container {inside.id} is not running", 1
         if inner[:1] == ("nginx",) and inside.service == "nginx":
             return self._nginx(inside, inner)
-        if inner[:1] == ("wget",):
-            return self._wget(inside, inner[-1])
-        if inner[:2] == ("sh", "-c") and "router.pid" in inner[2] and inside.service == "nginx":  # the router's workers now
-            return "".join(f"{p}\n" for p in self.router_children()), "", 0
+        if inner[:2] == ("sh", "-c") and "wget" in inner[2]:  # the proxy's probe: the URLs that answered its first round
+            answered = "".join(f"{url}\n" for url in inner[6:] if self._wget(inside, url)[2] == 0)
+            if not answered and self.clock is not None:  # it polled for all its rounds
+                self.clock.sleep(int(inner[5]) * 0.1)
+            return answered, "", 0
+        if inner[:2] == ("sh", "-c") and "router.pid" in inner[2] and inside.service == "nginx":  # its workers, then a reload
+            workers = "".join(f"{p}\n" for p in self.router_children())
+            out, err, code = self._nginx(inside, ("nginx", "-c", ROUTER_CONFIG, "-s", "reload"))
+            return workers + out, err, code
         if inner[:2] == ("sh", "-c") and "/proc/$p" in inner[2]:  # which of these pids still run
             asked = {int(p) for p in inner[4:]}
             if inside.service != "nginx":

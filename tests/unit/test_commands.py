@@ -1,3 +1,9 @@
+import socket
+import subprocess
+import threading
+import time
+from http import server as http_server
+
 from deploy.engine.commands import compose, docker, files, git, http, images
 
 P = compose.ComposeProject(name="myapp", files=("/r/compose/a.yml", "/r/compose/b.yml"), env_file="/r/.env.production")
@@ -102,7 +108,63 @@ def test_file_builders():
     assert files.untar("/srv/app") == ["tar", "-x", "--no-same-owner", "-C", "/srv/app", "-f", "-"]
 
 
-def test_http_probe():
-    url = "http://myapp-backend-2:3000/health"
-    assert http.probe(url) == ["wget", "-q", "-T", "3", "-O", "/dev/null", url]
-    assert http.probe(url, timeout=1.5) == ["wget", "-q", "-T", "1.5", "-O", "/dev/null", url]
+class _Handler(http_server.BaseHTTPRequestHandler):
+    """/ok, /also-ok: 200; /slow: 200 after 3 s; /later: 503 until ``ready_at``, then 200;
+    anything else: 503."""
+
+    ready_at = 0.0
+
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(3)
+        ok = self.path in ("/ok", "/also-ok", "/slow") or (self.path == "/later" and time.monotonic() >= self.ready_at)
+        self.send_response(200 if ok else 503)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def _server() -> tuple[http_server.ThreadingHTTPServer, str]:
+    server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_http_probe_fetches_every_url_at_once_and_prints_those_that_answered():
+    """The probe script itself, run by sh with this machine's wget against a loopback
+    server: 2xx answers; 503, a refused port and a slow one (over the timeout) do not;
+    all are fetched in parallel (well under the sum of their times)."""
+    server, base = _server()
+    closed = _closed_port()
+    urls = [f"{base}/ok", f"{base}/bad", f"http://127.0.0.1:{closed}/ok", f"{base}/slow", f"{base}/also-ok"]
+    argv = http.probe(urls, timeout=1)
+    assert argv[:2] == ["sh", "-c"] and argv[-5:] == urls  # the URLs are arguments, never script text
+    start = time.monotonic()
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout
+    assert http.answered(out) == {f"{base}/ok", f"{base}/also-ok"}
+    assert time.monotonic() - start < 2.5
+    server.shutdown()
+
+
+def test_http_probe_rounds_end_at_the_first_answer_or_after_the_last_round():
+    """A container that starts listening while the probe runs is seen within a round
+    (0.1 s); with nothing answering, the probe ends after its rounds, printing nothing."""
+    server, base = _server()
+    closed = _closed_port()
+    nothing = [f"http://127.0.0.1:{closed}/ok", f"{base}/bad"]
+    start = time.monotonic()
+    out = subprocess.run(http.probe(nothing, timeout=1, rounds=5), capture_output=True, text=True, check=True, timeout=30).stdout
+    assert out == "" and 0.4 <= time.monotonic() - start < 3
+    _Handler.ready_at = time.monotonic() + 0.6  # /later answers 503 until then
+    start = time.monotonic()
+    out = subprocess.run(http.probe([f"{base}/later", *nothing], timeout=1, rounds=50), capture_output=True, text=True,
+                         check=True, timeout=30).stdout
+    assert http.answered(out) == {f"{base}/later"} and 0.6 <= time.monotonic() - start < 1.5
+    server.shutdown()

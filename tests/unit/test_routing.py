@@ -102,6 +102,7 @@ def clock(monkeypatch) -> Clock:
     monkeypatch.setattr(rollout_module, "time", clock)
     monkeypatch.setattr(routing, "time", clock)
     monkeypatch.setattr(rollout_module, "POLL_SECONDS", 2.0)
+    monkeypatch.setattr(FakeEngine, "clock", clock)
     return clock
 
 
@@ -175,9 +176,10 @@ def test_a_deploy_routes_new_containers_only_once_ready_and_stops_old_ones_only_
     assert host.engine.reloads == [{"backend": old[:2], "web": old[2:]}, {"backend": new[:2], "web": new[2:]}]
     lines = host.lines()
     check = next(i for i, line in enumerate(lines) if " nginx -t " in line)
-    reload = next(i for i, line in enumerate(lines) if line.endswith("-s reload"))
-    workers = [i for i, line in enumerate(lines) if "/tmp/router.pid" in line]
-    assert len(workers) == 1 and check < workers[0] < reload  # the router's workers, read just before the reload
+    reloads = [i for i, line in enumerate(lines) if "-s reload" in line]
+    assert len(reloads) == 1 and check < reloads[0]
+    reload = reloads[0]
+    assert "/tmp/router.pid" in lines[reload]  # the reload prints the router's workers of before it
     polls = [i for i, line in enumerate(lines) if "/proc/$p" in line]
     assert len(polls) == 3 and all(i > reload for i in polls)  # 2 polls saw the old workers, the third none
     assert all(list(host.engine.journal[i].argv[-len(workers_before):]) == workers_before for i in polls)  # those very pids
@@ -208,7 +210,7 @@ def test_scaling_up_and_down_keeps_the_guarantee(fake_settings, counts):
         assert len(now) == count and host.stack.saved_scale() == {"backend": count}
         if count < len(before):  # the highest numbers left the routing, were drained, then stopped
             assert now == before[:count]
-            reload = max(i for i, line in enumerate(host.lines()) if line.endswith("-s reload"))
+            reload = max(i for i, line in enumerate(host.lines()) if "-s reload" in line)
             assert all(stop_index(host, name) > reload for name in before[count:])
         else:  # the others kept serving; the new ones were routed once ready
             assert now[:len(before)] == before
@@ -227,7 +229,7 @@ def test_a_failed_nginx_check_puts_the_previous_routing_back_and_the_old_contain
     assert host.pools_file == previous  # byte for byte
     guaranteed(host)
     assert host.running() == old and host.engine.versions("backend") == [OLD, OLD]
-    assert not [line for line in host.lines() if line.endswith("-s reload")]
+    assert not [line for line in host.lines() if "-s reload" in line]
     assert host.engine.fetch(8080, "/api/health").status == 200 and host.engine.fetch(8080, "/").status == 200
     assert any("the routing was not applied" in line for line in host.said)
     assert history.history(host.stack)[-1].status == "failed"
@@ -263,7 +265,7 @@ def test_a_new_container_that_never_gets_ready_is_removed_and_never_routed(fake_
     assert not [c for c in host.engine.containers if c.version == NEW]  # the new ones were removed
     ever_routed = {name for r in host.engine.reloads for names in r.values() for name in names}
     assert ever_routed <= set(old)
-    assert not [line for line in host.lines() if line.endswith("-s reload")]
+    assert not [line for line in host.lines() if "-s reload" in line]
 
 
 def test_up_with_a_changed_backend_config_rolls_it_out_instead_of_recreating_it(fake_settings):
@@ -380,7 +382,7 @@ def test_a_failed_reload_puts_the_previous_routing_back(fake_settings):
     next start reads it), not list the new containers the rollout then removes."""
     host = Host(fake_settings)
     previous = host.pools_file
-    host.engine.fail_when(lambda argv: argv[-2:] == ("-s", "reload"), stderr="nginx: [error] kill(31, 1) failed")
+    host.engine.fail_when("-s reload", stderr="nginx: [error] kill(31, 1) failed")
     with pytest.raises(Exit, match="reloading nginx"):
         host.deploy()
     assert host.pools_file == previous
@@ -433,7 +435,8 @@ def test_journal_lines_name_containers_by_address_in_probes(fake_settings):
     way nginx will), not by a name Docker's DNS resolves."""
     host = Host(fake_settings)
     host.run(scale.apply(host.stack, {"web": 2}))
-    probes = [c.line for c in host.engine.journal if " wget " in c.line]
+    probes = [c.argv for c in host.engine.journal if "wget -q" in c.line]
     web2 = next(c for c in host.engine.containers if c.name("myapp") == "myapp-web-2")
-    assert probes and all(re.search(r" http://172\.18\.0\.\d+:3000/health$", p) for p in probes)
-    assert any(web2.ips["front"] in p for p in probes)
+    urls = [url for argv in probes for url in argv[argv.index("sh", 5) + 3:]]  # after sh -c SCRIPT sh TIMEOUT ROUNDS
+    assert urls and all(re.fullmatch(r"http://172\.18\.0\.\d+:3000/health", u) for u in urls)
+    assert f"http://{web2.ips['front']}:3000/health" in urls

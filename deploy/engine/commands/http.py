@@ -1,8 +1,29 @@
 """HTTP probes run inside a container (the proxy's), over the stack's network."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 
-def probe(url: str, timeout: float = 3) -> list[str]:
-    """GET ``url`` and discard the body; fails on an error status, a refused connection, or
-    no answer within ``timeout`` seconds (busybox and GNU wget)."""
-    return ["wget", "-q", "-T", f"{timeout:g}", "-O", "/dev/null", url]
+# Rounds of fetches, every URL at once, each tried once (busybox or GNU wget; GNU's would
+# retry a timeout 20 times) with its body discarded: an error status, a refused
+# connection or no answer within the timeout fails it. Ends after the first round in
+# which any URL answered, printing those, one a line (one short write each: lines from
+# parallel fetches never mix), or after the last round, printing nothing. A round that
+# fails at once (nothing listening yet) is followed by the next 0.1 s later: one
+# command waits for a start with the latency of a fast poll.
+PROBE_SCRIPT = ('t=$1; n=$2; shift 2; i=1; while :; do '
+                'ok=$(for u in "$@"; do (wget -q -t 1 -T "$t" -O /dev/null "$u" && echo "$u") & done; wait); '
+                'if [ -n "$ok" ]; then echo "$ok"; exit 0; fi; '
+                'if [ "$i" -ge "$n" ]; then exit 0; fi; '
+                'i=$((i + 1)); sleep 0.1; done')
+
+
+def probe(urls: Sequence[str], timeout: float = 3, rounds: int = 1) -> list[str]:
+    """GET every one of ``urls`` in parallel, up to ``rounds`` times 0.1 s apart until
+    one answers; prints those that answered 2xx/3xx within ``timeout`` seconds, one a
+    line."""
+    return ["sh", "-c", PROBE_SCRIPT, "sh", f"{timeout:g}", str(int(rounds)), *urls]
+
+
+def answered(stdout: str) -> set[str]:
+    """The URLs a ``probe`` printed."""
+    return {line.strip() for line in stdout.splitlines() if line.strip()}

@@ -12,17 +12,17 @@ def test_config() -> list[str]:
     return ["nginx", "-t", "-q", "-c", ROUTER_CONFIG]
 
 
+# The router's worker processes, one pid a line: the children of the master whose pid
+# file the router config names.
+WORKERS = ('m=$(cat /tmp/router.pid); for s in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < "$s" 2>/dev/null '
+           '&& [ "$ppid" = "$m" ] && echo "$pid"; done')
+
+
 def reload() -> list[str]:
-    """Graceful: new workers take the new config; old ones finish their requests, then exit."""
-    return ["nginx", "-c", ROUTER_CONFIG, "-s", "reload"]
-
-
-def workers() -> list[str]:
-    """The router's worker processes: one pid a line (the children of the master whose
-    pid file the router config names)."""
-    script = ('m=$(cat /tmp/router.pid); for s in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < "$s" 2>/dev/null '
-              '&& [ "$ppid" = "$m" ] && echo "$pid"; done; true')
-    return ["sh", "-c", script]
+    """Graceful: new workers take the new config; old ones finish their requests, then
+    exit. Prints the workers of before the reload first (``WORKERS``): once they are
+    gone, nginx has finished every request of the old routing."""
+    return ["sh", "-c", f'{WORKERS}; exec nginx -c {ROUTER_CONFIG} -s reload']
 
 
 def alive(pids: Sequence[int]) -> list[str]:
