@@ -46,6 +46,12 @@ def parse(text: str) -> Version:
     if not m or m.group(5):
         fail(
             f"version {text!r} is not a semantic version",
-            "use MAJOR.MINOR.PATCH with an optional -prerelease, e.g. 1.4.0 or 2.0.0-rc.1 (no v prefix, no +build)",
+            "use MAJOR.MINOR.PATCH with an optional -prerelease, e.g. 1.4.0, v1.4.0 (a git tag) or 2.0.0-rc.1 (no +build)",
         )
     return Version(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4) or "")
+
+
+def given(text: str) -> Version:
+    """A version as a user or a CI job gives it: a git tag's leading ``v`` is dropped
+    (``v2.0.0`` is 2.0.0), then ``parse``."""
+    return parse(text[1:] if text[:1] in ("v", "V") and text[1:2].isdigit() else text)

@@ -10,7 +10,7 @@ from deploy.release.deploy import deploy as deploy_release
 from deploy.release.rollback import rollback as rollback_release
 from deploy.state import history as releases
 from deploy.state import lock
-from deploy.versions import parse
+from deploy.versions import given
 from tasks._input import optional_number
 from tasks._open import load_config, open_fleet
 from tasks._show import served_at
@@ -37,7 +37,7 @@ def _members(fleet: Fleet) -> str:
 @on_hosts(
     locks=True,
     help={
-        "version": "the release's semantic version, e.g. 1.4.0 (one never pushed before)",
+        "version": "the release's semantic version, e.g. 1.4.0 or v1.4.0 (a git tag: the v is dropped; one never pushed before)",
         "bump": "instead of --version: major, minor or patch of the highest version in the history (skipping every version used)",
         "dry_run": DRY_RUN_HELP,
         "skip_tests": "skip deploy.test_command",
@@ -108,7 +108,7 @@ def releases_(c: Context, *, where: Where) -> None:
 )
 def rollback(c: Context, version: str, dry_run: bool = False, timeout: str | None = None, parallel: str | None = None, *, where: Where) -> None:
     """Return to an earlier release with the same zero-downtime rollout: `inv rollback 1.5.0`, `inv rollback previous`."""
-    wanted = None if version == "previous" else parse(version).tag
+    wanted = None if version == "previous" else given(version).tag
     options = _options(c, timeout, parallel)
     fleet = open_fleet(c, where)
     if dry_run:

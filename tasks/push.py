@@ -6,7 +6,7 @@ from deploy.errors import fail
 from deploy.release.push import push_release
 from deploy.state import history as releases
 from deploy.state import lock
-from deploy.versions import parse
+from deploy.versions import given
 from tasks._open import open_fleet
 from tasks._where import Where, on_stage
 
@@ -21,7 +21,7 @@ def push(c: Context, version: str | None = None, *, where: Where) -> None:
     if not wanted:
         fail("no --version given and no release deployed", "inv push --version X.Y.Z")
     with lock.held(home, f"push {wanted}"):
-        push_release(fleet.here, parse(wanted), Executor(), home=home)
+        push_release(fleet.here, given(wanted), Executor(), home=home)
 
 
 ns = Collection("push")

@@ -8,15 +8,17 @@
 # signal, and SIGINT).
 # Both masters run in the foreground ("daemon off"), children of this script: they keep
 # its stdout and stderr (the container's log), so /dev/stdout and /dev/stderr still name
-# the log after a reload (a daemonized master would reopen them as /dev/null).
+# the log after a reload (a daemonized master would reopen them as /dev/null). `-e
+# stderr`: nginx logs there from its first line, before its config says so (the root file
+# system is read-only: the image's default error log cannot be opened).
 set -eu
 envsubst '$NGINX_API_RATE $NGINX_API_BURST $NGINX_WEB_RATE $NGINX_WEB_BURST' \
     < /etc/nginx/templates/nginx.conf.template > /tmp/nginx.conf
-nginx -t -q -c /etc/nginx/router.conf  # a bad config stops the container here, with nginx's message
-nginx -t -q -c /tmp/nginx.conf
-nginx -c /etc/nginx/router.conf -g 'daemon off;' &
+nginx -t -q -e stderr -c /etc/nginx/router.conf  # a bad config stops the container here, with nginx's message
+nginx -t -q -e stderr -c /tmp/nginx.conf
+nginx -e stderr -c /etc/nginx/router.conf -g 'daemon off;' &
 router=$!
-nginx -c /tmp/nginx.conf -g 'daemon off;' &
+nginx -e stderr -c /tmp/nginx.conf -g 'daemon off;' &
 front=$!
 stop() {
     kill -QUIT "$front" "$router" 2>/dev/null || true  # graceful: requests in flight finish

@@ -33,7 +33,7 @@ from deploy.stack import lifecycle
 from deploy.stack.checks import fleet_findings
 from deploy.state import history
 from deploy.state.history import Release
-from deploy.versions import Version, parse
+from deploy.versions import Version, given
 
 MIGRATE_FIX = "fix the migration; the previous version still serves"
 
@@ -59,7 +59,7 @@ def choose_version(home: Stack, version: str | None, bump: str | None, here: Sta
     entries = history.history(home)
     names = [n for n in app_images(here) if n.pushable] if here is not None else []
     if version:
-        chosen = parse(version)
+        chosen = given(version)
         refuse_pushed(chosen, entries, here, names, lambda: next_free(entries, here, names, "patch", chosen))
         return chosen
     if not any(history.known_version(r.version) for r in entries):

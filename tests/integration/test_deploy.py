@@ -27,7 +27,7 @@ def engine_state(engine, project):
 
 
 def test_bad_versions_are_refused(prod_stack):
-    for bad in ["1.0", "1.0.0;touch /tmp/x", "../x", "v1.0.0"]:
+    for bad in ["1.0", "1.0.0;touch /tmp/x", "../x", "vv1.0.0", "v1.0"]:
         result = prod_stack("deploy", "--version", bad, "--skip-tests", check=False)
         assert result.returncode == 1 and "MAJOR.MINOR.PATCH" in result.stderr, bad
     assert not os.path.exists("/tmp/x")
@@ -158,3 +158,40 @@ def test_changed_stateful_service_is_left_alone_unless_asked(prod_stack, engine,
     redis = engine.containers.get(f"{prod_stack.project}-redis-1")
     assert redis.id != redis_id and redis.attrs["Config"]["Image"].endswith("-redis:changed")
     engine.images.remove(f"{prod_stack.project}-redis:changed", force=True)
+
+
+def test_the_guides_deploy_sh_commands_work_as_written(prod_stack):
+    """scripts/deploy.sh as the guide and its CI job write it: options before or after the
+    command, a bare `deploy` bumps the patch, VERSION from the environment with a git
+    tag's v. The stack is the test's (INVOKE_RUNTIME_CONFIG names its config and env file)."""
+    runtime = prod_stack.runtime_config.with_name("deploy-sh.json")
+    config = json.loads(prod_stack.runtime_config.read_text())
+    config["deploy"]["stages"] = {"production": {"env_file": str(prod_stack.env_file)}}
+    runtime.write_text(json.dumps(config))
+    env = {k: v for k, v in os.environ.items() if k != "VERSION"}
+    env["INVOKE_RUNTIME_CONFIG"] = str(runtime)
+
+    def deploy_sh(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(ROOT / "scripts/deploy.sh"), *args], cwd="/", env={**env, **extra}, capture_output=True,
+                              text=True, timeout=900, stdin=subprocess.DEVNULL)
+
+    highest = "1.1.1"  # the highest version the tests above deployed
+    for args, version in [(("-v", "3.0.0", "--dry-run", "deploy"), "3.0.0"), (("deploy", "-v", "v3.0.0", "--dry-run"), "3.0.0"),
+                          (("-t", "minor", "--dry-run", "deploy"), "1.2.0"), (("--dry-run", "deploy"), "1.1.2"),
+                          (("--skip-tests", "--dry-run", "deploy"), "1.1.2"), (("--dry-run",), "1.1.2")]:
+        result = deploy_sh(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert f"dry run: deploy {version}" in result.stdout, (args, result.stdout[-2000:])
+    assert "] tests: skipped" in deploy_sh("--skip-tests", "--dry-run", "deploy").stdout
+    for args, message in [(("-v",), "-v needs a value"), (("deploy", "deploy"), "two commands"),
+                          (("backup", "-v", "1.0.0"), "options of deploy"), (("-v", "1.0.0", "-t", "minor"), "not both"),
+                          (("--force",), "unknown option")]:
+        result = deploy_sh(*args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    assert served_version(prod_stack.http_port) == highest
+    bare = deploy_sh("deploy")
+    assert bare.returncode == 0, bare.stderr
+    assert served_version(prod_stack.http_port) == "1.1.2"
+    tagged = deploy_sh("deploy", VERSION="v2.0.0")  # the guide's CI job: VERSION=${{ github.ref_name }}
+    assert tagged.returncode == 0, tagged.stderr
+    assert served_version(prod_stack.http_port) == "2.0.0"

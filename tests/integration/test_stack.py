@@ -1,9 +1,11 @@
 """The example's production stack on the real engine: up, status, health, logs, stats, exec."""
 import gzip
 import json
+import time
+import urllib.error
 import urllib.request
 
-from tests.integration.conftest import row
+from tests.integration.conftest import make_stack, remove_stack, row
 
 
 def get(port, path, data=None):
@@ -58,6 +60,21 @@ def test_production_settings_are_applied(prod_stack, engine):
         uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
         assert uid != "0", f"{c.name}'s main process runs as root"
 
+
+
+def test_app_and_proxy_root_file_systems_are_read_only(prod_stack, engine):
+    """backend, web and nginx: nothing written outside their tmpfs /tmp, and the stack
+    serves (nginx renders its config, keeps pid files and buffers there)."""
+    for service in ("backend", "web", "nginx"):
+        c = engine.containers.get(f"{prod_stack.project}-{service}-1")
+        assert c.attrs["HostConfig"]["ReadonlyRootfs"] is True, service
+        refused = c.exec_run(["sh", "-c", "echo x > /written-by-test"])
+        assert refused.exit_code != 0 and b"Read-only file system" in refused.output, (service, refused.output)
+        assert c.exec_run(["sh", "-c", "echo x > /tmp/written-by-test && rm /tmp/written-by-test"]).exit_code == 0, service
+    backend = engine.containers.get(f"{prod_stack.project}-backend-1")
+    assert "PG_POOL_MAX=50" in backend.attrs["Config"]["Env"]  # the guide's pool per instance
+    assert get(prod_stack.http_port, "/api/items")[0] == 200
+    assert not [line for line in prod_stack.compose("logs", "nginx").stdout.splitlines() if "[alert]" in line or "[emerg]" in line]
 
 def test_status_matches_the_engine(prod_stack):
     out = prod_stack("status").stdout
@@ -114,3 +131,35 @@ def test_down_refuses_volumes_without_yes(prod_stack):
     result = prod_stack("down", "--volumes", check=False)
     assert result.returncode == 1 and "--yes" in result.stderr
     assert prod_stack("status").returncode == 0
+
+
+def status_of(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_rate_limits_refuse_a_client_beyond_its_burst_and_no_other(tmp_path, images, engine):
+    """Per client: within the burst every request passes, beyond it nginx answers 429,
+    and another client (another address) is served meanwhile; the API and the site
+    have their own limits."""
+    stack = make_stack(tmp_path, images, NGINX_API_RATE="2r/s", NGINX_API_BURST="10", NGINX_WEB_RATE="2r/s", NGINX_WEB_BURST="5")
+    try:
+        stack("up", "--build", timeout=900)
+        web = engine.containers.get(f"{stack.project}-web-1")  # another client: its own address on the front network
+        other = ["node", "-e", "require('http').get('http://nginx:8080/api/version', (r) => { console.log(r.statusCode); process.exit(0); })"]
+        time.sleep(6)  # the tokens `up`'s own checks took are back
+        burst = [status_of(stack.http_port, "/api/version") for _ in range(11)]  # 1 + burst
+        beyond = [status_of(stack.http_port, "/api/version") for _ in range(20)]
+        served_other = web.exec_run(other).output.decode().strip()
+        site = [status_of(stack.http_port, "/") for _ in range(6)]  # the site's own zone: 1 + its burst
+        assert burst == [200] * 11, burst
+        assert set(beyond) <= {200, 429} and beyond.count(429) >= 15, beyond
+        assert served_other == "200"
+        assert site == [200] * 6, site
+        time.sleep(1.5)
+        assert status_of(stack.http_port, "/api/version") == 200  # the rate refills
+    finally:
+        remove_stack(stack, engine)

@@ -238,8 +238,8 @@ def test_step_order_on_the_local_engine(fake_settings):
     assert [r.split()[:2] for r in roll] == [["docker", "compose"], ["write", pools], ["docker", "exec"], ["docker", "exec"],
                                              ["docker", "stop"], ["docker", "rm"]]
     assert "--scale backend=4 --scale web=2" in roll[0] and "--no-recreate" in roll[0]
-    assert roll[2] == "docker exec myapp-nginx-1 nginx -t -q -c /etc/nginx/router.conf"
-    assert roll[3].startswith("docker exec myapp-nginx-1 sh -c") and roll[3].endswith("exec nginx -c /etc/nginx/router.conf -s reload'")
+    assert roll[2] == "docker exec myapp-nginx-1 nginx -t -q -e stderr -c /etc/nginx/router.conf"
+    assert roll[3].startswith("docker exec myapp-nginx-1 sh -c") and roll[3].endswith("exec nginx -e stderr -c /etc/nginx/router.conf -s reload'")
     assert roll[4] == "docker stop myapp-backend-1 myapp-backend-2 myapp-web-1"
     reads = [c.line for c in steps["rollout"] if is_read(c.argv)]
     probes = [r for r in reads if "wget -q" in r]  # all new containers in one probe, from the proxy

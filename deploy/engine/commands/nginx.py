@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 ROUTER_CONFIG = "/etc/nginx/router.conf"
+# Every command logs to stderr from its start (`-e stderr`): the proxy's root file system is
+# read-only, so the image's default error log cannot be opened.
 
 
 def test_config() -> list[str]:
     """``nginx -t``: the router's config, with the routing file it includes, is valid."""
-    return ["nginx", "-t", "-q", "-c", ROUTER_CONFIG]
+    return ["nginx", "-t", "-q", "-e", "stderr", "-c", ROUTER_CONFIG]
 
 
 # The router's worker processes, one pid a line: the children of the master whose pid
@@ -22,7 +24,7 @@ def reload() -> list[str]:
     """Graceful: new workers take the new config; old ones finish their requests, then
     exit. Prints the workers of before the reload first (``WORKERS``): once they are
     gone, nginx has finished every request of the old routing."""
-    return ["sh", "-c", f'{WORKERS}; exec nginx -c {ROUTER_CONFIG} -s reload']
+    return ["sh", "-c", f'{WORKERS}; exec nginx -e stderr -c {ROUTER_CONFIG} -s reload']
 
 
 def alive(pids: Sequence[int]) -> list[str]:

@@ -5,7 +5,7 @@ const { Pool } = require('pg');
 const { createClient } = require('redis');
 
 function postgres() {
-  const pool = new Pool({ max: Number(process.env.PG_POOL_MAX || 10), connectionTimeoutMillis: 5000 });
+  const pool = new Pool({ max: Number(process.env.PG_POOL_MAX || 50), connectionTimeoutMillis: 5000 });
   // An idle connection terminated by the server (pg_terminate_backend, a restore, a
   // restart) is dropped from the pool; the next query opens a new one.
   pool.on('error', (err) => console.error(`postgres: idle connection lost: ${err.message}`));
