@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from deploy.config.settings import Settings, example_env
 from deploy.engine.commands import compose, docker, git
@@ -94,6 +95,17 @@ def check_env_file_git(env_file: str, tracked: bool, ignored: bool | None) -> li
     return findings
 
 
+def check_outside_checkout(what: str, path: Path, root: Path, in_work_tree: bool, setting: str) -> Finding:
+    """A directory that must outlive the checkout (the release history and lock, the
+    backups): a warning when it is inside a git work tree, which `git clean -ffdx` (every
+    CI checkout) empties. ``setting``: the config key, for the fix."""
+    if in_work_tree and path.is_relative_to(root):
+        env = "INVOKE_" + setting.upper().replace(".", "_")
+        return Finding(True, what, f"{path.relative_to(root)}/ is inside the checkout: `git clean -ffdx` (as CI checkouts do) deletes it",
+                       f"set {setting} to a directory outside the checkout, e.g. /var/lib/deploy/ (in CI: the variable {env})")
+    return Finding(True, what, str(path))
+
+
 def _git_facts(local: Target, root: str, path: str) -> tuple[bool, bool | None]:
     inside = local.run(git.is_work_tree(root), warn=True)
     if not inside.ok:
@@ -124,6 +136,11 @@ def config_findings(s: Settings, local: Target, compose_files: bool = True) -> l
             findings += check_env_file_git(rel, *_git_facts(local, str(root), rel))
         else:
             findings += check_env_file_git(str(s.env_file), tracked=False, ignored=None)
+        in_work_tree = local.run(git.is_work_tree(str(root)), warn=True).ok
+        kept = [("backups", s.config.database.backups_dir, "deploy.database.backups_dir")]
+        if not s.stage.hosts:  # on hosts, the history and the lock live on the hosts
+            kept.insert(0, ("release history", s.config.state_dir, "deploy.state_dir"))
+        findings += [check_outside_checkout(what, (root / d).resolve(), root, in_work_tree, key) for what, d, key in kept]
     if compose_files:
         cfg = local.run(compose.config_check(s.compose), env=s.env, warn=True)
         findings.append(

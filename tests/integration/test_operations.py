@@ -1,5 +1,7 @@
 """Scaling under load, cleaning, and the production preflight, on the real engine."""
 import io
+import json
+import subprocess
 import time
 
 from tests import load
@@ -91,7 +93,20 @@ def test_check_refuses_example_values_for_production(tmp_path, images, engine):
         remove_stack(stack, engine)
 
 
-def test_check_passes_a_good_production_env(prod_stack):
+def test_check_passes_a_good_production_env(prod_stack, tmp_path):
     out = prod_stack("check").stdout
     assert row(out, 1, "compose files")[0] == "ok"
     assert "FAIL" not in out
+    assert row(out, 1, "release history")[0] == "ok"  # the test's state is outside the checkout
+    # the defaults (.deploy and backups in the checkout): a warning naming the setting, not a failure
+    config = json.loads(prod_stack.runtime_config.read_text())
+    del config["deploy"]["state_dir"], config["deploy"]["database"]
+    runtime = tmp_path / "defaults.json"
+    runtime.write_text(json.dumps(config))
+    argv = prod_stack.argv("check")
+    argv[argv.index(str(prod_stack.runtime_config))] = str(runtime)
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert row(result.stdout, 1, "release history")[0] == "WARN" and row(result.stdout, 1, "backups")[0] == "WARN"
+    for words in ("-ffdx", "deploy.state_dir", "INVOKE_DEPLOY_STATE_DIR", "deploy.database.backups_dir"):  # cells may wrap
+        assert words in result.stdout, words

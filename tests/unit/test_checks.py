@@ -1,4 +1,6 @@
-from deploy.stack.checks import check_compose, check_engine, check_env_file_git, check_required, check_secrets
+from pathlib import Path
+
+from deploy.stack.checks import check_compose, check_engine, check_env_file_git, check_outside_checkout, check_required, check_secrets
 
 SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "JWT_SECRET")
 EXAMPLE = {"POSTGRES_PASSWORD": "change-me-postgres-password", "REDIS_PASSWORD": "change-me-redis", "JWT_SECRET": "change-me-jwt"}
@@ -64,3 +66,15 @@ def test_env_file_git_rules():
     not_ignored = check_env_file_git(".env.production", tracked=False, ignored=False)
     assert not not_ignored[0].ok and ".gitignore" in not_ignored[0].fix
     assert check_env_file_git("/tmp/x.env", tracked=False, ignored=None)[0].ok
+
+
+def test_state_and_backups_inside_the_checkout_are_a_warning_with_the_setting_to_change():
+    root = Path("/srv/app")
+    inside = check_outside_checkout("backups", root / "backups", root, True, "deploy.database.backups_dir")
+    assert inside.ok and inside.fix  # a warning: shown, not failing
+    assert "git clean -ffdx" in inside.detail and "backups/" in inside.detail
+    assert "deploy.database.backups_dir" in inside.fix and "INVOKE_DEPLOY_DATABASE_BACKUPS_DIR" in inside.fix
+    outside = check_outside_checkout("release history", Path("/var/lib/deploy/state"), root, True, "deploy.state_dir")
+    assert outside.ok and not outside.fix
+    not_git = check_outside_checkout("release history", root / ".deploy", root, False, "deploy.state_dir")
+    assert not_git.ok and not not_git.fix  # no git work tree: nothing cleans it
