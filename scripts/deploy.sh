@@ -33,8 +33,8 @@ version=""
 bump=""
 flags=()
 target=""
-need() {  # an option's value: present and not another option
-    if [ "$2" -lt 2 ] || [ "${3:0:1}" = "-" ]; then
+need() {  # an option's value: present, not empty, and not another option
+    if [ "$2" -lt 2 ] || [ -z "$3" ] || [ "${3:0:1}" = "-" ]; then
         echo "$1 needs a value" >&2; usage >&2; exit 2
     fi
 }

@@ -1,13 +1,16 @@
 """`inv status`, `inv health`, `inv stats`: what runs, whether it is healthy, what it uses."""
+from datetime import datetime, timezone
+
 from invoke import Context
 
 from deploy.engine.commands import docker
 from deploy.engine.facts import parse_stats
 from deploy.errors import fail
 from deploy.fleet import Member
-from deploy.output import mark, styled, table
+from deploy.output import mark, say, styled, table
 from deploy.stack import health as healthmod
 from deploy.stack import routing
+from deploy.stack import tls as tlsmod
 from deploy.stack.status import ServiceStatus, human_duration, summarize
 from tasks._open import open_fleet
 from tasks._show import host_cells
@@ -24,7 +27,7 @@ def _statuses(m: Member) -> list[ServiceStatus]:
 
 @on_hosts()
 def status(c: Context, *, where: Where) -> None:
-    """Per service: desired/running/healthy replicas, image and version, uptime, ports (per host)."""
+    """Per service: desired/running/healthy replicas, image and version, uptime, ports (per host); the certificate."""
     fleet = open_fleet(c, where)
     found = fleet.each(_statuses, what="status", summary=False)
     for m in fleet.members:
@@ -46,6 +49,8 @@ def status(c: Context, *, where: Where) -> None:
                 for s in found[m.name]
             ),
         )
+        if m.host.has("app"):
+            say(f"certificate: {tlsmod.expiry(tlsmod.installed(m.stack), datetime.now(timezone.utc))[1]}")
 
 
 def _checks(m: Member) -> list[healthmod.Check]:
@@ -53,12 +58,14 @@ def _checks(m: Member) -> list[healthmod.Check]:
     checks = healthmod.container_checks(containers) + healthmod.replica_checks(summarize(m.services(), containers, m.stack.desired()))
     if m.host.has("app"):
         checks += healthmod.routing_checks(m.stack, containers) + healthmod.http_checks(m.stack)
+        ok, detail = tlsmod.expiry(tlsmod.installed(m.stack), datetime.now(timezone.utc))
+        checks.append(healthmod.Check("certificate", ok, detail))
     return checks
 
 
 @on_hosts()
 def health(c: Context, *, where: Where) -> None:
-    """Every container's health plus HTTP checks through the proxy (of each app host); exits 1 naming what is unhealthy."""
+    """Every container's health, HTTP checks through the proxy and the certificate's expiry (of each app host); exits 1 naming what is unhealthy."""
     fleet = open_fleet(c, where)
     found = fleet.each(_checks, what="health", summary=False)
     rows = [(m.name, ch) for m in fleet.members for ch in found[m.name]]

@@ -29,13 +29,14 @@ class LoadResult:
         return self.non_2xx + sum(self.socket_errors.values())
 
 
-def start(port: int, seconds: int, connections: int = 8, path: str = "/", mixed: bool = True, host: str = "127.0.0.1") -> subprocess.Popen:
+def start(port: int, seconds: int, connections: int = 8, path: str = "/", mixed: bool = True, host: str = "127.0.0.1",
+          scheme: str = "http") -> subprocess.Popen:
     """wrk against host:port for ``seconds``, in the background (loopback, or a test
-    host the test bed made)."""
+    host the test bed made); ``scheme`` https: over TLS (wrk checks no certificate)."""
     argv = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "5s", "--latency"]
     if mixed:
         argv += ["-s", str(MIXED_SCRIPT)]
-    return subprocess.Popen([*argv, f"http://{host}:{port}{path}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([*argv, f"{scheme}://{host}:{port}{path}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _ms(value: str, unit: str) -> float:
@@ -79,10 +80,10 @@ class Traffic:
     /api/health, writes) and 4 more hold 2 s requests (/api/slow) open, so that some are
     always in flight when containers leave."""
 
-    def __init__(self, port: int, seconds: int = 300, connections: int = 50, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, seconds: int = 300, connections: int = 50, host: str = "127.0.0.1", scheme: str = "http") -> None:
         self.since = str(int(time.time()) - 1)  # for `docker logs --since`
-        self.fast = start(port, seconds, connections=connections, host=host)
-        self.slow = start(port, seconds, connections=4, path="/api/slow?ms=2000", mixed=False, host=host)
+        self.fast = start(port, seconds, connections=connections, host=host, scheme=scheme)
+        self.slow = start(port, seconds, connections=4, path="/api/slow?ms=2000", mixed=False, host=host, scheme=scheme)
 
     def results(self) -> tuple[LoadResult, LoadResult]:
         return stop(self.fast), stop(self.slow)

@@ -12,16 +12,23 @@
 # stderr`: nginx logs there from its first line, before its config says so (the root file
 # system is read-only: the image's default error log cannot be opened).
 set -eu
-envsubst '$NGINX_API_RATE $NGINX_API_BURST $NGINX_WEB_RATE $NGINX_WEB_BURST' \
+# The public HTTPS port the HTTP server redirects to (":8443"; nothing for 443).
+case "${NGINX_HTTPS_PORT:-443}" in
+    443) NGINX_HTTPS_PORT_SUFFIX="" ;;
+    *[!0-9]*) echo "NGINX_HTTPS_PORT must be a port number, not ${NGINX_HTTPS_PORT}" >&2; exit 1 ;;
+    *) NGINX_HTTPS_PORT_SUFFIX=":${NGINX_HTTPS_PORT}" ;;
+esac
+export NGINX_HTTPS_PORT_SUFFIX
+envsubst '$NGINX_API_RATE $NGINX_WEB_RATE $NGINX_HTTPS_PORT_SUFFIX' \
     < /etc/nginx/templates/nginx.conf.template > /tmp/nginx.conf
+envsubst '$NGINX_API_BURST $NGINX_WEB_BURST' < /etc/nginx/templates/site.conf.template > /tmp/site.conf
 nginx -t -q -e stderr -c /etc/nginx/router.conf  # a bad config stops the container here, with nginx's message
 nginx -t -q -e stderr -c /tmp/nginx.conf
-nginx -e stderr -c /etc/nginx/router.conf -g 'daemon off;' &
-router=$!
-nginx -e stderr -c /tmp/nginx.conf -g 'daemon off;' &
-front=$!
+front=""
+router=""
 stop() {
-    kill -QUIT "$front" "$router" 2>/dev/null || true  # graceful: requests in flight finish
+    # shellcheck disable=SC2086 (an empty pid, before the masters started, is no word)
+    kill -QUIT $front $router 2>/dev/null || true  # graceful: requests in flight finish
     i=0  # until both masters are gone, at most 30 s
     while [ "$i" -lt 300 ] && { kill -0 "$front" 2>/dev/null || kill -0 "$router" 2>/dev/null; }; do
         sleep 0.1
@@ -29,7 +36,11 @@ stop() {
     done
     exit 0
 }
-trap stop TERM INT QUIT  # the nginx images stop with SIGQUIT (graceful)
+trap stop TERM INT QUIT  # the nginx images stop with SIGQUIT (graceful); set before the masters start
+nginx -e stderr -c /etc/nginx/router.conf -g 'daemon off;' &
+router=$!
+nginx -e stderr -c /tmp/nginx.conf -g 'daemon off;' &
+front=$!
 while kill -0 "$front" 2>/dev/null && kill -0 "$router" 2>/dev/null; do
     sleep 1 &
     wait $! || true

@@ -16,7 +16,11 @@ from deploy.engine.facts import Container, desired_replicas, parse_inspect, pars
 from deploy.engine.target import Target
 from deploy.errors import fail
 
-UPSTREAMS_DIR = "upstreams"  # in the state directory: the proxy's routing (deploy.stack.routing)
+# The proxy's folders in the state directory, mounted into its container (NGINX_*_DIR):
+UPSTREAMS_DIR = "upstreams"  # its routing (deploy.stack.routing)
+TLS_DIR = "tls"  # its certificate (deploy.stack.tls)
+ACME_DIR = "acme"  # the ACME HTTP-01 webroot it serves
+PROXY_DIRS = {"NGINX_UPSTREAMS_DIR": UPSTREAMS_DIR, "NGINX_TLS_DIR": TLS_DIR, "NGINX_ACME_DIR": ACME_DIR}
 ENGINE_FIX = "check that the Docker engine runs (`docker info`); on a test bed: bash scripts/testbed/setup.sh"
 
 
@@ -44,9 +48,9 @@ class Stack:
     def command_env(self) -> dict[str, str]:
         """The variables a command gets. Locally the whole stage env; on a host only this
         run's overrides (APP_VERSION): the rest, secrets included, is in the env file
-        uploaded to the deploy directory, never on a command line. Both get the folder of
-        the proxy's routing (NGINX_UPSTREAMS_DIR, see deploy.stack.routing)."""
-        routing = {"NGINX_UPSTREAMS_DIR": self.state_file(UPSTREAMS_DIR)}
+        uploaded to the deploy directory, never on a command line. Both get the proxy's
+        folders (``PROXY_DIRS``: its routing, its certificate, the ACME webroot)."""
+        routing = {variable: self.state_file(folder) for variable, folder in PROXY_DIRS.items()}
         if self.target.local:
             return {**self.settings.env, **routing}
         secret = sorted(set(self.settings.overrides) & set(self.settings.config.secret_env))

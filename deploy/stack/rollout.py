@@ -28,11 +28,12 @@ from deploy.errors import fail
 from deploy.output import say
 from deploy.stack.routing import drained, proxy_container, route, unrouted
 
-# One probe command polls the containers every 0.1 s for up to this many rounds, ending
-# as soon as any answers; between probes, their state is read again (one that exited
-# fails the rollout within about 2 s).
-PROBE_ROUNDS = 20
-POLL_SECONDS = 0.25  # between checks of Docker's own health (no proxy running yet)
+# One probe command polls the containers every 0.1 s for up to this long, ending as soon
+# as any answers; between probes, their state is read again (one that exited fails the
+# rollout within about PROBE_SECONDS + PROBE_TIMEOUT).
+PROBE_SECONDS = 2
+PROBE_TIMEOUT = 2  # per fetch
+POLL_SECONDS = 0.25  # the least time between two checks that found nothing new
 
 
 def ready_now(stack: Stack, proxy: Container | None, containers: Sequence[Container]) -> set[str]:
@@ -50,7 +51,8 @@ def ready_now(stack: Stack, proxy: Container | None, containers: Sequence[Contai
             urls[f"http://{address}:{app.port}{app.health_path}"] = c.name
     if not urls:
         return set()
-    result = stack.target.run(docker.exec_(proxy.name, http.probe(list(urls), timeout=2, rounds=PROBE_ROUNDS)), warn=True)
+    argv = http.probe(list(urls), timeout=PROBE_TIMEOUT, within=PROBE_SECONDS)
+    result = stack.target.run(docker.exec_(proxy.name, argv), warn=True)
     return {urls[u] for u in http.answered(result.stdout or "") if u in urls}
 
 
@@ -67,8 +69,9 @@ def wait_ready(stack: Stack, names: Sequence[str], timeout: float, say: Callable
             if c is None or c.state != "running":
                 _fail_container(stack, name, c, f"{c.state if c else 'is gone'} (exit {c.exit_code if c else '?'}) before it was ready")
         candidates = [by_name[n] for n in sorted(pending) if by_name[n].health != "unhealthy"]
-        proxy = proxy_container(stack.settings.config, containers)
-        for name in sorted(ready_now(stack, proxy, candidates)):
+        started = time.monotonic()
+        ready = ready_now(stack, proxy_container(stack.settings.config, containers), candidates)
+        for name in sorted(ready):
             pending.discard(name)
             say(f"  {name} ready")
         if not pending:
@@ -76,8 +79,9 @@ def wait_ready(stack: Stack, names: Sequence[str], timeout: float, say: Callable
         if time.monotonic() > deadline:
             name = sorted(pending)[0]
             _fail_container(stack, name, by_name.get(name), f"not ready after {timeout:.0f} s")
-        if proxy is None or not candidates:  # the probe did not wait
-            time.sleep(POLL_SECONDS)
+        waited = time.monotonic() - started
+        if not ready and waited < POLL_SECONDS:  # the probe did not wait (no proxy yet, or it failed at once)
+            time.sleep(POLL_SECONDS - waited)
 
 
 def _fail_container(stack: Stack, name: str, c: Container | None, why: str) -> NoReturn:

@@ -27,7 +27,7 @@ from deploy.config.schema import DeployConfig
 from deploy.engine.commands import docker, files, nginx
 from deploy.engine.facts import Container
 from deploy.engine.ops import Call, Ops, Put, run
-from deploy.engine.stack import UPSTREAMS_DIR, Stack
+from deploy.engine.stack import PROXY_DIRS, UPSTREAMS_DIR, Stack
 from deploy.errors import fail
 
 POOLS_FILE = f"{UPSTREAMS_DIR}/pools.conf"  # in the stage's state directory; NGINX_UPSTREAMS_DIR is its folder
@@ -155,8 +155,9 @@ def route(stack: Stack, leaving: Collection[str] = (), joining: Collection[str] 
     proxy = proxy_container(stack.settings.config, containers)
     if text == previous and not leaving:
         return []
-    if previous is None:  # nginx (uid 101) must read it, whatever the umask
-        yield run(stack, files.install_dir(stack.state_file(UPSTREAMS_DIR), 0o755), what="creating the routing's folder")
+    if previous is None:  # the proxy's folders: nginx (uid 101) must read them, whatever the umask
+        for folder in PROXY_DIRS.values():
+            yield run(stack, files.install_dir(stack.state_file(folder), 0o755), what="creating the proxy's folders")
     yield Put(stack, path, text.encode(), 0o644)
     if proxy is None or not apply:
         return []

@@ -69,6 +69,7 @@ class Inv:
     runtime_config: Path
     env_file: Path
     http_port: int
+    https_port: int
     backups: Path
     stage: str = "production"
     compose_files: tuple[str, ...] = field(default=("compose/docker-compose.yml", "compose/docker-compose.prod.yml"))
@@ -97,7 +98,7 @@ class Inv:
 def make_stack(tmp: Path, images: dict[str, str], stages: dict | None = None, **env: str) -> Inv:
     """A test stack: its own project, port, state and backups; ``stages`` adds stages."""
     project = f"it{uuid.uuid4().hex[:10]}"
-    port = free_port()
+    port, https_port = free_port(), free_port()
     runtime = tmp / "invoke.json"
     deploy = {"project": project, "state_dir": str(tmp / "state"), "database": {"backups_dir": str(tmp / "backups")}}
     if stages:
@@ -109,6 +110,8 @@ def make_stack(tmp: Path, images: dict[str, str], stages: dict | None = None, **
         "DOCKER_NAMESPACE": project,
         "HTTP_BIND": "127.0.0.1",
         "HTTP_PORT": str(port),
+        "HTTPS_BIND": "127.0.0.1",
+        "HTTPS_PORT": str(https_port),
         "NGINX_API_RATE": "20000r/s",
         "NGINX_API_BURST": "20000",
         "NGINX_WEB_RATE": "20000r/s",
@@ -119,7 +122,7 @@ def make_stack(tmp: Path, images: dict[str, str], stages: dict | None = None, **
     env_file.write_text(render((ROOT / ".env.example").read_text(), SECRETS, overrides))
     env_file.chmod(0o600)
     backups = tmp / "backups" / project / "production"
-    return Inv(project=project, runtime_config=runtime, env_file=env_file, http_port=port, backups=backups)
+    return Inv(project=project, runtime_config=runtime, env_file=env_file, http_port=port, https_port=https_port, backups=backups)
 
 
 def remove_stack(stack: Inv, engine: docker.DockerClient) -> None:

@@ -1,6 +1,7 @@
 """`inv deploy` on the real engine and registry, under continuous load through nginx."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import urllib.request
 import pytest
 
 from tests import load
-from tests.integration.conftest import ROOT, row
+from tests.integration.conftest import ROOT, row, table_rows
 
 
 def served_version(port: int) -> str:
@@ -175,23 +176,25 @@ def test_the_guides_deploy_sh_commands_work_as_written(prod_stack):
         return subprocess.run([str(ROOT / "scripts/deploy.sh"), *args], cwd="/", env={**env, **extra}, capture_output=True,
                               text=True, timeout=900, stdin=subprocess.DEVNULL)
 
-    highest = "1.1.1"  # the highest version the tests above deployed
+    versions = [tuple(map(int, cells[0].split("."))) for cells in table_rows(prod_stack("releases").stdout)
+                if re.fullmatch(r"\d+\.\d+\.\d+", cells[0])]
+    major, minor, patch = max(versions)  # the highest version in the history (--bump goes from it)
+    next_patch, next_minor = f"{major}.{minor}.{patch + 1}", f"{major}.{minor + 1}.0"
     for args, version in [(("-v", "3.0.0", "--dry-run", "deploy"), "3.0.0"), (("deploy", "-v", "v3.0.0", "--dry-run"), "3.0.0"),
-                          (("-t", "minor", "--dry-run", "deploy"), "1.2.0"), (("--dry-run", "deploy"), "1.1.2"),
-                          (("--skip-tests", "--dry-run", "deploy"), "1.1.2"), (("--dry-run",), "1.1.2")]:
+                          (("-t", "minor", "--dry-run", "deploy"), next_minor), (("--dry-run", "deploy"), next_patch),
+                          (("--skip-tests", "--dry-run", "deploy"), next_patch), (("--dry-run",), next_patch)]:
         result = deploy_sh(*args)
         assert result.returncode == 0, (args, result.stderr)
         assert f"dry run: deploy {version}" in result.stdout, (args, result.stdout[-2000:])
     assert "] tests: skipped" in deploy_sh("--skip-tests", "--dry-run", "deploy").stdout
-    for args, message in [(("-v",), "-v needs a value"), (("deploy", "deploy"), "two commands"),
+    for args, message in [(("-v",), "-v needs a value"), (("-v", ""), "-v needs a value"), (("deploy", "deploy"), "two commands"),
                           (("backup", "-v", "1.0.0"), "options of deploy"), (("-v", "1.0.0", "-t", "minor"), "not both"),
                           (("--force",), "unknown option")]:
         result = deploy_sh(*args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
-    assert served_version(prod_stack.http_port) == highest
     bare = deploy_sh("deploy")
     assert bare.returncode == 0, bare.stderr
-    assert served_version(prod_stack.http_port) == "1.1.2"
+    assert served_version(prod_stack.http_port) == next_patch
     tagged = deploy_sh("deploy", VERSION="v2.0.0")  # the guide's CI job: VERSION=${{ github.ref_name }}
     assert tagged.returncode == 0, tagged.stderr
     assert served_version(prod_stack.http_port) == "2.0.0"

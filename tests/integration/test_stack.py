@@ -1,6 +1,7 @@
 """The example's production stack on the real engine: up, status, health, logs, stats, exec."""
 import gzip
 import json
+import math
 import time
 import urllib.error
 import urllib.request
@@ -151,12 +152,14 @@ def test_rate_limits_refuse_a_client_beyond_its_burst_and_no_other(tmp_path, ima
         web = engine.containers.get(f"{stack.project}-web-1")  # another client: its own address on the front network
         other = ["node", "-e", "require('http').get('http://nginx:8080/api/version', (r) => { console.log(r.statusCode); process.exit(0); })"]
         time.sleep(6)  # the tokens `up`'s own checks took are back
+        start = time.monotonic()
         burst = [status_of(stack.http_port, "/api/version") for _ in range(11)]  # 1 + burst
         beyond = [status_of(stack.http_port, "/api/version") for _ in range(20)]
+        refilled = math.ceil(2 * (time.monotonic() - start))  # 2 r/s came back meanwhile
         served_other = web.exec_run(other).output.decode().strip()
         site = [status_of(stack.http_port, "/") for _ in range(6)]  # the site's own zone: 1 + its burst
         assert burst == [200] * 11, burst
-        assert set(beyond) <= {200, 429} and beyond.count(429) >= 15, beyond
+        assert set(beyond) <= {200, 429} and beyond.count(200) <= refilled + 1 and beyond.count(429) >= 1, (beyond, refilled)
         assert served_other == "200"
         assert site == [200] * 6, site
         time.sleep(1.5)

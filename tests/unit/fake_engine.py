@@ -572,10 +572,10 @@ class FakeEngine:
             return "", f"Error response from daemon: container {inside.id} is not running", 1
         if inner[:1] == ("nginx",) and inside.service == "nginx":
             return self._nginx(inside, inner)
-        if inner[:2] == ("sh", "-c") and "wget" in inner[2]:  # the proxy's probe: the URLs that answered its first round
+        if inner[:2] == ("sh", "-c") and "wget" in inner[2]:  # the proxy's probe: the URLs that answer its first round
             answered = "".join(f"{url}\n" for url in inner[6:] if self._wget(inside, url)[2] == 0)
-            if not answered and self.clock is not None:  # it polled for all its rounds
-                self.clock.sleep(int(inner[5]) * 0.1)
+            if not answered and self.clock is not None:  # it polled for all the time it was given
+                self.clock.sleep(int(inner[5]))
             return answered, "", 0
         if inner[:2] == ("sh", "-c") and "router.pid" in inner[2] and inside.service == "nginx":  # its workers, then a reload
             workers = "".join(f"{p}\n" for p in self.router_children())
@@ -696,6 +696,13 @@ class FakeEngine:
             self.dirs = {d for d in self.dirs if d != path and not d.startswith(path + "/")}
             self.files = {f: v for f, v in self.files.items() if not f.startswith(path + "/")}
             return "", "", 0
+        if argv[:3] == ("mv", "-f", "-T") and len(argv) == 5:  # a rename within a folder
+            if argv[3] not in self.files:
+                return "", f"mv: cannot stat '{argv[3]}': No such file or directory", 1
+            self.files[argv[4]] = self.files.pop(argv[3])
+            return "", "", 0
+        if argv[0] == "chown":
+            return ("", "", 0) if argv[2] in self.files else ("", f"chown: cannot access '{argv[2]}': No such file or directory", 1)
         if argv[0] == "node":  # the test command
             return "tests pass\n", "", 0
         return "", f"fake engine: unknown command: {shlex.join(argv)}", 127

@@ -153,18 +153,28 @@ def test_http_probe_fetches_every_url_at_once_and_prints_those_that_answered():
     server.shutdown()
 
 
-def test_http_probe_rounds_end_at_the_first_answer_or_after_the_last_round():
+def test_http_probe_rounds_end_at_the_first_answer_or_when_its_time_is_up():
     """A container that starts listening while the probe runs is seen within a round
-    (0.1 s); with nothing answering, the probe ends after its rounds, printing nothing."""
+    (0.1 s); with nothing answering, the probe ends when its time is up, printing nothing;
+    a slow answer holds a round no longer than the fetch timeout."""
     server, base = _server()
     closed = _closed_port()
     nothing = [f"http://127.0.0.1:{closed}/ok", f"{base}/bad"]
     start = time.monotonic()
-    out = subprocess.run(http.probe(nothing, timeout=1, rounds=5), capture_output=True, text=True, check=True, timeout=30).stdout
-    assert out == "" and 0.4 <= time.monotonic() - start < 3
+    out = subprocess.run(http.probe(nothing, timeout=1, within=1), capture_output=True, text=True, check=True, timeout=30).stdout
+    assert out == "" and 0.3 <= time.monotonic() - start < 2.5
+    start = time.monotonic()
+    out = subprocess.run(http.probe([f"{base}/slow"], timeout=1, within=1), capture_output=True, text=True, check=True, timeout=30).stdout
+    assert out == "" and time.monotonic() - start < 3.5  # within + timeout, not rounds x timeout
     _Handler.ready_at = time.monotonic() + 0.6  # /later answers 503 until then
     start = time.monotonic()
-    out = subprocess.run(http.probe([f"{base}/later", *nothing], timeout=1, rounds=50), capture_output=True, text=True,
+    out = subprocess.run(http.probe([f"{base}/later", *nothing], timeout=1, within=5), capture_output=True, text=True,
                          check=True, timeout=30).stdout
     assert http.answered(out) == {f"{base}/later"} and 0.6 <= time.monotonic() - start < 1.5
     server.shutdown()
+
+
+def test_http_probe_times_are_whole_seconds():
+    """busybox's wget takes no fractions in -T: the builder gives whole seconds, at least 1."""
+    argv = http.probe(["http://a/health"], timeout=1.5, within=2.7)  # type: ignore[arg-type]
+    assert argv[4:6] == ["1", "2"] and http.probe(["u"], timeout=0)[4] == "1"

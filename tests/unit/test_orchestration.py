@@ -281,9 +281,9 @@ def test_step_order_and_hosts_with_two_app_hosts_and_a_db_host(fake_settings):
     assert env_line("DB_HOST", "10.1.0.9") in env_file.splitlines() and "APP_VERSION" not in env_file  # the version goes with each command
     # each host's commands name the version in their env, not on the command line
     ups = [c for c in steps["rollout"] if c.argv[:2] == ("docker", "compose") and compose_sub(c.argv)[0] == "up"]
-    routing_dir = "/srv/myapp/state/development/upstreams"  # the proxy mounts it (NGINX_UPSTREAMS_DIR)
-    assert {c.host for c in ups} == {"app1", "app2"} and all(c.env == {"APP_VERSION": NEW, "NGINX_UPSTREAMS_DIR": routing_dir}
-                                                             for c in ups)
+    state = "/srv/myapp/state/development"  # the proxy mounts its folders there (NGINX_*_DIR)
+    folders = {"NGINX_UPSTREAMS_DIR": f"{state}/upstreams", "NGINX_TLS_DIR": f"{state}/tls", "NGINX_ACME_DIR": f"{state}/acme"}
+    assert {c.host for c in ups} == {"app1", "app2"} and all(c.env == {"APP_VERSION": NEW, **folders} for c in ups)
     # one host at a time (parallel 1): app1 is done before app2 starts
     last_app1 = max(i for i, c in enumerate(steps["rollout"]) if c.host == "app1")
     first_app2 = min(i for i, c in enumerate(steps["rollout"]) if c.host == "app2")

@@ -12,6 +12,7 @@ finish (``drain_polls``), so a workflow that routed too early or stopped too soo
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 
 import pytest
@@ -440,3 +441,16 @@ def test_journal_lines_name_containers_by_address_in_probes(fake_settings):
     urls = [url for argv in probes for url in argv[argv.index("sh", 5) + 3:]]  # after sh -c SCRIPT sh TIMEOUT ROUNDS
     assert urls and all(re.fullmatch(r"http://172\.18\.0\.\d+:3000/health", u) for u in urls)
     assert f"http://{web2.ips['front']}:3000/health" in urls
+
+
+def test_a_probe_that_fails_at_once_is_repeated_at_a_pace_not_in_a_busy_loop(fake_settings, clock):
+    """`docker exec` of the probe failing at once (the proxy restarting) must not spin:
+    the wait sleeps between tries and gives up at its deadline (180 s, one try per 2 s
+    here). A busy loop would try 5,000 times, after which the probe works again and the
+    deploy would succeed."""
+    host = Host(fake_settings)
+    host.engine.fail_when("wget -q", times=5000, stderr="Error response from daemon: container is restarting")
+    with pytest.raises(Exit, match="not ready after"):
+        host.deploy()
+    probes = [c for c in host.engine.journal if "wget -q" in shlex.join(c.argv)]
+    assert 10 < len(probes) <= 180 / 2 + 2

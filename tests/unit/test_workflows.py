@@ -22,7 +22,7 @@ def runs(job: dict) -> list[str]:
 
 def test_the_test_workflow_lints_and_runs_the_unit_tests_on_every_push_and_pull_request():
     wf = workflow("test.yml")
-    assert set(wf["on"]) == {"push", "pull_request"}
+    assert set(wf["on"]) == {"push", "pull_request", "workflow_call"} and wf["on"]["push"] == {"branches": ["**"]}
     lines = runs(wf["jobs"]["unit"])
     assert "bash scripts/lint.sh" in lines and any("pytest" in r and "tests/unit" in r for r in lines)
 
@@ -32,7 +32,7 @@ def test_the_deploy_workflow_deploys_a_tag_once_tested_one_at_a_time_with_its_st
     assert wf["on"] == {"push": {"tags": ["v*"]}}
     assert wf["concurrency"]["cancel-in-progress"] is False and wf["concurrency"]["group"]
     deploy = wf["jobs"]["deploy"]
-    assert deploy["needs"] == "test" and any("tests/unit" in r for r in runs(wf["jobs"]["test"]))
+    assert deploy["needs"] == "test" and wf["jobs"]["test"]["uses"] == "./.github/workflows/test.yml"
     steps = {s.get("name", ""): s for s in deploy["steps"]}
     login = next(s for name, s in steps.items() if name.startswith("Log in"))
     assert "--password-stdin" in login["run"] and "secrets." not in login["run"]  # the password only in the env

@@ -32,3 +32,13 @@ def remove_tree(path: str) -> list[str]:
 def untar(directory: str) -> list[str]:
     """Unpack a tar read from stdin into ``directory``, files owned by the one running it."""
     return ["tar", "-x", "--no-same-owner", "-C", directory, "-f", "-"]
+
+
+def chown(owner: str, path: str) -> list[str]:
+    """``owner`` is ``uid:gid`` (numbers: the user of a container may not exist here)."""
+    return ["chown", owner, path]
+
+
+def rename(source: str, destination: str) -> list[str]:
+    """Within one folder: rename(2), so readers see the old file or the new one, never a mix."""
+    return ["mv", "-f", "-T", source, destination]

@@ -1,0 +1,166 @@
+"""The proxy's certificate (README "HTTPS").
+
+One file per app host, ``STATE/tls/current.pem``: the private key and the chain, mode
+0600, owned by nginx's user. nginx names it through a variable, so it reads it at each
+TLS handshake: a new certificate is a file renamed over the old one, in effect for the
+next connection, with no reload and no failed request (connections already open keep
+theirs). Beside it, ``current.json`` describes it (names, issuer, expiry) for ``inv
+status`` and ``inv health``, which fails when fewer than ``EXPIRY_FAIL_DAYS`` are left.
+The key is handled on this machine in a private temporary folder and reaches a host
+only inside the SFTP upload of that file.
+"""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from deploy.engine.commands import files, tls
+from deploy.engine.ops import Ops, Put, run
+from deploy.engine.stack import TLS_DIR, Stack
+from deploy.engine.target import Target
+from deploy.errors import fail
+from deploy.fleet import Fleet, on_each
+
+EXPIRY_FAIL_DAYS = 14
+PEM_FILE = f"{TLS_DIR}/current.pem"
+INFO_FILE = f"{TLS_DIR}/current.json"
+STAGED_FILE = f"{TLS_DIR}/.current.pem.new"
+NGINX_USER = "101:101"  # the nginx images' user, when the compose files name none
+DOMAIN = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    names: tuple[str, ...]
+    issuer: str
+    not_after: datetime
+    fingerprint: str
+
+    def days_left(self, now: datetime) -> float:
+        return (self.not_after - now).total_seconds() / 86400
+
+    def to_json(self) -> str:
+        return json.dumps({"names": list(self.names), "issuer": self.issuer, "not_after": self.not_after.isoformat(),
+                           "fingerprint": self.fingerprint}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Certificate:
+        raw = json.loads(text)
+        return cls(tuple(raw["names"]), raw["issuer"], datetime.fromisoformat(raw["not_after"]), raw["fingerprint"])
+
+
+def check_domain(domain: str) -> str:
+    if not DOMAIN.match(domain or ""):
+        fail(f"{domain!r} is not a domain name", "give a name like app.example.com (letters, digits, hyphens and dots)")
+    return domain.lower()
+
+
+def parse_description(text: str) -> Certificate:
+    """What ``openssl x509 -subject -issuer -enddate -fingerprint -ext subjectAltName``
+    printed (pure)."""
+    fields: dict[str, str] = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        key, sep, value = line.partition("=")
+        if line.startswith("X509v3 Subject Alternative Name"):
+            fields["san"] = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        elif sep and key.strip() in ("subject", "issuer", "notAfter", "sha256 Fingerprint"):
+            fields[key.strip()] = value.strip()
+    if "notAfter" not in fields:
+        fail("this is not a certificate openssl can read", "give the PEM certificate (the full chain, leaf first)")
+    san = [n.split(":", 1)[1] for n in fields.get("san", "").split(", ") if n.startswith("DNS:")]
+    cn = [p.split("=", 1)[1] for p in fields.get("subject", "").split(",") if p.startswith("CN=")]
+    not_after = datetime.strptime(fields["notAfter"], "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc)
+    return Certificate(tuple(san or cn), fields.get("issuer", ""), not_after, fields.get("sha256 Fingerprint", ""))
+
+
+@contextmanager
+def _private_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="deploy-tls-") as tmp:  # mode 0700
+        yield Path(tmp)
+
+
+def _openssl(local: Target, argv: list[str], what: str, fix: str) -> str:
+    result = local.run(argv, warn=True)
+    if not result.ok:
+        fail(f"{what}: {(result.stderr or result.stdout).strip()[-400:]}", fix)
+    return result.stdout
+
+
+def describe(local: Target, chain: str) -> Certificate:
+    """The first certificate of the PEM ``chain`` file, read by openssl on this machine."""
+    return parse_description(_openssl(local, tls.describe(chain), "reading the certificate", "give the PEM certificate (the full chain, leaf first)"))
+
+
+def self_signed(local: Target, domain: str, days: int) -> tuple[bytes, Certificate]:
+    """A new key and a self-signed certificate for ``domain`` (development: browsers
+    and clients warn unless told to trust it), as the installed file and its description."""
+    if not 1 <= days <= 825:
+        fail(f"--days {days} is out of range", "give 1 to 825 days")
+    with _private_dir() as d:
+        key, cert = str(d / "key.pem"), str(d / "cert.pem")
+        _openssl(local, tls.self_signed(check_domain(domain), days, key, cert), "making a self-signed certificate", "check that openssl runs here")
+        return (d / "key.pem").read_bytes() + (d / "cert.pem").read_bytes(), describe(local, cert)
+
+
+def from_files(local: Target, chain: Path, key: Path, now: datetime) -> tuple[bytes, Certificate]:
+    """The user's certificate chain and key, checked: both readable PEM, the key the
+    certificate's, the certificate not expired."""
+    for path in (chain, key):
+        if not path.is_file():
+            fail(f"{path} is not a file", "give the paths of the PEM chain (--cert) and of its private key (--key)")
+    cert = describe(local, str(chain))
+    public = _openssl(local, tls.key_public_key(str(key)), f"reading the key {key}", "give the certificate's private key (PEM)")
+    if public.strip() != _openssl(local, tls.cert_public_key(str(chain)), "reading the certificate", "").strip():
+        fail(f"{key} is not the private key of the certificate in {chain}", "give the key the certificate was issued for")
+    if cert.days_left(now) <= 0:
+        fail(f"the certificate in {chain} expired on {cert.not_after:%Y-%m-%d}", "renew it, then install the new one")
+    return key.read_bytes().rstrip(b"\n") + b"\n" + chain.read_bytes(), cert
+
+
+def proxy_user(stack: Stack) -> str:
+    """The proxy container's user, which must read the key (the compose files' ``user:``)."""
+    service = stack.config().get("services", {}).get(stack.settings.config.proxy.service, {})
+    return str(service.get("user") or NGINX_USER)
+
+
+def install(stack: Stack, pem: bytes, cert: Certificate) -> Ops[None]:
+    """The certificate into the stack's proxy folder on its target, at once: written
+    aside (0600), given to nginx's user, renamed over the current one; then described."""
+    yield run(stack, files.install_dir(stack.state_file(TLS_DIR), 0o755), what="creating the certificate's folder")
+    staged, path = stack.state_file(STAGED_FILE), stack.state_file(PEM_FILE)
+    yield Put(stack, staged, pem, 0o600)
+    yield run(stack, files.chown(proxy_user(stack), staged), what="giving the key to nginx's user",
+              fix="nginx reads the key as its own user: run the tasks as root on this target (or as a user allowed to chown)")
+    yield run(stack, files.rename(staged, path), what="installing the certificate")
+    yield Put(stack, stack.state_file(INFO_FILE), cert.to_json().encode(), 0o644)
+
+
+def install_fleet(fleet: Fleet, pem: bytes, cert: Certificate) -> Ops[None]:
+    """The certificate on every app host of the fleet (their nginx terminates TLS)."""
+    yield on_each(fleet, fleet.with_role("app"), lambda m: install(m.stack, pem, cert), "certificate")
+
+
+def installed(stack: Stack) -> Certificate | None:
+    """The description of the certificate installed on the stack's target, if any."""
+    text = stack.target.read_text(stack.state_file(INFO_FILE))
+    return Certificate.from_json(text) if text else None
+
+
+def expiry(cert: Certificate | None, now: datetime) -> tuple[bool, str]:
+    """(ok, detail) for ``inv health``: no certificate is no failure (HTTP only)."""
+    if cert is None:
+        return True, "none installed: HTTP only (inv tls.selfsigned or inv tls.install)"
+    left = cert.days_left(now)
+    detail = f"{', '.join(cert.names)}: expires {cert.not_after:%Y-%m-%d %H:%M} UTC"
+    if left <= 0:
+        return False, f"{detail}, EXPIRED"
+    if left < EXPIRY_FAIL_DAYS:
+        return False, f"{detail}, in {left:.0f} days (under {EXPIRY_FAIL_DAYS}): renew it"
+    return True, f"{detail} ({left:.0f} days)"

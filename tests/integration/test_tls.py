@@ -1,0 +1,121 @@
+"""HTTPS at the edge on the real engine: a certificate installed by the tasks, served with
+HTTP/2 and HSTS, HTTP redirected, a new certificate under load with no failed request,
+and the expiry rule of `inv health`."""
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests import load
+from tests.integration.conftest import make_stack, remove_stack
+
+DOMAIN = "app.example.test"
+
+
+@pytest.fixture(scope="module")
+def tls_stack(tmp_path_factory, images, engine):
+    stack = make_stack(tmp_path_factory.mktemp("tls"), images)
+    try:
+        stack("up", "--build", timeout=900)
+        yield stack
+    finally:
+        remove_stack(stack, engine)
+
+
+def curl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, text=True, timeout=30)
+
+
+def installed_pem(stack) -> str:
+    return next(stack.runtime_config.parent.rglob("tls/current.pem")).read_text()
+
+
+def leaf(pem: str) -> str:
+    """The first certificate of a PEM text (the installed file has the key first)."""
+    start = pem.index("-----BEGIN CERTIFICATE-----")
+    end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
+    return pem[start:end] + "\n"
+
+
+def served_leaf(port: int) -> str:
+    return ssl.get_server_certificate(("127.0.0.1", port))
+
+
+def test_without_a_certificate_http_serves_the_site_and_health_says_so(tls_stack):
+    assert curl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{tls_stack.http_port}/api/health").stdout == "200"
+    out = tls_stack("health").stdout
+    assert "none installed: HTTP only" in out
+    refused = curl("-k", f"https://127.0.0.1:{tls_stack.https_port}/")
+    assert refused.returncode != 0  # no certificate: no handshake
+
+
+def test_a_certificate_serves_https_with_http2_and_hsts_and_http_redirects(tls_stack, tmp_path):
+    out = tls_stack("tls.selfsigned", "--domain", DOMAIN, "--days", "90").stdout
+    assert "installed" in out and DOMAIN in out
+    ca = tmp_path / "ca.pem"
+    ca.write_text(leaf(installed_pem(tls_stack)))
+    https = f"https://{DOMAIN}:{tls_stack.https_port}"
+    resolve = ["--resolve", f"{DOMAIN}:{tls_stack.https_port}:127.0.0.1", "--cacert", str(ca)]
+    r = curl("--http2", *resolve, "-D", "-", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", f"{https}/api/health")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith("2 200"), r.stdout  # HTTP/2, verified against the installed certificate
+    headers = r.stdout.lower()
+    assert "strict-transport-security: max-age=63072000" in headers and "x-frame-options: sameorigin" in headers
+    assert curl(*resolve, "--tls-max", "1.1", f"{https}/").returncode != 0  # TLS 1.0/1.1 refused
+    # HTTP: a permanent redirect to the same path over HTTPS, without HSTS (meaningless over HTTP)
+    r = curl("-D", "-", "-o", "/dev/null", f"http://127.0.0.1:{tls_stack.http_port}/api/items?x=1")
+    assert r.stdout.startswith("HTTP/1.1 301")
+    assert f"location: https://127.0.0.1:{tls_stack.https_port}/api/items?x=1" in r.stdout.lower()
+    assert "strict-transport-security" not in r.stdout.lower()
+    # ... except the ACME challenges (certbot's webroot) and nginx's own health
+    acme = next(tls_stack.runtime_config.parent.rglob("state/*/*/acme"))
+    (acme / ".well-known/acme-challenge").mkdir(parents=True)
+    (acme / ".well-known/acme-challenge/token-1").write_text("token-1.thumbprint")
+    (acme / ".well-known/acme-challenge/token-1").chmod(0o644)
+    r = curl("-w", " %{http_code}", f"http://127.0.0.1:{tls_stack.http_port}/.well-known/acme-challenge/token-1")
+    assert r.stdout == "token-1.thumbprint 200", r.stdout
+    assert curl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{tls_stack.http_port}/nginx-health").stdout == "200"
+    status = tls_stack("status").stdout
+    assert f"certificate: {DOMAIN}: expires" in status
+    tls_stack("health")  # 90 days left: healthy (the HTTP checks follow no redirect: 301 is fine)
+
+
+def test_a_new_certificate_under_load_fails_no_request_and_serves_new_connections(tls_stack):
+    before = served_leaf(tls_stack.https_port)
+    traffic = load.Traffic(tls_stack.https_port, scheme="https")
+    handshakes: list[str] = []
+    stop = threading.Event()
+
+    def new_connections() -> None:  # a fresh TLS handshake every 50 ms through the swap
+        while not stop.is_set():
+            r = curl("-k", "-o", "/dev/null", "-w", "%{http_code}", f"https://127.0.0.1:{tls_stack.https_port}/api/version")
+            handshakes.append(r.stdout if r.returncode == 0 else f"error: {r.stderr.strip()}")
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=new_connections)
+    thread.start()
+    try:
+        time.sleep(3)
+        tls_stack("tls.selfsigned", "--domain", DOMAIN, "--days", "60")
+        time.sleep(3)
+    finally:
+        stop.set()
+        thread.join()
+        results = traffic.results()
+    load.assert_clean(traffic, results, f"{tls_stack.project}-nginx-1")
+    assert len(handshakes) > 20 and set(handshakes) == {"200"}, [h for h in handshakes if h != "200"][:5]
+    after = served_leaf(tls_stack.https_port)
+    assert after != before and after == leaf(installed_pem(tls_stack))
+
+
+def test_a_certificate_about_to_expire_fails_health(tls_stack, tmp_path):
+    tls_stack("tls.selfsigned", "--domain", DOMAIN, "--days", "5")
+    result = tls_stack("health", check=False)
+    assert result.returncode == 1
+    assert "under 14): renew it" in result.stdout and "certificate" in result.stderr
+    refused = tls_stack("tls.install", "--cert", str(tmp_path / "none.pem"), "--key", str(tmp_path / "none.key"), check=False)
+    assert refused.returncode == 1 and "is not a file" in refused.stderr
+    tls_stack("tls.selfsigned", "--domain", DOMAIN, "--days", "90")
+    tls_stack("health")
