@@ -1,10 +1,13 @@
 """HTTPS at the edge on the real engine: a certificate installed by the tasks, served with
 HTTP/2 and HSTS, HTTP redirected, a new certificate under load with no failed request,
 and the expiry rule of `inv health`."""
+import contextlib
+import socket
 import ssl
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +42,38 @@ def leaf(pem: str) -> str:
     return pem[start:end] + "\n"
 
 
+def handshake(port: int, highest: ssl.TLSVersion) -> str:
+    """The protocol a TLS handshake settles on when this client offers TLS 1.0 up to
+    ``highest``, with every cipher allowed (the server alone decides what it refuses)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    ctx.minimum_version, ctx.maximum_version = ssl.TLSVersion.TLSv1, highest
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(raw) as conn:
+        return str(conn.version())
+
+
+def local_tls11_server(chain: Path, pem: str, tmp: Path) -> int:
+    """A one-connection TLS server in this process that accepts TLS 1.0 and 1.1 (the
+    control of the refusal test); returns its port."""
+    key = tmp / "key.pem"
+    key.write_text(pem[:pem.index("-----BEGIN CERTIFICATE-----")])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(chain), str(key))
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with contextlib.suppress(OSError), ctx.wrap_socket(conn, server_side=True):
+            pass
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server.getsockname()[1]
+
+
 def served_leaf(port: int) -> str:
     return ssl.get_server_certificate(("127.0.0.1", port))
 
@@ -63,7 +98,11 @@ def test_a_certificate_serves_https_with_http2_and_hsts_and_http_redirects(tls_s
     assert r.stdout.endswith("2 200"), r.stdout  # HTTP/2, verified against the installed certificate
     headers = r.stdout.lower()
     assert "strict-transport-security: max-age=63072000" in headers and "x-frame-options: sameorigin" in headers
-    assert curl(*resolve, "--tls-max", "1.1", f"{https}/").returncode != 0  # TLS 1.0/1.1 refused
+    assert handshake(tls_stack.https_port, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert handshake(local_tls11_server(ca, installed_pem(tls_stack), tmp_path), ssl.TLSVersion.TLSv1_1) == "TLSv1.1"
+    with pytest.raises(ssl.SSLError):  # this client can offer TLS 1.1 (above): the refusal is nginx's
+        handshake(tls_stack.https_port, ssl.TLSVersion.TLSv1_1)
+    assert handshake(tls_stack.https_port, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
     # HTTP: a permanent redirect to the same path over HTTPS, without HSTS (meaningless over HTTP)
     r = curl("-D", "-", "-o", "/dev/null", f"http://127.0.0.1:{tls_stack.http_port}/api/items?x=1")
     assert r.stdout.startswith("HTTP/1.1 301")
