@@ -1,12 +1,11 @@
 """This machine as a Target: commands through an Invoke Context, files on the local disk."""
 from __future__ import annotations
 
+import http.client
 import os
 import shlex
 import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
@@ -50,14 +49,17 @@ class LocalTarget:
         return LocalProcess(argv, env or {}, stdin)
 
     def fetch(self, port: int, path: str, timeout: float = 5.0) -> HttpResponse:
-        url = f"http://127.0.0.1:{port}{path}"
+        """One GET on this machine's loopback; a redirect is the answer (HTTP redirects
+        to HTTPS once a certificate is installed), not followed."""
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                return HttpResponse(resp.status, resp.read(65536))
-        except urllib.error.HTTPError as err:
-            return HttpResponse(err.code, err.read(65536))
-        except (urllib.error.URLError, OSError) as err:
-            return HttpResponse(0, b"", str(getattr(err, "reason", err)))
+            client.request("GET", path, headers={"Connection": "close"})
+            resp = client.getresponse()
+            return HttpResponse(resp.status, resp.read(65536))
+        except (OSError, http.client.HTTPException) as err:
+            return HttpResponse(0, b"", f"{type(err).__name__}: {err}")
+        finally:
+            client.close()
 
     def read_text(self, path: str) -> str | None:
         p = Path(path)

@@ -102,6 +102,28 @@ def test_fetch_reports_a_refused_connection():
     assert resp.status == 0 and resp.error
 
 
+def test_fetch_answers_a_redirect_without_following_it():
+    """HTTP redirects to HTTPS once a certificate is installed: the check through the
+    proxy sees the 301 (an answer), not the HTTPS site behind it."""
+    import threading
+    from http import server
+
+    class Redirect(server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(301)
+            self.send_header("Location", "https://127.0.0.1:9/elsewhere")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = server.HTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=httpd.handle_request, daemon=True).start()
+    resp = LocalTarget(Context()).fetch(httpd.server_port, "/api/health", timeout=5)
+    httpd.server_close()
+    assert resp.status == 301 and not resp.error
+
+
 def test_remote_temp_file_is_created_exclusively_with_its_mode():
     """The mode travels in the SFTP open request (SFTPClient.open sends none: the server
     would create the file 0666 minus its umask, readable by others until a chmod)."""
