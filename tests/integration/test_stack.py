@@ -6,7 +6,7 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.integration.conftest import make_stack, remove_stack, row
+from tests.integration.conftest import make_stack, remove_stack, row, table_rows
 
 
 def get(port, path, data=None):
@@ -83,7 +83,9 @@ def test_status_matches_the_engine(prod_stack):
     assert backend[1:5] == ["3", "3", "3", "3"]  # desired, running, healthy, routed
     assert backend[6] == "dev"
     assert row(out, 0, "web")[1:4] == ["4", "4", "4"]
-    assert f"127.0.0.1:{prod_stack.http_port}->8080/tcp" in row(out, 0, "nginx")[8]
+    ports = row(out, 0, "nginx")[8]  # the first line of the cell; the other port is on the next
+    assert {ports, *[cells[8] for cells in table_rows(out) if len(cells) > 8 and cells[0] == ""]} >= {
+        f"127.0.0.1:{prod_stack.http_port}->8080/tcp", f"127.0.0.1:{prod_stack.https_port}->8443/tcp"}
     assert row(out, 0, "postgres")[1:4] == ["1", "1", "1"]
 
 
