@@ -8,7 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 install_packages() {
-    local pkgs=(debootstrap docker-registry wrk)
+    local pkgs=(debootstrap docker-registry wrk openssl curl wget)  # openssl: the tls tasks; curl, wget: tests
     command -v dockerd >/dev/null || engine_up || pkgs+=(docker.io)
     need_packages "${pkgs[@]}"
 }
