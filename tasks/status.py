@@ -50,7 +50,8 @@ def status(c: Context, *, where: Where) -> None:
             ),
         )
         if m.host.has("app"):
-            say(f"certificate: {tlsmod.expiry(tlsmod.installed(m.stack), datetime.now(timezone.utc))[1]}")
+            on = f" on {m.name}" if fleet.remote else ""
+            say(f"certificate{on}: {tlsmod.expiry(tlsmod.installed(m.stack), datetime.now(timezone.utc))[1]}")
 
 
 def _checks(m: Member) -> list[healthmod.Check]:
