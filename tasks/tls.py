@@ -8,6 +8,7 @@ from deploy.engine.ops import Executor
 from deploy.fleet import Fleet
 from deploy.output import say, styled
 from deploy.stack import tls as tlsmod
+from tasks._input import optional_number
 from tasks._open import open_fleet
 from tasks._where import Where, on_hosts
 
@@ -20,14 +21,16 @@ def _install(fleet: Fleet, pem: bytes, cert: tlsmod.Certificate) -> None:
 
 
 @on_hosts(help={"domain": "the name it is for, e.g. app.example.test", "days": "how long it is valid (default 90)"})
-def selfsigned(c: Context, domain: str, days: int = 90, *, where: Where) -> None:
+def selfsigned(c: Context, domain: str, days: str | None = None, *, where: Where) -> None:
     """Make and install a self-signed certificate (development: clients must be told to trust it).
 
     On hosts, every app host gets it. nginx serves HTTPS with it at once and HTTP
     redirects to HTTPS (ACME challenges and /nginx-health excepted).
     """
+    valid_days = optional_number("--days", days, 90, minimum=1)
+    tlsmod.check_domain(domain)
     fleet = open_fleet(c, where)
-    pem, cert = tlsmod.self_signed(fleet.here.target, domain, days)
+    pem, cert = tlsmod.self_signed(fleet.here.target, domain, valid_days)
     _install(fleet, pem, cert)
 
 
