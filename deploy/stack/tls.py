@@ -31,6 +31,7 @@ EXPIRY_FAIL_DAYS = 14
 PEM_FILE = f"{TLS_DIR}/current.pem"
 INFO_FILE = f"{TLS_DIR}/current.json"
 STAGED_FILE = f"{TLS_DIR}/.current.pem.new"
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 NGINX_USER = "101:101"  # the nginx images' user, when the compose files name none
 DOMAIN = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z", re.IGNORECASE)
 
@@ -76,8 +77,18 @@ def parse_description(text: str) -> Certificate:
         fail("this is not a certificate openssl can read", "give the PEM certificate (the full chain, leaf first)")
     san = [n.split(":", 1)[1] for n in fields.get("san", "").split(", ") if n.startswith("DNS:")]
     cn = [p.split("=", 1)[1] for p in fields.get("subject", "").split(",") if p.startswith("CN=")]
-    not_after = datetime.strptime(fields["notAfter"], "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc)
+    not_after = _openssl_date(fields["notAfter"])
     return Certificate(tuple(san or cn), fields.get("issuer", ""), not_after, fields.get("sha256 Fingerprint", ""))
+
+
+def _openssl_date(text: str) -> datetime:
+    """openssl's ``Feb 27 11:57:00 2027 GMT`` (English month names whatever the locale)."""
+    try:
+        month, day, clock, year, _zone = text.split()
+        hour, minute, second = (int(n) for n in clock.split(":"))
+        return datetime(int(year), MONTHS.index(month) + 1, int(day), hour, minute, second, tzinfo=timezone.utc)
+    except ValueError:
+        fail(f"openssl printed an end date this tool cannot read: {text!r}", "report it, with `openssl version`")
 
 
 @contextmanager

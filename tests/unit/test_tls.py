@@ -92,3 +92,10 @@ def test_expiry_fails_under_14_days_and_says_when():
     assert not ok and "in 10 days (under 14): renew it" in detail
     assert tls.expiry(cert, NOW + timedelta(days=31))[1].endswith("EXPIRED")
     assert tls.expiry(None, NOW)[0] is True  # HTTP only is no failure
+
+
+def test_openssl_dates_are_read_whatever_the_locale():
+    text = "subject=CN=a.test\nissuer=CN=a.test\nnotAfter=Mar  3 07:05:09 2027 GMT\nsha256 Fingerprint=AB\n"
+    assert tls.parse_description(text).not_after == datetime(2027, 3, 3, 7, 5, 9, tzinfo=timezone.utc)
+    with pytest.raises(Exit, match="cannot read"):
+        tls.parse_description("notAfter=3 March 2027\n")
