@@ -19,10 +19,13 @@ from tasks._where import Where, on_hosts
 NOTHING_RUNS = ("no running containers", "start the stack with `inv up`")
 
 
-def _statuses(m: Member) -> list[ServiceStatus]:
+def _statuses(m: Member) -> tuple[list[ServiceStatus], str | None]:
+    """The host's services, and its certificate (app hosts: their nginx terminates TLS)."""
     stack = m.stack
-    routed = {s: len(a) for s, a in routing.routed(stack).items()} if m.host.has("app") else {}
-    return summarize(m.services(), stack.containers(), stack.desired(), routed=routed)
+    app = m.host.has("app")
+    routed = {s: len(a) for s, a in routing.routed(stack).items()} if app else {}
+    certificate = tlsmod.expiry(tlsmod.installed(stack), datetime.now(timezone.utc))[1] if app else None
+    return summarize(m.services(), stack.containers(), stack.desired(), routed=routed), certificate
 
 
 @on_hosts()
@@ -31,6 +34,7 @@ def status(c: Context, *, where: Where) -> None:
     fleet = open_fleet(c, where)
     found = fleet.each(_statuses, what="status", summary=False)
     for m in fleet.members:
+        statuses, certificate = found[m.name]
         table(
             f"{fleet.settings.config.project} ({fleet.settings.stage.name}) on {m.name}",
             ["service", "desired", "running", "healthy", "routed", "image", "version", "uptime", "ports"],
@@ -46,12 +50,11 @@ def status(c: Context, *, where: Where) -> None:
                     human_duration(s.uptime),
                     "\n".join(s.ports) or "-",
                 )
-                for s in found[m.name]
+                for s in statuses
             ),
         )
-        if m.host.has("app"):
-            on = f" on {m.name}" if fleet.remote else ""
-            say(f"certificate{on}: {tlsmod.expiry(tlsmod.installed(m.stack), datetime.now(timezone.utc))[1]}")
+        if certificate is not None:
+            say(f"certificate{f' on {m.name}' if fleet.remote else ''}: {certificate}")
 
 
 def _checks(m: Member) -> list[healthmod.Check]:

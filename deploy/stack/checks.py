@@ -106,9 +106,8 @@ def check_outside_checkout(what: str, path: Path, root: Path, in_work_tree: bool
     return Finding(True, what, str(path))
 
 
-def _git_facts(local: Target, root: str, path: str) -> tuple[bool, bool | None]:
-    inside = local.run(git.is_work_tree(root), warn=True)
-    if not inside.ok:
+def _git_facts(local: Target, root: str, path: str, in_work_tree: bool) -> tuple[bool, bool | None]:
+    if not in_work_tree:
         return False, None
     tracked = local.run(git.is_tracked(root, path), warn=True).ok
     ignored = local.run(git.is_ignored(root, path), warn=True).ok
@@ -131,12 +130,12 @@ def config_findings(s: Settings, local: Target, compose_files: bool = True) -> l
     findings += check_secrets(s.env, s.config.secret_env, example_env(s.config), s.stage.production)
     if s.stage.production:
         root = s.config.root.resolve()
+        in_work_tree = local.run(git.is_work_tree(str(root)), warn=True).ok
         if s.env_file.is_relative_to(root):
             rel = str(s.env_file.relative_to(root))
-            findings += check_env_file_git(rel, *_git_facts(local, str(root), rel))
+            findings += check_env_file_git(rel, *_git_facts(local, str(root), rel, in_work_tree))
         else:
             findings += check_env_file_git(str(s.env_file), tracked=False, ignored=None)
-        in_work_tree = local.run(git.is_work_tree(str(root)), warn=True).ok
         kept = [("backups", s.config.database.backups_dir, "deploy.database.backups_dir")]
         if not s.stage.hosts:  # on hosts, the history and the lock live on the hosts
             kept.insert(0, ("release history", s.config.state_dir, "deploy.state_dir"))

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,12 +89,6 @@ def _openssl_date(text: str) -> datetime:
         fail(f"openssl printed an end date this tool cannot read: {text!r}", "report it, with `openssl version`")
 
 
-@contextmanager
-def _private_dir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="deploy-tls-") as tmp:  # mode 0700
-        yield Path(tmp)
-
-
 def _openssl(local: Target, argv: list[str], what: str, fix: str) -> str:
     result = local.run(argv, warn=True)
     if not result.ok:
@@ -114,10 +106,11 @@ def self_signed(local: Target, domain: str, days: int) -> tuple[bytes, Certifica
     and clients warn unless told to trust it), as the installed file and its description."""
     if not 1 <= days <= 825:
         fail(f"--days {days} is out of range", "give 1 to 825 days")
-    with _private_dir() as d:
-        key, cert = str(d / "key.pem"), str(d / "cert.pem")
-        _openssl(local, tls.self_signed(check_domain(domain), days, key, cert), "making a self-signed certificate", "check that openssl runs here")
-        return (d / "key.pem").read_bytes() + (d / "cert.pem").read_bytes(), describe(local, cert)
+    with tempfile.TemporaryDirectory(prefix="deploy-tls-") as tmp:  # mode 0700: the key never readable by others
+        key, cert = Path(tmp, "key.pem"), Path(tmp, "cert.pem")
+        _openssl(local, tls.self_signed(check_domain(domain), days, str(key), str(cert)), "making a self-signed certificate",
+                 "check that openssl runs here")
+        return key.read_bytes() + cert.read_bytes(), describe(local, str(cert))
 
 
 def from_files(local: Target, chain: Path, key: Path, now: datetime) -> tuple[bytes, Certificate]:

@@ -125,6 +125,12 @@ def make_stack(tmp: Path, images: dict[str, str], stages: dict | None = None, **
     return Inv(project=project, runtime_config=runtime, env_file=env_file, http_port=port, https_port=https_port, backups=backups)
 
 
+def container_address(container) -> str:
+    """A container's address on its first network (this machine reaches it over the bridge)."""
+    container.reload()
+    return next(n["IPAddress"] for n in container.attrs["NetworkSettings"]["Networks"].values() if n.get("IPAddress"))
+
+
 def remove_stack(stack: Inv, engine: docker.DockerClient) -> None:
     stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
     for image in engine.images.list(filters={"label": f"com.docker.compose.project={stack.project}"}):
