@@ -7,14 +7,16 @@ from invoke import Collection, Context
 from deploy.engine.ops import Executor
 from deploy.fleet import Fleet
 from deploy.output import say, styled
+from deploy.stack import acme
 from deploy.stack import tls as tlsmod
 from tasks._input import optional_number
 from tasks._open import open_fleet
 from tasks._where import Where, on_hosts
+from tasks.deploy import DRY_RUN_HELP
 
 
 def _install(fleet: Fleet, pem: bytes, cert: tlsmod.Certificate) -> None:
-    Executor()(tlsmod.install_fleet(fleet, pem, cert))
+    Executor()(tlsmod.install_fleet(fleet, pem))
     where = ", ".join(m.name for m in fleet.with_role("app"))
     say(styled("installed", "green") + f" a certificate for {', '.join(cert.names)} on {where}, "
         f"valid until {cert.not_after:%Y-%m-%d} (in effect for every new connection; no reload)")
@@ -46,6 +48,45 @@ def install(c: Context, cert: str, key: str, *, where: Where) -> None:
     _install(fleet, pem, described)
 
 
+def _served(fleet: Fleet) -> None:
+    host = acme.acme_host(fleet)
+    cert = tlsmod.installed(host.stack)
+    if cert is not None:
+        say(styled("installed", "green") + f" {', '.join(cert.names)} from {cert.issuer}, valid until {cert.not_after:%Y-%m-%d}, "
+            f"on {', '.join(m.name for m in fleet.with_role('app'))} (no reload); renewed by cron on {host.name} when due")
+
+
+@on_hosts(help={"domain": "the name(s) it is for, comma-separated: app.example.com,www.example.com",
+                "email": "where the CA writes about expiry", "server": f"the ACME directory URL (default {acme.LETS_ENCRYPT})",
+                "ca_bundle": "a private ACME server's CA file on the host (its HTTPS is not publicly trusted)",
+                "dry_run": DRY_RUN_HELP})
+def issue(c: Context, domain: str, email: str, server: str = acme.LETS_ENCRYPT, ca_bundle: str = "", dry_run: bool = False, *,
+          where: Where) -> None:
+    """Get a certificate from an ACME CA (Let's Encrypt) through HTTP-01, install it and schedule its renewal.
+
+    certbot runs on the stage's first app host (it must have certbot: apt-get install
+    certbot), answers the challenge through that host's nginx on port 80, and installs
+    the certificate with no reload; a cron job there renews it when due. The domains
+    must resolve to that host. The other app hosts get a copy.
+    """
+    req = acme.request(domain, email, server, ca_bundle)
+    fleet = open_fleet(c, where)
+    Executor(dry_run=dry_run, hosts=fleet.remote)(acme.issue(fleet, req))
+    if not dry_run:
+        _served(fleet)
+
+
+@on_hosts(help={"force": "renew now even if it is not due (30 days before its end)", "dry_run": DRY_RUN_HELP})
+def renew(c: Context, force: bool = False, dry_run: bool = False, *, where: Where) -> None:
+    """Renew the ACME certificate now if it is due (or --force), with no reload; cron does it by itself twice a day."""
+    fleet = open_fleet(c, where)
+    Executor(dry_run=dry_run, hosts=fleet.remote)(acme.renew(fleet, force))
+    if not dry_run:
+        _served(fleet)
+
+
 ns = Collection("tls")
+ns.add_task(issue)
+ns.add_task(renew)
 ns.add_task(selfsigned)
 ns.add_task(install)

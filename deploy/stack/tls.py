@@ -4,30 +4,30 @@ One file per app host, ``STATE/tls/current.pem``: the private key and the chain,
 0600, owned by nginx's user. nginx names it through a variable, so it reads it at each
 TLS handshake: a new certificate is a file renamed over the old one, in effect for the
 next connection, with no reload and no failed request (connections already open keep
-theirs). Beside it, ``current.json`` describes it (names, issuer, expiry) for ``inv
-status`` and ``inv health``, which fails when fewer than ``EXPIRY_FAIL_DAYS`` are left.
-The key is handled on this machine in a private temporary folder and reaches a host
-only inside the SFTP upload of that file.
+theirs). ``inv status`` and ``inv health`` read that same file with openssl on its host
+(names, issuer, expiry); health fails when fewer than ``EXPIRY_FAIL_DAYS`` are left.
+A key made or given here is handled on this machine in a private temporary folder and
+reaches a host only inside the SFTP upload of that file; an ACME certificate
+(deploy.stack.acme) is made on the host and installed there by certbot's hook.
 """
 from __future__ import annotations
 
-import json
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from deploy.engine.commands import files, tls
 from deploy.engine.ops import Ops, Put, run
-from deploy.engine.stack import TLS_DIR, Stack
+from deploy.engine.stack import TLS_DIR, Stack, last_lines
 from deploy.engine.target import Target
 from deploy.errors import fail
-from deploy.fleet import Fleet, on_each
+from deploy.fleet import Fleet, Member, on_each
 
 EXPIRY_FAIL_DAYS = 14
 PEM_FILE = f"{TLS_DIR}/current.pem"
-INFO_FILE = f"{TLS_DIR}/current.json"
 STAGED_FILE = f"{TLS_DIR}/.current.pem.new"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 NGINX_USER = "101:101"  # the nginx images' user, when the compose files name none
@@ -43,15 +43,6 @@ class Certificate:
 
     def days_left(self, now: datetime) -> float:
         return (self.not_after - now).total_seconds() / 86400
-
-    def to_json(self) -> str:
-        return json.dumps({"names": list(self.names), "issuer": self.issuer, "not_after": self.not_after.isoformat(),
-                           "fingerprint": self.fingerprint}, indent=2) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> Certificate:
-        raw = json.loads(text)
-        return cls(tuple(raw["names"]), raw["issuer"], datetime.fromisoformat(raw["not_after"]), raw["fingerprint"])
 
 
 def check_domain(domain: str) -> str:
@@ -134,33 +125,38 @@ def proxy_user(stack: Stack) -> str:
     return str(service.get("user") or NGINX_USER)
 
 
-def install(stack: Stack, pem: bytes, cert: Certificate) -> Ops[None]:
-    """The certificate into the stack's proxy folder on its target, at once: written
-    aside (0600), given to nginx's user, renamed over the current one; then described."""
+def install(stack: Stack, pem: bytes) -> Ops[None]:
+    """The key and chain ``pem`` into the stack's proxy folder on its target, at once:
+    written aside (0600), given to nginx's user, renamed over the current one."""
     yield run(stack, files.install_dir(stack.state_file(TLS_DIR), 0o755), what="creating the certificate's folder")
     staged, path = stack.state_file(STAGED_FILE), stack.state_file(PEM_FILE)
     yield Put(stack, staged, pem, 0o600)
     yield run(stack, files.chown(proxy_user(stack), staged), what="giving the key to nginx's user",
               fix="nginx reads the key as its own user: run the tasks as root on this target (or as a user allowed to chown)")
     yield run(stack, files.rename(staged, path), what="installing the certificate")
-    yield Put(stack, stack.state_file(INFO_FILE), cert.to_json().encode(), 0o644)
 
 
-def install_fleet(fleet: Fleet, pem: bytes, cert: Certificate) -> Ops[None]:
-    """The certificate on every app host of the fleet (their nginx terminates TLS)."""
-    yield on_each(fleet, fleet.with_role("app"), lambda m: install(m.stack, pem, cert), "certificate")
+def install_fleet(fleet: Fleet, pem: bytes, members: Sequence[Member] | None = None) -> Ops[None]:
+    """The certificate on every app host of the fleet (their nginx terminates TLS), or on ``members``."""
+    yield on_each(fleet, fleet.with_role("app") if members is None else members, lambda m: install(m.stack, pem), "certificate")
 
 
 def installed(stack: Stack) -> Certificate | None:
-    """The description of the certificate installed on the stack's target, if any."""
-    text = stack.target.read_text(stack.state_file(INFO_FILE))
-    return Certificate.from_json(text) if text else None
+    """The certificate nginx serves on the stack's target (read there by openssl), if any."""
+    path = stack.state_file(PEM_FILE)
+    if not stack.target.run(files.is_file(path), warn=True).ok:
+        return None
+    result = stack.target.run(tls.describe(path), warn=True)
+    if not result.ok:
+        fail(f"cannot read the certificate {path} on {stack.target.name}: {last_lines(result.stderr, 1)}",
+             "check that openssl is installed there and that the tasks run as root; reinstall it with inv tls.install")
+    return parse_description(result.stdout)
 
 
 def expiry(cert: Certificate | None, now: datetime) -> tuple[bool, str]:
     """(ok, detail) for ``inv health``: no certificate is no failure (HTTP only)."""
     if cert is None:
-        return True, "none installed: HTTP only (inv tls.selfsigned or inv tls.install)"
+        return True, "none installed: HTTP only (inv tls.issue, inv tls.install or inv tls.selfsigned)"
     left = cert.days_left(now)
     detail = f"{', '.join(cert.names)}: expires {cert.not_after:%Y-%m-%d %H:%M} UTC"
     if left <= 0:

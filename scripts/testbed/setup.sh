@@ -8,7 +8,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 install_packages() {
-    local pkgs=(debootstrap docker-registry wrk openssl curl wget)  # openssl: the tls tasks; curl, wget: tests
+    # openssl: the tls tasks; curl, wget: tests; pebble, certbot, cron: the ACME tests (a CA, the client, its schedule)
+    local pkgs=(debootstrap docker-registry wrk openssl curl wget pebble certbot cron)
     command -v dockerd >/dev/null || engine_up || pkgs+=(docker.io)
     need_packages "${pkgs[@]}"
 }

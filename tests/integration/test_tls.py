@@ -2,6 +2,7 @@
 HTTP/2 and HSTS, HTTP redirected, a new certificate under load with no failed request,
 and the expiry rule of `inv health`."""
 import contextlib
+import re
 import socket
 import ssl
 import subprocess
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from deploy.engine.commands import cron
 from tests import load
+from tests.integration import pebble
 from tests.integration.conftest import make_stack, remove_stack
 
 DOMAIN = "app.example.test"
@@ -122,15 +125,16 @@ def test_a_certificate_serves_https_with_http2_and_hsts_and_http_redirects(tls_s
     tls_stack("health")  # 90 days left: healthy (the HTTP checks follow no redirect: 301 is fine)
 
 
-def test_a_new_certificate_under_load_fails_no_request_and_serves_new_connections(tls_stack):
-    before = served_leaf(tls_stack.https_port)
-    traffic = load.Traffic(tls_stack.https_port, scheme="https")
+def under_load(stack, action) -> None:
+    """``action`` while wrk sends HTTPS over kept connections and curl makes a new TLS
+    handshake every 50 ms: no request fails, no handshake fails."""
+    traffic = load.Traffic(stack.https_port, scheme="https")
     handshakes: list[str] = []
     stop = threading.Event()
 
-    def new_connections() -> None:  # a fresh TLS handshake every 50 ms through the swap
+    def new_connections() -> None:
         while not stop.is_set():
-            r = curl("-k", "-o", "/dev/null", "-w", "%{http_code}", f"https://127.0.0.1:{tls_stack.https_port}/api/version")
+            r = curl("-k", "-o", "/dev/null", "-w", "%{http_code}", f"https://127.0.0.1:{stack.https_port}/api/version")
             handshakes.append(r.stdout if r.returncode == 0 else f"error: {r.stderr.strip()}")
             time.sleep(0.05)
 
@@ -138,14 +142,19 @@ def test_a_new_certificate_under_load_fails_no_request_and_serves_new_connection
     thread.start()
     try:
         time.sleep(3)
-        tls_stack("tls.selfsigned", "--domain", DOMAIN, "--days", "60")
+        action()
         time.sleep(3)
     finally:
         stop.set()
         thread.join()
         results = traffic.results()
-    load.assert_clean(traffic, results, f"{tls_stack.project}-nginx-1")
+    load.assert_clean(traffic, results, f"{stack.project}-nginx-1")
     assert len(handshakes) > 20 and set(handshakes) == {"200"}, [h for h in handshakes if h != "200"][:5]
+
+
+def test_a_new_certificate_under_load_fails_no_request_and_serves_new_connections(tls_stack):
+    before = served_leaf(tls_stack.https_port)
+    under_load(tls_stack, lambda: tls_stack("tls.selfsigned", "--domain", DOMAIN, "--days", "60"))
     after = served_leaf(tls_stack.https_port)
     assert after != before and after == leaf(installed_pem(tls_stack))
 
@@ -159,3 +168,39 @@ def test_a_certificate_about_to_expire_fails_health(tls_stack, tmp_path):
     assert refused.returncode == 1 and "is not a file" in refused.stderr
     tls_stack("tls.selfsigned", "--domain", DOMAIN, "--days", "90")
     tls_stack("health")
+
+
+def verified(stack, root: Path) -> subprocess.CompletedProcess:
+    """GET over HTTP/2 for DOMAIN, verified against ``root`` only."""
+    return curl("--http2", "--resolve", f"{DOMAIN}:{stack.https_port}:127.0.0.1", "--cacert", str(root), "-o", "/dev/null",
+                "-w", "%{http_version} %{http_code}", f"https://{DOMAIN}:{stack.https_port}/api/health")
+
+
+def test_an_acme_certificate_is_issued_through_http01_and_renewed_under_load(tls_stack, tmp_path):
+    """pebble validates through the stack's nginx on its HTTP port; its certificates last 20
+    days, so they are due for renewal (certbot renews 30 days before the end)."""
+    with pebble.running(tmp_path / "pebble", tls_stack.http_port, validity_days=20) as ca:
+        cron_file = Path(f"/etc/cron.d/deploy-{tls_stack.project}-production-tls-renew")
+        try:
+            bad = tls_stack("tls.issue", "--domain", DOMAIN, "--email", "not-an-address", "--server", ca.directory, check=False)
+            assert bad.returncode == 1 and "is not an e-mail address" in bad.stderr
+            out = tls_stack("tls.issue", "--domain", DOMAIN, "--email", "ops@example.test", "--server", ca.directory,
+                            "--ca-bundle", str(ca.ca_bundle)).stdout
+            assert "installed" in out and "renewed by cron" in out
+            root = ca.root(tmp_path)
+            r = verified(tls_stack, root)
+            assert r.returncode == 0 and r.stdout == "2 200", (r.stdout, r.stderr)
+            first = served_leaf(tls_stack.https_port)
+            assert re.search(rf"certificate: {DOMAIN}: expires .* \((19|20) days\)", tls_stack("status").stdout)
+            # the schedule: cron runs this line as root with /bin/sh; here it runs the same way, under load
+            command = cron.command_of(cron_file.read_text())
+            assert command is not None and "renew" in command and cron_file.stat().st_mode & 0o777 == 0o644
+            under_load(tls_stack, lambda: subprocess.run(["/bin/sh", "-c", command], check=True, timeout=120))
+            second = served_leaf(tls_stack.https_port)
+            assert second != first and second == leaf(installed_pem(tls_stack))
+            under_load(tls_stack, lambda: tls_stack("tls.renew"))  # due again: renewed now, by the task
+            assert served_leaf(tls_stack.https_port) not in (first, second)
+            assert verified(tls_stack, root).stdout == "2 200"
+            tls_stack("health")  # 20 days left: no failure
+        finally:
+            cron_file.unlink(missing_ok=True)

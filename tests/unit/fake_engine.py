@@ -27,6 +27,7 @@ import io
 import json
 import re
 import shlex
+import subprocess
 import tarfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -263,6 +264,7 @@ class FakeEngine:
         self.count = 0  # commands run so far (the order of probes and reloads)
         self._ids = 0
         self._lock = threading.RLock()
+        self.nft: str | None = None  # the firewall's table as `nft list table` prints it (None: none)
 
     # --- set-up and failure injection ---------------------------------------------------
     def fail_when(self, match: str | Callable[[Argv], bool], times: int | None = 1, stderr: str = "injected failure",
@@ -703,9 +705,48 @@ class FakeEngine:
             return "", "", 0
         if argv[0] == "chown":
             return ("", "", 0) if argv[2] in self.files else ("", f"chown: cannot access '{argv[2]}': No such file or directory", 1)
+        if argv[0] in ("nft", "printenv") or argv[:2] in (("rm", "--"), ("rm", "-f"), ("setsid", "-f")):
+            return self._host_command(argv)
         if argv[0] == "node":  # the test command
             return "tests pass\n", "", 0
+        if argv[0] == "certbot" or argv[:1] == ("env",) and "certbot" in argv:  # the ACME client: says yes
+            return ("certbot 2.1.0\n" if "--version" in argv else ""), "", 0
+        if argv[:2] == ("openssl", "x509") and "-in" in argv:  # real openssl, on the fake's file
+            path = argv[argv.index("-in") + 1]
+            if path not in self.files:
+                return "", f"Could not open file or uri for loading certificate from {path}", 1
+            real = [*argv[:argv.index("-in")], *argv[argv.index("-in") + 2:]]
+            done = subprocess.run(real, input=self.files[path], capture_output=True, timeout=30)
+            return done.stdout.decode(), done.stderr.decode(), done.returncode
         return "", f"fake engine: unknown command: {shlex.join(argv)}", 127
+
+    def _host_command(self, argv: Argv) -> tuple[str, str, int]:
+        """The firewall's commands (deploy.engine.commands.nft): our nftables table, loaded
+        from a replacement file or removed; the SSH session's addresses; removing files.
+        ``setsid -f`` starts nothing: the tests play the revert job from the journal."""
+        if argv[:3] == ("nft", "list", "table"):
+            return (self.nft, "", 0) if self.nft else ("", "Error: No such file or directory", 1)
+        if argv[:2] == ("nft", "-f"):
+            if argv[2] not in self.files:
+                return "", f"Error: Could not process rule: No such file or directory: {argv[2]}", 1
+            table = self.files[argv[2]].decode().split("\ndelete table inet deploy_firewall\n", 1)[1]
+            self.nft = table or None
+            return "", "", 0
+        if argv[0] == "nft" and "delete table" in argv[-1]:
+            self.nft = None
+            return "", "", 0
+        if argv == ("printenv", "SSH_CONNECTION"):
+            return ("", "", 1) if self.local else ("192.0.2.1 50022 192.0.2.2 22\n", "", 0)
+        if argv[:2] == ("rm", "--"):
+            if argv[2] not in self.files:
+                return "", f"rm: cannot remove '{argv[2]}': No such file or directory", 1
+            del self.files[argv[2]]
+            return "", "", 0
+        if argv[:3] == ("rm", "-f", "--"):
+            for path in argv[3:]:
+                self.files.pop(path, None)
+            return "", "", 0
+        return ("", "", 0) if argv[:2] == ("setsid", "-f") else ("", f"fake engine: unknown command: {shlex.join(argv)}", 127)
 
     def _compose(self, argv: Argv, env: Mapping[str, str]) -> tuple[str, str, int]:
         sub, args = compose_sub(argv)

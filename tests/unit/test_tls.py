@@ -61,13 +61,14 @@ def test_your_files_are_checked_key_against_certificate_and_expiry(here, tmp_pat
         tls.from_files(here, tmp_path / "junk.pem", tmp_path / "key.pem", NOW)
 
 
-def test_the_install_is_one_rename_of_a_file_nginx_owns(fake_settings):
+def test_the_install_is_one_rename_of_a_file_nginx_owns_and_status_reads_that_file(fake_settings, here):
     engine = FakeEngine("local")
     stack = Stack(fake_settings, engine)
-    cert = tls.Certificate(("a.example.test",), "CN=test CA", NOW + timedelta(days=60), "AB:CD")
+    assert tls.installed(stack) is None  # none yet: HTTP only
+    pem, cert = tls.self_signed(here, "a.example.test", 30)
     ops = []
     executor = Executor()
-    gen = tls.install(stack, b"KEY+CHAIN", cert)
+    gen = tls.install(stack, pem)
     result = None
     while True:  # record the ops while applying them
         try:
@@ -78,11 +79,11 @@ def test_the_install_is_one_rename_of_a_file_nginx_owns(fake_settings):
         result = op.apply(executor)
     staged, path = stack.state_file(tls.STAGED_FILE), stack.state_file(tls.PEM_FILE)
     puts = [op for op in ops if isinstance(op, Put)]
-    assert (puts[0].path, puts[0].mode) == (staged, 0o600)  # written aside, private from its first byte
+    assert [(p.path, p.mode) for p in puts] == [(staged, 0o600)]  # written aside, private from its first byte
     lines = [" ".join(c.argv) for c in engine.journal if c.argv[0] != "docker"]
     assert lines.index(f"chown 101:101 {staged}") < lines.index(f"mv -f -T {staged} {path}")  # nginx's before it is in place
-    assert engine.files[path] == b"KEY+CHAIN" and staged not in engine.files
-    assert tls.installed(stack) == cert
+    assert engine.files[path] == pem and staged not in engine.files
+    assert tls.installed(stack) == cert  # openssl on the target reads the certificate after the key
 
 
 def test_expiry_fails_under_14_days_and_says_when():
