@@ -1,0 +1,39 @@
+"""The `hosts` namespace: the hosts themselves, beyond the stack (README "Firewall")."""
+from invoke import Collection, Context
+
+from deploy.engine.ops import Executor
+from deploy.output import say
+from deploy.stack import firewall as fw
+from tasks._input import optional_number
+from tasks._open import open_fleet
+from tasks._where import Where, on_hosts
+
+DEFAULT_REVERT_AFTER = 60
+
+
+@on_hosts(help={
+    "revert_after": f"seconds after which a host loads its rules of before unless a new SSH connection confirmed the new ones "
+                    f"(default {DEFAULT_REVERT_AFTER}, at least {fw.MIN_REVERT_AFTER})",
+    "off": "remove the firewall (our nftables table) instead",
+    "dry_run": "print each host's rules and every command, and change nothing",
+})
+def firewall(c: Context, revert_after: str | None = None, off: bool = False, dry_run: bool = False, *, where: Where) -> None:
+    """Firewall the hosts (nftables): SSH always; app hosts their published HTTP(S) ports; the db host its ports to the app hosts only.
+
+    The rules replace our own table (inet deploy_firewall) in one transaction; Docker's
+    rules are left alone. A job on each host loads its rules of before after
+    --revert-after seconds unless a NEW SSH connection, made after the rules are in,
+    confirms them: a mistake cannot lock you out. The confirmed rules stay in the deploy
+    directory (firewall/rules.nft); loading them at boot is yours (README "Firewall").
+    """
+    seconds = optional_number("--revert-after", revert_after, DEFAULT_REVERT_AFTER, minimum=fw.MIN_REVERT_AFTER)
+    fleet = open_fleet(c, where)
+    fw.hosts_only(fleet)
+    if dry_run:
+        say(f"dry run: firewall {'off' if off else 'on'} on {', '.join(fleet.host_names())}; nothing is changed")
+    plan = fw.disable_fleet(fleet) if off else fw.enable_fleet(fleet, seconds, fw.new_connection(fleet))
+    Executor(dry_run=dry_run, hosts=True)(plan)
+
+
+ns = Collection("hosts")
+ns.add_task(firewall)
