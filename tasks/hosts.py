@@ -30,7 +30,7 @@ def firewall(c: Context, revert_after: str | None = None, off: bool = False, dry
     fleet = open_fleet(c, where)
     fw.hosts_only(fleet)
     if dry_run:
-        say(f"dry run: firewall {'off' if off else 'on'} on {', '.join(fleet.host_names())}; nothing is changed")
+        say(f"dry run: the firewall {'removed from' if off else 'on'} {', '.join(fleet.host_names())}; nothing is changed")
     plan = fw.disable_fleet(fleet) if off else fw.enable_fleet(fleet, seconds, fw.new_connection(fleet))
     Executor(dry_run=dry_run, hosts=True)(plan)
 

@@ -166,19 +166,19 @@ def enable(member: Member, exposed: Exposure, revert_after: int, reconnect: Reco
 def confirm(member: Member, reconnect: Reconnect, marker: str, revert_after: int) -> None:
     """Disarm the revert job over a new connection: the proof that a new SSH session
     still gets in. Fails, leaving the job armed, when it does not."""
-    name, target = member.name, None
+    target = None
     try:
         target = reconnect(member)
         result = target.run(nft.confirm(marker), warn=True)
     except (Exit, OSError) as err:
-        fail(f"{name}: no new SSH connection after the rules were applied ({first_line(str(getattr(err, 'message', '') or err))}); "
-             f"not confirmed: {name} loads its rules of before by itself within {revert_after} s",
+        fail(f"not confirmed: the host loads its rules of before by itself within {revert_after} s, as a new SSH connection failed "
+             f"after they were applied ({first_line(str(getattr(err, 'message', '') or err))})",
              "check the rules (inv hosts.firewall --dry-run) and how you reach the host (its address and port in invoke.yaml), then run again")
     finally:
         if target is not None:
             target.close()
     if not result.ok:
-        fail(f"{name}: the timed revert went off before the confirmation ({first_line(result.stderr)}): the rules of before are back",
+        fail(f"the timed revert went off before the confirmation ({first_line(result.stderr)}): the rules of before are back",
              f"run again with a longer --revert-after (it was {revert_after} s)")
 
 
