@@ -28,11 +28,12 @@ class AppService:
 
 @dataclass(frozen=True)
 class Proxy:
-    """The reverse proxy in front: its container port and the paths checked through it."""
+    """The reverse proxy in front: its container ports (HTTP, HTTPS) and the paths checked through it."""
 
     service: str
     port: int
     checks: tuple[str, ...]
+    tls_port: int = 8443
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
         service=_service_name(str(_require(proxy_raw, "service", "deploy.services.proxy")), "deploy.services.proxy"),
         port=_positive_int(proxy_raw.get("port"), "deploy.services.proxy.port"),
         checks=tuple(str(p) for p in proxy_raw.get("checks") or ("/",)),
+        tls_port=_positive_int(proxy_raw.get("tls_port", 8443), "deploy.services.proxy.tls_port"),
     )
     overlap = set(stateless) & set(stateful)
     if overlap:

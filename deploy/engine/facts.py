@@ -35,6 +35,10 @@ class Container:
     config_hash: str = ""  # Compose's hash of the service config the container was made from
     addresses: tuple[tuple[str, str], ...] = ()  # (network, IPv4 address) of each network it is on
     stop_timeout: int = 10  # seconds between SIGTERM and SIGKILL (Compose's stop_grace_period)
+    user: str = ""  # the user it runs as ("" = the image's, root unless the image says)
+    read_only: bool = False  # its root file system
+    log_driver: str = ""  # json-file, local, journald, ...
+    log_options: tuple[tuple[str, str], ...] = ()  # max-size, max-file, ...
 
     def address_on(self, networks: Iterable[str]) -> str | None:
         """Its address on the first of ``networks`` it is on (None: on none of them)."""
@@ -101,6 +105,8 @@ def parse_inspect(text: str) -> list[Container]:
         state = item.get("State") or {}
         health = state.get("Health") or {}
         log = health.get("Log") or []
+        host_config = item.get("HostConfig") or {}
+        log_config = host_config.get("LogConfig") or {}
         containers.append(
             Container(
                 id=item["Id"][:12],
@@ -117,6 +123,10 @@ def parse_inspect(text: str) -> list[Container]:
                 health_log=(log[-1].get("Output") or "").strip() if log else "",
                 config_hash=labels.get(CONFIG_HASH_LABEL, ""),
                 stop_timeout=int(config["StopTimeout"]) if config.get("StopTimeout") is not None else 10,
+                user=str(config.get("User") or ""),
+                read_only=bool(host_config.get("ReadonlyRootfs")),
+                log_driver=str(log_config.get("Type") or ""),
+                log_options=tuple(sorted((str(k), str(v)) for k, v in (log_config.get("Config") or {}).items())),
                 addresses=tuple(sorted((name, (net or {}).get("IPAddress", ""))
                                        for name, net in ((item.get("NetworkSettings") or {}).get("Networks") or {}).items())),
             )

@@ -14,7 +14,7 @@ from invoke import Context
 from invoke.runners import Result
 
 from deploy.atomic import write_atomic
-from deploy.engine.target import HttpResponse
+from deploy.engine.target import HttpResponse, get, unverified_tls
 
 
 class LocalTarget:
@@ -48,18 +48,11 @@ class LocalTarget:
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, stdin: bool = False) -> LocalProcess:
         return LocalProcess(argv, env or {}, stdin)
 
-    def fetch(self, port: int, path: str, timeout: float = 5.0) -> HttpResponse:
-        """One GET on this machine's loopback; a redirect is the answer (HTTP redirects
-        to HTTPS once a certificate is installed), not followed."""
-        client = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        try:
-            client.request("GET", path, headers={"Connection": "close"})
-            resp = client.getresponse()
-            return HttpResponse(resp.status, resp.read(65536))
-        except (OSError, http.client.HTTPException) as err:
-            return HttpResponse(0, b"", f"{type(err).__name__}: {err}")
-        finally:
-            client.close()
+    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False) -> HttpResponse:
+        """One GET on this machine's loopback (``Target.fetch``)."""
+        if tls:
+            return get(http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=unverified_tls()), path)
+        return get(http.client.HTTPConnection("127.0.0.1", port, timeout=timeout), path)
 
     def read_text(self, path: str) -> str | None:
         p = Path(path)

@@ -29,7 +29,7 @@ from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL
 from deploy.config.inventory import Host, SshOptions
 from deploy.engine import host_keys
 from deploy.engine.commands import files
-from deploy.engine.target import HttpResponse
+from deploy.engine.target import HttpResponse, get, unverified_tls
 from deploy.errors import fail
 from deploy.output import PrefixedStream, host_prefix
 
@@ -88,6 +88,24 @@ class RemoteProcess:
 
     def stderr_text(self) -> str:
         return self._stderr.read().decode(errors="replace") if self.channel.exit_status_ready() else ""
+
+
+def socket_over(channel: paramiko.Channel) -> socket.socket:
+    """A real socket joined to an SSH channel (what ``ssl`` can wrap, a channel is not):
+    one end of a socket pair, whose other end two threads copy to and from the channel."""
+    near, far = socket.socketpair()
+
+    def copy(read: Any, write: Any, *done: Any) -> None:
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+            while data := read(65536):
+                write(data)
+        for step in done:
+            with contextlib.suppress(OSError):
+                step()
+
+    threading.Thread(target=copy, args=(channel.recv, far.sendall, lambda: far.shutdown(socket.SHUT_WR)), daemon=True).start()
+    threading.Thread(target=copy, args=(far.recv, channel.sendall, channel.close, far.close), daemon=True).start()
+    return near
 
 
 class RemoteTarget:
@@ -198,22 +216,22 @@ class RemoteTarget:
             self._lost(shlex.join(argv)[:80])
         return RemoteProcess(channel, stdin)
 
-    def fetch(self, port: int, path: str, timeout: float = 5.0) -> HttpResponse:
+    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False) -> HttpResponse:
         """GET a port on the host's loopback, through the SSH connection (no port needs
-        to be open to us)."""
+        to be open to us); ``Target.fetch``."""
         transport = self.connection().transport
         try:
             channel = transport.open_channel("direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=timeout)
-            channel.settimeout(timeout)
-            client = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-            client.sock = channel
-            client.request("GET", path, headers={"Connection": "close"})
-            resp = client.getresponse()
-            body = resp.read(65536)
-            client.close()
-            return HttpResponse(resp.status, body)
-        except (OSError, EOFError, paramiko.SSHException, http.client.HTTPException) as err:
+        except (OSError, EOFError, paramiko.SSHException) as err:
             return HttpResponse(0, b"", f"{type(err).__name__}: {err}")
+        channel.settimeout(timeout)
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            client.sock = unverified_tls().wrap_socket(socket_over(channel), server_hostname=None) if tls else channel
+        except (OSError, EOFError, paramiko.SSHException) as err:
+            channel.close()
+            return HttpResponse(0, b"", f"{type(err).__name__}: {err}")
+        return get(client, path)
 
     def sftp(self) -> paramiko.SFTPClient:
         conn = self.connection()

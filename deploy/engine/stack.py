@@ -124,8 +124,9 @@ class Stack:
     def desired(self) -> dict[str, int]:
         return desired_replicas(self.config(), self.saved_scale())
 
-    def proxy_port(self) -> int | None:
-        """The host port the proxy is published on, or None when it is not running."""
+    def proxy_port(self, tls: bool = False) -> int | None:
+        """The host port the proxy's HTTP (or HTTPS) is published on, or None when it is not running."""
         proxy = self.settings.config.proxy
-        result = self.target.run(compose.port(self.project, proxy.service, proxy.port), env=self.command_env, warn=True)
+        port = proxy.tls_port if tls else proxy.port
+        result = self.target.run(compose.port(self.project, proxy.service, port), env=self.command_env, warn=True)
         return parse_published(result.stdout) if result.ok else None

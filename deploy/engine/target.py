@@ -7,6 +7,8 @@ target (deploy.engine.remote, SSH) implements the same interface.
 """
 from __future__ import annotations
 
+import http.client
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Protocol
@@ -19,6 +21,30 @@ class HttpResponse:
     status: int  # 0 when no response came (refused, timed out)
     body: bytes
     error: str = ""
+    headers: tuple[tuple[str, str], ...] = ()  # (lower-case name, value)
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name.lower()), None)
+
+
+def unverified_tls() -> ssl.SSLContext:
+    """A TLS client that checks nothing of the certificate: for reading what a server
+    sends (its headers), never for trusting it (the certificate is checked on its own)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx
+
+
+def get(client: http.client.HTTPConnection, path: str) -> HttpResponse:
+    """One GET on ``client``'s connection; a redirect is the answer, not followed."""
+    try:
+        client.request("GET", path, headers={"Connection": "close"})
+        resp = client.getresponse()
+        return HttpResponse(resp.status, resp.read(65536), headers=tuple((k.lower(), v) for k, v in resp.getheaders()))
+    except (OSError, http.client.HTTPException) as err:
+        return HttpResponse(0, b"", f"{type(err).__name__}: {err}")
+    finally:
+        client.close()
 
 
 class Process(Protocol):
@@ -60,7 +86,9 @@ class Target(Protocol):
         timeout: float | None = None,
     ) -> Result: ...
 
-    def fetch(self, port: int, path: str, timeout: float = 5.0) -> HttpResponse: ...
+    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False) -> HttpResponse:
+        """GET ``path`` from ``port`` on the target's loopback (over TLS with ``tls``,
+        certificate unchecked); a redirect is the answer, not followed."""
 
     def read_text(self, path: str) -> str | None: ...
 

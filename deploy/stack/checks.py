@@ -61,9 +61,7 @@ def check_required(env: Mapping[str, str], required: Sequence[str], env_file: st
     return Finding(True, "required variables", f"all {len(required)} set")
 
 
-def check_secrets(
-    env: Mapping[str, str], secret_names: Sequence[str], example: Mapping[str, str], production: bool
-) -> list[Finding]:
+def check_defaults(env: Mapping[str, str], secret_names: Sequence[str], example: Mapping[str, str], production: bool) -> list[Finding]:
     """Secrets must not be left at a well-known default or at their .env.example value."""
     findings = []
     for name in secret_names:
@@ -72,13 +70,26 @@ def check_secrets(
             findings.append(Finding(not production, name, "is empty or a well-known default", f"set a long random {name} (openssl rand -hex 32)"))
         elif name in example and value == example[name]:
             findings.append(Finding(not production, name, "is still the value from .env.example", f"replace {name} with a long random value"))
-    jwt = env.get("JWT_SECRET", "")
-    if "JWT_SECRET" in secret_names and jwt and len(jwt) < MIN_JWT_LENGTH:
-        findings.append(
-            Finding(not production, "JWT_SECRET", f"is {len(jwt)} characters; production needs at least {MIN_JWT_LENGTH}",
-                    "generate one: openssl rand -hex 32")
-        )
     return findings
+
+
+def check_jwt(env: Mapping[str, str], secret_names: Sequence[str], production: bool) -> Finding | None:
+    """JWT_SECRET (when it is a secret of the stack and set) of at least ``MIN_JWT_LENGTH`` characters."""
+    jwt = env.get("JWT_SECRET", "")
+    if "JWT_SECRET" not in secret_names or not jwt:
+        return None
+    if len(jwt) < MIN_JWT_LENGTH:
+        return Finding(not production, "JWT_SECRET", f"is {len(jwt)} characters; production needs at least {MIN_JWT_LENGTH}",
+                       "generate one: openssl rand -hex 32")
+    return Finding(True, "JWT_SECRET", f"{len(jwt)} characters")
+
+
+def check_secrets(
+    env: Mapping[str, str], secret_names: Sequence[str], example: Mapping[str, str], production: bool
+) -> list[Finding]:
+    """The problems of ``check_defaults`` and ``check_jwt``."""
+    jwt = check_jwt(env, secret_names, production)
+    return check_defaults(env, secret_names, example, production) + ([jwt] if jwt and jwt.fix else [])
 
 
 def check_env_file_git(env_file: str, tracked: bool, ignored: bool | None) -> list[Finding]:
@@ -121,21 +132,29 @@ def engine_findings(target: Target) -> list[Finding]:
     return [check_engine(parse_engine_version(engine.stdout), last_lines(engine.stderr, 2)), check_compose(comp.stdout if comp.ok else "")]
 
 
-def config_findings(s: Settings, local: Target, compose_files: bool = True) -> list[Finding]:
+def env_file_git(s: Settings, local: Target) -> list[Finding]:
+    """Whether the stage's env file (its secrets) is kept out of git."""
+    root = s.config.root.resolve()
+    if s.env_file.is_relative_to(root):
+        rel = str(s.env_file.relative_to(root))
+        return check_env_file_git(rel, *_git_facts(local, str(root), rel, local.run(git.is_work_tree(str(root)), warn=True).ok))
+    return check_env_file_git(str(s.env_file), tracked=False, ignored=None)
+
+
+def config_findings(s: Settings, local: Target, compose_files: bool = True, secrets: bool = True) -> list[Finding]:
     """The stage's variables, secrets, env file and (with ``compose_files``, which needs
     Compose here) compose files, as this machine's checkout has them (what a deploy uploads);
-    ``local`` is this machine's target."""
+    ``local`` is this machine's target. ``secrets``: False leaves out the secrets' rules
+    and git's (the production checklist has them as items of their own)."""
     findings = []
     findings.append(check_required(s.env, s.config.required_env, str(s.env_file)))
-    findings += check_secrets(s.env, s.config.secret_env, example_env(s.config), s.stage.production)
+    if secrets:
+        findings += check_secrets(s.env, s.config.secret_env, example_env(s.config), s.stage.production)
     if s.stage.production:
         root = s.config.root.resolve()
         in_work_tree = local.run(git.is_work_tree(str(root)), warn=True).ok
-        if s.env_file.is_relative_to(root):
-            rel = str(s.env_file.relative_to(root))
-            findings += check_env_file_git(rel, *_git_facts(local, str(root), rel, in_work_tree))
-        else:
-            findings += check_env_file_git(str(s.env_file), tracked=False, ignored=None)
+        if secrets:
+            findings += env_file_git(s, local)
         kept = [("backups", s.config.database.backups_dir, "deploy.database.backups_dir")]
         if not s.stage.hosts:  # on hosts, the history and the lock live on the hosts
             kept.insert(0, ("release history", s.config.state_dir, "deploy.state_dir"))
@@ -150,14 +169,15 @@ def config_findings(s: Settings, local: Target, compose_files: bool = True) -> l
     return findings
 
 
-def fleet_findings(fleet: Fleet) -> list[tuple[str, Finding]]:
+def fleet_findings(fleet: Fleet, secrets: bool = True) -> list[tuple[str, Finding]]:
     """(where, finding) of ``inv check`` and the deploy's preflight: the engine and Compose
     of every chosen host (or the local engine), then the stage's files as this machine has
-    them (the compose files only once the engine here answers)."""
+    them (the compose files only once the engine here answers); ``secrets`` as
+    ``config_findings``."""
     engines = fleet.each(lambda m: engine_findings(m.stack.target), what="check", summary=False)
     rows = [(m.name, f) for m in fleet.members for f in engines[m.name]]
     here = fleet.here.target
     if not any(m.stack.target is here for m in fleet.members):  # hosts: this machine builds and checks the files
         rows += [("local", f) for f in engine_findings(here)]
     engine_here = all(f.ok for where, f in rows if where in ("local", *(m.name for m in fleet.members if m.stack.target is here)))
-    return rows + [("local", f) for f in config_findings(fleet.settings, here, compose_files=engine_here)]
+    return rows + [("local", f) for f in config_findings(fleet.settings, here, compose_files=engine_here, secrets=secrets)]

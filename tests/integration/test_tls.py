@@ -2,6 +2,7 @@
 HTTP/2 and HSTS, HTTP redirected, a new certificate under load with no failed request,
 and the expiry rule of `inv health`."""
 import contextlib
+import dataclasses
 import re
 import socket
 import ssl
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from deploy.engine.commands import cron
+from deploy.stack import checklist
 from tests import load
 from tests.integration import pebble
 from tests.integration.conftest import make_stack, remove_stack
@@ -22,7 +24,10 @@ DOMAIN = "app.example.test"
 
 @pytest.fixture(scope="module")
 def tls_stack(tmp_path_factory, images, engine):
-    stack = make_stack(tmp_path_factory.mktemp("tls"), images)
+    tmp = tmp_path_factory.mktemp("tls")
+    insecure = {"env_file": str(tmp / "stack.env"), "production": True,  # the same stack, with tests/integration/insecure.yml
+                "compose_files": ["compose/docker-compose.yml", "compose/docker-compose.prod.yml", "tests/integration/insecure.yml"]}
+    stack = make_stack(tmp, images, stages={"insecure": insecure})
     try:
         stack("up", "--build", timeout=900)
         stack("exec", "backend", command=["node", "src/migrate.js"])  # the load writes items
@@ -204,3 +209,26 @@ def test_an_acme_certificate_is_issued_through_http01_and_renewed_under_load(tls
             tls_stack("health")  # 20 days left: no failure
         finally:
             cron_file.unlink(missing_ok=True)
+
+
+def test_the_production_checklist_passes_on_a_correct_stage_and_names_each_failure(tls_stack, tmp_path):
+    tls_stack("tls.selfsigned", "--domain", DOMAIN, "--days", "90")
+    out = tls_stack("check", "--production").stdout
+    for number, name in checklist.ITEMS.items():
+        assert f"{number}. {name}" in out, (number, out)
+    assert "GET / over HTTPS (200): strict-transport-security" in out and "api 20000r/s burst 20000" in out
+    insecure = dataclasses.replace(tls_stack, stage="insecure")  # the same project: its own state folder (no certificate)
+    insecure("up")
+    insecure("tls.selfsigned", "--domain", DOMAIN, "--days", "5")
+    weak = tmp_path / "weak.env"
+    weak.write_text(re.sub(r"(?m)^JWT_SECRET=.*$", "JWT_SECRET=short", re.sub(r"(?m)^POSTGRES_PASSWORD=.*$", "POSTGRES_PASSWORD=postgres",
+                                                                                 tls_stack.env_file.read_text())))
+    weak.chmod(0o600)
+    result = dataclasses.replace(insecure, env_file=weak)("check", "--production", check=False)
+    assert result.returncode == 1
+    failed = result.stderr.split("check(s) failed: ", 1)[1].splitlines()[0].split(", ")
+    assert failed == ["1. default passwords", "10. logs", "2. JWT secret", "3. TLS", "5. non-root users", "6. read-only file systems"], \
+        result.stdout
+    assert "running as root: " in result.stdout and "writable root file system: " in result.stdout
+    assert "POSTGRES_PASSWORD is empty" in result.stdout and "(under 14)" in result.stdout
+    tls_stack("up")  # back to the production files

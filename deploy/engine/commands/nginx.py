@@ -9,6 +9,14 @@ ROUTER_CONFIG = "/etc/nginx/router.conf"
 # read-only, so the image's default error log cannot be opened.
 
 
+FRONT_CONFIG = "/tmp/nginx.conf"  # the front's config, rendered by compose/nginx/start.sh
+
+
+def dump_front() -> list[str]:
+    """``nginx -T``: the front's whole config as nginx read it (includes inlined)."""
+    return ["nginx", "-T", "-q", "-e", "stderr", "-c", FRONT_CONFIG]
+
+
 def test_config() -> list[str]:
     """``nginx -t``: the router's config, with the routing file it includes, is valid."""
     return ["nginx", "-t", "-q", "-e", "stderr", "-c", ROUTER_CONFIG]
