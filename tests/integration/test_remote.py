@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from deploy.config.settings import read_env_file
+from deploy.engine.commands import nft
 from tests import load
 from tests.integration.conftest import ROOT, Inv, make_stack, row, table_rows
 from tests.integration.hosts import HOSTS_ENV, read_testbed, remote_env, remove_from_hosts, ssh, stage_config, version_at
@@ -281,6 +282,27 @@ def test_five_deploys_to_hosts_under_50_connections_all_succeed(remote, testbed)
         failed = [line for line in logs.splitlines() if "rt=" in line and not re.search(r'" ([23]\d\d|499) ', line)]
         assert not failed, "\n".join(failed[-20:])
         assert {version_at(testbed, h, port) for h in ("h1", "h2")} == {f"2.0.{i}"}
+
+
+def test_the_production_checklist_on_the_hosts_with_their_firewall(remote, testbed):
+    """`inv check --production` green on the hosts once the firewall is on and the app
+    hosts have a certificate; a table removed by hand fails item 4 on that host."""
+    try:
+        remote("tls.selfsigned", "--domain", "app.example.test", "--days", "90")
+        remote("hosts.firewall")
+        out = remote("check", "--production").stdout
+        for host in ("h1", "h2", "h3"):
+            assert row(out, 2, "4. firewall")[0] == "ok" and any(r[1] == host and r[2] == "4. firewall" and r[3].startswith("on:")
+                                                                  for r in table_rows(out)), out
+        assert sum(1 for r in table_rows(out) if r[2] == "7. security headers" and r[0] == "ok") == 2  # h1, h2 over HTTPS
+        subprocess.run(["ip", "netns", "exec", "h3", *nft.remove()], check=True, timeout=30)
+        broken = remote("check", "--production", check=False)
+        assert broken.returncode == 1 and "failed: 4. firewall" in broken.stderr
+        assert any(r[0] == "FAIL" and r[1] == "h3" and r[2] == "4. firewall" for r in table_rows(broken.stdout)), broken.stdout
+    finally:
+        remote("hosts.firewall", "--off", check=False)
+        for host in ("h1", "h2", "h3"):  # whatever happened above: no table of ours stays
+            subprocess.run(["ip", "netns", "exec", host, *nft.remove()], capture_output=True, timeout=30)
 
 
 def remote_target(testbed: dict, host: str, known_hosts: str | None = None, accept_new: bool = False):
