@@ -2,10 +2,10 @@ from datetime import datetime, timezone
 
 from invoke import Context
 
+from deploy.checklist import checklist
 from deploy.errors import fail
 from deploy.fleet import Fleet
 from deploy.output import mark, table
-from deploy.stack.checklist import checklist
 from deploy.stack.checks import Finding, fleet_findings
 from tasks._open import open_fleet
 from tasks._show import host_cells

@@ -8,8 +8,11 @@ from invoke import Collection, Context, Exit
 from deploy.database import admin as dbadmin
 from deploy.database import dump as backupmod
 from deploy.database import files as backups
+from deploy.database import pull as pullmod
 from deploy.database import restore as restoremod
+from deploy.database import scheduled
 from deploy.database.session import Database
+from deploy.engine.commands import backup_job
 from deploy.engine.commands import postgres as pg
 from deploy.engine.ops import Executor, Ops
 from deploy.engine.stack import Stack
@@ -197,4 +200,77 @@ def reindex(c: Context, yes: bool = False, *, where: Where) -> None:
     say(f"reindexed {db.name}")
 
 
-ns = Collection("db", backup, list_, verify, restore, prune, migrate, seed, shell, stats, kill, reindex)
+@on_host(
+    name="schedule",
+    help={
+        "every": "how often: 15m, 30m, 1h, 6h, 12h, 1d (intervals that divide the day)",
+        "at": "with --every 1d: the time of day, HH:MM UTC",
+        "keep": "complete backups kept on the host (default deploy.retention.backups); the newest always",
+        "keep_days": "also keep every backup younger than this many days",
+        "off": "remove the schedule (the backups stay)",
+        "dry_run": "print what would be installed and change nothing",
+    },
+)
+def schedule_(c: Context, every: str | None = None, at: str | None = None, keep: str | None = None, keep_days: str | None = None,
+              off: bool = False, dry_run: bool = False, *, where: Where) -> None:
+    """Schedule backups on the db host (cron; every rule of db.backup; retention); no options: show the schedule.
+
+    The job needs only what the deploy put on the host (Docker, the database's
+    container) and the base system; one run at a time; a run killed at any moment
+    leaves no complete-looking file. Its outcome shows here and in inv health, which
+    fails when the newest complete backup is older than twice the interval.
+    """
+    if off and (every or at or keep or keep_days):
+        fail("--off removes the schedule: it takes no other option", "run inv db.schedule --off alone")
+    if not every and (at or keep or keep_days):
+        fail("--at, --keep and --keep-days belong to a schedule", "give --every too, e.g. --every 6h --keep 14")
+    fleet = open_fleet(c, where)
+    stack = fleet.one("db").stack
+    where_name = stack.target.name
+    if off:
+        Executor(dry_run=dry_run)(scheduled.remove(stack))
+        if not dry_run:
+            say(f"no more scheduled backups on {where_name} (the backups made stay; inv db.pull copies them home)")
+        return
+    if every:
+        retention = fleet.settings.config.retention.backups
+        keep_days_n = optional_number("--keep-days", keep_days, 0, minimum=1) if keep_days else None
+        plan = scheduled.plan(every, at, optional_number("--keep", keep, retention, minimum=1), keep_days_n, datetime.now(timezone.utc))
+        Executor(dry_run=dry_run)(scheduled.install(stack, plan))
+        if dry_run:
+            return
+        say(styled("scheduled", "green") + f" on {where_name}: {scheduled.cron_when(plan, scheduled.cron_job(stack, plan).name)} "
+            f"(cron, UTC), keeping {plan.keep}" + (f" and {plan.keep_days} days" if plan.keep_days else ""))
+    facts = scheduled.facts(stack)
+    ok, detail = scheduled.freshness(facts, datetime.now(timezone.utc), where_name, fleet.settings.stage.name)
+    say(f"backups on {where_name} in {scheduled.host_dir(stack)}: " + (styled("ok", "green") if ok else styled("FAILING", "red")))
+    say(f"  {detail}")
+    last = facts.last_run
+    if last:
+        outcome = styled("ok", "green") + f" {last.get('file')}" if last.get("ok") else styled("failed", "red") + f": {last.get('error')}"
+        say(f"  last run: {last.get('started_at')}, {last.get('seconds')} s, {outcome}")
+    say(f"  {len(facts.complete)} complete backup(s) there; log: {scheduled.host_dir(stack)}/{backup_job.LOG_FILE}")
+
+
+@on_host(name="pull")
+def pull_(c: Context, *, where: Where) -> None:
+    """Copy the db host's new complete backups home, sha256 checked on arrival.
+
+    They land in the stage's local backups folder, where db.list, db.verify and
+    db.restore find them.
+    """
+    stack = _db(c, where)
+    local_dir = backupmod.backups_dir(stack.settings)
+    if stack.target.local:
+        say(f"nothing to pull: on the local engine the scheduled backups are written to {local_dir}")
+        return
+    names = pullmod.missing(scheduled.facts(stack), local_dir)
+    for name in names:
+        progress = ByteProgress(name)
+        path = pullmod.pull(stack, name, local_dir, progress)
+        progress.finish()
+        say(f"pulled {path}")
+    say(f"{len(names)} backup(s) pulled from {stack.target.name}" if names else f"every complete backup of {stack.target.name} is here already")
+
+
+ns = Collection("db", backup, list_, verify, restore, prune, migrate, seed, shell, stats, kill, reindex, schedule_, pull_)

@@ -3,6 +3,7 @@ from datetime import datetime, timezone
 
 from invoke import Context
 
+from deploy.database import scheduled
 from deploy.engine.commands import docker
 from deploy.engine.facts import parse_stats
 from deploy.errors import fail
@@ -64,12 +65,21 @@ def _checks(m: Member) -> list[healthmod.Check]:
         checks += healthmod.routing_checks(m.stack, containers) + healthmod.http_checks(m.stack)
         ok, detail = tlsmod.expiry(tlsmod.installed(m.stack), datetime.now(timezone.utc))
         checks.append(healthmod.Check("certificate", ok, detail))
+    if m.host.has("db"):
+        s = m.stack.settings
+        ok, detail = scheduled.freshness(scheduled.facts(m.stack), datetime.now(timezone.utc), m.name, s.stage.name)
+        checks.append(healthmod.Check("backups", ok, detail))
     return checks
 
 
 @on_hosts()
 def health(c: Context, *, where: Where) -> None:
-    """Every container's health, HTTP checks through the proxy and the certificate's expiry (of each app host); exits 1 naming what is unhealthy."""
+    """Containers' health, HTTP through the proxy, the certificate's expiry, the backups' freshness; exits 1 naming what fails.
+
+    Checked per host: every container's healthcheck and replica count, the routing,
+    HTTP checks through nginx and the certificate (app hosts), and on the db host the
+    newest scheduled backup against twice the schedule's interval.
+    """
     fleet = open_fleet(c, where)
     found = fleet.each(_checks, what="health", summary=False)
     rows = [(m.name, ch) for m in fleet.members for ch in found[m.name]]

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from deploy.config.settings import Settings
 from deploy.database.files import CHUNK, PartialWriter, check_label, new_name, sweep_partials, write_sidecars
-from deploy.database.session import TABLES_SQL, Database, SnapshotSession, parse_counts, parse_rows, row_counts_sql
+from deploy.database.session import Database, SnapshotSession, parse_counts, parse_rows, row_counts_sql
 from deploy.engine.commands import postgres as pg
+from deploy.engine.commands.postgres import TABLES_SQL
 from deploy.engine.facts import Container
 from deploy.engine.stack import Stack, last_lines
 from deploy.errors import fail

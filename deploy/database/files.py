@@ -62,14 +62,19 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def parse_sidecar(text: str, name: str) -> str | None:
+    """The sha256 a sidecar's text records for the file ``name`` (None if it names another or is malformed)."""
+    m = re.match(r"^([0-9a-f]{64}) [ *](.+)$", text.strip())
+    return m.group(1) if m and m.group(2) == name else None
+
+
 def read_sidecar(dump: Path) -> str | None:
     """The sha256 recorded for ``dump`` (None without a well-formed sidecar naming it)."""
     try:
         text = sidecar_path(dump).read_text()
     except OSError:
         return None
-    m = re.match(r"^([0-9a-f]{64}) [ *](.+)$", text.strip())
-    return m.group(1) if m and m.group(2) == dump.name else None
+    return parse_sidecar(text, dump.name)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -6,18 +6,11 @@ from dataclasses import dataclass, field
 
 from deploy.engine.commands import docker
 from deploy.engine.commands import postgres as pg
+from deploy.engine.commands.postgres import TABLES_SQL
 from deploy.engine.facts import Container
 from deploy.engine.stack import Stack, last_lines
 from deploy.engine.target import Process
 from deploy.errors import fail
-
-# Every user table, schema-qualified and quoted, ready to put into a query.
-TABLES_SQL = """
-SELECT format('%I.%I', n.nspname, c.relname)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-ORDER BY 1
-""".strip()
 
 
 def row_counts_sql(tables: list[str]) -> str:

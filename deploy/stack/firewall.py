@@ -154,7 +154,7 @@ def enable(member: Member, exposed: Exposure, revert_after: int, reconnect: Reco
     try:
         yield run(stack, nft.load(candidate), what="applying the firewall rules", fix=NFT_FIX)
     except Exit:
-        yield run(stack, nft.forget(marker, revert, candidate), what="disarming the timed revert")
+        yield run(stack, files.remove_files(marker, revert, candidate), what="disarming the timed revert")
         raise
     yield Call(stack, f"confirm over a new SSH connection: {' '.join(nft.confirm(marker))} (else the rules of before "
                       f"come back in {revert_after} s)", lambda: confirm(member, reconnect, marker, revert_after))
@@ -192,7 +192,7 @@ def disable(member: Member) -> Ops[None]:
     nothing loads it at boot."""
     stack, where = member.stack, folder(member.host)
     yield run(stack, nft.remove(), what="removing the firewall", fix=NFT_FIX)
-    yield run(stack, nft.forget(f"{where}/{RULES}", f"{where}/{ACTIVE}"), what="removing the firewall's files")
+    yield run(stack, files.remove_files(f"{where}/{RULES}", f"{where}/{ACTIVE}"), what="removing the firewall's files")
     yield Note("firewall off: every port a service listens on is reachable again")
 
 

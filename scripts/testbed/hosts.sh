@@ -1,7 +1,7 @@
 #!/bin/bash
 # Test hosts for the remote tasks: `hosts.sh up` makes three real hosts on this machine,
 # `hosts.sh down` removes them. Each host is a network namespace on the bridge
-# $TESTBED_BRIDGE with its own mount namespace (its own /srv), sshd and Docker engine
+# $TESTBED_BRIDGE with its own mount namespace (its own /srv, /run and /etc/cron.d), sshd, cron and Docker engine
 # (TESTBED.md, "Remote hosts"). Roles in the tests: h1 and h2 are app hosts, h3 the db host.
 #
 # The hosts pull from the registry at the gateway address ($TESTBED_HOST_REGISTRY): a
@@ -59,15 +59,23 @@ MaxSessions 100
 SetEnv DOCKER_HOST=unix:///run/hostdocker/docker.sock
 Subsystem sftp internal-sftp
 EOF
+    mkdir -p "$dir/cron.d"
+    : >"$dir/crontab"
+    # The host's own /run (its Docker socket at the usual place, so that its cron jobs reach
+    # its engine; sshd's and cron's pid files), its own /etc/cron.d, and none of this
+    # machine's /etc/crontab jobs; then its dockerd, sshd and cron.
     cat >"$dir/boot.sh" <<EOF
 set -e
 mount --make-rprivate /
 mount --bind $dir/srv /srv
+mount -t tmpfs tmpfs /run
 mkdir -p /run/hostdocker /run/sshd
-mount -t tmpfs tmpfs /run/hostdocker
-dockerd --data-root $dir/data --exec-root $dir/exec -H unix:///run/hostdocker/docker.sock \\
+mount --bind $dir/cron.d /etc/cron.d
+mount --bind $dir/crontab /etc/crontab
+dockerd --data-root $dir/data --exec-root $dir/exec -H unix:///run/hostdocker/docker.sock -H unix:///run/docker.sock \\
     --pidfile $dir/docker.pid --insecure-registry $TESTBED_HOST_REGISTRY >$dir/dockerd.log 2>&1 &
 /usr/sbin/sshd -D -f $dir/sshd_config -E $dir/sshd.log &
+/usr/sbin/cron -f >$dir/cron.log 2>&1 &
 wait
 EOF
 }

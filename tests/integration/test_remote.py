@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import subprocess
 import time
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from deploy.config.settings import read_env_file
-from deploy.engine.commands import nft
+from deploy.engine.commands import cron, nft
 from tests import load
 from tests.integration.conftest import ROOT, Inv, make_stack, row, table_rows
 from tests.integration.hosts import HOSTS_ENV, read_testbed, remote_env, remove_from_hosts, ssh, stage_config, version_at
@@ -285,10 +286,12 @@ def test_five_deploys_to_hosts_under_50_connections_all_succeed(remote, testbed)
 
 
 def test_the_production_checklist_on_the_hosts_with_their_firewall(remote, testbed):
-    """`inv check --production` green on the hosts once the firewall is on and the app
-    hosts have a certificate; a table removed by hand fails item 4 on that host."""
+    """`inv check --production` green on the hosts once the firewall is on, the app hosts
+    have a certificate and the db host a backup schedule; a table removed by hand fails
+    item 4 on that host."""
     try:
         remote("tls.selfsigned", "--domain", "app.example.test", "--days", "90")
+        remote("db.schedule", "--every", "1d")  # its first run still to come: fine
         remote("hosts.firewall")
         out = remote("check", "--production").stdout
         for host in ("h1", "h2", "h3"):
@@ -300,9 +303,66 @@ def test_the_production_checklist_on_the_hosts_with_their_firewall(remote, testb
         assert broken.returncode == 1 and "failed: 4. firewall" in broken.stderr
         assert any(r[0] == "FAIL" and r[1] == "h3" and r[2] == "4. firewall" for r in table_rows(broken.stdout)), broken.stdout
     finally:
+        remote("db.schedule", "--off", check=False)
         remote("hosts.firewall", "--off", check=False)
         for host in ("h1", "h2", "h3"):  # whatever happened above: no table of ours stays
             subprocess.run(["ip", "netns", "exec", host, *nft.remove()], capture_output=True, timeout=30)
+
+
+def host_listing(testbed: dict, directory: str) -> list[str]:
+    return ssh(testbed, "h3", f"ls -1A {directory}").stdout.split()
+
+
+def test_scheduled_backups_run_by_cron_on_the_db_host(remote, testbed):
+    """cron on h3 runs the job (every minute here); retention keeps exactly 2 complete
+    backups; a run killed mid-dump leaves no complete-looking file and the next one
+    succeeds; db.pull brings them home, db.verify accepts them; a schedule whose cron
+    file is gone fails inv health."""
+    directory = f"/srv/{remote.project}/state/remote/backups"
+    cron_file = f"/etc/cron.d/deploy-{remote.project}-remote-db-backup"
+    try:
+        out = remote("db.schedule", "--every", "1m", "--keep", "2").stdout
+        assert "scheduled on h3: * * * * * (cron, UTC), keeping 2" in out and "waiting for its first run" in out
+        deadline = time.monotonic() + 90
+        while "last-run.json" not in host_listing(testbed, directory):  # cron's next minute
+            assert time.monotonic() < deadline, ssh(testbed, "h3", f"cat {directory}/schedule.log; ls -la /etc/cron.d", check=False).stdout
+            time.sleep(2)
+        first = json.loads(ssh(testbed, "h3", f"cat {directory}/last-run.json").stdout)
+        assert first["ok"], first
+        command = cron.command_of(ssh(testbed, "h3", f"cat {cron_file}").stdout)
+        assert command is not None
+        for _ in range(2):  # more runs, as cron runs them
+            time.sleep(1.1)
+            ssh(testbed, "h3", command)
+        names = host_listing(testbed, directory)
+        complete = sorted(n for n in names if n.endswith(".dump") and f"{n}.json" in names)
+        assert len(complete) == 2 and first["file"] not in complete, names  # the oldest went
+        # a run killed mid-dump (its whole process group, at once): a bigger database makes the dump last
+        ssh(testbed, "h3", f"docker exec {remote.project}-postgres-1 psql -q -U app -d app -c "
+                           "'CREATE TABLE ballast AS SELECT g, md5(g::text) AS m FROM generate_series(1, 2000000) g'")
+        killed = ssh(testbed, "h3", f"setsid sh -c {shlex.quote(command)} & sleep 0.2; "
+                                    f"for i in $(seq 300); do ls {directory}/*.partial >/dev/null 2>&1 && break; sleep 0.05; done; "
+                                    f"sleep 1; kill -9 -- -$!; sleep 1; ls -1A {directory}")
+        after_kill = killed.stdout.split()
+        assert [n for n in after_kill if n.endswith(".partial")] and set(n for n in after_kill if n.endswith(".dump")) == set(complete)
+        time.sleep(1.1)
+        ssh(testbed, "h3", command)
+        names = host_listing(testbed, directory)
+        assert not [n for n in names if n.endswith(".partial")], names
+        newest = json.loads(ssh(testbed, "h3", f"cat {directory}/last-run.json").stdout)["file"]
+        assert newest in names and f"{newest}.json" in names
+        ssh(testbed, "h3", f"docker exec {remote.project}-postgres-1 psql -q -U app -d app -c 'DROP TABLE ballast'")
+        pulled = remote("db.pull").stdout
+        assert "2 backup(s) pulled from h3" in pulled
+        assert "every complete backup of h3 is here already" in remote("db.pull").stdout
+        remote("db.verify", newest, timeout=600)
+        assert remote("health").returncode == 0
+        ssh(testbed, "h3", f"rm {cron_file}")  # the schedule stopped
+        stopped = remote("health", check=False)
+        assert stopped.returncode == 1 and "unhealthy: backups on h3" in stopped.stderr, stopped.stdout
+        assert "cron file" in stopped.stdout
+    finally:
+        remote("db.schedule", "--off", check=False)
 
 
 def remote_target(testbed: dict, host: str, known_hosts: str | None = None, accept_new: bool = False):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy import checklist
 from deploy.engine.commands import cron
-from deploy.stack import checklist
 from tests import load
 from tests.integration import pebble
 from tests.integration.conftest import make_stack, remove_stack
@@ -213,7 +213,15 @@ def test_an_acme_certificate_is_issued_through_http01_and_renewed_under_load(tls
 
 def test_the_production_checklist_passes_on_a_correct_stage_and_names_each_failure(tls_stack, tmp_path):
     tls_stack("tls.selfsigned", "--domain", DOMAIN, "--days", "90")
-    out = tls_stack("check", "--production").stdout
+    cron_file = Path(f"/etc/cron.d/deploy-{tls_stack.project}-production-db-backup")
+    try:
+        tls_stack("db.schedule", "--every", "1d", "--at", "03:00")  # on this machine: into the local backups folder
+        subprocess.run(["/bin/sh", "-c", cron.command_of(cron_file.read_text()) or "false"], check=True, timeout=120)
+        assert [b.name for b in tls_stack.backups.glob("*-scheduled.dump")]
+        out = tls_stack("check", "--production").stdout
+    finally:
+        tls_stack("db.schedule", "--off")
+    assert not cron_file.exists()
     for number, name in checklist.ITEMS.items():
         assert f"{number}. {name}" in out, (number, out)
     assert "GET / over HTTPS (200): strict-transport-security" in out and "api 20000r/s burst 20000" in out
@@ -227,7 +235,8 @@ def test_the_production_checklist_passes_on_a_correct_stage_and_names_each_failu
     result = dataclasses.replace(insecure, env_file=weak)("check", "--production", check=False)
     assert result.returncode == 1
     failed = result.stderr.split("check(s) failed: ", 1)[1].splitlines()[0].split(", ")
-    assert failed == ["1. default passwords", "10. logs", "2. JWT secret", "3. TLS", "5. non-root users", "6. read-only file systems"], \
+    assert failed == ["1. default passwords", "10. logs", "2. JWT secret", "3. TLS", "5. non-root users", "6. read-only file systems",
+                      "9. automatic backups"], \
         result.stdout
     assert "running as root: " in result.stdout and "writable root file system: " in result.stdout
     assert "POSTGRES_PASSWORD is empty" in result.stdout and "(under 14)" in result.stdout

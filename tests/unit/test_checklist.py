@@ -1,11 +1,12 @@
-"""The production checklist's rules (pure), and its facts gathered on the fake engine."""
+"""The production checklist's rules (pure functions of facts)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from deploy import checklist
 from deploy.engine.facts import Container
 from deploy.engine.target import HttpResponse
-from deploy.stack import checklist, tls
+from deploy.stack import tls
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 APPS = ("backend", "web", "nginx")

@@ -13,7 +13,7 @@ from invoke.exceptions import Exit
 from invoke.runners import Result
 
 from deploy.config.inventory import Host
-from deploy.engine.commands import nft
+from deploy.engine.commands import files, nft
 from deploy.engine.ops import Executor
 from deploy.engine.stack import Stack
 from deploy.errors import fail
@@ -128,7 +128,7 @@ def test_the_command_lines():
     assert nft.load("/srv/a/firewall/rules.nft.new") == ["nft", "-f", "/srv/a/firewall/rules.nft.new"]
     assert nft.remove() == ["nft", "table inet deploy_firewall; delete table inet deploy_firewall"]
     assert nft.confirm("/d/unconfirmed-x") == ["rm", "--", "/d/unconfirmed-x"]
-    assert nft.forget("/d/a", "/d/b") == ["rm", "-f", "--", "/d/a", "/d/b"]
+    assert files.remove_files("/d/a", "/d/b") == ["rm", "-f", "--", "/d/a", "/d/b"]
     assert nft.arm_revert(60, "/d/unconfirmed-x", "/d/revert-x.nft", "/d/revert.log") == [
         "setsid", "-f", "sh", "-c", nft.REVERT_JOB, "sh", "60", "/d/unconfirmed-x", "/d/revert-x.nft", "/d/revert.log"]
     assert nft.replacement(None) == "table inet deploy_firewall\ndelete table inet deploy_firewall\n"

@@ -29,6 +29,21 @@ def remove_tree(path: str) -> list[str]:
     return ["rm", "-rf", path]
 
 
+def remove_files(*paths: str) -> list[str]:
+    """``paths`` gone, whether they were there or not."""
+    return ["rm", "-f", "--", *paths]
+
+
+def read(path: str) -> list[str]:
+    """``path``'s bytes on stdout."""
+    return ["cat", "--", path]
+
+
+def list_dir(path: str) -> list[str]:
+    """The names in ``path``, one a line (``.`` files too, not ``.`` and ``..``)."""
+    return ["ls", "-1A", "--", path]
+
+
 def untar(directory: str) -> list[str]:
     """Unpack a tar read from stdin into ``directory``, files owned by the one running it."""
     return ["tar", "-x", "--no-same-owner", "-C", directory, "-f", "-"]

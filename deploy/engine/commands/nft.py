@@ -120,10 +120,6 @@ def confirm(marker: str) -> list[str]:
     return ["rm", "--", marker]
 
 
-def forget(*paths: str) -> list[str]:
-    return ["rm", "-f", "--", *paths]
-
-
 def ssh_connection() -> list[str]:
     """'CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT' of the SSH session running it."""
     return ["printenv", "SSH_CONNECTION"]

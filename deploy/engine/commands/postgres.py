@@ -5,6 +5,14 @@ is ever on a command line. SQL identifiers are quoted here, once.
 """
 from __future__ import annotations
 
+# Every user table, schema-qualified and quoted, ready to put into a query.
+TABLES_SQL = """
+SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+ORDER BY 1
+""".strip()
+
 
 def ident(name: str) -> str:
     """A SQL identifier, double-quoted."""

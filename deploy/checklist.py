@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from deploy.config.settings import example_env
+from deploy.database import scheduled
 from deploy.engine.commands import docker, nginx
 from deploy.engine.facts import Container
 from deploy.engine.target import HttpResponse
@@ -45,6 +46,7 @@ class HostFacts:
     certificate: tls.Certificate | None = None  # app hosts only
     https: HttpResponse | None = None  # GET / through nginx over HTTPS; None: HTTPS not published
     nginx_config: str | None = None  # the front's config (nginx -T); None: nginx not running
+    backups: scheduled.Facts | None = None  # db hosts only
 
 
 def tls_item(cert: tls.Certificate | None, now: datetime, stage: str) -> Finding:
@@ -116,9 +118,13 @@ def logs_item(containers: Sequence[Container]) -> Finding:
     return item(10, True, f"{kind}: {', '.join(drivers)}")
 
 
-def backups_item() -> Finding:
-    return item(9, True, "not checked: this tool does not schedule backups yet (a backup is taken before each deploy, "
-                         "and by inv db.backup)", "schedule inv db.backup --stage S on a machine that keeps the copies")
+def backups_item(facts: scheduled.Facts, now: datetime, where: str, stage: str) -> Finding:
+    """A schedule on the db host, and its newest complete backup younger than twice its interval."""
+    if facts.plan is None:
+        return item(9, False, f"no scheduled backups on {where} (only the one before each deploy)",
+                    f"inv db.schedule --stage {stage} --every 6h")
+    ok, detail = scheduled.freshness(facts, now, where, stage)
+    return item(9, ok, detail, "" if ok else f"inv db.schedule --stage {stage} (its last run and log)")
 
 
 def monitoring_item() -> Finding:
@@ -129,7 +135,7 @@ def gather(fleet: Fleet, member: Member) -> HostFacts:
     """One host's facts (read only)."""
     stack = member.stack
     containers = tuple(stack.containers())
-    facts = HostFacts(containers, firewall.state(fleet, member))
+    facts = HostFacts(containers, firewall.state(fleet, member), backups=scheduled.facts(stack) if member.host.has("db") else None)
     if not member.host.has("app"):
         return facts
     proxy = next((c for c in containers if c.service == fleet.settings.config.proxy.service and c.state == "running"), None)
@@ -154,6 +160,8 @@ def host_items(fleet: Fleet, member: Member, facts: HostFacts, now: datetime) ->
     if member.host.has("app"):
         found = [tls_item(facts.certificate, now, fleet.settings.stage.name), *found, users_item(facts.containers, apps),
                  read_only_item(facts.containers, apps), headers_item(facts.https), rate_limits_item(facts.nginx_config)]
+    if facts.backups is not None:
+        found.append(backups_item(facts.backups, now, member.name, fleet.settings.stage.name))
     return [*found, logs_item(facts.containers)]
 
 
@@ -168,6 +176,6 @@ def checklist(fleet: Fleet, now: datetime) -> list[tuple[str, Finding]]:
     rows.append(("local", item(2, jwt.ok, jwt.detail, jwt.fix) if jwt else item(2, True, "the stack has no JWT_SECRET")))
     facts = fleet.each(lambda m: gather(fleet, m), what="check", summary=False)
     rows += [(m.name, f) for m in fleet.members for f in host_items(fleet, m, facts[m.name], now)]
-    rows += [("local", backups_item()), ("local", monitoring_item())]
+    rows.append(("local", monitoring_item()))
     rows += [("local", item(12, f.ok, f"{f.subject} {f.detail}", f.fix)) for f in env_file_git(s, fleet.here.target)]
     return sorted(rows, key=lambda r: int(r[1].subject.split(".")[0]))

@@ -1,0 +1,204 @@
+"""The scheduled backup: a POSIX sh script that cron runs on the db host, needing only
+what a deploy put there (Docker, the database's container) and the base system (sh,
+coreutils, flock). It follows every rule of ``inv db.backup`` (deploy.database):
+
+- pg_dump and the manifest's row counts share one exported snapshot (a psql session
+  holds a REPEATABLE READ transaction while pg_dump reads its snapshot);
+- the dump is written as ``NAME.dump.partial`` (0600, flock held) and fsynced, then
+  renamed; then the ``.sha256`` sidecar, then the ``.json`` manifest, written last
+  (until it exists the backup is not complete);
+- a run killed at any moment leaves no complete-looking file; the next run removes the
+  partials no one holds;
+- one run at a time (flock on ``.schedule.lock``: a run that finds it taken is skipped);
+- then retention: the newest ``keep`` complete backups stay (and any younger than
+  ``keep_days``), never the newest; incomplete leftovers older than it go;
+- its outcome, as JSON, in ``last-run.json`` (what ``inv db.schedule`` and ``inv
+  health`` read), its output appended to ``schedule.log`` (kept under 1 MiB: one old
+  file, ``schedule.log.1``).
+psql serves as the JSON writer: every value reaches it as a psql variable (quoted by
+``:'name'``), never spliced into SQL.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from deploy.engine.commands import postgres as pg
+
+LABEL = "scheduled"
+STATUS_FILE = "last-run.json"
+LOG_FILE = "schedule.log"
+LOCK_FILE = ".schedule.lock"
+LOG_LIMIT = 1 << 20
+
+# Exact row counts of every user table as one JSON object, in the snapshot's session.
+COUNTS_SQL = (
+    "SELECT coalesce(json_object_agg(t, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s', t), "
+    "false, true, '')))[1]::text::bigint ORDER BY t), '{}') FROM (" + " ".join(pg.TABLES_SQL.split()) + ") AS tables(t);"
+)
+MANIFEST_SQL = (
+    "SELECT json_build_object('format', 1, 'file', :'file', 'project', :'project', 'stage', :'stage', 'database', :'db', "
+    "'server_version', :'server_version', 'created_at', :'created_at', 'size', (:'size')::bigint, 'sha256', :'sha256', "
+    "'duration_seconds', (:'seconds')::numeric, 'app_version', :'app_version', 'label', :'label', "
+    "'row_counts', (:'counts')::json);"
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one stage's scheduled backup needs to know (none of it secret)."""
+
+    project: str
+    stage: str
+    service: str  # the PostgreSQL service
+    app_service: str  # whose running version the manifest records
+    user: str
+    database: str
+    directory: str  # where the backups go on the host
+    keep: int
+    keep_days: int | None
+
+
+def script(job: Job) -> str:
+    q = shlex.quote
+    psql = shlex.join(pg.psql(job.user, job.database))
+    dump = shlex.join(pg.pg_dump(job.user, job.database))
+    keep_days = "" if job.keep_days is None else str(int(job.keep_days))
+    return f"""#!/bin/sh
+# Written by `inv db.schedule` for {job.project}/{job.stage}: one backup by the rules of
+# `inv db.backup`, then retention (deploy/engine/commands/backup_job.py says how).
+set -eu
+umask 077
+export LC_ALL=C
+DIR={q(job.directory)}
+PROJECT={q(job.project)}
+STAGE={q(job.stage)}
+SERVICE={q(job.service)}
+APP_SERVICE={q(job.app_service)}
+DB={q(job.database)}
+KEEP={int(job.keep)}
+KEEP_DAYS={keep_days}
+LABEL={LABEL}
+
+mkdir -p "$DIR"
+cd "$DIR"
+if [ -f {LOG_FILE} ] && [ "$(stat -c %s {LOG_FILE})" -gt {LOG_LIMIT} ]; then mv -f {LOG_FILE} {LOG_FILE}.1; fi
+exec 9>>{LOCK_FILE}
+if ! flock -n 9; then echo "$(date -u +%FT%TZ) skipped: the run of before still holds {LOCK_FILE}"; exit 0; fi
+
+started=$(date -u +%s)
+started_at=$(date -u -d "@$started" +%Y-%m-%dT%H:%M:%S+00:00)
+name="$DB-$(date -u -d "@$started" +%Y%m%dT%H%M%SZ)-$LABEL.dump"
+work=$(mktemp -d)
+psql_pid=""
+
+json_text() {{  # a JSON string of $1 (quotes, backslashes; control characters dropped)
+    printf '"%s"' "$(printf '%s' "$1" | tr -d '\\000-\\037' | sed 's/\\\\/\\\\\\\\/g; s/"/\\\\"/g')"
+}}
+status() {{  # $1: ok (true/false), $2: the backup's file or "", $3: the error or ""
+    finished=$(date -u +%s)
+    printf '{{"ok": %s, "started_at": %s, "seconds": %s, "file": %s, "error": %s}}\\n' "$1" "$(json_text "$started_at")" \\
+        "$((finished - started))" "$(json_text "$2")" "$(json_text "$3")" >{STATUS_FILE}.tmp
+    chmod 0644 {STATUS_FILE}.tmp
+    mv -f {STATUS_FILE}.tmp {STATUS_FILE}
+}}
+finish() {{
+    code=$?
+    [ -z "$psql_pid" ] || kill "$psql_pid" 2>/dev/null || true
+    rm -rf "$work"
+    [ -z "${{partial:-}}" ] || rm -f "$partial"
+    if [ "$code" != 0 ]; then
+        status false "" "${{error:-exit $code}}"
+        echo "$(date -u +%FT%TZ) failed: ${{error:-exit $code}}"
+    fi
+}}
+trap finish EXIT
+trap 'error="stopped by a signal"; exit 1' HUP INT TERM
+die() {{ error=$1; exit 1; }}
+
+# partials of runs that died (a writer holds its partial's lock while it writes)
+for old in *.dump.partial; do
+    [ -e "$old" ] || continue
+    flock -n "$old" rm -f "$old" || true
+done
+
+pg=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$SERVICE" | head -n 1)
+[ -n "$pg" ] || die "the $SERVICE container of $PROJECT is not running"
+app_version=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$APP_SERVICE" \\
+    | xargs -r docker inspect -f '{{{{index .Config.Labels "org.opencontainers.image.version"}}}}' | sort -u | paste -sd, -)
+
+# the session that holds the snapshot; its answers, one a line, in $work/out
+mkfifo "$work/in"
+docker exec -i "$pg" {psql} <"$work/in" >"$work/out" 2>"$work/err" &
+psql_pid=$!
+exec 7>"$work/in"
+printf '%s\\n' 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;' 'SELECT pg_export_snapshot();' 'SHOW server_version;' >&7
+lines() {{ wc -l <"$work/out"; }}
+wait_lines() {{  # $1 lines of answers, within 60 s
+    i=0
+    while [ "$(lines)" -lt "$1" ]; do
+        kill -0 "$psql_pid" 2>/dev/null || die "psql ended: $(tail -n 3 "$work/err")"
+        i=$((i + 1)); [ "$i" -lt 600 ] || die "psql did not answer within 60 s"
+        sleep 0.1
+    done
+}}
+wait_lines 2
+snapshot=$(sed -n 1p "$work/out")
+server_version=$(sed -n 2p "$work/out")
+printf '%s\\n' {q(COUNTS_SQL)} >&7  # counted in the snapshot while pg_dump reads it
+
+[ ! -e "$name" ] || die "$name already exists (two runs in one second)"
+partial="$name.partial"
+: >"$partial"
+exec 8>>"$partial"
+flock -n 8 || die "$partial is held by another writer"
+docker exec "$pg" {dump} --snapshot="$snapshot" >&8 2>"$work/dump.err" || die "pg_dump failed: $(tail -n 3 "$work/dump.err")"
+[ "$(head -c 5 "$partial")" = PGDMP ] || die "pg_dump produced no archive"
+wait_lines 3
+counts=$(sed -n 3p "$work/out")
+printf 'COMMIT;\\n' >&7
+exec 7>&-
+wait "$psql_pid" || die "the snapshot session failed: $(tail -n 3 "$work/err")"
+psql_pid=""
+
+sha256=$(sha256sum "$partial" | cut -d ' ' -f 1)
+size=$(stat -c %s "$partial")
+sync "$partial"
+mv -f "$partial" "$name"  # still locked (fd 8) until it has its name: no sweep can take it
+partial=""
+exec 8>&-
+printf '%s  %s\\n' "$sha256" "$name" >"$name.sha256.tmp"
+chmod 0644 "$name.sha256.tmp"
+mv -f "$name.sha256.tmp" "$name.sha256"
+seconds=$(( $(date -u +%s) - started ))
+printf '%s\\n' {q(MANIFEST_SQL)} | docker exec -i "$pg" {psql} -v file="$name" -v project="$PROJECT" -v stage="$STAGE" \\
+    -v db="$DB" -v server_version="$server_version" -v created_at="$started_at" -v size="$size" -v sha256="$sha256" \\
+    -v seconds="$seconds" -v app_version="${{app_version:-not running}}" -v label="$LABEL" -v counts="$counts" \\
+    >"$name.json.tmp" 2>"$work/err" || die "writing the manifest failed: $(tail -n 3 "$work/err")"
+sync "$name" "$name.sha256" "$name.json.tmp"
+chmod 0644 "$name.json.tmp"
+mv -f "$name.json.tmp" "$name.json"  # the last file: the backup is complete
+sync .
+echo "$(date -u +%FT%TZ) backed up $name ($size bytes, ${{seconds}} s)"
+
+# retention: complete backups (dump, sidecar, manifest), newest first
+cutoff=""
+[ -z "$KEEP_DAYS" ] || cutoff=$(date -u -d "@$((started - KEEP_DAYS * 86400))" +%Y%m%dT%H%M%SZ)
+ls -1 | sed -nE 's/^([A-Za-z0-9_.-]+-([0-9]{{8}}T[0-9]{{6}}Z)(-[A-Za-z0-9._-]+)?\\.dump)$/\\2 \\1/p' | sort -r >"$work/list"
+n=0
+newest=""
+while read -r stamp dump; do
+    if [ -f "$dump.sha256" ] && [ -f "$dump.json" ]; then
+        n=$((n + 1))
+        [ -n "$newest" ] || newest=$stamp
+        if [ "$n" -gt "$KEEP" ] && {{ [ -z "$cutoff" ] || [ "$stamp" \\< "$cutoff" ]; }}; then
+            rm -f "$dump.json" "$dump.verified.json" "$dump.sha256" "$dump"
+            echo "$(date -u +%FT%TZ) retention: deleted $dump"
+        fi
+    elif [ -n "$newest" ] && [ "$stamp" \\< "$newest" ]; then
+        rm -f "$dump.json" "$dump.verified.json" "$dump.sha256" "$dump"
+        echo "$(date -u +%FT%TZ) retention: deleted the incomplete $dump"
+    fi
+done <"$work/list"
+status true "$name" ""
+"""

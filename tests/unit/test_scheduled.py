@@ -1,0 +1,89 @@
+"""Scheduled backups: the flags, cron's fields, the host's listing and the freshness rule
+(pure), and the install and removal as ops on the fake engine."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from invoke.exceptions import Exit
+
+from deploy.database import scheduled
+from deploy.engine.commands import backup_job, cron
+from deploy.engine.ops import Executor, Put
+from tests.unit.test_ops import fleet_of
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+
+def test_intervals_cron_can_keep_and_the_rest_refused():
+    assert scheduled.plan("6h", None, 7, None, NOW).every == 6 * 3600
+    assert scheduled.plan("1d", "03:30", 7, 30, NOW).at == "03:30"
+    for every, at, keep, message in [("5h", None, 7, "does not divide the day"), ("7m", None, 7, "does not divide"),
+                                     ("2d", None, 7, "does not divide"), ("6", None, 7, "is not an interval"),
+                                     ("1d", "3:30", 7, "is not a time"), ("6h", "03:30", 7, "--at is for a daily backup"),
+                                     ("6h", None, 0, "at least 1")]:
+        with pytest.raises(Exit, match=message):
+            scheduled.plan(every, at, keep, None, NOW)
+
+
+def test_cron_fields_spread_each_stack_over_the_hour():
+    key = "deploy-myapp-production-db-backup"
+    minute = cron.spread(key, 60)
+    assert scheduled.cron_when(scheduled.plan("1m", None, 2, None, NOW), key) == "* * * * *"
+    assert scheduled.cron_when(scheduled.plan("15m", None, 2, None, NOW), key) == "*/15 * * * *"
+    assert scheduled.cron_when(scheduled.plan("1h", None, 2, None, NOW), key) == f"{minute} * * * *"
+    assert scheduled.cron_when(scheduled.plan("6h", None, 2, None, NOW), key) == f"{minute} */6 * * *"
+    assert scheduled.cron_when(scheduled.plan("1d", "03:05", 2, None, NOW), key) == "5 3 * * *"
+
+
+def test_only_backups_with_sidecar_and_manifest_are_complete():
+    listing = "\n".join(["app-20261129T110000Z-scheduled.dump", "app-20261129T110000Z-scheduled.dump.sha256",
+                         "app-20261129T110000Z-scheduled.dump.json", "app-20261129T113000Z-scheduled.dump",
+                         "app-20261129T113000Z-scheduled.dump.sha256", "app-20261129T114500Z-scheduled.dump.partial",
+                         "app-20261129T100000Z.dump", "app-20261129T100000Z.dump.sha256", "app-20261129T100000Z.dump.json",
+                         "last-run.json", "schedule.json"])
+    assert [name for name, _ in scheduled.complete_backups(listing)] == ["app-20261129T110000Z-scheduled.dump", "app-20261129T100000Z.dump"]
+
+
+def facts(created: list[datetime], cron_file: bool = True, last_run: dict | None = None, installed: datetime = NOW - timedelta(days=9)):
+    plan = scheduled.Plan(6 * 3600, None, 7, None, installed.isoformat())
+    return scheduled.Facts(plan, cron_file, last_run, tuple((f"app-{c:%Y%m%dT%H%M%SZ}-scheduled.dump", c) for c in created))
+
+
+def test_health_fails_when_the_newest_backup_is_older_than_twice_the_interval():
+    assert scheduled.freshness(scheduled.Facts(None, False, None, ()), NOW, "h3", "production") == (
+        True, "no schedule on h3 (inv db.schedule --stage production --every 6h)")
+    ok, detail = scheduled.freshness(facts([NOW - timedelta(hours=5)]), NOW, "h3", "production")
+    assert ok and detail == "every 6h, keeping 7: newest app-20261129T070000Z-scheduled.dump, 5 h 0 min old"
+    ok, detail = scheduled.freshness(facts([NOW - timedelta(hours=13)]), NOW, "h3", "production")
+    assert not ok and "older than twice the interval (12 h 0 min): is cron running there?" in detail
+    ok, detail = scheduled.freshness(facts([NOW - timedelta(hours=13)], last_run={"ok": False, "error": "pg_dump failed: disk full"}),
+                                     NOW, "h3", "production")
+    assert not ok and detail.endswith("; last run failed: pg_dump failed: disk full")
+    ok, detail = scheduled.freshness(facts([NOW], cron_file=False), NOW, "h3", "production")
+    assert not ok and "its cron file on h3 is gone, nothing runs" in detail
+    assert scheduled.freshness(facts([], installed=NOW - timedelta(hours=1)), NOW, "h3", "production")[0]  # first run still to come
+    assert not scheduled.freshness(facts([], installed=NOW - timedelta(hours=13)), NOW, "h3", "production")[0]
+
+
+def test_install_puts_the_script_the_plan_and_the_cron_file_on_the_db_host(fake_settings):
+    fleet, engines = fleet_of(fake_settings, ["h3"])
+    stack, engine = fleet.members[0].stack, engines["h3"]
+    engine.dirs.add(cron.CRON_DIR)
+    plan = scheduled.plan("6h", None, 3, None, NOW)
+    executor = Executor(say=lambda _: None)
+    executor(scheduled.install(stack, plan))
+    puts = {op.path: op.mode for op in executor.applied if isinstance(op, Put)}
+    job = scheduled.cron_job(stack, plan)
+    directory = scheduled.host_dir(stack)
+    assert puts == {stack.state_file(scheduled.SCRIPT_FILE): 0o700, f"{directory}/schedule.json": 0o644, job.path: 0o644}
+    assert directory == "/srv/myapp/state/development/backups"
+    script = engine.files[stack.state_file(scheduled.SCRIPT_FILE)].decode()
+    assert "KEEP=3\n" in script and f"DIR={directory}\n" in script
+    assert cron.command_of(engine.files[job.path].decode()) == f"/bin/sh {stack.state_file(scheduled.SCRIPT_FILE)} >>{directory}/schedule.log 2>&1"
+    engine.files[f"{directory}/{backup_job.STATUS_FILE}"] = b'{"ok": true, "file": "x"}'
+    found = scheduled.facts(stack)
+    assert found.plan == plan and found.cron_file and found.last_run == {"ok": True, "file": "x"}
+    executor(scheduled.remove(stack))
+    assert job.path not in engine.files and f"{directory}/schedule.json" not in engine.files
+    assert scheduled.facts(stack).plan is None
