@@ -8,9 +8,9 @@ from invoke import Collection, Context, Exit
 from deploy.database import admin as dbadmin
 from deploy.database import dump as backupmod
 from deploy.database import files as backups
+from deploy.database import offsite, scheduled
 from deploy.database import pull as pullmod
 from deploy.database import restore as restoremod
-from deploy.database import scheduled
 from deploy.database.session import Database
 from deploy.engine.commands import backup_job
 from deploy.engine.commands import postgres as pg
@@ -94,19 +94,26 @@ def verify(c: Context, file: str, restore_test: bool = False, *, where: Where) -
     locks=True,
     positional=["file"],
     help={
-        "file": "a backup name from `inv db.list`, a path that exists, or `latest`",
+        "file": "a backup name from `inv db.list`, a path that exists, or `latest` (with --from-offsite: a snapshot id)",
+        "from_offsite": "FILE is a snapshot of the offsite repository (`inv db.offsite.list`): fetched home first",
         "yes": "do not ask for the database name (for CI)",
         "force": "stop the app services while restoring if they are connected, and start them again after",
     },
 )
-def restore(c: Context, file: str, yes: bool = False, force: bool = False, *, where: Where) -> None:
+def restore(c: Context, file: str, from_offsite: bool = False, yes: bool = False, force: bool = False, *, where: Where) -> None:
     """Restore a backup, safely: checksum and full read first, a safety backup, a restore into a scratch database, then a swap.
 
     A failure at any point before the swap leaves the current database as it was.
+    --from-offsite SNAPSHOT: the backup in that restic snapshot, fetched home and
+    checked like any other first.
     """
     fleet = open_fleet(c, where)
     stack = fleet.one("db").stack
-    path = restoremod.locate(stack, file)
+    if from_offsite:
+        path = offsite.fetch_home(stack, file, backupmod.backups_dir(stack.settings))
+        say(f"fetched {path.name} from the offsite snapshot {file}")
+    else:
+        path = restoremod.locate(stack, file)
 
     def confirm(dbname: str) -> None:
         confirm_typed(dbname, f"replace database {dbname} on {stack.target.name} with {path.name}", yes)
@@ -235,7 +242,8 @@ def schedule_(c: Context, every: str | None = None, at: str | None = None, keep:
     if every:
         retention = fleet.settings.config.retention.backups
         keep_days_n = optional_number("--keep-days", keep_days, 0, minimum=1) if keep_days else None
-        plan = scheduled.plan(every, at, optional_number("--keep", keep, retention, minimum=1), keep_days_n, datetime.now(timezone.utc))
+        plan = scheduled.plan(every, at, optional_number("--keep", keep, retention, minimum=1), keep_days_n, datetime.now(timezone.utc),
+                              offsite=fleet.settings.stage.offsite is not None)
         Executor(dry_run=dry_run)(scheduled.install(stack, plan))
         if dry_run:
             return
@@ -264,13 +272,35 @@ def pull_(c: Context, *, where: Where) -> None:
     if stack.target.local:
         say(f"nothing to pull: on the local engine the scheduled backups are written to {local_dir}")
         return
-    names = pullmod.missing(scheduled.facts(stack), local_dir)
+    names = pullmod.missing(scheduled.facts(stack).complete, local_dir)
     for name in names:
         progress = ByteProgress(name)
-        path = pullmod.pull(stack, name, local_dir, progress)
+        path = pullmod.pull(stack, f"{scheduled.host_dir(stack)}/{name}", local_dir, progress)
         progress.finish()
         say(f"pulled {path}")
     say(f"{len(names)} backup(s) pulled from {stack.target.name}" if names else f"every complete backup of {stack.target.name} is here already")
 
 
-ns = Collection("db", backup, list_, verify, restore, prune, migrate, seed, shell, stats, kill, reindex, schedule_, pull_)
+@on_host(name="init")
+def offsite_init(c: Context, *, where: Where) -> None:
+    """Create the stage's offsite restic repository (or keep the existing one) from the db host, and store its settings there."""
+    stack = _db(c, where)
+    created = Executor()(offsite.init(stack))
+    say(("created" if created else "kept the existing") + f" offsite repository for {offsite.tag(stack)} (reached from {stack.target.name}); "
+        "each scheduled backup is copied there (inv db.schedule --every ...)")
+
+
+@on_host(name="list")
+def offsite_list(c: Context, *, where: Where) -> None:
+    """List the stage's backups in the offsite repository (one restic snapshot each)."""
+    stack = _db(c, where)
+    found = offsite.snapshots(stack)
+    now = datetime.now(timezone.utc)
+    table(f"offsite snapshots of {offsite.tag(stack)}", ["snapshot", "backup", "age"],
+          ((s.short_id, s.backup, human_duration(now - s.time)) for s in reversed(found)))
+    if not found:
+        say("no offsite copy yet: they are made after each scheduled backup (inv db.schedule --every ...)")
+
+
+ns = Collection("db", backup, list_, verify, restore, prune, migrate, seed, shell, stats, kill, reindex, schedule_, pull_,
+                Collection("offsite", offsite_init, offsite_list))

@@ -15,6 +15,7 @@ from deploy.errors import fail
 
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,17 @@ class Proxy:
 
 
 @dataclass(frozen=True)
+class Offsite:
+    """Where the db host copies each scheduled backup (a restic repository), and how."""
+
+    repository: str  # restic's: /path, sftp:user@host:/path, s3:..., rest:...
+    password_env: str = "RESTIC_PASSWORD"  # the stage's variable holding the repository's password
+    keep: int = 30  # snapshots kept (restic forget --keep-last)
+    sftp_command: str = ""  # restic's -o sftp.command (a key or known_hosts of its own)
+    env_vars: tuple[str, ...] = ()  # more of the stage's variables restic needs (AWS_ACCESS_KEY_ID, ...)
+
+
+@dataclass(frozen=True)
 class Stage:
     """A named environment: its env file, its compose files, whether it is production,
     and its hosts (none = the local engine)."""
@@ -47,6 +59,7 @@ class Stage:
     production: bool
     hosts: tuple[Host, ...] = ()
     ssh: SshOptions = SshOptions()
+    offsite: Offsite | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +158,23 @@ def _stage(name: str, raw: Mapping[str, Any], project: str) -> Stage:
         production=bool(raw.get("production", False)),
         hosts=parse_hosts(raw.get("hosts"), name, project, raw.get("deploy_dir")),
         ssh=parse_ssh(raw.get("ssh") or {}, name),
+        offsite=_offsite(raw["offsite"], f"{where}.offsite") if raw.get("offsite") else None,
     )
+
+
+def _offsite(raw: Mapping[str, Any], where: str) -> Offsite:
+    unknown = set(raw) - set(Offsite.__dataclass_fields__)
+    if unknown:
+        fail(f"invoke.yaml: {where}: unknown key(s) {sorted(unknown)}", f"use {sorted(Offsite.__dataclass_fields__)}")
+    env_vars = raw.get("env_vars") or ()
+    if isinstance(env_vars, str) or not all(isinstance(v, str) and ENV_NAME.match(v) for v in env_vars):
+        fail(f"invoke.yaml: {where}.env_vars must be a list of variable names", f"fix {where}.env_vars, e.g. [AWS_ACCESS_KEY_ID]")
+    password_env = str(raw.get("password_env", "RESTIC_PASSWORD"))
+    if not ENV_NAME.match(password_env):
+        fail(f"invoke.yaml: {where}.password_env {password_env!r} is not a variable name", f"fix {where}.password_env")
+    return Offsite(repository=str(_require(raw, "repository", where)), password_env=password_env,
+                   keep=_positive_int(raw.get("keep", 30), f"{where}.keep"), sftp_command=str(raw.get("sftp_command") or ""),
+                   env_vars=tuple(env_vars))
 
 
 def _service_name(name: str, where: str) -> str:

@@ -73,10 +73,16 @@ class Settings:
             env_file=str(base / REMOTE_ENV_FILE),
         )
 
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        """The stage's secret variables: the stack's, and the offsite repository's password and variables."""
+        offsite = self.stage.offsite
+        return (*self.config.secret_env, *((offsite.password_env, *offsite.env_vars) if offsite else ()))
+
     def masked(self, text: str) -> str:
         """``text`` with the value of every secret variable replaced by **** (the longest
         first, so that one secret inside another leaves nothing of it)."""
-        values = sorted({v for v in (self.env.get(n) for n in self.config.secret_env) if v}, key=len, reverse=True)
+        values = sorted({v for v in (self.env.get(n) for n in self.secret_names) if v}, key=len, reverse=True)
         for value in values:
             text = text.replace(value, "****")
         return text

@@ -8,25 +8,28 @@ host's manifest are written beside it: a copy that does not match is not kept.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import posixpath
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from deploy.database.files import CHUNK, PartialWriter, parse_sidecar, scan, write_sidecars
-from deploy.database.scheduled import Facts, host_dir
 from deploy.engine.commands import files
 from deploy.engine.stack import Stack, last_lines
 from deploy.errors import fail
 
 
-def missing(facts: Facts, local_dir: Path) -> list[str]:
-    """The host's complete backups this machine has no complete copy of, oldest first."""
+def missing(complete: Sequence[tuple[str, datetime]], local_dir: Path) -> list[str]:
+    """Of the host's ``complete`` backups (newest first), those this machine has no
+    complete copy of, oldest first."""
     here = {b.path.name for b in scan(local_dir) if b.complete}
-    return [name for name, _ in reversed(facts.complete) if name not in here]
+    return [name for name, _ in reversed(complete) if name not in here]
 
 
-def pull(stack: Stack, name: str, local_dir: Path, progress: Callable[[int], None] = lambda n: None) -> Path:
-    """One backup of the db host copied home, complete or absent."""
-    remote = f"{host_dir(stack)}/{name}"
+def pull(stack: Stack, remote: str, local_dir: Path, progress: Callable[[int], None] = lambda n: None) -> Path:
+    """The backup ``remote`` (a path on the db host, beside its sidecar and manifest)
+    copied home, complete or absent."""
+    name = posixpath.basename(remote)
     sidecar, manifest = stack.target.read_text(f"{remote}.sha256"), stack.target.read_text(f"{remote}.json")
     expected = parse_sidecar(sidecar or "", name)
     if expected is None or manifest is None:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from deploy.database import offsite
 from deploy.database.dump import backups_dir
 from deploy.database.files import NAME, TIMESTAMP
 from deploy.database.session import Database
@@ -38,6 +39,7 @@ class Plan:
     keep: int
     keep_days: int | None
     installed_at: str  # ISO time, UTC
+    offsite: bool = False  # each backup copied to the stage's restic repository
 
     @property
     def every_text(self) -> str:
@@ -47,7 +49,7 @@ class Plan:
         return f"{self.every}s"
 
 
-def plan(every: str, at: str | None, keep: int, keep_days: int | None, now: datetime) -> Plan:
+def plan(every: str, at: str | None, keep: int, keep_days: int | None, now: datetime, offsite: bool = False) -> Plan:
     """The flags of ``inv db.schedule``, checked (pure): what cron can run evenly."""
     m = EVERY.match(every or "")
     if not m:
@@ -64,7 +66,7 @@ def plan(every: str, at: str | None, keep: int, keep_days: int | None, now: date
             fail("--at is for a daily backup", "use --every 1d --at HH:MM, or leave --at out")
     if keep < 1:
         fail("--keep must be at least 1", "the newest complete backup is always kept")
-    return Plan(n * UNIT[unit], at, keep, keep_days, now.astimezone(timezone.utc).isoformat(timespec="seconds"))
+    return Plan(n * UNIT[unit], at, keep, keep_days, now.astimezone(timezone.utc).isoformat(timespec="seconds"), offsite)
 
 
 def cron_when(p: Plan, key: str) -> str:
@@ -90,7 +92,7 @@ def host_dir(stack: Stack) -> str:
 def _job(stack: Stack, p: Plan) -> backup_job.Job:
     cfg, db = stack.settings.config, Database(stack)
     return backup_job.Job(cfg.project, stack.settings.stage.name, cfg.database.service, cfg.database.migrate_service,
-                          db.user, db.name, host_dir(stack), p.keep, p.keep_days)
+                          db.user, db.name, host_dir(stack), p.keep, p.keep_days, offsite.copy_job(stack) if p.offsite else None)
 
 
 def cron_job(stack: Stack, p: Plan | None) -> schedule.Job:
@@ -104,6 +106,8 @@ def cron_job(stack: Stack, p: Plan | None) -> schedule.Job:
 def install(stack: Stack, p: Plan) -> Ops[None]:
     """The job on the stack's target (the db host): its script, its plan, its cron file."""
     yield schedule.require_cron(stack)
+    if p.offsite:
+        yield from offsite.configure(stack)
     yield run(stack, files.install_dir(host_dir(stack), 0o700), what="creating the backups folder")
     yield Put(stack, stack.state_file(SCRIPT_FILE), backup_job.script(_job(stack, p)).encode(), 0o700)
     yield Put(stack, f"{host_dir(stack)}/{PLAN_FILE}", (json.dumps(asdict(p), indent=2) + "\n").encode(), 0o644)
@@ -123,6 +127,7 @@ class Facts:
     cron_file: bool
     last_run: dict[str, Any] | None
     complete: tuple[tuple[str, datetime], ...]  # (file, created), newest first
+    offsite_last: dict[str, Any] | None = None  # the last backup copied offsite, and when
 
 
 def complete_backups(listing: str) -> tuple[tuple[str, datetime], ...]:
@@ -138,9 +143,11 @@ def facts(stack: Stack) -> Facts:
     target = stack.target
     raw = target.read_text(f"{directory}/{PLAN_FILE}")
     last = target.read_text(f"{directory}/{backup_job.STATUS_FILE}")
+    copied = target.read_text(f"{directory}/{backup_job.OFFSITE_FILE}")
     listing = target.run(files.list_dir(directory), warn=True)
     return Facts(Plan(**json.loads(raw)) if raw else None, target.run(files.is_file(cron_job(stack, None).path), warn=True).ok,
-                 json.loads(last) if last else None, complete_backups(listing.stdout if listing.ok else ""))
+                 json.loads(last) if last else None, complete_backups(listing.stdout if listing.ok else ""),
+                 json.loads(copied) if copied else None)
 
 
 def freshness(f: Facts, now: datetime, where: str, stage: str) -> tuple[bool, str]:
@@ -149,7 +156,7 @@ def freshness(f: Facts, now: datetime, where: str, stage: str) -> tuple[bool, st
         return True, f"no schedule on {where} (inv db.schedule --stage {stage} --every 6h)"
     p = f.plan
     limit = timedelta(seconds=2 * p.every)
-    said = f"every {p.every_text}" + (f" at {p.at} UTC" if p.at else "") + f", keeping {p.keep}"
+    said = f"every {p.every_text}" + (f" at {p.at} UTC" if p.at else "") + f", keeping {p.keep}" + (", copied offsite" if p.offsite else "")
     last = f.last_run or {}
     failed = f"; last run failed: {last.get('error')}" if last and not last.get("ok") else ""
     if not f.cron_file:
@@ -163,7 +170,23 @@ def freshness(f: Facts, now: datetime, where: str, stage: str) -> tuple[bool, st
     detail = f"{said}: newest {name}, {_age(age)} old"
     if age > limit:
         return False, f"{detail}, older than twice the interval ({_age(limit)}){failed or ': is cron running there?'}"
+    if p.offsite:
+        ok, offsite_detail = _offsite_freshness(f, now, limit, datetime.fromisoformat(p.installed_at))
+        return ok, f"{detail}{failed}; {offsite_detail}"
     return True, detail + failed
+
+
+def _offsite_freshness(f: Facts, now: datetime, limit: timedelta, installed: datetime) -> tuple[bool, str]:
+    error = (f.last_run or {}).get("offsite_error") or ""
+    if f.offsite_last is None:
+        if now - installed < limit and not error:
+            return True, "offsite: waiting for the first copy"
+        return False, f"offsite: no copy yet{': ' + error if error else ''}"
+    age = now - datetime.fromisoformat(f.offsite_last["at"])
+    detail = f"offsite: newest {f.offsite_last.get('file')}, {_age(age)} old"
+    if age > limit:
+        return False, f"{detail}, older than twice the interval ({_age(limit)}){': ' + error if error else ''}"
+    return (False, f"{detail}; the last run's {error}") if error else (True, detail)
 
 
 def _age(delta: timedelta) -> str:

@@ -8,8 +8,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 install_packages() {
-    # openssl: the tls tasks; curl, wget: tests; pebble, certbot, cron: the ACME tests (a CA, the client, its schedule); nftables: the firewall (nft on the hosts)
-    local pkgs=(debootstrap docker-registry wrk openssl curl wget pebble certbot cron nftables)
+    # openssl: the tls tasks; curl, wget: tests; pebble, certbot, cron: the ACME and schedule tests; restic: offsite backups; nftables: the firewall (nft on the hosts)
+    local pkgs=(debootstrap docker-registry wrk openssl curl wget pebble certbot cron nftables restic)
     command -v dockerd >/dev/null || engine_up || pkgs+=(docker.io)
     need_packages "${pkgs[@]}"
 }

@@ -365,6 +365,67 @@ def test_scheduled_backups_run_by_cron_on_the_db_host(remote, testbed):
         remote("db.schedule", "--off", check=False)
 
 
+def with_offsite(stack: Inv, testbed: dict, tmp: Path, repository: str, password: str) -> Inv:
+    """The same stack with an offsite restic repository over sftp (h3 reaches it with the
+    test bed's key) and its password in a copy of the env file."""
+    config = json.loads(stack.runtime_config.read_text())
+    sftp = (f"ssh -i {testbed['TESTBED_SSH_KEY']} -o UserKnownHostsFile={testbed['TESTBED_KNOWN_HOSTS']} "
+            f"-o StrictHostKeyChecking=yes -o BatchMode=yes root@{testbed['addrs']['h2']} -s sftp")
+    config["deploy"]["stages"]["remote"]["offsite"] = {"repository": repository, "sftp_command": sftp, "keep": 3}
+    runtime = tmp / "offsite.json"
+    runtime.write_text(json.dumps(config))
+    env_file = tmp / "offsite.env"
+    env_file.write_text(stack.env_file.read_text() + f"RESTIC_PASSWORD={password}\n")
+    env_file.chmod(0o600)
+    return dataclasses.replace(stack, runtime_config=runtime, env_file=env_file)
+
+
+def test_offsite_copies_over_sftp_and_a_restore_from_offsite_round_trips(remote, testbed, tmp_path):
+    """The db host copies each scheduled backup into a restic repository on h2 over sftp;
+    db.restore --from-offsite brings the database back exactly; the repository's password
+    is in no process list, log, file of ours but its own 0600 one, or output."""
+    password = uuid.uuid4().hex + uuid.uuid4().hex
+    repo_dir = f"/srv/{remote.project}-offsite"
+    stack = with_offsite(remote, testbed, tmp_path, f"sftp:root@{testbed['addrs']['h2']}:{repo_dir}", password)
+    directory = f"/srv/{remote.project}/state/remote/backups"
+    outputs = []
+    try:
+        outputs.append(stack("db.offsite.init").stdout)
+        assert "created offsite repository" in outputs[-1]
+        outputs.append(stack("db.offsite.init").stdout)
+        assert "kept the existing offsite repository" in outputs[-1]
+        outputs.append(stack("db.schedule", "--every", "1d", "--keep", "2").stdout)
+        command = cron.command_of(ssh(testbed, "h3", f"cat /etc/cron.d/deploy-{remote.project}-remote-db-backup").stdout)
+        before = pg_dumpall(testbed, remote.project)
+        # a run as cron makes it, with every process's command line sampled while it runs
+        sampled = ssh(testbed, "h3", f"sh -c {shlex.quote(command or 'false')} & while kill -0 $! 2>/dev/null; do ps -eo args; "
+                                     "sleep 0.05; done").stdout
+        assert "restic" in sampled and password not in sampled
+        last = json.loads(ssh(testbed, "h3", f"cat {directory}/last-run.json").stdout)
+        assert last["ok"] and last["offsite_error"] == "", last
+        outputs.append(stack("db.offsite.list").stdout)
+        snapshot = next(r[0] for r in table_rows(outputs[-1]) if r[1] == last["file"])
+        post = subprocess.run(["curl", "-s", "-m", "5", "-XPOST", "-H", "content-type: application/json", "-d", '{"name": "later"}',
+                               f"http://{testbed['addrs']['h1']}:{remote.http_port}/api/items"], capture_output=True, text=True)
+        assert '"later"' in post.stdout and pg_dumpall(testbed, remote.project) != before
+        for backup in remote.backups.glob(f"{last['file']}*"):  # not at home yet: the restore must fetch it
+            backup.unlink()
+        outputs.append(stack("db.restore", "--from-offsite", snapshot, "--yes", "--force", timeout=600).stdout)
+        assert f"fetched {last['file']} from the offsite snapshot {snapshot}" in outputs[-1]
+        assert pg_dumpall(testbed, remote.project) == before
+        outputs.append(stack("health").stdout)
+        assert "offsite" in outputs[-1]  # healthy, the offsite copy counted
+        kept = ssh(testbed, "h3", f"cat {directory}/schedule.log /etc/cron.d/deploy-{remote.project}-remote-db-backup "
+                                  f"/srv/{remote.project}/state/remote/backup-schedule.sh /srv/{remote.project}/state/remote/offsite/restic.env; "
+                                  f"stat -c %a /srv/{remote.project}/state/remote/offsite/password").stdout
+        assert password not in kept and kept.split()[-1] == "600"
+        assert not [text for text in outputs if password in text]
+    finally:
+        stack("db.schedule", "--off", check=False)
+        ssh(testbed, "h2", f"rm -rf {repo_dir}", check=False)
+        ssh(testbed, "h3", f"rm -rf /srv/{remote.project}/state/remote/offsite", check=False)
+
+
 def remote_target(testbed: dict, host: str, known_hosts: str | None = None, accept_new: bool = False):
     """A RemoteTarget on a test host (the library alone, no stack)."""
     from deploy.config.inventory import SshOptions, parse_hosts

@@ -24,9 +24,11 @@ import shlex
 from dataclasses import dataclass
 
 from deploy.engine.commands import postgres as pg
+from deploy.engine.commands import restic
 
 LABEL = "scheduled"
 STATUS_FILE = "last-run.json"
+OFFSITE_FILE = "offsite-last.json"  # the last backup copied offsite, and when
 LOG_FILE = "schedule.log"
 LOCK_FILE = ".schedule.lock"
 LOG_LIMIT = 1 << 20
@@ -45,6 +47,16 @@ MANIFEST_SQL = (
 
 
 @dataclass(frozen=True)
+class OffsiteCopy:
+    """After each backup: its files into a restic repository, then restic's own retention."""
+
+    env_file: str  # on the host, 0600: RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, ...
+    sftp_command: str
+    tag: str  # the stage's snapshots
+    keep: int
+
+
+@dataclass(frozen=True)
 class Job:
     """What one stage's scheduled backup needs to know (none of it secret)."""
 
@@ -57,6 +69,27 @@ class Job:
     directory: str  # where the backups go on the host
     keep: int
     keep_days: int | None
+    offsite: OffsiteCopy | None = None
+
+
+def offsite_section(copy: OffsiteCopy | None) -> str:
+    """The script's last part: the new backup's three files copied offsite (nothing without ``copy``)."""
+    if copy is None:
+        return ""
+    save = shlex.join(restic.with_env(copy.env_file, restic.backup(copy.sftp_command, copy.tag, [])))
+    forget = shlex.join(restic.with_env(copy.env_file, restic.forget(copy.sftp_command, copy.tag, copy.keep)))
+    return f"""
+# offsite: the new backup's files into the restic repository, then its retention
+if copied=$({save} "$DIR/$name" "$DIR/$name.sha256" "$DIR/$name.json" 2>&1 && {forget} 2>&1); then
+    printf '{{"at": %s, "file": %s}}\\n' "$(json_text "$(date -u +%Y-%m-%dT%H:%M:%S+00:00)")" "$(json_text "$name")" >{OFFSITE_FILE}.tmp
+    chmod 0644 {OFFSITE_FILE}.tmp
+    mv -f {OFFSITE_FILE}.tmp {OFFSITE_FILE}
+    echo "$(date -u +%FT%TZ) copied $name offsite"
+else
+    offsite_error="offsite copy failed: $(printf '%s' "$copied" | tail -n 3 | tr '\\n' ' ')"
+    echo "$(date -u +%FT%TZ) $offsite_error"
+fi
+"""
 
 
 def script(job: Job) -> str:
@@ -95,10 +128,11 @@ psql_pid=""
 json_text() {{  # a JSON string of $1 (quotes, backslashes; control characters dropped)
     printf '"%s"' "$(printf '%s' "$1" | tr -d '\\000-\\037' | sed 's/\\\\/\\\\\\\\/g; s/"/\\\\"/g')"
 }}
-status() {{  # $1: ok (true/false), $2: the backup's file or "", $3: the error or ""
+status() {{  # $1: ok (true/false), $2: the backup's file or "", $3: the error or "", $4: the offsite copy's error or ""
     finished=$(date -u +%s)
-    printf '{{"ok": %s, "started_at": %s, "seconds": %s, "file": %s, "error": %s}}\\n' "$1" "$(json_text "$started_at")" \\
-        "$((finished - started))" "$(json_text "$2")" "$(json_text "$3")" >{STATUS_FILE}.tmp
+    printf '{{"ok": %s, "started_at": %s, "seconds": %s, "file": %s, "error": %s, "offsite_error": %s}}\\n' "$1" \\
+        "$(json_text "$started_at")" "$((finished - started))" "$(json_text "$2")" "$(json_text "$3")" "$(json_text "${{4:-}}")" \\
+        >{STATUS_FILE}.tmp
     chmod 0644 {STATUS_FILE}.tmp
     mv -f {STATUS_FILE}.tmp {STATUS_FILE}
 }}
@@ -200,5 +234,7 @@ while read -r stamp dump; do
         echo "$(date -u +%FT%TZ) retention: deleted the incomplete $dump"
     fi
 done <"$work/list"
-status true "$name" ""
+offsite_error=""
+{offsite_section(job.offsite)}
+status true "$name" "" "$offsite_error"
 """

@@ -1,0 +1,48 @@
+"""restic command lines (offsite copies of the scheduled backups), run on the db host.
+
+Nothing secret is ever an argument: restic reads its repository (whose URL may hold
+credentials), the path of its password file and any other variables it needs from an
+env file of ours (0600), sourced by ``with_env``.
+"""
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+
+SOURCE = 'set -a; . "$1"; set +a; shift; exec "$@"'
+
+
+def env_file(values: Mapping[str, str]) -> str:
+    """An env file for ``sh``'s ``.``: one ``NAME='value'`` a line (pure)."""
+    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+def with_env(path: str, argv: Sequence[str]) -> list[str]:
+    """``argv`` run with the variables of the env file ``path``."""
+    return ["sh", "-c", SOURCE, "sh", path, *argv]
+
+
+def restic(sftp_command: str, *args: str) -> list[str]:
+    return ["restic", *(["-o", f"sftp.command={sftp_command}"] if sftp_command else []), *args]
+
+
+def init(sftp_command: str) -> list[str]:
+    return restic(sftp_command, "init")
+
+
+def snapshots(sftp_command: str, tag: str) -> list[str]:
+    """The snapshots of ``tag`` as JSON."""
+    return restic(sftp_command, "snapshots", "--json", "--tag", tag)
+
+
+def restore(sftp_command: str, snapshot: str, target: str) -> list[str]:
+    return restic(sftp_command, "restore", snapshot, "--target", target)
+
+
+def backup(sftp_command: str, tag: str, paths: Sequence[str]) -> list[str]:
+    return restic(sftp_command, "backup", "--quiet", "--tag", tag, *paths)
+
+
+def forget(sftp_command: str, tag: str, keep: int) -> list[str]:
+    """Only ``keep`` snapshots of ``tag``, the data of the others pruned."""
+    return restic(sftp_command, "forget", "--quiet", "--tag", tag, "--keep-last", str(int(keep)), "--prune")
