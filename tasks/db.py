@@ -58,18 +58,30 @@ def backup(c: Context, label: str | None = None, dir: str | None = None, *, wher
 
 @on_stage(name="list")
 def list_(c: Context, *, where: Where) -> None:
-    """List backups (kept on this machine, also those pulled from hosts) with size, age, and whether each is complete and verified."""
-    directory = backupmod.backups_dir(open_settings(c, where))
+    """List backups here, on the db host and offsite, with size, age, and whether each is complete and verified.
+
+    Here: the stage's backups folder on this machine (db.backup, db.pull). On a stage
+    with hosts, the db host's scheduled backups not copied home yet (db.pull); with an
+    offsite repository, its snapshots.
+    """
+    settings = open_settings(c, where)
+    directory = backupmod.backups_dir(settings)
     found = backups.scan(directory)
     now = datetime.now(timezone.utc)
-    table(
-        f"backups in {directory}",
-        ["file", "size", "age", "complete", "verified"],
-        ((b.path.name, human_bytes(b.size), human_duration(now - b.created), "yes" if b.complete else styled("NO", "red"),
-          "yes" if b.verified else "no") for b in found),
-    )
-    if not found:
-        say("no backups yet: inv db.backup")
+    rows = [(b.path.name, "here", human_bytes(b.size), human_duration(now - b.created), "yes" if b.complete else styled("NO", "red"),
+             "yes" if b.verified else "no") for b in found]
+    if settings.stage.hosts or settings.stage.offsite:
+        stack = open_fleet(c, where).one("db").stack
+        here = {b.path.name for b in found}
+        if settings.stage.hosts:
+            rows += [(name, stack.target.name, "", human_duration(now - created), "yes", "")
+                     for name, created in scheduled.facts(stack).complete if name not in here]
+        if settings.stage.offsite:
+            rows += [(s.backup, f"offsite {s.short_id}", "", human_duration(now - s.time), "yes", "") for s in reversed(offsite.snapshots(stack))]
+    table(f"backups of {settings.config.project}/{settings.stage.name} (here: {directory})",
+          ["file", "where", "size", "age", "complete", "verified"], rows)
+    if not rows:
+        say("no backups yet: inv db.backup (or inv db.schedule --every 6h)")
 
 
 @on_host(
@@ -257,6 +269,12 @@ def schedule_(c: Context, every: str | None = None, at: str | None = None, keep:
     if last:
         outcome = styled("ok", "green") + f" {last.get('file')}" if last.get("ok") else styled("failed", "red") + f": {last.get('error')}"
         say(f"  last run: {last.get('started_at')}, {last.get('seconds')} s, {outcome}")
+    drill = facts.drill
+    if drill:
+        outcome = styled("ok", "green") if drill.get("ok") else styled("FAILED", "red") + f": {drill.get('error')}"
+        say(f"  last restore drill: {drill.get('at')}, {drill.get('file')}, {outcome}")
+    elif facts.plan:
+        say(f"  restore drill: weekly ({scheduled.drill_job(stack).when}, cron, UTC), none yet")
     say(f"  {len(facts.complete)} complete backup(s) there; log: {scheduled.host_dir(stack)}/{backup_job.LOG_FILE}")
 
 

@@ -27,6 +27,7 @@ from deploy.stack import schedule
 
 PLAN_FILE = "schedule.json"
 SCRIPT_FILE = "backup-schedule.sh"  # in the stage's state folder
+DRILL_SCRIPT = "backup-drill.sh"
 EVERY = re.compile(r"^(\d+)([mhd])$")
 AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 UNIT = {"m": 60, "h": 3600, "d": 86400}
@@ -103,20 +104,32 @@ def cron_job(stack: Stack, p: Plan | None) -> schedule.Job:
                         f"inv db.schedule: backs up {stack.settings.config.project}/{stack.settings.stage.name}")
 
 
+def drill_job(stack: Stack) -> schedule.Job:
+    """The weekly restore drill's cron file: Sundays, at an hour and minute of the stack's own."""
+    name = cron.file_name("deploy", stack.settings.config.project, stack.settings.stage.name, "db-drill")
+    return schedule.Job(name, f"{cron.spread(name, 60)} {cron.spread(name[::-1], 24)} * * 0", ("/bin/sh", stack.state_file(DRILL_SCRIPT)),
+                        f"{host_dir(stack)}/{backup_job.LOG_FILE}",
+                        f"inv db.schedule: the weekly restore drill of {stack.settings.config.project}/{stack.settings.stage.name}")
+
+
 def install(stack: Stack, p: Plan) -> Ops[None]:
-    """The job on the stack's target (the db host): its script, its plan, its cron file."""
+    """The job on the stack's target (the db host): its script, its plan, its cron file;
+    and the weekly restore drill."""
     yield schedule.require_cron(stack)
     if p.offsite:
         yield from offsite.configure(stack)
     yield run(stack, files.install_dir(host_dir(stack), 0o700), what="creating the backups folder")
     yield Put(stack, stack.state_file(SCRIPT_FILE), backup_job.script(_job(stack, p)).encode(), 0o700)
+    yield Put(stack, stack.state_file(DRILL_SCRIPT), backup_job.drill_script(_job(stack, p)).encode(), 0o700)
     yield Put(stack, f"{host_dir(stack)}/{PLAN_FILE}", (json.dumps(asdict(p), indent=2) + "\n").encode(), 0o644)
     yield schedule.install(stack, cron_job(stack, p))
+    yield schedule.install(stack, drill_job(stack))
 
 
 def remove(stack: Stack) -> Ops[None]:
     """No more scheduled backups (the backups made stay)."""
-    yield run(stack, files.remove_files(cron_job(stack, None).path, f"{host_dir(stack)}/{PLAN_FILE}"), what="removing the schedule")
+    yield run(stack, files.remove_files(cron_job(stack, None).path, drill_job(stack).path, f"{host_dir(stack)}/{PLAN_FILE}"),
+              what="removing the schedule")
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,7 @@ class Facts:
     last_run: dict[str, Any] | None
     complete: tuple[tuple[str, datetime], ...]  # (file, created), newest first
     offsite_last: dict[str, Any] | None = None  # the last backup copied offsite, and when
+    drill: dict[str, Any] | None = None  # the last restore drill's outcome
 
 
 def complete_backups(listing: str) -> tuple[tuple[str, datetime], ...]:
@@ -144,10 +158,11 @@ def facts(stack: Stack) -> Facts:
     raw = target.read_text(f"{directory}/{PLAN_FILE}")
     last = target.read_text(f"{directory}/{backup_job.STATUS_FILE}")
     copied = target.read_text(f"{directory}/{backup_job.OFFSITE_FILE}")
+    drill = target.read_text(f"{directory}/{backup_job.DRILL_FILE}")
     listing = target.run(files.list_dir(directory), warn=True)
     return Facts(Plan(**json.loads(raw)) if raw else None, target.run(files.is_file(cron_job(stack, None).path), warn=True).ok,
                  json.loads(last) if last else None, complete_backups(listing.stdout if listing.ok else ""),
-                 json.loads(copied) if copied else None)
+                 json.loads(copied) if copied else None, json.loads(drill) if drill else None)
 
 
 def freshness(f: Facts, now: datetime, where: str, stage: str) -> tuple[bool, str]:
@@ -168,6 +183,8 @@ def freshness(f: Facts, now: datetime, where: str, stage: str) -> tuple[bool, st
     name, created = f.complete[0]
     age = now - created
     detail = f"{said}: newest {name}, {_age(age)} old"
+    if f.drill and not f.drill.get("ok"):
+        return False, f"{detail}; the last restore drill failed ({f.drill.get('at')}): {f.drill.get('error')}"
     if age > limit:
         return False, f"{detail}, older than twice the interval ({_age(limit)}){failed or ': is cron running there?'}"
     if p.offsite:

@@ -73,7 +73,7 @@ def test_backup_is_complete_and_described(db):
     assert subprocess.run(["sha256sum", "-c", b.path.name + ".sha256"], cwd=b.path.parent, capture_output=True).returncode == 0
     assert b.path.read_bytes()[:5] == b"PGDMP"
     out = db("db.list").stdout
-    assert row(out, 0, b.path.name)[3] == "yes"
+    assert row(out, 0, b.path.name)[4] == "yes"
 
 
 def test_round_trip_restores_exactly_what_was_backed_up(db, engine):
@@ -99,7 +99,7 @@ def test_verify_with_restore_test_marks_the_backup_verified(db):
     assert "checksum, full read, restore test ok" in out
     assert sql(db, "SELECT count(*) FROM pg_database WHERE datname LIKE 'app\\_verify%'") == "0"
     newest = complete_backups(db)[0]
-    assert row(db("db.list").stdout, 0, newest.path.name)[4] == "yes"
+    assert row(db("db.list").stdout, 0, newest.path.name)[5] == "yes"
 
 
 def corrupt_copy(db, name: str, change, resigned: bool = False):

@@ -316,8 +316,8 @@ def host_listing(testbed: dict, directory: str) -> list[str]:
 def test_scheduled_backups_run_by_cron_on_the_db_host(remote, testbed):
     """cron on h3 runs the job (every minute here); retention keeps exactly 2 complete
     backups; a run killed mid-dump leaves no complete-looking file and the next one
-    succeeds; db.pull brings them home, db.verify accepts them; a schedule whose cron
-    file is gone fails inv health."""
+    succeeds; db.pull brings them home, db.verify accepts them; the weekly restore drill
+    passes on the host; a schedule whose cron file is gone fails inv health."""
     directory = f"/srv/{remote.project}/state/remote/backups"
     cron_file = f"/etc/cron.d/deploy-{remote.project}-remote-db-backup"
     try:
@@ -356,6 +356,14 @@ def test_scheduled_backups_run_by_cron_on_the_db_host(remote, testbed):
         assert "2 backup(s) pulled from h3" in pulled
         assert "every complete backup of h3 is here already" in remote("db.pull").stdout
         remote("db.verify", newest, timeout=600)
+        listed = table_rows(remote("db.list").stdout)
+        assert [r[1] for r in listed if r[0] == newest] == ["here"]
+        drill = cron.command_of(ssh(testbed, "h3", f"cat /etc/cron.d/deploy-{remote.project}-remote-db-drill").stdout)
+        ssh(testbed, "h3", drill or "false")  # the weekly restore drill, as cron runs it
+        assert json.loads(ssh(testbed, "h3", f"cat {directory}/drill.json").stdout)["ok"]
+        assert re.search(r"last restore drill: .*, " + re.escape(newest) + ", ok", remote("db.schedule").stdout)
+        assert "restore_test" not in ssh(testbed, "h3", f"cat {directory}/{newest}.verified.json").stdout
+        assert json.loads(ssh(testbed, "h3", f"cat {directory}/{newest}.verified.json").stdout)["checks"][-1] == "restore test"
         assert remote("health").returncode == 0
         ssh(testbed, "h3", f"rm {cron_file}")  # the schedule stopped
         stopped = remote("health", check=False)

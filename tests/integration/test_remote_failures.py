@@ -150,10 +150,10 @@ def test_db_tasks_on_the_hosts(stage3, testbed):
     assert dump.parent == stage3.backups and dump.is_file()
     assert Path(f"{dump}.sha256").is_file() and json.loads(Path(f"{dump}.json").read_text())["row_counts"]["public.items"] == seeded
     listed = row(stage3("db.list").stdout, 0, dump.name)
-    assert listed[3] == "yes"  # complete
+    assert listed[1:2] == ["here"] and listed[4] == "yes"  # complete
     verified = stage3("db.verify", "latest")
     assert f"verified {dump.name}" in verified.stdout
-    assert row(stage3("db.list").stdout, 0, dump.name)[4] == "yes"
+    assert row(stage3("db.list").stdout, 0, dump.name)[5] == "yes"
 
     stats = stage3("db.stats")
     assert [c for c in table_rows(stats.stdout) if re.fullmatch(r"\d+ of 500", c[0])], stats.stdout  # connections of max_connections

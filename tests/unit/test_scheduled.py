@@ -2,6 +2,7 @@
 (pure), and the install and removal as ops on the fake engine."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -60,6 +61,9 @@ def test_health_fails_when_the_newest_backup_is_older_than_twice_the_interval():
     ok, detail = scheduled.freshness(facts([NOW - timedelta(hours=13)], last_run={"ok": False, "error": "pg_dump failed: disk full"}),
                                      NOW, "h3", "production")
     assert not ok and detail.endswith("; last run failed: pg_dump failed: disk full")
+    drill = dataclasses.replace(facts([NOW - timedelta(hours=1)]), drill={"ok": False, "at": "2026-11-29T03:00:00+00:00", "error": "counts differ"})
+    ok, detail = scheduled.freshness(drill, NOW, "h3", "production")
+    assert not ok and detail.endswith("the last restore drill failed (2026-11-29T03:00:00+00:00): counts differ")
     ok, detail = scheduled.freshness(facts([NOW], cron_file=False), NOW, "h3", "production")
     assert not ok and "its cron file on h3 is gone, nothing runs" in detail
     assert scheduled.freshness(facts([], installed=NOW - timedelta(hours=1)), NOW, "h3", "production")[0]  # first run still to come
@@ -76,7 +80,10 @@ def test_install_puts_the_script_the_plan_and_the_cron_file_on_the_db_host(fake_
     puts = {op.path: op.mode for op in executor.applied if isinstance(op, Put)}
     job = scheduled.cron_job(stack, plan)
     directory = scheduled.host_dir(stack)
-    assert puts == {stack.state_file(scheduled.SCRIPT_FILE): 0o700, f"{directory}/schedule.json": 0o644, job.path: 0o644}
+    drill = scheduled.drill_job(stack)
+    assert puts == {stack.state_file(scheduled.SCRIPT_FILE): 0o700, stack.state_file(scheduled.DRILL_SCRIPT): 0o700,
+                    f"{directory}/schedule.json": 0o644, job.path: 0o644, drill.path: 0o644}
+    assert drill.when.endswith(" * * 0")  # weekly, on Sundays
     assert directory == "/srv/myapp/state/development/backups"
     script = engine.files[stack.state_file(scheduled.SCRIPT_FILE)].decode()
     assert "KEEP=3\n" in script and f"DIR={directory}\n" in script
@@ -85,5 +92,5 @@ def test_install_puts_the_script_the_plan_and_the_cron_file_on_the_db_host(fake_
     found = scheduled.facts(stack)
     assert found.plan == plan and found.cron_file and found.last_run == {"ok": True, "file": "x"}
     executor(scheduled.remove(stack))
-    assert job.path not in engine.files and f"{directory}/schedule.json" not in engine.files
+    assert job.path not in engine.files and drill.path not in engine.files and f"{directory}/schedule.json" not in engine.files
     assert scheduled.facts(stack).plan is None

@@ -29,6 +29,7 @@ from deploy.engine.commands import restic
 LABEL = "scheduled"
 STATUS_FILE = "last-run.json"
 OFFSITE_FILE = "offsite-last.json"  # the last backup copied offsite, and when
+DRILL_FILE = "drill.json"  # the last restore drill's outcome
 LOG_FILE = "schedule.log"
 LOCK_FILE = ".schedule.lock"
 LOG_LIMIT = 1 << 20
@@ -237,4 +238,75 @@ done <"$work/list"
 offsite_error=""
 {offsite_section(job.offsite)}
 status true "$name" "" "$offsite_error"
+"""
+
+
+def drill_script(job: Job) -> str:
+    """The weekly restore drill (``inv db.verify latest --restore-test`` on the host): the
+    newest complete backup's checksum, a full read, a restore into a scratch database
+    whose row counts must equal the manifest's; recorded beside the backup (as db.verify
+    does) and in ``drill.json``. It waits for a backup run that holds the lock."""
+    q = shlex.quote
+    admin = shlex.join(pg.psql(job.user, "postgres"))
+    scratch_psql = shlex.join(pg.psql(job.user, "postgres")).replace("-d postgres", '-d "$scratch"')
+    restore_into = shlex.join(pg.pg_restore_into(job.user, "SCRATCH")).replace("SCRATCH", '"$scratch"')
+    return f"""#!/bin/sh
+# Written by `inv db.schedule` for {job.project}/{job.stage}: the weekly restore drill
+# (deploy/engine/commands/backup_job.py says how).
+set -eu
+umask 077
+export LC_ALL=C
+DIR={q(job.directory)}
+PROJECT={q(job.project)}
+SERVICE={q(job.service)}
+DB={q(job.database)}
+cd "$DIR"
+exec 9>>{LOCK_FILE}
+flock -w 3600 9 || {{ echo "$(date -u +%FT%TZ) drill skipped: a backup run held {LOCK_FILE} for an hour"; exit 0; }}
+started_at=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)
+scratch=""
+newest=""
+json_text() {{ printf '"%s"' "$(printf '%s' "$1" | tr -d '\\000-\\037' | sed 's/\\\\/\\\\\\\\/g; s/"/\\\\"/g')"; }}
+record() {{  # $1 ok, $2 error
+    printf '{{"ok": %s, "at": %s, "file": %s, "error": %s}}\\n' "$1" "$(json_text "$started_at")" "$(json_text "$newest")" \\
+        "$(json_text "$2")" >{DRILL_FILE}.tmp
+    chmod 0644 {DRILL_FILE}.tmp
+    mv -f {DRILL_FILE}.tmp {DRILL_FILE}
+}}
+finish() {{
+    code=$?
+    if [ -n "$scratch" ]; then
+        printf '%s\\n' 'DROP DATABASE IF EXISTS :"scratch" WITH (FORCE);' | docker exec -i "$pg" {admin} -v scratch="$scratch" >/dev/null 2>&1 || true
+    fi
+    if [ "$code" != 0 ]; then
+        record false "${{error:-exit $code}}"
+        echo "$(date -u +%FT%TZ) restore drill failed: ${{error:-exit $code}}"
+    fi
+}}
+trap finish EXIT
+trap 'error="stopped by a signal"; exit 1' HUP INT TERM
+die() {{ error=$1; exit 1; }}
+
+newest=$(ls -1 | sed -nE 's/^([A-Za-z0-9_.-]+-([0-9]{{8}}T[0-9]{{6}}Z)(-[A-Za-z0-9._-]+)?\\.dump)$/\\2 \\1/p' | sort -r \\
+    | while read -r stamp dump; do if [ -f "$dump.sha256" ] && [ -f "$dump.json" ]; then echo "$dump"; break; fi; done)
+[ -n "$newest" ] || die "no complete backup in $DIR"
+sha256sum -c --status "$newest.sha256" || die "$newest does not match its checksum"
+pg=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$SERVICE" | head -n 1)
+[ -n "$pg" ] || die "the $SERVICE container of $PROJECT is not running"
+docker exec -i "$pg" {shlex.join(pg.pg_restore_read())} <"$newest" 2>/dev/null || die "$newest cannot be read to its end"
+scratch=$(printf '%s' "$DB" | cut -c 1-40)_drill_$(date -u +%Y%m%d%H%M%S)
+printf '%s\\n' 'CREATE DATABASE :"scratch" OWNER :"owner";' | docker exec -i "$pg" {admin} -v scratch="$scratch" -v owner={q(job.user)} >/dev/null \\
+    || die "creating the scratch database failed"
+docker exec -i "$pg" {restore_into} <"$newest" 2>/dev/null || die "restoring $newest into a scratch database failed"
+counts=$(printf '%s\\n' {q(COUNTS_SQL)} | docker exec -i "$pg" {scratch_psql})
+same=$(printf '%s\\n' "SELECT (:'counts')::jsonb = ((:'manifest')::json -> 'row_counts')::jsonb;" \\
+    | docker exec -i "$pg" {admin} -v counts="$counts" -v manifest="$(cat "$newest.json")")
+[ "$same" = t ] || die "the row counts restored from $newest differ from its manifest"
+sha256=$(cut -d ' ' -f 1 "$newest.sha256")
+printf '{{"ok": true, "sha256": "%s", "checks": ["checksum", "full read", "restore test"], "verified_at": "%s"}}\\n' "$sha256" "$started_at" \\
+    >"$newest.verified.json.tmp"
+chmod 0644 "$newest.verified.json.tmp"
+mv -f "$newest.verified.json.tmp" "$newest.verified.json"
+record true ""
+echo "$(date -u +%FT%TZ) restore drill of $newest: checksum, full read, restore test ok"
 """

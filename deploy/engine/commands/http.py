@@ -18,8 +18,9 @@ PROBE_SCRIPT = ('t=$1; end=$(( $(date +%s) + $2 )); shift 2; while :; do '
 
 
 def probe(urls: Sequence[str], timeout: int = 3, within: int = 0) -> list[str]:
-    """GET every one of ``urls`` in parallel, again every 0.1 s for ``within`` seconds
-    until one answers (0: one round); prints those that answered 2xx/3xx within
+    """GET every one of ``urls`` in parallel, again every 0.1 s until one answers or the
+    clock reaches the whole second ``within`` seconds on (so for ``within`` - 1 to
+    ``within`` seconds; 0: one round); prints those that answered 2xx/3xx within
     ``timeout`` seconds (whole seconds: busybox's wget takes no fractions), one a line.
     The command ends within ``within`` + ``timeout`` seconds."""
     return ["sh", "-c", PROBE_SCRIPT, "sh", str(max(1, int(timeout))), str(max(0, int(within))), *urls]
