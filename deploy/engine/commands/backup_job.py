@@ -73,6 +73,23 @@ class Job:
     offsite: OffsiteCopy | None = None
 
 
+def _header(job: Job, what: str) -> str:
+    """The first lines of both scripts: strict sh, private files, the job's facts."""
+    q = shlex.quote
+    return f"""#!/bin/sh
+# Written by `inv db.schedule` for {job.project}/{job.stage}: {what}
+# (deploy/engine/commands/backup_job.py says how).
+set -eu
+umask 077
+export LC_ALL=C
+DIR={q(job.directory)}
+PROJECT={q(job.project)}
+STAGE={q(job.stage)}
+SERVICE={q(job.service)}
+APP_SERVICE={q(job.app_service)}
+DB={q(job.database)}"""
+
+
 def offsite_section(copy: OffsiteCopy | None) -> str:
     """The script's last part: the new backup's three files copied offsite (nothing without ``copy``)."""
     if copy is None:
@@ -98,18 +115,7 @@ def script(job: Job) -> str:
     psql = shlex.join(pg.psql(job.user, job.database))
     dump = shlex.join(pg.pg_dump(job.user, job.database))
     keep_days = "" if job.keep_days is None else str(int(job.keep_days))
-    return f"""#!/bin/sh
-# Written by `inv db.schedule` for {job.project}/{job.stage}: one backup by the rules of
-# `inv db.backup`, then retention (deploy/engine/commands/backup_job.py says how).
-set -eu
-umask 077
-export LC_ALL=C
-DIR={q(job.directory)}
-PROJECT={q(job.project)}
-STAGE={q(job.stage)}
-SERVICE={q(job.service)}
-APP_SERVICE={q(job.app_service)}
-DB={q(job.database)}
+    return f"""{_header(job, "one backup by the rules of `inv db.backup`, then retention")}
 KEEP={int(job.keep)}
 KEEP_DAYS={keep_days}
 LABEL={LABEL}
@@ -250,16 +256,7 @@ def drill_script(job: Job) -> str:
     admin = shlex.join(pg.psql(job.user, "postgres"))
     scratch_psql = shlex.join(pg.psql(job.user, "postgres")).replace("-d postgres", '-d "$scratch"')
     restore_into = shlex.join(pg.pg_restore_into(job.user, "SCRATCH")).replace("SCRATCH", '"$scratch"')
-    return f"""#!/bin/sh
-# Written by `inv db.schedule` for {job.project}/{job.stage}: the weekly restore drill
-# (deploy/engine/commands/backup_job.py says how).
-set -eu
-umask 077
-export LC_ALL=C
-DIR={q(job.directory)}
-PROJECT={q(job.project)}
-SERVICE={q(job.service)}
-DB={q(job.database)}
+    return f"""{_header(job, "the weekly restore drill")}
 cd "$DIR"
 exec 9>>{LOCK_FILE}
 flock -w 3600 9 || {{ echo "$(date -u +%FT%TZ) drill skipped: a backup run held {LOCK_FILE} for an hour"; exit 0; }}
