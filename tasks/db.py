@@ -70,16 +70,23 @@ def list_(c: Context, *, where: Where) -> None:
     now = datetime.now(timezone.utc)
     rows = [(b.path.name, "here", human_bytes(b.size), human_duration(now - b.created), "yes" if b.complete else styled("NO", "red"),
              "yes" if b.verified else "no") for b in found]
+    unreachable = []
     if settings.stage.hosts or settings.stage.offsite:
-        stack = open_fleet(c, where).one("db").stack
         here = {b.path.name for b in found}
-        if settings.stage.hosts:
-            rows += [(name, stack.target.name, "", human_duration(now - created), "yes", "")
-                     for name, created in scheduled.facts(stack).complete if name not in here]
-        if settings.stage.offsite:
-            rows += [(s.backup, f"offsite {s.short_id}", "", human_duration(now - s.time), "yes", "") for s in reversed(offsite.snapshots(stack))]
+        try:  # what is here is listed whatever happens there
+            stack = open_fleet(c, where).one("db").stack
+            if settings.stage.hosts:
+                rows += [(name, stack.target.name, "", human_duration(now - created), "yes", "")
+                         for name, created in scheduled.facts(stack).complete if name not in here]
+            if settings.stage.offsite:
+                rows += [(s.backup, f"offsite {s.short_id}", "", human_duration(now - s.time), "yes", "")
+                         for s in reversed(offsite.snapshots(stack))]
+        except Exit as err:
+            unreachable.append(str(err.message).splitlines()[0].removeprefix("error: "))
     table(f"backups of {settings.config.project}/{settings.stage.name} (here: {directory})",
           ["file", "where", "size", "age", "complete", "verified"], rows)
+    for problem in unreachable:
+        say(styled("warning:", "yellow") + f" not listed from the db host or offsite: {problem}")
     if not rows:
         say("no backups yet: inv db.backup (or inv db.schedule --every 6h)")
 

@@ -169,10 +169,14 @@ def _offsite(raw: Mapping[str, Any], where: str) -> Offsite:
     env_vars = raw.get("env_vars") or ()
     if isinstance(env_vars, str) or not all(isinstance(v, str) and ENV_NAME.match(v) for v in env_vars):
         fail(f"invoke.yaml: {where}.env_vars must be a list of variable names", f"fix {where}.env_vars, e.g. [AWS_ACCESS_KEY_ID]")
+    repository = str(_require(raw, "repository", where))
+    if re.search(r"://[^/@]*:[^/@]*@", repository):
+        fail(f"invoke.yaml: {where}.repository holds a password (invoke.yaml is not a secret file)",
+             f"write it without user:password@ and give the credentials as variables of the stage's env file ({where}.env_vars)")
     password_env = str(raw.get("password_env", "RESTIC_PASSWORD"))
     if not ENV_NAME.match(password_env):
         fail(f"invoke.yaml: {where}.password_env {password_env!r} is not a variable name", f"fix {where}.password_env")
-    return Offsite(repository=str(_require(raw, "repository", where)), password_env=password_env,
+    return Offsite(repository=repository, password_env=password_env,
                    keep=_positive_int(raw.get("keep", 30), f"{where}.keep"), sftp_command=str(raw.get("sftp_command") or ""),
                    env_vars=tuple(env_vars))
 

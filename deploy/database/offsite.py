@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from deploy.config.schema import Offsite
+from deploy.database.files import scan
 from deploy.database.pull import pull
 from deploy.engine.commands import backup_job, files, restic
 from deploy.engine.ops import Executor, Ops, Put, run
@@ -134,11 +135,13 @@ def fetch_home(stack: Stack, snapshot: str, local_dir: Path) -> Path:
     if len(known) != 1:
         fail(f"{'no' if not known else 'more than one'} snapshot of {tag(stack)} matches {snapshot}", "give an id from inv db.offsite.list")
     chosen = known[0]
-    if not chosen.backup:
+    if not chosen.backup or not SNAPSHOT.match(chosen.short_id):
         fail(f"snapshot {chosen.short_id} holds no backup", "give another id from inv db.offsite.list")
     existing = local_dir / chosen.backup
     if existing.is_file():
-        return existing
+        if any(b.complete for b in scan(local_dir) if b.path == existing):
+            return existing  # the same backup is here already, complete
+        fail(f"{existing} is here but not complete", f"remove {existing} (and its .sha256 and .json), then fetch it again")
     folder = stack.state_file(f"{OFFSITE_DIR}/restore-{chosen.short_id}")
     executor = Executor(say=lambda _: None)
 

@@ -161,8 +161,14 @@ def facts(stack: Stack) -> Facts:
     drill = target.read_text(f"{directory}/{backup_job.DRILL_FILE}")
     listing = target.run(files.list_dir(directory), warn=True)
     return Facts(Plan(**json.loads(raw)) if raw else None, target.run(files.is_file(cron_job(stack, None).path), warn=True).ok,
-                 json.loads(last) if last else None, complete_backups(listing.stdout if listing.ok else ""),
-                 json.loads(copied) if copied else None, json.loads(drill) if drill else None)
+                 _masked(stack, last), complete_backups(listing.stdout if listing.ok else ""), _masked(stack, copied), _masked(stack, drill))
+
+
+def _masked(stack: Stack, text: str | None) -> dict[str, Any] | None:
+    """A JSON record of the host's, its texts (errors: what restic or psql said) with the stage's secrets masked."""
+    if not text:
+        return None
+    return {k: stack.settings.masked(v) if isinstance(v, str) else v for k, v in json.loads(text).items()}
 
 
 def freshness(f: Facts, now: datetime, where: str, stage: str) -> tuple[bool, str]:

@@ -231,7 +231,10 @@ class RemoteTarget:
         except (OSError, EOFError, paramiko.SSHException) as err:
             channel.close()
             return HttpResponse(0, b"", f"{type(err).__name__}: {err}")
-        return get(client, path)
+        try:
+            return get(client, path)
+        except (EOFError, paramiko.SSHException) as err:  # what a channel raises beside OSError
+            return HttpResponse(0, b"", f"{type(err).__name__}: {err}")
 
     def sftp(self) -> paramiko.SFTPClient:
         conn = self.connection()

@@ -55,8 +55,15 @@ def request(domains: str, email: str, server: str, ca_bundle: str) -> Request:
 
 
 def acme_host(fleet: Fleet) -> Member:
-    """The app host that runs certbot: the stage's first (the local engine without hosts)."""
-    return fleet.with_role("app")[0]
+    """The app host that runs certbot: the stage's first (the local engine without hosts),
+    which the run must include (a second certbot elsewhere would keep its own account
+    and renewals)."""
+    first = next((h.name for h in fleet.settings.stage.hosts if h.has("app")), None)
+    chosen = fleet.with_role("app")
+    if not chosen or (first is not None and chosen[0].name != first):
+        fail(f"certbot runs on the stage's first app host, {first or 'this machine'}, which this run leaves out",
+             "run the tls task without --hosts/--roles (or with that host among them)")
+    return chosen[0]
 
 
 def cert_name(stack: Stack) -> str:

@@ -413,6 +413,17 @@ def test_offsite_copies_over_sftp_and_a_restore_from_offsite_round_trips(remote,
         assert last["ok"] and last["offsite_error"] == "", last
         outputs.append(stack("db.offsite.list").stdout)
         snapshot = next(r[0] for r in table_rows(outputs[-1]) if r[1] == last["file"])
+        for _ in range(3):  # restic's retention (keep: 3) over 4 copies
+            time.sleep(1.1)
+            ssh(testbed, "h3", command or "false")
+        kept = [r[1] for r in table_rows(stack("db.offsite.list").stdout) if r[1].endswith(".dump")]
+        assert len(kept) == 3 and last["file"] not in kept, kept  # the oldest copy went
+        snapshot_gone = snapshot
+        newest_copy = json.loads(ssh(testbed, "h3", f"cat {directory}/last-run.json").stdout)["file"]
+        snapshot = next(r[0] for r in table_rows(stack("db.offsite.list").stdout) if r[1] == newest_copy)
+        refused = stack("db.restore", "--from-offsite", snapshot_gone, "--yes", check=False)
+        assert refused.returncode == 1 and "no snapshot" in refused.stderr
+        last = {"file": newest_copy}
         post = subprocess.run(["curl", "-s", "-m", "5", "-XPOST", "-H", "content-type: application/json", "-d", '{"name": "later"}',
                                f"http://{testbed['addrs']['h1']}:{remote.http_port}/api/items"], capture_output=True, text=True)
         assert '"later"' in post.stdout and pg_dumpall(testbed, remote.project) != before

@@ -2,6 +2,7 @@
 file, and the issue/renew workflows on the recording fake engine."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
@@ -126,3 +127,12 @@ def test_renew_needs_an_issued_certificate_then_renews_with_its_ca(fake_settings
     quiet()(acme.renew(fleet, force=True))
     renewal = [c.argv for c in engines["h1"].journal if "renew" in c.argv][-1]
     assert renewal[:2] == ("env", "REQUESTS_CA_BUNDLE=/ca.pem") and renewal[-1] == "--force-renewal"
+
+
+def test_certbot_runs_only_on_the_stages_first_app_host(fake_settings):
+    fleet, _ = deployed(fake_settings, ["h1", "h2"])
+    stage = dataclasses.replace(fleet.settings.stage, hosts=tuple(m.host for m in fleet.members))
+    fleet = dataclasses.replace(fleet, settings=dataclasses.replace(fleet.settings, stage=stage))
+    assert acme.acme_host(fleet).name == "h1"
+    with pytest.raises(Exit, match="certbot runs on the stage's first app host, h1, which this run leaves out"):
+        acme.acme_host(dataclasses.replace(fleet, members=fleet.members[1:]))

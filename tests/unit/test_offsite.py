@@ -36,7 +36,8 @@ def test_the_env_file_is_read_back_exactly_by_sh(tmp_path):
 def test_command_lines_carry_no_secret():
     assert restic.backup("ssh h -s sftp", "app-prod", ["/d/a.dump"]) == [
         "restic", "-o", "sftp.command=ssh h -s sftp", "backup", "--quiet", "--tag", "app-prod", "/d/a.dump"]
-    assert restic.forget("", "app-prod", 5) == ["restic", "forget", "--quiet", "--tag", "app-prod", "--keep-last", "5", "--prune"]
+    assert restic.forget("", "app-prod", 5) == ["restic", "forget", "--quiet", "--tag", "app-prod", "--group-by", "tags",
+                                                "--keep-last", "5", "--prune"]
     assert restic.snapshots("", "t") == ["restic", "snapshots", "--json", "--tag", "t"]
 
 
@@ -88,3 +89,10 @@ def test_health_counts_the_offsite_copy():
     assert not ok and detail.endswith("the last run's offsite copy failed: connection refused")
     never = dataclasses.replace(fresh, offsite_last=None)
     assert not scheduled.freshness(never, NOW, "h3", "production")[0]
+
+
+def test_a_repository_url_with_a_password_is_refused_in_invoke_yaml():
+    from deploy.config.schema import _offsite
+    assert _offsite({"repository": "rest:https://backup.test/app"}, "w").repository == "rest:https://backup.test/app"
+    with pytest.raises(Exit, match="holds a password"):
+        _offsite({"repository": "rest:https://user:secret@backup.test/app"}, "w")

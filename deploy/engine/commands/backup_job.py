@@ -33,6 +33,7 @@ DRILL_FILE = "drill.json"  # the last restore drill's outcome
 LOG_FILE = "schedule.log"
 LOCK_FILE = ".schedule.lock"
 LOG_LIMIT = 1 << 20
+SCRATCH = "\0scratch"  # stands for the drill's scratch database in an argv (no real word holds a NUL)
 
 # Exact row counts of every user table as one JSON object, in the snapshot's session.
 COUNTS_SQL = (
@@ -73,6 +74,12 @@ class Job:
     offsite: OffsiteCopy | None = None
 
 
+def shell_words(argv: list[str], variables: dict[str, str]) -> str:
+    """``argv`` as sh words, each quoted, except the words in ``variables``, which become
+    the (quoted) shell expansion given for them."""
+    return " ".join(variables.get(word) or shlex.quote(word) for word in argv)
+
+
 def _header(job: Job, what: str) -> str:
     """The first lines of both scripts: strict sh, private files, the job's facts."""
     q = shlex.quote
@@ -88,6 +95,14 @@ STAGE={q(job.stage)}
 SERVICE={q(job.service)}
 APP_SERVICE={q(job.app_service)}
 DB={q(job.database)}"""
+
+
+def _find_container() -> str:
+    """Sets ``pg``: the database's running container (cron's Docker is the default socket)."""
+    return """ids=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$SERVICE" 2>&1) \\
+    || die "Docker is not reachable (cron uses its default socket): $ids"
+pg=$(printf '%s\\n' "$ids" | head -n 1)
+[ -n "$pg" ] || die "the $SERVICE container of $PROJECT is not running\""""
 
 
 def offsite_section(copy: OffsiteCopy | None) -> str:
@@ -157,14 +172,15 @@ trap finish EXIT
 trap 'error="stopped by a signal"; exit 1' HUP INT TERM
 die() {{ error=$1; exit 1; }}
 
-# partials of runs that died (a writer holds its partial's lock while it writes)
+# what runs that died left: partials (a writer holds its partial's lock while it writes)
+# and this job's own temporary sidecars
 for old in *.dump.partial; do
     [ -e "$old" ] || continue
     flock -n "$old" rm -f "$old" || true
 done
+rm -f -- *-"$LABEL".dump.sha256.tmp *-"$LABEL".dump.json.tmp
 
-pg=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$SERVICE" | head -n 1)
-[ -n "$pg" ] || die "the $SERVICE container of $PROJECT is not running"
+{_find_container()}
 app_version=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$APP_SERVICE" \\
     | xargs -r docker inspect -f '{{{{index .Config.Labels "org.opencontainers.image.version"}}}}' | sort -u | paste -sd, -)
 
@@ -175,27 +191,26 @@ psql_pid=$!
 exec 7>"$work/in"
 printf '%s\\n' 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;' 'SELECT pg_export_snapshot();' 'SHOW server_version;' >&7
 lines() {{ wc -l <"$work/out"; }}
-wait_lines() {{  # $1 lines of answers, within 60 s
+wait_lines() {{  # $1 lines of answers, within $2 seconds
     i=0
     while [ "$(lines)" -lt "$1" ]; do
         kill -0 "$psql_pid" 2>/dev/null || die "psql ended: $(tail -n 3 "$work/err")"
-        i=$((i + 1)); [ "$i" -lt 600 ] || die "psql did not answer within 60 s"
+        i=$((i + 1)); [ "$i" -lt "$(($2 * 10))" ] || die "psql did not answer within $2 s"
         sleep 0.1
     done
 }}
-wait_lines 2
+wait_lines 2 60
 snapshot=$(sed -n 1p "$work/out")
 server_version=$(sed -n 2p "$work/out")
 printf '%s\\n' {q(COUNTS_SQL)} >&7  # counted in the snapshot while pg_dump reads it
 
 [ ! -e "$name" ] || die "$name already exists (two runs in one second)"
 partial="$name.partial"
-: >"$partial"
-exec 8>>"$partial"
+exec 8>"$partial"
 flock -n 8 || die "$partial is held by another writer"
 docker exec "$pg" {dump} --snapshot="$snapshot" >&8 2>"$work/dump.err" || die "pg_dump failed: $(tail -n 3 "$work/dump.err")"
 [ "$(head -c 5 "$partial")" = PGDMP ] || die "pg_dump produced no archive"
-wait_lines 3
+wait_lines 3 86400  # exact counts of big tables may take longer than the dump
 counts=$(sed -n 3p "$work/out")
 printf 'COMMIT;\\n' >&7
 exec 7>&-
@@ -222,10 +237,11 @@ mv -f "$name.json.tmp" "$name.json"  # the last file: the backup is complete
 sync .
 echo "$(date -u +%FT%TZ) backed up $name ($size bytes, ${{seconds}} s)"
 
-# retention: complete backups (dump, sidecar, manifest), newest first
+# retention, of this job's backups only (the folder may hold those of db.backup too):
+# complete ones (dump, sidecar, manifest), newest first
 cutoff=""
 [ -z "$KEEP_DAYS" ] || cutoff=$(date -u -d "@$((started - KEEP_DAYS * 86400))" +%Y%m%dT%H%M%SZ)
-ls -1 | sed -nE 's/^([A-Za-z0-9_.-]+-([0-9]{{8}}T[0-9]{{6}}Z)(-[A-Za-z0-9._-]+)?\\.dump)$/\\2 \\1/p' | sort -r >"$work/list"
+ls -1 | sed -nE 's/^([A-Za-z0-9_.-]+-([0-9]{{8}}T[0-9]{{6}}Z)-'"$LABEL"'\\.dump)$/\\2 \\1/p' | sort -r >"$work/list"
 n=0
 newest=""
 while read -r stamp dump; do
@@ -254,8 +270,7 @@ def drill_script(job: Job) -> str:
     does) and in ``drill.json``. It waits for a backup run that holds the lock."""
     q = shlex.quote
     admin = shlex.join(pg.psql(job.user, "postgres"))
-    scratch_psql = shlex.join(pg.psql(job.user, "postgres")).replace("-d postgres", '-d "$scratch"')
-    restore_into = shlex.join(pg.pg_restore_into(job.user, "SCRATCH")).replace("SCRATCH", '"$scratch"')
+    restore_into = shell_words(pg.pg_restore_into(job.user, SCRATCH), {SCRATCH: '"$scratch"'})
     return f"""{_header(job, "the weekly restore drill")}
 cd "$DIR"
 exec 9>>{LOCK_FILE}
@@ -288,14 +303,13 @@ newest=$(ls -1 | sed -nE 's/^([A-Za-z0-9_.-]+-([0-9]{{8}}T[0-9]{{6}}Z)(-[A-Za-z0
     | while read -r stamp dump; do if [ -f "$dump.sha256" ] && [ -f "$dump.json" ]; then echo "$dump"; break; fi; done)
 [ -n "$newest" ] || die "no complete backup in $DIR"
 sha256sum -c --status "$newest.sha256" || die "$newest does not match its checksum"
-pg=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$SERVICE" | head -n 1)
-[ -n "$pg" ] || die "the $SERVICE container of $PROJECT is not running"
+{_find_container()}
 docker exec -i "$pg" {shlex.join(pg.pg_restore_read())} <"$newest" 2>/dev/null || die "$newest cannot be read to its end"
 scratch=$(printf '%s' "$DB" | cut -c 1-40)_drill_$(date -u +%Y%m%d%H%M%S)
 printf '%s\\n' 'CREATE DATABASE :"scratch" OWNER :"owner";' | docker exec -i "$pg" {admin} -v scratch="$scratch" -v owner={q(job.user)} >/dev/null \\
     || die "creating the scratch database failed"
 docker exec -i "$pg" {restore_into} <"$newest" 2>/dev/null || die "restoring $newest into a scratch database failed"
-counts=$(printf '%s\\n' {q(COUNTS_SQL)} | docker exec -i "$pg" {scratch_psql})
+counts=$(printf '%s\\n' '\\connect :"scratch"' {q(COUNTS_SQL)} | docker exec -i "$pg" {admin} -v scratch="$scratch")
 same=$(printf '%s\\n' "SELECT (:'counts')::jsonb = ((:'manifest')::json -> 'row_counts')::jsonb;" \\
     | docker exec -i "$pg" {admin} -v counts="$counts" -v manifest="$(cat "$newest.json")")
 [ "$same" = t ] || die "the row counts restored from $newest differ from its manifest"

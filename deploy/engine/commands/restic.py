@@ -44,5 +44,7 @@ def backup(sftp_command: str, tag: str, paths: Sequence[str]) -> list[str]:
 
 
 def forget(sftp_command: str, tag: str, keep: int) -> list[str]:
-    """Only ``keep`` snapshots of ``tag``, the data of the others pruned."""
-    return restic(sftp_command, "forget", "--quiet", "--tag", tag, "--keep-last", str(int(keep)), "--prune")
+    """Only ``keep`` snapshots of ``tag``, the data of the others pruned. Grouped by the
+    tag: restic's default groups (host and paths) would hold one snapshot each, since
+    every backup has paths of its own, and keep them all."""
+    return restic(sftp_command, "forget", "--quiet", "--tag", tag, "--group-by", "tags", "--keep-last", str(int(keep)), "--prune")
