@@ -83,6 +83,10 @@ def local_tls11_server(chain: Path, pem: str, tmp: Path) -> int:
     return server.getsockname()[1]
 
 
+def public_key(pem: str) -> str:
+    return subprocess.run(["openssl", "x509", "-noout", "-pubkey"], input=pem, capture_output=True, text=True, check=True).stdout
+
+
 def served_leaf(port: int) -> str:
     return ssl.get_server_certificate(("127.0.0.1", port))
 
@@ -203,6 +207,7 @@ def test_an_acme_certificate_is_issued_through_http01_and_renewed_under_load(tls
             under_load(tls_stack, lambda: subprocess.run(["/bin/sh", "-c", command], check=True, timeout=120))
             second = served_leaf(tls_stack.https_port)
             assert second != first and second == leaf(installed_pem(tls_stack))
+            assert public_key(second) == public_key(first)  # renewals keep the key (certbot --reuse-key)
             under_load(tls_stack, lambda: tls_stack("tls.renew"))  # due again: renewed now, by the task
             assert served_leaf(tls_stack.https_port) not in (first, second)
             assert verified(tls_stack, root).stdout == "2 200"

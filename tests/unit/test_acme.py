@@ -52,7 +52,7 @@ def test_certbot_keeps_its_state_in_our_folder_and_trusts_a_private_ca_only_when
                     "--work-dir", "/s/certbot/work", "--logs-dir", "/s/certbot/logs", "certonly", "--webroot", "-w", "/s/acme",
                     "-d", "a.test", "-d", "b.test", "--cert-name", "myapp-prod", "--server", PEBBLE, "--agree-tos", "-m", "o@e.test",
                     "--no-eff-email", "--key-type", "ecdsa", "--keep-until-expiring", "--expand",
-                    "--deploy-hook", "'/s/certbot/hook sh'"]  # certbot runs the hook through a shell: quoted once
+                    "--reuse-key", "--deploy-hook", "'/s/certbot/hook sh'"]  # certbot runs the hook through a shell: quoted once
     assert certbot.renew("/b", "n")[:2] == ["certbot", "--non-interactive"]
     assert certbot.renew("/b", "n", force=True)[-3:] == ["n", "--no-random-sleep-on-renew", "--force-renewal"]
 

@@ -27,11 +27,14 @@ def certonly(base: str, *, server: str, email: str, domains: Sequence[str], webr
     """A certificate for ``domains`` from the ACME ``server``, proved through HTTP-01
     files written into ``webroot`` (served by nginx at /.well-known/acme-challenge/);
     certbot runs the script ``hook`` once it has the certificate (and after each renewal:
-    certbot keeps the hook, server and webroot in its renewal settings)."""
+    certbot keeps the hook, server and webroot in its renewal settings). Renewals keep
+    the key (``--reuse-key``, kept in the same settings): nginx reads the certificate and
+    the key of a handshake in two reads of the file, so a renewal that changed both could
+    pair the new certificate with the old key for a handshake that straddles the rename."""
     names = [word for domain in domains for word in ("-d", domain)]
     return [*_certbot(base, ca_bundle), "certonly", "--webroot", "-w", webroot, *names, "--cert-name", name,
             "--server", server, "--agree-tos", "-m", email, "--no-eff-email", "--key-type", "ecdsa",
-            "--keep-until-expiring", "--expand", "--deploy-hook", shlex.quote(hook)]
+            "--keep-until-expiring", "--expand", "--reuse-key", "--deploy-hook", shlex.quote(hook)]
 
 
 def renew(base: str, name: str, *, force: bool = False, ca_bundle: str = "") -> list[str]:
