@@ -7,10 +7,13 @@ warning that says so, not a pass.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+
+from invoke.exceptions import Exit
 
 from deploy.config.settings import example_env
 from deploy.database import scheduled
@@ -131,11 +134,12 @@ def monitoring_item() -> Finding:
     return item(11, True, "not configured: this stage names no monitoring to reach", "watch inv health from your monitoring")
 
 
-def gather(fleet: Fleet, member: Member) -> HostFacts:
-    """One host's facts (read only)."""
+def gather(fleet: Fleet, member: Member, exposed: firewall.Exposure | None) -> HostFacts:
+    """One host's facts (read only); ``exposed``: the stage's firewall exposure, read once."""
     stack = member.stack
     containers = tuple(stack.containers())
-    facts = HostFacts(containers, firewall.state(fleet, member), backups=scheduled.facts(stack) if member.host.has("db") else None)
+    facts = HostFacts(containers, firewall.state(fleet, member, exposed),
+                      backups=scheduled.facts(stack) if member.host.has("db") else None)
     if not member.host.has("app"):
         return facts
     proxy = next((c for c in containers if c.service == fleet.settings.config.proxy.service and c.state == "running"), None)
@@ -174,7 +178,11 @@ def checklist(fleet: Fleet, now: datetime) -> list[tuple[str, Finding]]:
         ("local", item(1, True, f"none of {', '.join(s.config.secret_env)} is a default or the example's value"))]
     jwt = check_jwt(s.env, s.config.secret_env, production=True)
     rows.append(("local", item(2, jwt.ok, jwt.detail, jwt.fix) if jwt else item(2, True, "the stack has no JWT_SECRET")))
-    facts = fleet.each(lambda m: gather(fleet, m), what="check", summary=False)
+    exposed = None
+    if fleet.remote:  # the compose configuration, once for every host (an error: each host's firewall line says it)
+        with contextlib.suppress(Exit):
+            exposed = firewall.exposure(fleet)
+    facts = fleet.each(lambda m: gather(fleet, m, exposed), what="check", summary=False)
     rows += [(m.name, f) for m in fleet.members for f in host_items(fleet, m, facts[m.name], now)]
     rows.append(("local", monitoring_item()))
     rows += [("local", item(12, f.ok, f"{f.subject} {f.detail}", f.fix)) for f in env_file_git(s, fleet.here.target)]

@@ -132,12 +132,15 @@ def engine_findings(target: Target) -> list[Finding]:
     return [check_engine(parse_engine_version(engine.stdout), last_lines(engine.stderr, 2)), check_compose(comp.stdout if comp.ok else "")]
 
 
-def env_file_git(s: Settings, local: Target) -> list[Finding]:
-    """Whether the stage's env file (its secrets) is kept out of git."""
+def env_file_git(s: Settings, local: Target, in_work_tree: bool | None = None) -> list[Finding]:
+    """Whether the stage's env file (its secrets) is kept out of git; ``in_work_tree``:
+    whether the checkout is a git work tree, when the caller asked git already."""
     root = s.config.root.resolve()
     if s.env_file.is_relative_to(root):
         rel = str(s.env_file.relative_to(root))
-        return check_env_file_git(rel, *_git_facts(local, str(root), rel, local.run(git.is_work_tree(str(root)), warn=True).ok))
+        if in_work_tree is None:
+            in_work_tree = local.run(git.is_work_tree(str(root)), warn=True).ok
+        return check_env_file_git(rel, *_git_facts(local, str(root), rel, in_work_tree))
     return check_env_file_git(str(s.env_file), tracked=False, ignored=None)
 
 
@@ -154,7 +157,7 @@ def config_findings(s: Settings, local: Target, compose_files: bool = True, secr
         root = s.config.root.resolve()
         in_work_tree = local.run(git.is_work_tree(str(root)), warn=True).ok
         if secrets:
-            findings += env_file_git(s, local)
+            findings += env_file_git(s, local, in_work_tree)
         kept = [("backups", s.config.database.backups_dir, "deploy.database.backups_dir")]
         if not s.stage.hosts:  # on hosts, the history and the lock live on the hosts
             kept.insert(0, ("release history", s.config.state_dir, "deploy.state_dir"))

@@ -218,15 +218,16 @@ def new_connection(fleet: Fleet) -> Reconnect:
     return lambda member: RemoteTarget(member.host, fleet.settings.stage.ssh)
 
 
-def state(fleet: Fleet, member: Member) -> tuple[bool, str]:
+def state(fleet: Fleet, member: Member, exposed: Exposure | None = None) -> tuple[bool, str]:
     """For ``inv check``: (True, what it lets in) when ``member``'s host runs the firewall
     this tool renders now for it, unchanged since it was confirmed; else (False, what is
-    wrong and the fix). A stage without hosts: (True, not managed here)."""
+    wrong and the fix). A stage without hosts: (True, not managed here). ``exposed``: the
+    stage's ``exposure``, when the caller read it once for all its hosts."""
     if not fleet.remote:
         return True, "not managed on a stage without hosts (this machine's firewall is yours)"
     fix = f"run inv hosts.firewall --stage {fleet.settings.stage.name}"
     try:
-        rules = policy(member.host, ssh_ports(member), exposure(fleet), fleet.settings.stage.name)
+        rules = policy(member.host, ssh_ports(member), exposed or exposure(fleet), fleet.settings.stage.name)
         now = active(member.stack)
     except Exit as err:
         return False, f"cannot tell: {first_line(str(err.message))}"
