@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/testbed/setup.sh
 bash scripts/venv.sh
+bash scripts/node.sh
 . scripts/testbed/lib.sh
 INV=.venv/bin/inv
 

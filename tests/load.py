@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 import signal
+import ssl
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +36,24 @@ def start(port: int, seconds: int, connections: int = 8, path: str = "/", mixed:
     """wrk against host:port for ``seconds``, in the background (loopback, or a test
     host the test bed made); ``scheme`` https: over TLS (wrk checks no certificate)."""
     argv = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "5s", "--latency"]
+    script: list[str] = []
     if mixed:
         argv += ["-s", str(MIXED_SCRIPT)]
-    return subprocess.Popen([*argv, f"{scheme}://{host}:{port}{path}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        script = ["--", static_asset(f"{scheme}://{host}:{port}")]
+    return subprocess.Popen([*argv, f"{scheme}://{host}:{port}{path}", *script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def static_asset(base: str) -> str:
+    """The path of the first script under /_next/static/ that the page at ``base`` loads
+    (its name carries the build's content hash)."""
+    context = ssl._create_unverified_context() if base.startswith("https:") else None
+    with urllib.request.urlopen(f"{base}/", timeout=10, context=context) as resp:
+        page = resp.read().decode()
+    found = re.search(r'src="(/_next/static/[^"]+\.js)"', page)
+    if not found:
+        raise AssertionError(f"the page at {base}/ loads no script under /_next/static/:\n{page[:500]}")
+    return found.group(1)
 
 
 def _ms(value: str, unit: str) -> float:

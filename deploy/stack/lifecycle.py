@@ -1,24 +1,40 @@
 """Build, pull, start and stop the stack, as ops (run them with an ``Executor``)."""
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from deploy.engine.commands import compose
+from deploy.engine.commands import images as image_cmds
 from deploy.engine.facts import parse_hashes
 from deploy.engine.ops import Note, Ops, run
 from deploy.engine.stack import Stack
 from deploy.engine.upload import upload
 from deploy.errors import fail
 from deploy.fleet import Fleet, on_each
+from deploy.output import human_bytes
 from deploy.stack.rollout import admit, retire, rollout, victims
 from deploy.stack.routing import proxy_container, route
 
 
 def build(stack: Stack, services: Sequence[str] = (), no_cache: bool = False) -> Ops[None]:
-    """Build the images from source (on this machine's engine), output shown."""
+    """Build the images from source (on this machine's engine), output shown; then the
+    time it took and the size of each image built."""
     stack.settings.config.check_services(list(services))
+    started = time.monotonic()
     yield run(stack, compose.build(stack.project, services, no_cache=no_cache), what="building images",
               fix="read the build output above; fix the Dockerfile or the build context", show=True)
+    seconds = time.monotonic() - started
+    built = {name: spec["image"] for name, spec in stack.config().get("services", {}).items()
+             if "build" in spec and "image" in spec and (not services or name in services)}
+    sizes = [f"{name} {image_size(stack, ref)}" for name, ref in sorted(built.items())]
+    yield Note(f"built in {seconds:.1f} s: {', '.join(sizes) or 'no image'}")
+
+
+def image_size(stack: Stack, ref: str) -> str:
+    """An image's size for people, or "?" when the engine cannot tell."""
+    result = stack.target.run(image_cmds.size(ref), warn=True)
+    return human_bytes(int(result.stdout)) if result.ok and result.stdout.strip().isdigit() else "?"
 
 
 def pull(stack: Stack, services: Sequence[str]) -> Ops[None]:

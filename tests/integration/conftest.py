@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -125,6 +126,19 @@ def make_stack(tmp: Path, images: dict[str, str], stages: dict | None = None, **
     return Inv(project=project, runtime_config=runtime, env_file=env_file, http_port=port, https_port=https_port, backups=backups)
 
 
+def changed_backend(tmp: Path, old: str, new: str) -> dict[str, str]:
+    """A copy of the example workspace whose backend's health controller has ``old``
+    replaced by ``new`` (a release that fails in a chosen way), and the env that builds
+    the backend from it."""
+    copy = tmp / "workspace"
+    shutil.copytree(ROOT / "examples", copy, ignore=shutil.ignore_patterns("node_modules", "dist", ".next", ".test-out"))
+    source = copy / "apps/backend/src/health.controller.ts"
+    text = source.read_text()
+    assert old in text, f"examples/apps/backend/src/health.controller.ts changed: adapt {old!r}"
+    source.write_text(text.replace(old, new))
+    return {"BACKEND_CONTEXT": str(copy), "BACKEND_DOCKERFILE": str(ROOT / "compose/dockerfiles/backend.nestjs.Dockerfile")}
+
+
 def container_address(container) -> str:
     """A container's address on its first network (this machine reaches it over the bridge)."""
     container.reload()
@@ -144,7 +158,7 @@ def prod_stack(tmp_path_factory, images, engine):
     stack = make_stack(tmp_path_factory.mktemp("stack"), images)
     try:
         stack("up", "--build", timeout=900)
-        stack("exec", "backend", command=["node", "src/migrate.js"])
+        stack("exec", "backend", command=["node", "dist/migrate.js"])
         yield stack
     finally:
         remove_stack(stack, engine)

@@ -2,7 +2,6 @@
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -11,7 +10,7 @@ import urllib.request
 import pytest
 
 from tests import load
-from tests.integration.conftest import ROOT, row, table_rows
+from tests.integration.conftest import ROOT, changed_backend, row, table_rows
 
 
 def served_version(port: int) -> str:
@@ -71,11 +70,7 @@ def test_deploy_then_upgrade_under_load_fails_no_request(prod_stack, engine):
 
 
 def test_unhealthy_release_is_rolled_back_without_errors(prod_stack, tmp_path):
-    broken = tmp_path / "backend"
-    shutil.copytree(ROOT / "examples/backend", broken, ignore=shutil.ignore_patterns("node_modules"))
-    server = broken / "src/server.js"
-    server.write_text(server.read_text().replace("case 'GET /health':", "case 'GET /never':"))
-    env = {**os.environ, "BACKEND_CONTEXT": str(broken)}
+    env = {**os.environ, **changed_backend(tmp_path, "@Get('health')", "@Get('never')")}
     traffic = load.Traffic(prod_stack.http_port)
     try:
         argv = prod_stack.argv("deploy", "--version", "1.0.2", "--skip-backup", "--timeout", "20")

@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -20,7 +19,7 @@ import bcrypt
 import docker
 import pytest
 
-from tests.integration.conftest import ROOT, free_port, row
+from tests.integration.conftest import ROOT, changed_backend, free_port, row
 
 APPS = {"backend": 3, "web": 4}  # the production stack's replicas (compose/docker-compose.prod.yml)
 
@@ -122,19 +121,14 @@ def test_verify_failing_after_the_switch_rolls_back_to_the_images_that_ran(relea
     its /api/health, one of the proxy checks, answers 500: the deploy fails after the
     switch and both switched services return to 1.0.0's images."""
     stack = released
-    broken = tmp_path / "backend"
-    shutil.copytree(ROOT / "examples/backend", broken, ignore=shutil.ignore_patterns("node_modules"))
-    server = broken / "src/server.js"
-    source = server.read_text()
-    old = "    case 'GET /health':\n    case 'GET /api/health': {"
-    assert old in source, "examples/backend/src/server.js changed: adapt the broken copy"
-    server.write_text(source.replace(old, "    case 'GET /api/health':\n      return send(res, 500, { status: 'broken on purpose' });\n"
-                                          "    case 'GET /health': {"))
+    broken = changed_backend(tmp_path, "apiHealth(@Res({ passthrough: true }) res: Response): Promise<Health> {\n    return this.report(res);",
+                             "apiHealth(@Res({ passthrough: true }) res: Response): Promise<Health> {\n    res.status(500);\n"
+                             "    return Promise.resolve({ status: 'degraded', version: VERSION, checks: { postgres: 'broken', redis: 'ok' } });")
     assert images_by_service(engine, stack.project) == {s: [ref(stack, s, "1.0.0")] * n for s, n in APPS.items()}
     latest_before = engine.images.get(ref(stack, "backend", "latest")).id
 
     result = run_inv(stack, "deploy", "--version", "1.0.2", "--skip-tests", "--skip-backup", "--timeout", "90",
-                     env={"BACKEND_CONTEXT": str(broken)})
+                     env=broken)
 
     out = result.stdout
     assert result.returncode == 1, out + result.stderr

@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 
+from tests import load
 from tests.integration.conftest import make_stack, remove_stack, row, table_rows
 
 
@@ -26,7 +27,8 @@ def test_production_stack_serves_through_nginx(prod_stack):
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert "Content-Security-Policy" in headers
     assert headers.get("Content-Encoding") == "gzip"
-    status, headers, _ = get(prod_stack.http_port, "/_next/static/app.js")
+    status, headers, body = get(prod_stack.http_port, load.static_asset(f"http://127.0.0.1:{prod_stack.http_port}"))
+    assert status == 200 and body
     assert "immutable" in headers["Cache-Control"] and headers["X-Frame-Options"] == "SAMEORIGIN"
     status, _, body = get(prod_stack.http_port, "/api/items", data=json.dumps({"name": "héllo ✓"}).encode())
     assert status == 201

@@ -30,7 +30,7 @@ def tls_stack(tmp_path_factory, images, engine):
     stack = make_stack(tmp, images, stages={"insecure": insecure})
     try:
         stack("up", "--build", timeout=900)
-        stack("exec", "backend", command=["node", "src/migrate.js"])  # the load writes items
+        stack("exec", "backend", command=["node", "dist/migrate.js"])  # the load writes items
         yield stack
     finally:
         remove_stack(stack, engine)

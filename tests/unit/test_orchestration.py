@@ -224,7 +224,7 @@ def test_step_order_on_the_local_engine(fake_settings):
     assert {c.host for cs in steps.values() for c in cs} == {"local"}
     mutating = {name: [c.line for c in cs if not is_read(c.argv)] for name, cs in steps.items()}
     assert mutating["preflight"] == []
-    assert mutating["tests"] == ["node --test examples/backend/test"]
+    assert mutating["tests"] == ["pnpm --dir examples test"]
     assert [compose_sub(a.split())[0] for a in mutating["build"]] == ["build"]
     assert all(a.startswith("docker tag registry.example.com/myapp/") for a in mutating["tag"]) and len(mutating["tag"]) == 4
     assert len(mutating["push"]) == 6 and all(a.startswith("docker push ") for a in mutating["push"])
@@ -354,7 +354,7 @@ def inject(world: World, step: str) -> None:
     assert isinstance(primary, FakeEngine)
     failing: dict[str, Callable[[], None]] = {
         "preflight": lambda: last_app.fail_when("docker version", stderr="Cannot connect to the Docker daemon"),
-        "tests": lambda: here.fail_when("node --test", stderr="1 test failed"),
+        "tests": lambda: here.fail_when("pnpm --dir examples test", stderr="1 test failed"),
         "build": lambda: here.fail_when(compose_cmd("build"), stderr="build failed"),
         "tag": lambda: here.fail_when("docker tag"),
         "push": lambda: here.fail_when("docker push", times=None, stderr="connection reset"),
@@ -653,7 +653,7 @@ def test_a_quick_retry_keeps_the_failed_attempt_in_the_history(fake_settings, mo
 
     monkeypatch.setattr(history, "datetime", Frozen)
     w = local_world(fake_settings)
-    w.engines["local"].fail_when("node --test", stderr="1 test failed")
+    w.engines["local"].fail_when("pnpm --dir examples test", stderr="1 test failed")
     with pytest.raises(Exit):
         w.deploy()
     w.deploy()

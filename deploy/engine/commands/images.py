@@ -21,6 +21,11 @@ def identity(ref: str) -> list[str]:
     return ["docker", "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}", ref]
 
 
+def size(ref: str) -> list[str]:
+    """The image's size in bytes (its layers, the base image's included)."""
+    return ["docker", "image", "inspect", "--format", "{{.Size}}", ref]
+
+
 def exists(ref: str) -> list[str]:
     """Succeeds only when the image is on the engine."""
     return ["docker", "image", "inspect", "--format", "{{.Id}}", ref]

@@ -1,0 +1,23 @@
+// `node dist/migrate.js` (deploy.database.migrate_command): applies the pending
+// migrations of dist/migrations with node-pg-migrate, each once, under its advisory
+// lock, so that two runs at once are safe. Connects with the standard PG* variables.
+import path from 'path';
+import { runner } from 'node-pg-migrate';
+
+async function main(): Promise<void> {
+  const applied = await runner({
+    databaseUrl: { application_name: 'migrate' },
+    dir: path.join(__dirname, 'migrations'),
+    migrationsTable: 'pgmigrations',
+    direction: 'up',
+    count: Infinity,
+    singleTransaction: true,
+    log: (message: string) => console.log(message),
+  });
+  console.log(applied.length ? `applied ${applied.map((m) => m.name).join(', ')}` : 'migrations up to date');
+}
+
+main().catch((err) => {
+  console.error(`migration failed: ${err.message}`);
+  process.exit(1);
+});

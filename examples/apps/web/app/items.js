@@ -1,0 +1,56 @@
+'use client';
+// Calls the API through nginx from the browser: its version, the items, adding one.
+import { useCallback, useEffect, useState } from 'react';
+import { apiUrl, itemLabel } from '../lib/api.js';
+
+export default function Items({ api }) {
+  const [version, setVersion] = useState('…');
+  const [items, setItems] = useState([]);
+  const [error, setError] = useState('');
+
+  const load = useCallback(async () => {
+    try {
+      const [v, list] = await Promise.all([
+        fetch(apiUrl(api, 'version')).then((r) => r.json()),
+        fetch(apiUrl(api, 'items')).then((r) => r.json()),
+      ]);
+      setVersion(v.version);
+      setItems(list.items);
+      setError('');
+    } catch (err) {
+      setError(String(err));
+    }
+  }, [api]);
+
+  useEffect(() => { load(); }, [load]);
+
+  async function add(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const name = new FormData(form).get('name');
+    const res = await fetch(apiUrl(api, 'items'), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name }),
+    });
+    if (!res.ok) {
+      setError((await res.json()).message || `HTTP ${res.status}`);
+      return;
+    }
+    form.reset();
+    load();
+  }
+
+  return (
+    <>
+      <p>backend version <strong id="api-version">{version}</strong></p>
+      <form id="add" onSubmit={add}>
+        <input name="name" maxLength={200} required /> <button>Add item</button>
+      </form>
+      {error && <output role="alert">{error}</output>}
+      <ul id="items">
+        {items.map((item) => <li key={item.id}>{itemLabel(item)}</li>)}
+      </ul>
+    </>
+  );
+}

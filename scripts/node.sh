@@ -1,0 +1,20 @@
+#!/bin/bash
+# The example workspace's tools on this machine: Node.js (Debian's, if none is here), the
+# pnpm that examples/package.json pins, and the workspace's dependencies from its
+# lockfile, so that `pnpm --dir examples test` (deploy.test_command) runs. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "[node] $*" >&2; }
+
+if ! command -v node >/dev/null; then
+    log "installing Node.js (Debian)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+want=$(node -p 'require("./examples/package.json").packageManager.split("@")[1]')
+if [ "$(pnpm --version 2>/dev/null || true)" != "$want" ]; then
+    log "installing pnpm $want"
+    npm install --global --no-audit --no-fund --loglevel=error "pnpm@$want" >/dev/null
+fi
+log "installing the workspace's dependencies (examples/pnpm-lock.yaml)"
+pnpm --dir examples install --frozen-lockfile --reporter=silent
