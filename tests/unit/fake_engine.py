@@ -670,6 +670,8 @@ class FakeEngine:
             ref = argv[-1]
             if ref not in self.images:
                 return "", f"Error: No such image: {ref}", 1
+            if argv[-2] == "{{.Size}}":
+                return "123456789\n", "", 0
             digests = [f"{ref.rsplit(':', 1)[0]}@sha256:{_hash('digest', ref)}"] if self.registry is None or ref in self.registry else []
             return (f"{json.dumps(digests)} " if "RepoDigests" in argv[-2] else "") + f"sha256:{self.images[ref]}\n", "", 0
         if argv[:3] == ("docker", "image", "rm"):
@@ -760,7 +762,8 @@ class FakeEngine:
             return "".join(f"{s} {self.config_hash(s, env)}\n" for s in wanted), "", 0
         if sub == "config" and "json" in args:
             config = {s: {"image": self.image_ref(s, env), "networks": {n: None for n in NETWORKS[s]},
-                          **({"deploy": {"replicas": self.replicas[s]}} if s in self.replicas else {})}
+                          **({"deploy": {"replicas": self.replicas[s]}} if s in self.replicas else {}),
+                          **({"build": {"context": f"/src/{s}"}} if s in STATELESS else {})}
                       for s in every}
             networks = {n: {"name": f"{self.project}_{n}"} for n in SUBNETS}
             return json.dumps({"name": self.project, "services": config, "networks": networks}), "", 0

@@ -87,6 +87,7 @@ def test_image_builders():
     assert images.push("r/n/s:1") == ["docker", "push", "r/n/s:1"]
     assert images.remove("r/n/s:1") == ["docker", "image", "rm", "r/n/s:1"]
     assert images.identity("a:1") == ["docker", "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}", "a:1"]
+    assert images.size("r/n/s:1") == ["docker", "image", "inspect", "--format", "{{.Size}}", "r/n/s:1"]
     assert images.exists("r/n/s:1") == ["docker", "image", "inspect", "--format", "{{.Id}}", "r/n/s:1"]
 
 

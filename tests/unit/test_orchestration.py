@@ -226,6 +226,7 @@ def test_step_order_on_the_local_engine(fake_settings):
     assert mutating["preflight"] == []
     assert mutating["tests"] == ["pnpm --dir examples test"]
     assert [compose_sub(a.split())[0] for a in mutating["build"]] == ["build"]
+    assert any(re.fullmatch(r"built in \d+\.\d s: backend 123\.5 MB, web 123\.5 MB", line) for line in w.said), w.said
     assert all(a.startswith("docker tag registry.example.com/myapp/") for a in mutating["tag"]) and len(mutating["tag"]) == 4
     assert len(mutating["push"]) == 6 and all(a.startswith("docker push ") for a in mutating["push"])
     assert any("pg_dump" in c.line for c in steps["backup"])
