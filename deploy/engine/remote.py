@@ -227,7 +227,12 @@ class RemoteTarget:
         channel.settimeout(timeout)
         client = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         try:
-            client.sock = unverified_tls().wrap_socket(socket_over(channel), server_hostname=None) if tls else channel
+            # Over a real socket, not the channel itself: http.client reading a chunked
+            # response (Next.js streams its pages) from a paramiko channel stops at the
+            # first chunk boundary that falls between two SSH packets (IncompleteRead).
+            sock = socket_over(channel)
+            sock.settimeout(timeout)
+            client.sock = unverified_tls().wrap_socket(sock, server_hostname=None) if tls else sock
         except (OSError, EOFError, paramiko.SSHException) as err:
             channel.close()
             return HttpResponse(0, b"", f"{type(err).__name__}: {err}")
