@@ -2,6 +2,9 @@
 import gzip
 import json
 import math
+import re
+import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +20,7 @@ def get(port, path, data=None):
         body = resp.read()
         if resp.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
-        return resp.status, dict(resp.headers), body
+        return resp.status, {k.title(): v for k, v in resp.headers.items()}, body
 
 
 def test_production_stack_serves_through_nginx(prod_stack):
@@ -37,6 +40,28 @@ def test_production_stack_serves_through_nginx(prod_stack):
     assert created["id"] in [i["id"] for i in json.loads(body)["items"]]
     _, _, body = get(prod_stack.http_port, "/api/health")
     assert json.loads(body)["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+def test_the_page_runs_in_a_browser_under_the_security_headers(prod_stack):
+    """Chromium loads the page through nginx: the Next.js page hydrates under its
+    Content-Security-Policy (one per page, with a nonce for its inline scripts, and no
+    second policy from nginx) and its script calls the API (backend version, items)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{prod_stack.http_port}/", timeout=10) as resp:
+        policies = resp.headers.get_all("Content-Security-Policy")
+    assert len(policies) == 1 and re.search(r"script-src 'self' 'nonce-[A-Za-z0-9+/=]+' 'strict-dynamic'", policies[0]), policies
+    with urllib.request.urlopen(f"http://127.0.0.1:{prod_stack.http_port}/api/version", timeout=10) as resp:
+        assert "nonce" not in resp.headers["Content-Security-Policy"]  # nginx's own policy on the API
+        version = json.loads(resp.read())["version"]
+    status, _, body = get(prod_stack.http_port, "/api/items", data=json.dumps({"name": "seen in a browser"}).encode())
+    assert status == 201
+    item = json.loads(body)
+    with tempfile.TemporaryDirectory() as profile:
+        browser = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                                  "--virtual-time-budget=20000", "--dump-dom", f"http://127.0.0.1:{prod_stack.http_port}/"],
+                                 capture_output=True, text=True, timeout=180)
+    dom = browser.stdout
+    assert f'<strong id="api-version">{version}</strong>' in dom, dom[-3000:] + browser.stderr[-2000:]
+    assert f"<li>#{item['id']} seen in a browser (" in dom, dom[-3000:]
 
 
 def test_production_settings_are_applied(prod_stack, engine):

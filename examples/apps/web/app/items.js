@@ -9,16 +9,18 @@ export default function Items({ api }) {
   const [error, setError] = useState('');
 
   const load = useCallback(async () => {
+    const get = async (path) => {
+      const res = await fetch(apiUrl(api, path));
+      if (!res.ok) throw new Error(`GET ${apiUrl(api, path)}: HTTP ${res.status}`);
+      return res.json();
+    };
     try {
-      const [v, list] = await Promise.all([
-        fetch(apiUrl(api, 'version')).then((r) => r.json()),
-        fetch(apiUrl(api, 'items')).then((r) => r.json()),
-      ]);
+      const [v, list] = await Promise.all([get('version'), get('items')]);
       setVersion(v.version);
       setItems(list.items);
       setError('');
     } catch (err) {
-      setError(String(err));
+      setError(err.message);
     }
   }, [api]);
 
