@@ -6,13 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { echo "[node] $*" >&2; }
+need_root() {
+    [ "$(id -u)" = 0 ] || { log "error: $1 is missing"; log "  fix: as root, once: $2"; exit 1; }
+}
 
 if ! command -v node >/dev/null; then
+    need_root "Node.js" "apt-get install -y nodejs npm"
     log "installing Node.js (Debian)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 want=$(node -p 'require("./examples/package.json").packageManager.split("@")[1]')
 if [ "$(pnpm --version 2>/dev/null || true)" != "$want" ]; then
+    need_root "pnpm $want" "npm install --global pnpm@$want"
     log "installing pnpm $want"
     npm install --global --no-audit --no-fund --loglevel=error "pnpm@$want" >/dev/null
 fi

@@ -1,6 +1,8 @@
 # NestJS backend of a pnpm workspace. Builds examples/apps/backend; to use it for your
-# own API, keep the workspace layout (pnpm-lock.yaml at the root, the app in
-# apps/backend with `build` writing dist/main.js) and set in the env file:
+# own API, keep the workspace layout (pnpm-lock.yaml at the root; the app in
+# apps/backend, its package named "backend", `build` writing dist/main.js, and
+# "files": ["dist"] in its package.json, which is what `pnpm deploy` copies) and set in
+# the env file:
 #
 #   BACKEND_CONTEXT=../          (the workspace root, relative to compose/)
 #   BACKEND_DOCKERFILE=compose/dockerfiles/backend.nestjs.Dockerfile   (relative to the context)

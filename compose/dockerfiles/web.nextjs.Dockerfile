@@ -1,5 +1,6 @@
 # Next.js web of a pnpm workspace, standalone output. Builds examples/apps/web; to use
-# it for your own site, keep the workspace layout (the app in apps/web, next.config with
+# it for your own site, keep the workspace layout (the app in apps/web, its package named
+# "web", next.config with
 # `output: 'standalone'` and `outputFileTracingRoot` at the workspace root, a route that
 # answers GET /health) and set in the env file:
 #

@@ -4,13 +4,17 @@
 // its own policy only to responses that carry none.
 import { NextResponse } from 'next/server';
 
+// The page's script calls the API: its origin too, when NEXT_PUBLIC_API_URL names one.
+const API = process.env.NEXT_PUBLIC_API_URL || '/api';
+const API_ORIGIN = /^https?:\/\//.test(API) ? ` ${new URL(API).origin}` : '';
+
 export function policy(nonce) {
   return [
     "default-src 'self'",
     `script-src 'self' 'nonce-${nonce}' 'strict-dynamic'`,
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data:",
-    "connect-src 'self'",
+    `connect-src 'self'${API_ORIGIN}`,
     "object-src 'none'",
     "base-uri 'self'",
     "form-action 'self'",

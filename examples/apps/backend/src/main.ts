@@ -7,8 +7,17 @@ import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { CORS_ORIGIN, PORT, VERSION } from './config';
 
+// Until the app exists (it waits for PostgreSQL and Redis), SIGTERM simply ends the
+// process: node runs as PID 1 in its container, which ignores a signal it has no handler
+// for, so `docker stop` would otherwise wait out the whole grace period.
+const exitBeforeStart = () => process.exit(0);
+
 async function bootstrap(): Promise<void> {
+  process.once('SIGTERM', exitBeforeStart);
+  process.once('SIGINT', exitBeforeStart);
   const app = await NestFactory.create<NestExpressApplication>(AppModule, { logger: ['error', 'warn'] });
+  process.off('SIGTERM', exitBeforeStart);
+  process.off('SIGINT', exitBeforeStart);
   app.enableShutdownHooks();
   app.disable('x-powered-by');
   app.use((_req: Request, res: Response, next: NextFunction) => {

@@ -1,6 +1,8 @@
 // `node dist/migrate.js` (deploy.database.migrate_command): applies the pending
-// migrations of dist/migrations with node-pg-migrate, each once, under its advisory
-// lock, so that two runs at once are safe. Connects with the standard PG* variables.
+// migrations of dist/migrations with node-pg-migrate, each once, in one transaction.
+// Its advisory lock makes a second run at the same moment stop with "Another migration
+// is already running" (the deploy tasks never start two: they hold the stage's lock).
+// Connects with the standard PG* variables.
 import path from 'path';
 import { runner } from 'node-pg-migrate';
 

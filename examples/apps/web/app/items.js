@@ -30,13 +30,20 @@ export default function Items({ api }) {
     event.preventDefault();
     const form = event.currentTarget;
     const name = new FormData(form).get('name');
-    const res = await fetch(apiUrl(api, 'items'), {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ name }),
-    });
-    if (!res.ok) {
-      setError((await res.json()).message || `HTTP ${res.status}`);
+    try {
+      const res = await fetch(apiUrl(api, 'items'), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name }),
+      });
+      if (!res.ok) {
+        // The API's JSON error, or nginx's own page (429, 502): not JSON.
+        const detail = await res.json().then((body) => body.message, () => '');
+        setError(detail || `POST ${apiUrl(api, 'items')}: HTTP ${res.status}`);
+        return;
+      }
+    } catch (err) {
+      setError(err.message);
       return;
     }
     form.reset();
