@@ -30,8 +30,10 @@ def test_production_stack_serves_through_nginx(prod_stack):
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert "Content-Security-Policy" in headers
     assert headers.get("Content-Encoding") == "gzip"
-    status, headers, body = get(prod_stack.http_port, load.static_asset(f"http://127.0.0.1:{prod_stack.http_port}"))
+    asset = load.static_asset(f"http://127.0.0.1:{prod_stack.http_port}")
+    status, headers, body = get(prod_stack.http_port, asset)
     assert status == 200 and body
+    assert get(prod_stack.http_port, asset)[1]["X-Cache-Status"] == "HIT"  # nginx keeps the build's files
     assert "immutable" in headers["Cache-Control"] and headers["X-Frame-Options"] == "SAMEORIGIN"
     status, _, body = get(prod_stack.http_port, "/api/items", data=json.dumps({"name": "héllo ✓"}).encode())
     assert status == 201
