@@ -17,9 +17,10 @@ if ! command -v node >/dev/null; then
 fi
 want=$(node -p 'require("./examples/package.json").packageManager.split("@")[1]')
 if [ "$(pnpm --version 2>/dev/null || true)" != "$want" ]; then
-    need_root "pnpm $want" "npm install --global pnpm@$want"
     log "installing pnpm $want"
-    npm install --global --no-audit --no-fund --loglevel=error "pnpm@$want" >/dev/null
+    # npm's global folder may need root (Debian's) or not (a CI runner's own Node.js).
+    npm install --global --no-audit --no-fund --loglevel=error "pnpm@$want" >/dev/null \
+        || { log "error: npm could not install pnpm $want"; log "  fix: as root, once: npm install --global pnpm@$want"; exit 1; }
 fi
 log "installing the workspace's dependencies (examples/pnpm-lock.yaml)"
 pnpm --dir examples install --frozen-lockfile --reporter=silent
