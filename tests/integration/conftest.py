@@ -126,17 +126,24 @@ def make_stack(tmp: Path, images: dict[str, str], stages: dict | None = None, **
     return Inv(project=project, runtime_config=runtime, env_file=env_file, http_port=port, https_port=https_port, backups=backups)
 
 
+def workspace_copy(tmp: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the example workspace's sources (no installed or built files), and the
+    env that builds the backend from it."""
+    copy = tmp / "workspace"
+    shutil.copytree(ROOT / "examples", copy, ignore=shutil.ignore_patterns("node_modules", "dist", ".next", ".test-out"))
+    return copy, {"BACKEND_CONTEXT": str(copy), "BACKEND_DOCKERFILE": str(ROOT / "compose/dockerfiles/backend.nestjs.Dockerfile")}
+
+
 def changed_backend(tmp: Path, old: str, new: str) -> dict[str, str]:
     """A copy of the example workspace whose backend's health controller has ``old``
     replaced by ``new`` (a release that fails in a chosen way), and the env that builds
     the backend from it."""
-    copy = tmp / "workspace"
-    shutil.copytree(ROOT / "examples", copy, ignore=shutil.ignore_patterns("node_modules", "dist", ".next", ".test-out"))
+    copy, env = workspace_copy(tmp)
     source = copy / "apps/backend/src/health.controller.ts"
     text = source.read_text()
     assert old in text, f"examples/apps/backend/src/health.controller.ts changed: adapt {old!r}"
     source.write_text(text.replace(old, new))
-    return {"BACKEND_CONTEXT": str(copy), "BACKEND_DOCKERFILE": str(ROOT / "compose/dockerfiles/backend.nestjs.Dockerfile")}
+    return env
 
 
 def container_address(container) -> str:
