@@ -1,6 +1,8 @@
 // Settings from the environment, read once: the same variables the compose files set.
+import { readFileSync } from 'fs';
 import type { PoolConfig } from 'pg';
 
+// Read when this module loads, so before envFromFiles: these take no NAME_FILE.
 export const VERSION = process.env.APP_VERSION || 'dev';
 export const PORT = Number(process.env.PORT || 3000);
 export const CORS_ORIGIN = process.env.CORS_ORIGIN || '';
@@ -26,4 +28,23 @@ export function redisOptions(env: NodeJS.ProcessEnv = process.env) {
     },
     password: env.REDIS_PASSWORD || undefined,
   };
+}
+
+/**
+ * Docker secrets (files under /run/secrets): every NAME_FILE whose NAME is unset puts
+ * the file's content, less one trailing newline, into NAME. The entry points call it
+ * before anything connects; pg and redis read their variables when they connect.
+ */
+export function envFromFiles(env: NodeJS.ProcessEnv = process.env): void {
+  for (const key of Object.keys(env)) {
+    const name = key.endsWith('_FILE') ? key.slice(0, -'_FILE'.length) : '';
+    if (!name || env[name] !== undefined) continue;
+    let text: string;
+    try {
+      text = readFileSync(env[key] as string, 'utf8');
+    } catch (err) {
+      throw new Error(`${key} names a file that cannot be read: ${(err as Error).message}`);
+    }
+    env[name] = text.replace(/\r?\n$/, '');
+  }
 }

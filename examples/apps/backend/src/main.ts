@@ -5,7 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
-import { CORS_ORIGIN, PORT, VERSION } from './config';
+import { CORS_ORIGIN, envFromFiles, PORT, VERSION } from './config';
 
 // Until the app exists (it waits for PostgreSQL and Redis), SIGTERM simply ends the
 // process: node runs as PID 1 in its container, which ignores a signal it has no handler
@@ -13,6 +13,7 @@ import { CORS_ORIGIN, PORT, VERSION } from './config';
 const exitBeforeStart = () => process.exit(0);
 
 async function bootstrap(): Promise<void> {
+  envFromFiles();  // first; the imports above load before it but read no secret (pg, redis: on connect)
   process.once('SIGTERM', exitBeforeStart);
   process.once('SIGINT', exitBeforeStart);
   const app = await NestFactory.create<NestExpressApplication>(AppModule, { logger: ['error', 'warn'] });

@@ -2,11 +2,13 @@
 // migrations of dist/migrations with node-pg-migrate, each once, in one transaction.
 // Its advisory lock makes a second run at the same moment stop with "Another migration
 // is already running" (the deploy tasks never start two: they hold the stage's lock).
-// Connects with the standard PG* variables.
+// Connects with the standard PG* variables (or PG*_FILE: config.envFromFiles).
 import path from 'path';
 import { runner } from 'node-pg-migrate';
+import { envFromFiles } from './config';
 
 async function main(): Promise<void> {
+  envFromFiles();
   const applied = await runner({
     databaseUrl: { application_name: 'migrate' },
     dir: path.join(__dirname, 'migrations'),

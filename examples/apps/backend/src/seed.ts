@@ -1,10 +1,12 @@
 // `node dist/seed.js` (deploy.database.seed_command): example rows, once (skipped when
 // items already exist).
 import { postgresPool } from './clients';
+import { envFromFiles } from './config';
 
 const NAMES = ['first item', 'segundo item', 'третий элемент'];
 
 async function main(): Promise<void> {
+  envFromFiles();
   const pool = postgresPool();
   try {
     const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM items');
