@@ -1,8 +1,27 @@
 #!/bin/bash
 # First start: initialise $PGDATA the way the official image does, then run postgres.
 set -euo pipefail
+# VAR, else the content of the file VAR_FILE names (Docker secrets), like the official
+# image's file_env: both set is an error.
+file_env() {
+    local var=$1 file_var="${1}_FILE" value
+    if [ -n "${!var:-}" ] && [ -n "${!file_var:-}" ]; then
+        echo "error: both $var and $file_var are set (but are exclusive)" >&2
+        exit 1
+    fi
+    if [ -n "${!file_var:-}" ]; then
+        value=$(<"${!file_var}")  # an unreadable file ends the script here
+        export "$var"="$value"
+    fi
+    unset "$file_var"
+}
+if [ "${1:-}" = postgres ]; then
+    file_env POSTGRES_PASSWORD
+    file_env POSTGRES_USER
+    file_env POSTGRES_DB
+fi
 if [ "${1:-}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
-    : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}"
+    : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE must be set}"
     user="${POSTGRES_USER:-postgres}"
     db="${POSTGRES_DB:-$user}"
     pwfile=$(mktemp)
