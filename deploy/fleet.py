@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 from invoke.exceptions import Exit
 
-from deploy.config.inventory import Host, ad_hoc_hosts, is_split, role_services, select
+from deploy.config.inventory import ROLES, SWARM_ROLES, Host, ad_hoc_hosts, is_split, role_services, select
 from deploy.config.settings import Settings
 from deploy.engine.ops import Executor, Ops
 from deploy.engine.stack import Stack
@@ -67,13 +67,18 @@ class HostsFailed(Exit):
 class Fleet:
     settings: Settings
     members: tuple[Member, ...]  # the chosen hosts
-    primary: Member  # keeps the stage's lock and release history (the db host)
+    primary: Member  # keeps the stage's lock and release history (the db host; on a swarm its manager)
     parallel: int
     here: Stack  # this machine's engine with the stage's settings: tests, build, tag, push
 
     @property
     def remote(self) -> bool:
         return not self.primary.stack.target.local
+
+    @property
+    def swarm(self) -> bool:
+        """The stage is one Docker Swarm: stack-wide work runs on its manager (``primary``)."""
+        return self.settings.stage.swarm
 
     def host_names(self) -> list[str]:
         """The chosen hosts' names (none for the local engine)."""
@@ -100,6 +105,8 @@ class Fleet:
         """The host to run ``service``'s command on: the chosen host running its role
         (the first one when several do)."""
         role = "db" if service in self.settings.config.stateful else "app"
+        if self.swarm and role == "app":  # a one-off task of its image: Swarm places it
+            return self.primary
         chosen = self.with_role(role)
         if not chosen:
             fail(f"no chosen host runs {service} (role {role})", f"choose a host with the {role} role, or none")
@@ -191,7 +198,7 @@ def open_fleet(settings: Settings, names: Sequence[str], roles: Sequence[str], a
         if roles:
             fail(f"--roles needs a stage with hosts, and {stage.name} has none", "list them under deploy.stages.NAME.hosts")
         return local_fleet(settings, local)
-    chosen = select(hosts, names if stage.hosts else [], roles, stage.name)
+    chosen = select(hosts, names if stage.hosts else [], roles, stage.name, SWARM_ROLES if stage.swarm else ROLES)
     return remote_fleet(settings, hosts, chosen, accept_new_host_keys, here=local)
 
 
@@ -211,15 +218,16 @@ def host_settings(settings: Settings, hosts: Sequence[Host]) -> Settings:
 
 
 def remote_fleet(settings: Settings, hosts: Sequence[Host], chosen: Sequence[Host], accept_new_host_keys: bool, here: Target) -> Fleet:
-    """The chosen hosts of a stage; the stage's db host keeps the lock and the history
-    (also when it is not chosen), and names the release now serving for every host."""
+    """The chosen hosts of a stage; the stage's db host (on a swarm: its first manager)
+    keeps the lock and the history (also when it is not chosen), and names the release
+    now serving for every host."""
     from deploy.engine.remote import RemoteTarget  # paramiko only when there are hosts (CLI start time)
 
     settings = host_settings(settings, hosts)
     ssh = settings.stage.ssh
     targets = {h.name: RemoteTarget(h, ssh, accept_new_host_keys) for h in hosts}
-    db = next(h for h in hosts if h.has("db"))
-    primary = Member(db, releases.pin_current(Stack(settings, targets[db.name])))
+    keeper = next(h for h in hosts if h.has("manager" if settings.stage.swarm else "db"))
+    primary = Member(keeper, releases.pin_current(Stack(settings, targets[keeper.name])))
     pinned = primary.stack.settings.overrides
     members = tuple(Member(h, Stack(settings, targets[h.name]).with_env(**pinned)) for h in chosen)
     return Fleet(settings, members, primary, parallel=ssh.parallel, here=Stack(settings, here).with_env(**pinned))

@@ -1,8 +1,12 @@
 """The hosts of a stage (``deploy.stages.NAME.hosts`` in invoke.yaml) and their roles.
 
-A host has roles: ``app`` runs the stateless services and the proxy, ``db`` the
-stateful ones (PostgreSQL, Redis); one host may have both. A stage without hosts runs
-on the local engine.
+On a stage of Compose projects (``engine: compose``, the default) a host has roles:
+``app`` runs the stateless services and the proxy, ``db`` the stateful ones
+(PostgreSQL, Redis); one host may have both. On a Docker Swarm stage (``engine:
+swarm``) every host is a ``manager`` or a ``worker`` node, and two roles become node
+labels that place services: ``db`` (the stateful services and their volumes, one node)
+and ``edge`` (the proxy, published on that node's own ports). A stage without hosts
+runs on the local engine.
 """
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from typing import Any
 from deploy.errors import fail
 
 ROLES = ("app", "db")
+SWARM_ROLES = ("manager", "worker", "edge", "db")
+ENGINES = ("compose", "swarm")
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEPLOY_DIR = re.compile(r"^/[A-Za-z0-9_./-]+$")
 
@@ -75,8 +81,9 @@ def parse_ssh(raw: Mapping[str, Any], stage: str) -> SshOptions:
     return SshOptions(**values)
 
 
-def parse_hosts(raw: Any, stage: str, project: str, default_dir: str | None = None) -> tuple[Host, ...]:
+def parse_hosts(raw: Any, stage: str, project: str, default_dir: str | None = None, engine: str = "compose") -> tuple[Host, ...]:
     """``hosts:`` as a mapping ``name: {address, user, port, key, roles, deploy_dir}``."""
+    known = SWARM_ROLES if engine == "swarm" else ROLES
     if not raw:
         return ()
     if not isinstance(raw, Mapping):
@@ -87,12 +94,16 @@ def parse_hosts(raw: Any, stage: str, project: str, default_dir: str | None = No
         where = _where(stage, name)
         if not HOST_NAME.match(name):
             fail(f"invoke.yaml: {where}: {name!r} is not a valid host name", "use letters, digits, '.', '-', '_'")
-        roles = spec.get("roles", list(ROLES))
+        roles = spec.get("roles", list(ROLES) if engine == "compose" else None)
         if isinstance(roles, str):
             roles = [roles]
-        bad = [r for r in roles if r not in ROLES]
+        bad = [r for r in roles or [] if r not in known]
         if bad or not roles:
-            fail(f"invoke.yaml: {where}.roles {roles!r} is not a list of {', '.join(ROLES)}", f"give {where}.roles, e.g. [app]")
+            example = "[app]" if engine == "compose" else "[worker, edge]"
+            fail(f"invoke.yaml: {where}.roles {roles!r} is not a list of {', '.join(known)}", f"give {where}.roles, e.g. {example}")
+        if engine == "swarm" and ("manager" in roles) == ("worker" in roles):
+            fail(f"invoke.yaml: {where}.roles {roles!r}: a swarm node is a manager or a worker (one of them)",
+                 f"add manager or worker to {where}.roles")
         deploy_dir = str(spec.get("deploy_dir") or default_dir or f"/srv/{project}")
         if not DEPLOY_DIR.match(deploy_dir) or ".." in deploy_dir.split("/"):
             fail(f"invoke.yaml: {where}.deploy_dir {deploy_dir!r} is not an absolute plain path", "use e.g. /srv/myapp")
@@ -102,13 +113,15 @@ def parse_hosts(raw: Any, stage: str, project: str, default_dir: str | None = No
         hosts.append(Host(
             name=name,
             address=str(spec.get("address") or name),
-            roles=tuple(r for r in ROLES if r in roles),
+            roles=tuple(r for r in known if r in roles),
             deploy_dir=deploy_dir.rstrip("/") or "/",
             user=str(spec["user"]) if spec.get("user") else None,
             port=port,
             key=str(spec["key"]) if spec.get("key") else None,
             private_address=str(spec.get("private_address") or ""),
         ))
+    if engine == "swarm":
+        return _swarm_checked(tuple(hosts), stage)
     if not any(h.has("db") for h in hosts):
         fail(f"invoke.yaml: {_where(stage)}: no host has the db role", "give one host roles: [db] (or [app, db])")
     if len([h for h in hosts if h.has("db")]) > 1:
@@ -116,6 +129,19 @@ def parse_hosts(raw: Any, stage: str, project: str, default_dir: str | None = No
     if not any(h.has("app") for h in hosts):
         fail(f"invoke.yaml: {_where(stage)}: no host has the app role", "give at least one host roles: [app]")
     return tuple(hosts)
+
+
+def _swarm_checked(hosts: tuple[Host, ...], stage: str) -> tuple[Host, ...]:
+    """A swarm needs a manager, one db node and an edge node."""
+    if not any(h.has("manager") for h in hosts):
+        fail(f"invoke.yaml: {_where(stage)}: no host is a manager", "give the first host roles: [manager, ...]")
+    if len([h for h in hosts if h.has("db")]) != 1:
+        fail(f"invoke.yaml: {_where(stage)}: one host must have the db role (it keeps the database's volume)",
+             "give exactly one host db in its roles")
+    if not any(h.has("edge") for h in hosts):
+        fail(f"invoke.yaml: {_where(stage)}: no host has the edge role (where the proxy publishes its ports)",
+             "give at least one host edge in its roles")
+    return hosts
 
 
 def ad_hoc_hosts(names: Sequence[str], project: str) -> tuple[Host, ...]:
@@ -130,15 +156,15 @@ def split_list(text: str | None) -> list[str]:
     return [w.strip() for w in (text or "").split(",") if w.strip()]
 
 
-def select(hosts: Sequence[Host], names: Sequence[str], roles: Sequence[str], stage: str) -> list[Host]:
-    """The stage's hosts narrowed to ``names`` (--hosts) and ``roles`` (--roles)."""
+def select(hosts: Sequence[Host], names: Sequence[str], roles: Sequence[str], stage: str, valid: Sequence[str] = ROLES) -> list[Host]:
+    """The stage's hosts narrowed to ``names`` (--hosts) and ``roles`` (--roles, of ``valid``)."""
     known = {h.name: h for h in hosts}
     unknown = [n for n in names if n not in known]
     if unknown:
         fail(f"unknown host(s) {', '.join(map(repr, unknown))} in stage {stage}", f"use one of: {', '.join(known)}")
-    bad = [r for r in roles if r not in ROLES]
+    bad = [r for r in roles if r not in valid]
     if bad:
-        fail(f"unknown role(s) {', '.join(map(repr, bad))}", f"use one of: {', '.join(ROLES)}")
+        fail(f"unknown role(s) {', '.join(map(repr, bad))}", f"use one of: {', '.join(valid)}")
     chosen = [h for h in hosts if (not names or h.name in names) and (not roles or any(h.has(r) for r in roles))]
     if not chosen:
         listing = ", ".join(f"{h.name} ({'+'.join(h.roles)})" for h in hosts)

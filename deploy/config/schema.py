@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.config.inventory import Host, SshOptions, parse_hosts, parse_ssh
+from deploy.config.inventory import ENGINES, Host, SshOptions, parse_hosts, parse_ssh
 from deploy.errors import fail
 
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -51,7 +51,8 @@ class Offsite:
 @dataclass(frozen=True)
 class Stage:
     """A named environment: its env file, its compose files, whether it is production,
-    and its hosts (none = the local engine)."""
+    its hosts (none = the local engine) and what runs the stack on them: a Compose
+    project per host (``compose``) or one Docker Swarm of them (``swarm``)."""
 
     name: str
     env_file: str
@@ -60,6 +61,12 @@ class Stage:
     hosts: tuple[Host, ...] = ()
     ssh: SshOptions = SshOptions()
     offsite: Offsite | None = None
+    engine: str = "compose"
+    encrypt_overlay: bool = True  # a swarm's overlay networks are IPsec-encrypted (needs the kernel's ESP)
+
+    @property
+    def swarm(self) -> bool:
+        return self.engine == "swarm"
 
 
 @dataclass(frozen=True)
@@ -151,14 +158,21 @@ def _stage(name: str, raw: Mapping[str, Any], project: str) -> Stage:
     files = _require(raw, "compose_files", where)
     if isinstance(files, str) or not files:
         fail(f"invoke.yaml: {where}.compose_files must be a list of files", "write it as [file, ...]")
+    engine = str(raw.get("engine", "compose"))
+    if engine not in ENGINES:
+        fail(f"invoke.yaml: {where}.engine {engine!r} is not one of {', '.join(ENGINES)}", f"set {where}.engine to compose or swarm")
+    if engine == "swarm" and not raw.get("hosts"):
+        fail(f"invoke.yaml: {where}: engine swarm needs the swarm's hosts", f"list them under {where}.hosts with roles [manager|worker, edge, db]")
     return Stage(
         name=name,
         env_file=str(_require(raw, "env_file", where)),
         compose_files=tuple(str(f) for f in files),
         production=bool(raw.get("production", False)),
-        hosts=parse_hosts(raw.get("hosts"), name, project, raw.get("deploy_dir")),
+        hosts=parse_hosts(raw.get("hosts"), name, project, raw.get("deploy_dir"), engine),
         ssh=parse_ssh(raw.get("ssh") or {}, name),
         offsite=_offsite(raw["offsite"], f"{where}.offsite") if raw.get("offsite") else None,
+        engine=engine,
+        encrypt_overlay=bool(raw.get("encrypt_overlay", True)),
     )
 
 

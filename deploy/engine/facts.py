@@ -16,6 +16,9 @@ SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
 VERSION_LABEL = "org.opencontainers.image.version"
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+STACK_LABEL = "com.docker.stack.namespace"  # a Swarm stack's task containers
+TASK_SLOT_LABEL = "com.docker.swarm.task.name"  # STACK_SERVICE.SLOT.TASKID
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,16 @@ def _ports(network_settings: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _service(labels: Mapping[str, str]) -> tuple[str, int]:
+    """The service and number of a Compose container, or of a Swarm task's container
+    (its service without the stack's prefix, its slot)."""
+    if SERVICE_LABEL in labels or SWARM_SERVICE_LABEL not in labels:
+        return labels.get(SERVICE_LABEL, ""), int(labels.get(NUMBER_LABEL, "0") or 0)
+    service = labels[SWARM_SERVICE_LABEL].removeprefix(labels.get(STACK_LABEL, "") + "_")
+    slot = labels.get(TASK_SLOT_LABEL, "").split(".")
+    return service, int(slot[1]) if len(slot) > 2 and slot[1].isdigit() else 0
+
+
 def parse_inspect(text: str) -> list[Container]:
     """Containers from ``docker inspect`` JSON, ordered by service and number."""
     containers = []
@@ -107,12 +120,13 @@ def parse_inspect(text: str) -> list[Container]:
         log = health.get("Log") or []
         host_config = item.get("HostConfig") or {}
         log_config = host_config.get("LogConfig") or {}
+        service, number = _service(labels)
         containers.append(
             Container(
                 id=item["Id"][:12],
                 name=item.get("Name", "").lstrip("/"),
-                service=labels.get(SERVICE_LABEL, ""),
-                number=int(labels.get(NUMBER_LABEL, "0") or 0),
+                service=service,
+                number=number,
                 state=state.get("Status", "unknown"),
                 health=health.get("Status", ""),
                 image=config.get("Image", ""),

@@ -87,7 +87,10 @@ class Stack:
         fail(f"{what} failed on {self.target.name} (exit {result.exited}): {reason}\ncommand: {cmd}\n{detail}", fix)
 
     def containers(self) -> list[Container]:
-        ids = self.run(docker.project_containers(self.settings.config.project), what="listing containers").stdout.split()
+        """The stack's containers on the target (on a swarm node: the tasks it runs)."""
+        project = self.settings.config.project
+        listing = docker.stack_containers(project) if self.settings.stage.swarm else docker.project_containers(project)
+        ids = self.run(listing, what="listing containers").stdout.split()
         if not ids:
             return []
         return parse_inspect(self.run(docker.inspect(ids), what="inspecting containers").stdout)
@@ -128,5 +131,8 @@ class Stack:
         """The host port the proxy's HTTP (or HTTPS) is published on, or None when it is not running."""
         proxy = self.settings.config.proxy
         port = proxy.tls_port if tls else proxy.port
+        if self.settings.stage.swarm:  # its task on this node, published on the node's own port
+            running = [c for c in self.containers() if c.service == proxy.service and c.state == "running"]
+            return parse_published("\n".join(p.split("->")[0] for c in running for p in c.ports if p.endswith(f"->{port}/tcp")))
         result = self.target.run(compose.port(self.project, proxy.service, port), env=self.command_env, warn=True)
         return parse_published(result.stdout) if result.ok else None

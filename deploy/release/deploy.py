@@ -13,29 +13,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from deploy.database import admin
 from deploy.database.dump import backup, backups_dir
 from deploy.database.session import Database
-from deploy.engine.commands import compose, docker, git
+from deploy.engine.commands import docker, git
 from deploy.engine.commands import images as image_cmds
-from deploy.engine.facts import parse_hashes, parse_identity
+from deploy.engine.facts import parse_identity
 from deploy.engine.images import ImageName, app_images, release_tags
-from deploy.engine.ops import Call, Executor, Note, Ops, run
+from deploy.engine.ops import Call, Executor, Ops, run
 from deploy.engine.stack import Stack
 from deploy.errors import fail
-from deploy.fleet import Fleet, on_each
-from deploy.output import say, styled
+from deploy.fleet import Fleet, Member, on_each
+from deploy.output import say
 from deploy.release.push import next_free, push_tags, refuse_pushed
 from deploy.release.record import new_release, run_recorded
 from deploy.release.steps import Step, perform
-from deploy.release.switch import Switch
+from deploy.release.switch import switch_for
 from deploy.stack import lifecycle
 from deploy.stack.checks import fleet_findings
 from deploy.state import history
 from deploy.state.history import Release
 from deploy.versions import Version, given
-
-MIGRATE_FIX = "fix the migration; the previous version still serves"
 
 
 @dataclass(frozen=True)
@@ -96,9 +93,7 @@ class Deploy:
         self.sha = git_sha(self.here)
         self.tags = release_tags(version, datetime.now(timezone.utc), self.sha)[:-1]  # `latest` moves last
         self.names = app_images(self.here)
-        self.switch = Switch(fleet, self.new, version.tag, options.timeout, options.parallel)
-        if not fleet.with_role("app"):
-            fail("none of the chosen hosts has the app role: there is nothing to deploy to", "choose app hosts, or none (all of the stage)")
+        self.switch = switch_for(fleet, self.new, version.tag, options.timeout, options.parallel)
         if fleet.remote and not any(n.pushable for n in self.names):
             fail("a deploy to hosts needs a registry: the hosts pull the images from it",
                  "set DOCKER_REGISTRY in the stage's env file (hosts must reach it)")
@@ -106,7 +101,6 @@ class Deploy:
     def steps(self) -> list[Step]:
         o, new = self.options, self.new
         test_cmd = new.settings.config.test_command
-        db, apps = new.primary, new.with_role("app")
         pushable = any(n.pushable for n in self.names)
         return [
             Step("preflight", self.preflight, where=new.where(new.members, "and this machine")),
@@ -116,9 +110,9 @@ class Deploy:
             Step("push", lambda: push_tags(self.here, self.names, self.tags), "" if pushable else "no registry: local images"),
             self.switch.upload_step(new.members),
             self.switch.pull_step(new.members),
-            Step("backup", self.backup, "--skip-backup" if o.skip_backup else "", new.where([db], "streamed home")),
-            Step("stateful", self.stateful, where=new.where([db])),
-            Step("migrate", lambda: admin.migrate(apps[0].stack, MIGRATE_FIX, upload_files=False), where=new.where(apps[:1])),
+            Step("backup", self.backup, "--skip-backup" if o.skip_backup else "", new.where([self.db], "streamed home")),
+            self.switch.stateful_step(o.restart_stateful),
+            self.switch.migrate_step(),
             self.switch.roll_step(),
             self.switch.verify_step(),
             Step("promote", self.promote),
@@ -142,9 +136,14 @@ class Deploy:
             for t in self.tags[1:]:
                 yield run(self.here, image_cmds.tag(n.ref(self.version.tag), n.ref(t)), what=f"tagging {n.ref(t)}")
 
+    @property
+    def db(self) -> Member:
+        """The host of the database (on Compose hosts the primary; on a swarm its db node)."""
+        return self.old.one("db") if self.old.swarm else self.old.primary
+
     def backup(self) -> Ops[None]:
         """A backup named for the release about to be deployed (none on a first deploy)."""
-        stack = self.old.primary.stack
+        stack = self.db.stack
         database = Database(stack)
         label = f"pre-{self.version.tag}"
         home = backups_dir(stack.settings)
@@ -157,33 +156,6 @@ class Deploy:
 
         yield Call(stack, f"inv db.backup --label {label}: pg_dump --format=custom of {database.name} in the {database.service} container, "
                           f"streamed to {home}/ (checksummed, with a manifest)", take)
-
-    def stateful(self) -> Ops[None]:
-        """Stateful services are left alone unless their image or configuration changed;
-        then they are restarted only with --restart-stateful (after the backup step)."""
-        old, new = self.old.primary.stack, self.new.primary.stack
-        cfg = new.settings.config
-        timeout = int(self.options.timeout)
-        running = {c.service: c.config_hash for c in old.containers() if c.state == "running" and c.service in cfg.stateful}
-        wanted = parse_hashes(new.run(compose.config_hashes(new.project, list(running)), what="hashing the stateful services").stdout
-                              ) if running else {}
-        absent = [s for s in cfg.stateful if s not in running]
-        if absent:
-            yield Note(f"  starting {', '.join(absent)} (not running)")
-            yield run(new, compose.up(new.project, absent, no_deps=True, wait_timeout=timeout),
-                      what=f"starting {', '.join(absent)}", fix="see inv logs SERVICE")
-        changed = [s for s in cfg.stateful if s in running and wanted.get(s) != running[s]]
-        if not changed:
-            if not absent:
-                yield Note("  unchanged: " + ", ".join(cfg.stateful))
-            return
-        if not self.options.restart_stateful:
-            yield Note("  " + styled("warning:", "yellow") + f" {', '.join(changed)} changed (image or configuration) and are left as they run; "
-                       "deploy with --restart-stateful to apply (restarts them: a short outage of what depends on them)")
-            return
-        yield Note("  " + styled(f"restarting {', '.join(changed)}", "yellow") + " to apply their new image or configuration")
-        yield run(new, compose.up(new.project, changed, no_deps=True, wait_timeout=timeout), what=f"restarting {', '.join(changed)}",
-                  fix="see inv logs SERVICE; the backup taken before is in inv db.list")
 
     def promote(self) -> Ops[None]:
         for n in self.names:

@@ -12,7 +12,7 @@ from deploy.engine.ops import Executor
 from deploy.engine.stack import Stack
 from deploy.fleet import Fleet
 from deploy.release.steps import Step, perform
-from deploy.release.switch import Switch
+from deploy.release.switch import Mover
 from deploy.state import history, lock
 from deploy.state.history import Release
 
@@ -28,7 +28,7 @@ def failed(release: Release, err: BaseException) -> None:
     release.status, release.error = "failed", str(getattr(err, "message", err) or err)
 
 
-def run_recorded(fleet: Fleet, release: Release, steps: Sequence[Step], switch: Switch, executor: Executor,
+def run_recorded(fleet: Fleet, release: Release, steps: Sequence[Step], switch: Mover, executor: Executor,
                  finish: Callable[[], None] | None = None) -> None:
     """Perform ``steps`` as ``release`` (under the lock, in the history, each step in the
     audit), then ``finish`` (still under the lock); on any failure, Ctrl-C included, every

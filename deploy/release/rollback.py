@@ -11,7 +11,7 @@ from deploy.fleet import Fleet
 from deploy.release.deploy import DeployOptions
 from deploy.release.record import new_release, run_recorded
 from deploy.release.steps import perform
-from deploy.release.switch import Switch
+from deploy.release.switch import switch_for
 from deploy.state import history
 from deploy.state.history import Release
 
@@ -47,10 +47,8 @@ def rollback(fleet: Fleet, version: str | None, options: DeployOptions, executor
     dry run prints the steps' ops and returns None."""
     target = rollback_target(fleet, version)
     new = fleet.with_env(APP_VERSION=target)
-    switch = Switch(fleet, new, target, options.timeout, options.parallel)
+    switch = switch_for(fleet, new, target, options.timeout, options.parallel)
     apps = new.with_role("app")
-    if not apps:
-        fail("none of the chosen hosts has the app role: there is nothing to roll back", "choose app hosts, or none (all of the stage)")
     steps = [switch.upload_step(apps), switch.pull_step(apps), switch.roll_step(), switch.verify_step()]
     if executor.dry_run:
         perform(steps, executor)

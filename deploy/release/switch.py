@@ -13,36 +13,27 @@ from collections.abc import Callable, Sequence
 
 from invoke.exceptions import Exit
 
-from deploy.engine.facts import desired_replicas
-from deploy.engine.ops import Call, Note, Ops
-from deploy.engine.stack import Stack
+from deploy.database import admin
+from deploy.engine.commands import compose
+from deploy.engine.facts import desired_replicas, parse_hashes
+from deploy.engine.ops import Note, Ops, run
 from deploy.engine.upload import upload
 from deploy.errors import fail
 from deploy.fleet import Fleet, Member, on_each
 from deploy.output import styled
 from deploy.release.steps import Step
 from deploy.stack import lifecycle
-from deploy.stack.health import http_checks
+from deploy.stack.health import verify
 from deploy.stack.rollout import previous_tags, roll_back, rollout
+from deploy.swarm.switch import SwarmSwitch
 
+MIGRATE_FIX = "fix the migration; the previous version still serves"
 LOCAL_FILES = "the local engine reads this checkout's files"
 LOCAL_IMAGES = "the local engine has the images it built"
 
 
 def batches(members: Sequence[Member], size: int) -> list[list[Member]]:
     return [list(members[i:i + size]) for i in range(0, len(members), size)]
-
-
-def verify_proxy(stack: Stack) -> None:
-    bad = [f"{c.subject}: {c.detail}" for c in http_checks(stack) if not c.ok]
-    if bad:
-        fail(f"through the proxy on {stack.target.name}: " + "; ".join(bad), "see inv health and inv logs SERVICE")
-
-
-def verify(stack: Stack) -> Ops[None]:
-    proxy = stack.settings.config.proxy
-    paths = ", ".join(proxy.checks)
-    yield Call(stack, f"GET {paths} through {proxy.service}: each must answer 2xx or 3xx", lambda: verify_proxy(stack))
 
 
 class Switch:
@@ -57,6 +48,8 @@ class Switch:
         self.services = list(old.settings.config.stateless)
         self.ran: dict[str, dict[str, str]] = {}  # switched host -> the tag each service ran before
         self._lock = threading.Lock()
+        if not old.with_role("app"):
+            fail("none of the chosen hosts has the app role: there is nothing to switch", "choose app hosts, or none (all of the stage)")
 
     def desired(self, m: Member) -> dict[str, int]:
         """The host's replica counts: its compose files (just uploaded) and its own `inv
@@ -75,6 +68,40 @@ class Switch:
     def pull_step(self, members: Sequence[Member]) -> Step:
         return Step("pull", lambda: self._each(members, lambda m: lifecycle.pull(m.stack, m.services()), "pull"),
                     "" if self.new.remote else LOCAL_IMAGES, self.new.where(members))
+
+    def stateful_step(self, restart: bool) -> Step:
+        return Step("stateful", lambda: self.stateful(restart), where=self.new.where([self.new.primary]))
+
+    def stateful(self, restart: bool) -> Ops[None]:
+        """Stateful services are left alone unless their image or configuration changed;
+        then they are restarted only with ``restart`` (--restart-stateful, after the backup step)."""
+        old, new = self.old.primary.stack, self.new.primary.stack
+        cfg = new.settings.config
+        timeout = int(self.timeout)
+        running = {c.service: c.config_hash for c in old.containers() if c.state == "running" and c.service in cfg.stateful}
+        wanted = parse_hashes(new.run(compose.config_hashes(new.project, list(running)), what="hashing the stateful services").stdout
+                              ) if running else {}
+        absent = [s for s in cfg.stateful if s not in running]
+        if absent:
+            yield Note(f"  starting {', '.join(absent)} (not running)")
+            yield run(new, compose.up(new.project, absent, no_deps=True, wait_timeout=timeout),
+                      what=f"starting {', '.join(absent)}", fix="see inv logs SERVICE")
+        changed = [s for s in cfg.stateful if s in running and wanted.get(s) != running[s]]
+        if not changed:
+            if not absent:
+                yield Note("  unchanged: " + ", ".join(cfg.stateful))
+            return
+        if not restart:
+            yield Note("  " + styled("warning:", "yellow") + f" {', '.join(changed)} changed (image or configuration) and are left as they run; "
+                       "deploy with --restart-stateful to apply (restarts them: a short outage of what depends on them)")
+            return
+        yield Note("  " + styled(f"restarting {', '.join(changed)}", "yellow") + " to apply their new image or configuration")
+        yield run(new, compose.up(new.project, changed, no_deps=True, wait_timeout=timeout), what=f"restarting {', '.join(changed)}",
+                  fix="see inv logs SERVICE; the backup taken before is in inv db.list")
+
+    def migrate_step(self) -> Step:
+        apps = self.new.with_role("app")
+        return Step("migrate", lambda: admin.migrate(apps[0].stack, MIGRATE_FIX, upload_files=False), where=self.new.where(apps[:1]))
 
     def roll_step(self) -> Step:
         apps = self.new.with_role("app")
@@ -122,3 +149,12 @@ class Switch:
             where = f" on {self.old.settings.stage.name}" if self.old.remote else ""
             yield Note(styled(f"the rollback failed{where}", "red") + f": {str(getattr(err, 'message', err)).splitlines()[0]}; "
                        f"see inv status --stage {self.old.settings.stage.name}, then inv rollback VERSION")
+
+
+Mover = Switch | SwarmSwitch
+
+
+def switch_for(old: Fleet, new: Fleet, version: str, timeout: float, parallel: int) -> Mover:
+    """What moves ``old`` to ``new``: the Compose hosts' rollout, or Swarm's."""
+    mover = SwarmSwitch if old.swarm else Switch
+    return mover(old, new, version, timeout, parallel)

@@ -5,7 +5,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from deploy.engine.facts import Container
+from deploy.engine.ops import Call, Ops
 from deploy.engine.stack import Stack
+from deploy.errors import fail
 from deploy.stack import routing
 from deploy.stack.status import ServiceStatus
 
@@ -72,3 +74,15 @@ def routing_checks(stack: Stack, containers: Sequence[Container]) -> list[Check]
         else:
             checks.append(Check(f"{service} routing", True, f"{len(addresses)} container(s) routed"))
     return checks
+
+
+def verify_proxy(stack: Stack) -> None:
+    bad = [f"{c.subject}: {c.detail}" for c in http_checks(stack) if not c.ok]
+    if bad:
+        fail(f"through the proxy on {stack.target.name}: " + "; ".join(bad), "see inv health and inv logs SERVICE")
+
+
+def verify(stack: Stack) -> Ops[None]:
+    proxy = stack.settings.config.proxy
+    paths = ", ".join(proxy.checks)
+    yield Call(stack, f"GET {paths} through {proxy.service}: each must answer 2xx or 3xx", lambda: verify_proxy(stack))

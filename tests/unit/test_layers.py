@@ -18,7 +18,7 @@ LAYERS = [
     ("deploy.fleet",),
     ("deploy.stack",),
     ("deploy.database",),
-    ("deploy.release",),
+    ("deploy.release", "deploy.swarm"),  # deploys and rollbacks; Swarm's side of them
     ("deploy.checklist",),  # the production checklist reads every part of a stage
 ]
 

@@ -23,6 +23,11 @@ def project_containers(project: str) -> list[str]:
     ]
 
 
+def stack_containers(stack: str) -> list[str]:
+    """Ids of a Swarm stack's task containers on this node, running or not."""
+    return ["docker", "ps", "--all", "--quiet", "--no-trunc", "--filter", f"label=com.docker.stack.namespace={stack}"]
+
+
 def inspect(ids: Sequence[str]) -> list[str]:
     return ["docker", "inspect", "--type", "container", *ids]
 

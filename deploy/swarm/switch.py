@@ -1,0 +1,275 @@
+"""Moving a swarm to a version: the Swarm engine's side of a deploy and a rollback.
+
+The same steps as on Compose hosts (``deploy.release.switch``), done by Swarm: the
+stack file is rendered on this machine from the compose files (``stackfile``), the
+secrets and configs it names are created on the manager, the stateful services are
+deployed when they are missing, migrations run once as a one-off task of the new image,
+then ``docker stack deploy`` updates the app services (``start-first``: a new task
+takes traffic once healthy; a failing one makes Swarm roll the service back), and the
+proxy of every edge node is checked. If a later step fails, the services this deploy
+updated are rolled back (``docker service rollback``).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from invoke.exceptions import Exit
+
+from deploy.engine.commands import swarm as cmd
+from deploy.engine.facts import desired_replicas
+from deploy.engine.ops import Call, Note, Ops, Put, run
+from deploy.engine.stack import Stack
+from deploy.errors import fail
+from deploy.fleet import Fleet, Member, on_each
+from deploy.output import say, styled
+from deploy.release.steps import Step
+from deploy.stack.health import verify
+from deploy.swarm.facts import Service, parse_services, parse_tasks
+from deploy.swarm.stackfile import Renderer, Roles, StackFiles
+
+INIT_FIX = "form the swarm first: inv swarm.init --stage STAGE"
+FINAL = ("complete", "failed", "rejected", "shutdown", "orphaned", "remove")
+
+
+def nothing() -> Ops[None]:
+    """The ops of a step Swarm does itself."""
+    yield from ()
+
+
+def read_source(path: str) -> bytes | None:
+    """A bind mount's source on this machine: a file's bytes, None for a directory."""
+    source = Path(path)
+    if source.is_dir():
+        return None
+    if not source.is_file():
+        fail(f"{path} is mounted by the compose files but does not exist", "create it, or remove the mount")
+    return source.read_bytes()
+
+
+def render(here: Stack, replicas: dict[str, int]) -> StackFiles:
+    """The stack files of ``here``'s settings (its APP_VERSION names the release)."""
+    s = here.settings
+    cfg = s.config
+    roles = Roles({name: svc.port for name, svc in cfg.stateless.items()}, list(cfg.stateful), cfg.proxy.service)
+    secrets = {name: s.env.get(name, "") for name in cfg.secret_env}
+    return Renderer(cfg.project, here.config(), roles, secrets, replicas, read_source, s.stage.encrypt_overlay).render()
+
+
+def dump(stack_file: dict[str, Any]) -> bytes:
+    """The stack file as JSON (which is YAML, what ``docker stack deploy`` reads)."""
+    return (json.dumps(stack_file, indent=2) + "\n").encode()
+
+
+def services(manager: Stack) -> dict[str, Service]:
+    """The stack's services by their name in the compose files (backend, not myapp_backend)."""
+    project = manager.settings.config.project
+    ids = manager.run(cmd.services(project), what="listing the stack's services", fix=INIT_FIX).stdout.split()
+    if not ids:
+        return {}
+    found = parse_services(manager.run(cmd.inspect_services(ids), what="inspecting the stack's services").stdout)
+    return {s.name.removeprefix(f"{project}_"): s for s in found}
+
+
+def create_objects(manager: Stack, files: StackFiles) -> Ops[None]:
+    """The secrets and configs the stack files name, created on the manager when missing
+    (their content on stdin, never on a command line)."""
+    project = manager.settings.config.project
+    for kind, wanted in (("secret", files.secrets), ("config", files.configs)):
+        have = set(manager.run(cmd.objects(kind, project), what=f"listing the stack's {kind}s").stdout.split())
+        for name, content in sorted(wanted.items()):
+            if name not in have:
+                yield run(manager, cmd.create_object(kind, name, {cmd.STACK_LABEL: project}), what=f"creating the {kind} {name}",
+                          stdin=content)
+
+
+def remove_unused_objects(manager: Stack) -> Ops[None]:
+    """The stack's secrets and configs no service uses any more (Swarm refuses the others)."""
+    project = manager.settings.config.project
+    for kind in ("secret", "config"):
+        names = manager.run(cmd.objects(kind, project), what=f"listing the stack's {kind}s").stdout.split()
+        if names:
+            yield run(manager, cmd.remove_objects(kind, names), what=f"removing unused {kind}s", check=False)
+
+
+def stack_path(manager: Stack, part: str) -> str:
+    return manager.state_file(f"stack-{part}.yml")
+
+
+def deploy_part(manager: Stack, files: StackFiles, part: str) -> Ops[None]:
+    """Write one stack file on the manager (mode 0600) and deploy it, Swarm's progress shown."""
+    content = files.app if part == "app" else files.stateful
+    path = stack_path(manager, part)
+    yield Put(manager, path, dump(content))
+    yield run(manager, cmd.deploy(manager.settings.config.project, path), what=f"docker stack deploy ({part})",
+              fix="read Swarm's progress above; inv swarm.status shows the nodes and tasks", show=True)
+
+
+def converged(manager: Stack, names: Sequence[str], timeout: float) -> None:
+    """Wait until every task of ``names`` that should run does (Swarm's own progress
+    ends when the update does; a task rescheduled meanwhile may still be starting)."""
+    project = manager.settings.config.project
+    deadline = time.monotonic() + timeout
+    while True:
+        current = services(manager)
+        tasks = parse_tasks(manager.run(cmd.tasks([f"{project}_{n}" for n in names]), what="listing the tasks").stdout)
+        waiting = []
+        for name in names:
+            svc = current.get(name)
+            running = [t for t in tasks if t.service == f"{project}_{name}" and t.desired == "Running" and t.state == "running"]
+            wanted = [t for t in tasks if t.service == f"{project}_{name}" and t.desired == "Running"]
+            want = svc.replicas if svc and svc.replicas is not None else len(wanted)
+            if svc is None or len(running) < (want or 0):
+                waiting.append(f"{name} {len(running)}/{want}")
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            errors = sorted({f"{t.service}: {t.error}" for t in tasks if t.error and t.desired == "Running"})
+            fail(f"the swarm did not converge in {timeout:.0f} s: " + ", ".join(waiting) + ("; " + "; ".join(errors) if errors else ""),
+                 "see inv swarm.status and inv logs SERVICE")
+        time.sleep(1)
+
+
+class SwarmSwitch:
+    """``old`` (the swarm as it serves) moved to ``new`` (naming the version's images)."""
+
+    def __init__(self, old: Fleet, new: Fleet, version: str, timeout: float, parallel: int) -> None:
+        self.old, self.new = old, new
+        self.version = version
+        self.timeout = timeout
+        self.manager = new.primary.stack
+        self.services = list(new.settings.config.stateless)
+        self.ran: dict[str, dict[str, str]] = {}  # the manager -> each service this deploy updated: its image before
+        self._files: StackFiles | None = None
+
+    @property
+    def files(self) -> StackFiles:
+        """The rendered stack files (rendered once, when first needed)."""
+        if self._files is None:
+            replicas = desired_replicas(self.new.here.config(), self.manager.saved_scale())
+            self._files = render(self.new.here, replicas)
+        return self._files
+
+    def where(self, detail: str = "") -> str:
+        return f"{self.new.primary.name} (the manager){' ' + detail if detail else ''}"
+
+    def upload_step(self, members: Sequence[Member]) -> Step:
+        return Step("upload", lambda: create_objects(self.manager, self.files),
+                    where=self.where("the secrets and configs of the stack file, from stdin"))
+
+    def pull_step(self, members: Sequence[Member]) -> Step:
+        return Step("pull", nothing, "each node pulls the images when Swarm starts its tasks")
+
+    def stateful_step(self, restart: bool) -> Step:
+        return Step("stateful", lambda: self.stateful(restart), where=self.where())
+
+    def stateful(self, restart: bool) -> Ops[None]:
+        stateful = list(self.new.settings.config.stateful)
+        running = services(self.manager)
+        absent = [s for s in stateful if s not in running]
+        if not absent and not restart:
+            yield Note("  running: " + ", ".join(stateful) + " (their stack file is deployed when one is missing, or with --restart-stateful)")
+            return
+        yield Note(f"  deploying {', '.join(absent or stateful)}")
+        yield from deploy_part(self.manager, self.files, "stateful")
+        yield Call(self.manager, f"wait until {', '.join(stateful)} run", lambda: converged(self.manager, stateful, self.timeout))
+
+    def migrate_step(self) -> Step:
+        fix = "fix the migration; the previous version still serves"
+        return Step("migrate", lambda: migrate(self.manager, self.files, fix, self.timeout), where=self.where("a one-off task"))
+
+    def roll_step(self) -> Step:
+        return Step("rollout", self._roll, where=self.where("docker stack deploy, start-first"))
+
+    def verify_step(self) -> Step:
+        edges = self.new.with_role("edge")
+        return Step("verify", lambda: self._verify(edges), where=", ".join(m.name for m in edges) + " through each one's proxy")
+
+    def _verify(self, edges: Sequence[Member]) -> Ops[None]:
+        yield on_each(self.new, edges, lambda m: verify(m.stack), "verify")
+
+    def _roll(self) -> Ops[None]:
+        app = [*self.services, self.new.settings.config.proxy.service]
+        before = {}
+
+        def read_before() -> None:
+            before.update(services(self.manager))
+
+        yield Call(self.manager, "read the services' specs", read_before)
+        try:
+            yield from deploy_part(self.manager, self.files, "app")
+        finally:
+            yield Call(self.manager, "read what Swarm did", lambda: self._judge(app, before))
+        yield Call(self.manager, f"wait until every task of {', '.join(app)} runs", lambda: converged(self.manager, app, self.timeout))
+        yield Note(f"switched to {self.version}")
+
+    def _judge(self, app: Sequence[str], before: dict[str, Service]) -> None:
+        """Which services this deploy updated (kept to undo them), and fail when Swarm
+        rolled one back."""
+        after = services(self.manager)
+        undone = []
+        for name in app:
+            old, new = before.get(name), after.get(name)
+            if new is None or (old is not None and old.version == new.version):
+                continue
+            if new.rolled_back:
+                undone.append(f"{name} ({new.update_state}: {new.update_message})")
+            elif old is not None:
+                self.ran.setdefault(self.new.primary.name, {})[name] = old.image
+        if undone:
+            fail(f"Swarm rolled back {', '.join(undone)}: the new tasks did not become healthy; the previous version serves",
+                 "see inv logs SERVICE and the task errors in inv swarm.status")
+
+    def return_hosts(self) -> Ops[None]:
+        """The services this deploy updated back to their previous spec (Swarm's rollback)."""
+        updated = self.ran.get(self.new.primary.name, {})
+        if not updated:
+            return
+        project = self.manager.settings.config.project
+        yield Note(f"rolling back {', '.join(updated)}")
+        for name in updated:
+            try:
+                yield run(self.manager, cmd.rollback(f"{project}_{name}"), what=f"rolling back {name}", show=True)
+            except (Exit, Exception) as err:  # noqa: BLE001 (the failure that made us roll back is the one raised)
+                yield Note(styled(f"the rollback of {name} failed", "red") + f": {str(getattr(err, 'message', err)).splitlines()[0]}; "
+                           f"see inv swarm.status --stage {self.new.settings.stage.name}")
+
+
+def migrate(manager: Stack, files: StackFiles, fix: str, timeout: float) -> Ops[None]:
+    """The migrations once, as a one-off task of the migrate service's new image on the
+    database's networks, with its secrets; its exit status is the result."""
+    cfg = manager.settings.config
+    project, service = cfg.project, cfg.database.migrate_service
+    spec = files.app["services"][service]
+    db_networks = set(files.stateful.get("networks") or {})
+    networks = [f"{project}_{n}" for n in spec.get("networks", []) if n in db_networks]
+    secrets = [(s["source"], s["target"]) for s in spec.get("secrets", [])]
+    name = f"{project}_migrate"
+    yield run(manager, cmd.remove_services([name]), what="removing a leftover migration task", check=False)
+    yield run(manager, cmd.one_off(project, name, spec["image"], cfg.database.migrate_command, networks=networks,
+                                   env=spec.get("environment") or {}, secrets=secrets), what="starting the migration task")
+    try:
+        yield Call(manager, f"wait for {name} to end; its exit status is the migration's", lambda: one_off_result(manager, name, fix, timeout))
+    finally:
+        yield run(manager, cmd.remove_services([name]), what="removing the migration task", check=False)
+
+
+def one_off_result(manager: Stack, name: str, fix: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        tasks = parse_tasks(manager.run(cmd.tasks([name]), what="reading the migration task").stdout)
+        done = [t for t in tasks if t.state in FINAL]
+        if done:
+            log = manager.target.run(cmd.logs(name, 200), warn=True)
+            for line in (log.stdout + log.stderr).splitlines():
+                say(f"  {line.split(' ', 1)[-1].split('| ', 1)[-1]}")
+            task = done[0]
+            if task.state != "complete":
+                fail(f"the migration failed: its task ended {task.current}: {task.error or 'see its output above'}", fix)
+            return
+        if time.monotonic() > deadline:
+            fail(f"the migration did not end in {timeout:.0f} s ({tasks[0].current if tasks else 'no task'})", fix)
+        time.sleep(1)
