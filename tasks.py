@@ -11,7 +11,7 @@ from invoke import Collection
 
 __path__ = [os.path.join(os.path.dirname(__file__), "tasks")]
 
-from tasks import build, check, clean, db, deploy, hosts, init, lock, logs, push, scale, shell, stack, status, tls
+from tasks import build, check, clean, db, deploy, hosts, init, lock, logs, push, scale, shell, stack, status, swarm, tls
 
 ns = Collection()
 for task_ in (
@@ -29,5 +29,5 @@ for task_ in (
     deploy.releases_,
 ):
     ns.add_task(task_)
-for namespace in (build.ns, push.ns, logs.ns, scale.ns, clean.ns, db.ns, lock.ns, tls.ns, hosts.ns):
+for namespace in (build.ns, push.ns, logs.ns, scale.ns, clean.ns, db.ns, lock.ns, tls.ns, hosts.ns, swarm.ns):
     ns.add_collection(namespace)

@@ -5,6 +5,7 @@ from deploy.engine.ops import Executor
 from deploy.output import say
 from deploy.stack import scale as scalemod
 from deploy.state import lock
+from deploy.swarm.scale import scale as swarm_scale
 from tasks._open import load_config, open_fleet
 from tasks._where import Where, on_hosts
 
@@ -31,7 +32,8 @@ def scale(
     """Scale stateless services, e.g. `inv scale --backend 5 --web 2`; the counts persist.
 
     The proxy keeps serving while containers start or drain; stateful services are refused.
-    On hosts, the counts apply to each app host (narrow with --hosts).
+    On hosts, the counts apply to each app host (narrow with --hosts); on a swarm, to the
+    whole swarm (Swarm places the tasks).
     """
     requested = scalemod.parse_assignments(set or [])
     for name, value in (("backend", backend), ("web", web)):
@@ -40,7 +42,7 @@ def scale(
     counts = scalemod.plan(load_config(c), requested, yes)
     fleet = open_fleet(c, where)
     with lock.held(fleet.primary.stack, "scale", wait=where.lock_wait, counts=counts):
-        Executor()(scalemod.apply_fleet(fleet, counts))
+        Executor()(swarm_scale(fleet, counts, load_config(c).up_timeout) if fleet.swarm else scalemod.apply_fleet(fleet, counts))
     say("scaled: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
 

@@ -16,6 +16,7 @@ from deploy.stack.status import ServiceStatus, human_duration, summarize
 from tasks._open import open_fleet
 from tasks._show import host_cells
 from tasks._where import Where, on_hosts
+from tasks.swarm import show_services
 
 NOTHING_RUNS = ("no running containers", "start the stack with `inv up`")
 
@@ -33,6 +34,9 @@ def _statuses(m: Member) -> tuple[list[ServiceStatus], str | None]:
 def status(c: Context, *, where: Where) -> None:
     """Per service: desired/running/healthy replicas, image and version, uptime, ports (per host); the certificate."""
     fleet = open_fleet(c, where)
+    if fleet.swarm:
+        show_services(fleet)
+        return
     found = fleet.each(_statuses, what="status", summary=False)
     for m in fleet.members:
         statuses, certificate = found[m.name]

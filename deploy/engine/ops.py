@@ -49,6 +49,7 @@ class Run:
     result goes back to the workflow, which decides. ``show``: stream its output.
     ``stdin``: bytes fed to it (a tar of the compose files). ``stage_env``: False for a
     command of this machine that must not see the stage's secrets (the tests).
+    ``timeout``: how long it may take.
     """
 
     stack: Stack
@@ -59,6 +60,7 @@ class Run:
     show: bool = False
     stdin: bytes | None = None
     stage_env: bool = True
+    timeout: float | None = None  # seconds it may take (None: the target's own limit)
 
     def describe(self) -> str:
         fed = f" < ({len(self.stdin):,} bytes)" if self.stdin is not None else ""
@@ -68,7 +70,7 @@ class Run:
         if self.stdin is not None:
             return self.stack.feed(self.argv, self.stdin, what=self.what, fix=self.fix)
         env = self.stack.command_env if self.stage_env else {}
-        result = self.stack.target.run(self.argv, env=env, warn=True, hide=not self.show)
+        result = self.stack.target.run(self.argv, env=env, warn=True, hide=not self.show, timeout=self.timeout)
         if self.check and not result.ok:
             self.stack.failed(self.argv, result, self.what, self.fix)
         return result

@@ -41,13 +41,10 @@ def nothing() -> Ops[None]:
 
 
 def read_source(path: str) -> bytes | None:
-    """A bind mount's source on this machine: a file's bytes, None for a directory."""
+    """A bind mount's source on this machine: a file's bytes; None for a directory, or
+    for nothing there (Compose would create a directory)."""
     source = Path(path)
-    if source.is_dir():
-        return None
-    if not source.is_file():
-        fail(f"{path} is mounted by the compose files but does not exist", "create it, or remove the mount")
-    return source.read_bytes()
+    return source.read_bytes() if source.is_file() else None
 
 
 def render(here: Stack, replicas: dict[str, int]) -> StackFiles:
@@ -99,13 +96,14 @@ def stack_path(manager: Stack, part: str) -> str:
     return manager.state_file(f"stack-{part}.yml")
 
 
-def deploy_part(manager: Stack, files: StackFiles, part: str) -> Ops[None]:
-    """Write one stack file on the manager (mode 0600) and deploy it, Swarm's progress shown."""
+def deploy_part(manager: Stack, files: StackFiles, part: str, timeout: float) -> Ops[None]:
+    """Write one stack file on the manager (mode 0600) and deploy it; Swarm's wait for
+    convergence may take ``timeout`` (the tasks' own health checks and update monitors)."""
     content = files.app if part == "app" else files.stateful
     path = stack_path(manager, part)
     yield Put(manager, path, dump(content))
     yield run(manager, cmd.deploy(manager.settings.config.project, path), what=f"docker stack deploy ({part})",
-              fix="read Swarm's progress above; inv swarm.status shows the nodes and tasks", show=True)
+              fix="inv swarm.status shows the tasks and their errors; inv logs SERVICE their output", show=True, timeout=timeout)
 
 
 def converged(manager: Stack, names: Sequence[str], timeout: float) -> None:
@@ -113,6 +111,7 @@ def converged(manager: Stack, names: Sequence[str], timeout: float) -> None:
     ends when the update does; a task rescheduled meanwhile may still be starting)."""
     project = manager.settings.config.project
     deadline = time.monotonic() + timeout
+    said = ""
     while True:
         current = services(manager)
         tasks = parse_tasks(manager.run(cmd.tasks([f"{project}_{n}" for n in names]), what="listing the tasks").stdout)
@@ -126,6 +125,9 @@ def converged(manager: Stack, names: Sequence[str], timeout: float) -> None:
                 waiting.append(f"{name} {len(running)}/{want}")
         if not waiting:
             return
+        if ", ".join(waiting) != said:
+            said = ", ".join(waiting)
+            say(f"  waiting: {said} running")
         if time.monotonic() > deadline:
             errors = sorted({f"{t.service}: {t.error}" for t in tasks if t.error and t.desired == "Running"})
             fail(f"the swarm did not converge in {timeout:.0f} s: " + ", ".join(waiting) + ("; " + "; ".join(errors) if errors else ""),
@@ -174,7 +176,7 @@ class SwarmSwitch:
             yield Note("  running: " + ", ".join(stateful) + " (their stack file is deployed when one is missing, or with --restart-stateful)")
             return
         yield Note(f"  deploying {', '.join(absent or stateful)}")
-        yield from deploy_part(self.manager, self.files, "stateful")
+        yield from deploy_part(self.manager, self.files, "stateful", self.timeout)
         yield Call(self.manager, f"wait until {', '.join(stateful)} run", lambda: converged(self.manager, stateful, self.timeout))
 
     def migrate_step(self) -> Step:
@@ -200,7 +202,7 @@ class SwarmSwitch:
 
         yield Call(self.manager, "read the services' specs", read_before)
         try:
-            yield from deploy_part(self.manager, self.files, "app")
+            yield from deploy_part(self.manager, self.files, "app", self.timeout * 2)
         finally:
             yield Call(self.manager, "read what Swarm did", lambda: self._judge(app, before))
         yield Call(self.manager, f"wait until every task of {', '.join(app)} runs", lambda: converged(self.manager, app, self.timeout))

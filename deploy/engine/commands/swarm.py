@@ -56,8 +56,9 @@ def availability(node: str, value: str) -> list[str]:
 def deploy(stack: str, stack_file: str) -> list[str]:
     """Create or update the stack's services from ``stack_file``, send the registry's
     credentials to the nodes and wait until every service converged (or Swarm rolled
-    an update back). Services the file does not name are left as they are."""
-    return ["docker", "stack", "deploy", "--detach=false", "--with-registry-auth", "--compose-file", stack_file, stack]
+    an update back), quietly (its progress bars need a terminal). Services the file does
+    not name are left as they are."""
+    return ["docker", "stack", "deploy", "--detach=false", "--quiet", "--with-registry-auth", "--compose-file", stack_file, stack]
 
 
 def services(stack: str) -> list[str]:
@@ -83,8 +84,10 @@ def rollback(name: str) -> list[str]:
     return ["docker", "service", "rollback", "--detach=false", name]
 
 
-def logs(name: str, tail: int, follow: bool = False) -> list[str]:
-    return ["docker", "service", "logs", "--timestamps", "--tail", str(tail), *(["--follow"] if follow else []), name]
+def logs(name: str, tail: int, follow: bool = False, since: str | None = None) -> list[str]:
+    """A service's lines from every task, each prefixed with its task and node."""
+    return ["docker", "service", "logs", "--timestamps", "--tail", str(tail), *(["--follow"] if follow else []),
+            *(["--since", since] if since else []), name]
 
 
 def one_off(stack: str, name: str, image: str, command: Sequence[str], *, networks: Sequence[str], env: Mapping[str, str],

@@ -1,0 +1,115 @@
+"""Forming a stage's swarm and reading its state (``inv swarm.init``, ``inv swarm.status``).
+
+The first manager initializes the swarm on its address (``private_address`` when the
+hosts have one); every other host joins it as its role says, with a join token read
+over SSH and rotated once every host joined (the token was on a command line). Node
+labels place the services: ``edge=true`` (the proxy) and ``db=true`` (the stateful
+services and their volumes). Running it again joins what is missing and fixes labels.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from deploy.engine.commands import swarm as cmd
+from deploy.engine.ops import Call, Note, Ops, run
+from deploy.engine.stack import Stack
+from deploy.errors import fail
+from deploy.fleet import Fleet, Member
+from deploy.swarm.facts import Node, Service, parse_nodes, parse_tasks, swarm_state
+from deploy.swarm.switch import services
+
+LABELS = ("edge", "db")
+
+
+@dataclass(frozen=True)
+class SwarmView:
+    nodes: list[Node]
+    services: dict[str, Service]
+
+
+def state(stack: Stack) -> dict[str, object]:
+    return swarm_state(stack.run(cmd.state(), what="reading the swarm state").stdout)
+
+
+def nodes(manager: Stack) -> list[Node]:
+    ids = manager.run(cmd.nodes(), what="listing the nodes", fix="form the swarm: inv swarm.init").stdout.split()
+    return parse_nodes(manager.run(cmd.inspect_nodes(ids), what="inspecting the nodes").stdout) if ids else []
+
+
+def node_of(member: Member, found: Sequence[Node]) -> Node | None:
+    """The node a host is, by the address it advertises."""
+    return next((n for n in found if n.address in (member.host.reach, member.host.address)), None)
+
+
+def init(fleet: Fleet) -> Ops[None]:
+    """The swarm of the stage's hosts: initialized on the first manager, joined by the
+    others, labelled; what exists already is kept."""
+    manager = fleet.primary
+    yield from _initialized(manager)
+    joined = False
+    for member in fleet.members:
+        if member is not manager and member.name != manager.name:
+            joined = (yield from _joined(fleet, manager, member)) or joined
+    if joined:
+        for role in ("worker", "manager"):
+            yield run(manager.stack, cmd.rotate_token(role), what=f"rotating the {role} join token")
+    yield Call(manager.stack, "label the nodes: edge=true, db=true as the hosts' roles say", lambda: _label(fleet))
+
+
+def _initialized(manager: Member) -> Ops[None]:
+    now = state(manager.stack)
+    if now.get("LocalNodeState") == "active":
+        if not now.get("ControlAvailable"):
+            fail(f"{manager.name} is in a swarm but not a manager of it", "make it one, or list a manager first in the stage's hosts")
+        yield Note(f"  {manager.name}: already the swarm's manager")
+        return
+    yield run(manager.stack, cmd.init(manager.host.reach), what=f"initializing the swarm on {manager.name}")
+
+
+def _joined(fleet: Fleet, manager: Member, member: Member) -> Ops[bool]:
+    now = state(member.stack)
+    if now.get("LocalNodeState") == "active":
+        yield Note(f"  {member.name}: already in the swarm")
+        return False
+    role = "manager" if member.host.has("manager") else "worker"
+    token = manager.stack.run(cmd.join_token(role), what=f"reading the {role} join token").stdout.strip()
+    yield run(member.stack, cmd.join(token, manager.host.reach, member.host.reach), what=f"joining {member.name} to the swarm",
+              fix=f"{member.name} must reach {manager.host.reach} on TCP 2377 and 7946, UDP 7946 and 4789")
+    return True
+
+
+def _label(fleet: Fleet) -> None:
+    manager = fleet.primary.stack
+    found = nodes(manager)
+    for member in fleet.members:
+        node = node_of(member, found)
+        if node is None:
+            fail(f"{member.name} ({member.host.reach}) is not a node of the swarm", "run inv swarm.init again")
+        add = {label: "true" for label in LABELS if member.host.has(label) and node.label(label) != "true"}
+        remove = [label for label in LABELS if not member.host.has(label) and node.label(label)]
+        if add or remove:
+            manager.run(cmd.label_node(node.id, add, remove), what=f"labelling {member.name}")
+
+
+def view(fleet: Fleet) -> SwarmView:
+    manager = fleet.primary.stack
+    return SwarmView(nodes(manager), services(manager))
+
+
+def service_rows(fleet: Fleet) -> list[tuple[str, str, str, str, str]]:
+    """Per service: running/desired tasks, its version, its last update, the nodes of its tasks."""
+    manager = fleet.primary.stack
+    project = manager.settings.config.project
+    current = services(manager)
+    if not current:
+        return []
+    tasks = parse_tasks(manager.run(cmd.tasks([f"{project}_{n}" for n in current]), what="listing the tasks").stdout)
+    rows = []
+    for name, svc in sorted(current.items()):
+        mine = [t for t in tasks if t.service == svc.name and t.desired == "Running"]
+        running = [t for t in mine if t.state == "running"]
+        want = svc.replicas if svc.replicas is not None else len(mine)
+        update = f"{svc.update_state}: {svc.update_message}" if svc.update_state else ""
+        rows.append((name, f"{len(running)}/{want}", svc.tag, update, ",".join(sorted({t.node for t in running}))))
+    return rows

@@ -1,0 +1,53 @@
+"""The `swarm` namespace: a Docker Swarm stage's nodes (README "Docker Swarm")."""
+from invoke import Collection, Context
+
+from deploy.engine.ops import Executor
+from deploy.errors import fail
+from deploy.fleet import Fleet
+from deploy.output import say, styled, table
+from deploy.swarm import cluster
+from tasks._open import open_fleet
+from tasks._where import Where, on_hosts
+
+
+def _swarm_fleet(c: Context, where: Where) -> Fleet:
+    fleet = open_fleet(c, where)
+    if not fleet.swarm:
+        fail(f"stage {fleet.settings.stage.name} is not a swarm", "set engine: swarm on the stage in invoke.yaml, with its hosts' roles")
+    return fleet
+
+
+@on_hosts(help={"dry_run": "print every command, and change nothing"})
+def init(c: Context, dry_run: bool = False, *, where: Where) -> None:
+    """Form the stage's swarm: init on the first manager, join the other hosts, label the edge and db nodes (again: fixes what is missing)."""
+    fleet = _swarm_fleet(c, where)
+    Executor(dry_run=dry_run, hosts=True)(cluster.init(fleet))
+    if not dry_run:
+        say(f"swarm of {', '.join(fleet.host_names())} ready (inv swarm.status --stage {fleet.settings.stage.name})")
+
+
+@on_hosts()
+def status(c: Context, *, where: Where) -> None:
+    """The swarm's nodes (role, state, availability, labels) and the stack's services (replicas, version, last update)."""
+    fleet = _swarm_fleet(c, where)
+    seen = cluster.view(fleet)
+    table(f"nodes of {fleet.settings.stage.name}", ["node", "address", "role", "state", "availability", "labels"],
+          ((n.hostname + (" (leader)" if n.leader else ""), n.address, n.role,
+            n.state if n.state == "ready" else styled(n.state, "red"), n.availability,
+            ",".join(k for k, v in n.labels if v == "true")) for n in seen.nodes))
+    show_services(fleet)
+
+
+def show_services(fleet: Fleet) -> None:
+    """The stack's services: running/desired tasks, version, last update (also `inv status`)."""
+    rows = cluster.service_rows(fleet)
+    if not rows:
+        say(f"no services of {fleet.settings.config.project} run on the swarm: inv deploy --stage {fleet.settings.stage.name} --version X.Y.Z")
+        return
+    table(f"{fleet.settings.config.project} ({fleet.settings.stage.name}) on the swarm",
+          ["service", "running", "version", "update", "nodes"], rows)
+
+
+ns = Collection("swarm")
+ns.add_task(init)
+ns.add_task(status)
