@@ -1,0 +1,139 @@
+"""The stack file rendered for Docker Swarm from a merged compose configuration, and a
+swarm stage's hosts: pure, no engine."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from invoke.exceptions import Exit
+
+from deploy.config.inventory import parse_hosts
+from deploy.swarm.facts import parse_services, parse_tasks
+from deploy.swarm.stackfile import Renderer, Roles, object_name
+
+SECRET = "s3cret-pg"
+CONFIG = {
+    "name": "myapp",
+    "services": {
+        "backend": {
+            "build": {"context": "."}, "image": "reg/myapp/backend:1.2.3", "depends_on": {"postgres": {"condition": "service_healthy"}},
+            "security_opt": ["no-new-privileges:true"], "restart": "always", "read_only": True, "tmpfs": ["/tmp:size=64m"],
+            "environment": {"PGPASSWORD": SECRET, "PGHOST": "postgres", "EMPTY": None},
+            "deploy": {"replicas": 3, "resources": {"limits": {"cpus": 2, "memory": "2147483648"}, "reservations": {}}},
+            "networks": {"back": None, "front": None}, "entrypoint": None,
+        },
+        "nginx": {
+            "image": "nginx:1", "ports": [{"mode": "ingress", "host_ip": "0.0.0.0", "target": 8080, "published": "80", "protocol": "tcp"}],
+            "volumes": [{"type": "bind", "source": "/cfg/nginx.conf", "target": "/etc/nginx/nginx.conf", "read_only": True},
+                        {"type": "bind", "source": "/state/upstreams", "target": "/etc/nginx/upstreams"}],
+            "networks": {"front": None},
+        },
+        "postgres": {
+            "image": "postgres:16", "environment": {"POSTGRES_PASSWORD": SECRET}, "shm_size": "268435456",
+            "volumes": [{"type": "volume", "source": "postgres-data", "target": "/var/lib/postgresql/data"}],
+            "ports": [{"target": 5432, "published": "5432"}], "networks": {"back": None},
+        },
+    },
+    "networks": {"back": {"name": "myapp_back", "internal": True}, "front": {"name": "myapp_front"}},
+    "volumes": {"postgres-data": {"name": "myapp_postgres-data"}},
+}
+FILES = {"/cfg/nginx.conf": b"events {}\n"}
+
+
+def rendered(encrypt: bool = True, replicas: int = 10):
+    roles = Roles({"backend": 3000}, ["postgres"], "nginx")
+    return Renderer("myapp", CONFIG, roles, {"POSTGRES_PASSWORD": SECRET, "JWT_SECRET": ""}, {"backend": replicas}, FILES.get,
+                    encrypt).render()
+
+
+def test_secrets_become_swarm_secrets_read_from_files():
+    files = rendered()
+    backend, postgres = files.app["services"]["backend"], files.stateful["services"]["postgres"]
+    assert SECRET not in json.dumps(files.app) + json.dumps(files.stateful)
+    assert backend["environment"]["PGPASSWORD_FILE"] == "/run/secrets/PGPASSWORD" and "PGPASSWORD" not in backend["environment"]
+    assert postgres["environment"] == {"POSTGRES_PASSWORD_FILE": "/run/secrets/POSTGRES_PASSWORD"}
+    (name,) = files.secrets
+    assert files.secrets[name] == SECRET.encode()
+    assert backend["secrets"] == [{"source": name, "target": "PGPASSWORD", "mode": 0o444}]
+    assert files.app["secrets"] == {name: {"external": True}}
+    assert backend["environment"]["EMPTY"] == ""
+
+
+def test_the_v3_schema_gets_no_compose_only_keys_and_keeps_the_rest():
+    backend = rendered().app["services"]["backend"]
+    for key in ("build", "depends_on", "security_opt", "restart", "tmpfs", "entrypoint"):
+        assert key not in backend
+    assert backend["image"] == "reg/myapp/backend:1.2.3" and backend["read_only"] is True
+    assert backend["volumes"] == [{"type": "tmpfs", "target": "/tmp", "tmpfs": {"size": 64 * 1024 ** 2}}]
+    assert backend["networks"] == ["back", "front"]
+    assert "shm_size" not in rendered().stateful["services"]["postgres"]
+
+
+def test_stateless_services_roll_start_first_and_swarm_rolls_back_a_failure():
+    deploy = rendered(replicas=10).app["services"]["backend"]["deploy"]
+    assert deploy["replicas"] == 10 and deploy["endpoint_mode"] == "dnsrr"
+    assert deploy["update_config"]["order"] == "start-first" and deploy["update_config"]["failure_action"] == "rollback"
+    assert deploy["rollback_config"]["order"] == "start-first"
+    assert deploy["resources"] == {"limits": {"cpus": "2", "memory": "2147483648"}}
+
+
+def test_the_proxy_runs_on_every_edge_node_on_its_own_ports_and_discovers_the_app():
+    nginx = rendered().app["services"]["nginx"]
+    assert nginx["deploy"]["mode"] == "global"
+    assert nginx["deploy"]["placement"] == {"constraints": ["node.labels.edge == true"]}
+    assert nginx["ports"] == [{"target": 8080, "published": 80, "protocol": "tcp", "mode": "host"}]
+    assert nginx["environment"]["NGINX_DISCOVER"] == "backend:3000"
+    (config,) = nginx["configs"]
+    assert config["target"] == "/etc/nginx/nginx.conf" and rendered().configs[config["source"]] == b"events {}\n"
+    assert {"type": "tmpfs", "target": "/etc/nginx/upstreams"} in nginx["volumes"]  # a directory of one host's state
+
+
+def test_stateful_services_are_a_file_of_their_own_pinned_to_the_db_node_never_published():
+    files = rendered()
+    assert set(files.app["services"]) == {"backend", "nginx"} and set(files.stateful["services"]) == {"postgres"}
+    postgres = files.stateful["services"]["postgres"]
+    assert postgres["deploy"]["placement"] == {"constraints": ["node.labels.db == true"]} and postgres["deploy"]["replicas"] == 1
+    assert "ports" not in postgres
+    assert postgres["volumes"] == [{"type": "volume", "source": "postgres-data", "target": "/var/lib/postgresql/data"}]
+    assert files.stateful["volumes"] == {"postgres-data": {}}  # the stack names it myapp_postgres-data, as Compose did
+
+
+def test_overlay_networks_are_encrypted_unless_the_stage_says_not():
+    assert rendered().app["networks"]["back"] == {"driver": "overlay", "internal": True, "driver_opts": {"encrypted": ""}}
+    assert rendered(encrypt=False).app["networks"]["front"] == {"driver": "overlay"}
+
+
+def test_a_changed_content_is_a_new_object_name():
+    assert object_name("myapp", "nginx-nginx.conf", b"a") != object_name("myapp", "nginx-nginx.conf", b"b")
+    assert object_name("myapp", "nginx-nginx.conf", b"a").startswith("myapp_nginx-nginx.conf_")
+
+
+def test_a_missing_service_is_named():
+    roles = Roles({"api": 3000}, ["postgres"], "nginx")
+    with pytest.raises(Exit, match="no service api"):
+        Renderer("myapp", CONFIG, roles, {}, {}, FILES.get).render()
+
+
+@pytest.mark.parametrize(("roles", "message"), [
+    ({"a": ["edge", "db"]}, "a manager or a worker"),
+    ({"a": ["manager", "worker", "edge", "db"]}, "a manager or a worker"),
+    ({"a": ["worker", "edge", "db"]}, "no host is a manager"),
+    ({"a": ["manager", "edge"]}, "db role"),
+    ({"a": ["manager", "db"]}, "edge role"),
+    ({"a": ["manager", "app"]}, "is not a list of manager, worker, edge, db"),
+])
+def test_swarm_roles_are_checked(roles, message):
+    with pytest.raises(Exit, match=message):
+        parse_hosts({name: {"roles": r} for name, r in roles.items()}, "prod", "myapp", engine="swarm")
+
+
+def test_service_and_task_facts():
+    services = parse_services(json.dumps([{
+        "ID": "abc", "Version": {"Index": 42},
+        "Spec": {"Name": "myapp_backend", "Mode": {"Replicated": {"Replicas": 3}},
+                 "TaskTemplate": {"ContainerSpec": {"Image": "reg/myapp/backend:1.0.1@sha256:ff"}}},
+        "UpdateStatus": {"State": "rollback_completed", "Message": "update rolled back"},
+    }]))
+    assert services[0].tag == "1.0.1" and services[0].replicas == 3 and services[0].version == 42 and services[0].rolled_back
+    tasks = parse_tasks('{"ID":"t1","Name":"myapp_backend.1","Node":"vm","DesiredState":"Running","CurrentState":"Running 5 seconds ago"}\n')
+    assert tasks[0].state == "running" and tasks[0].service == "myapp_backend"
