@@ -9,7 +9,7 @@ from invoke.exceptions import Exit
 
 from deploy.config.inventory import parse_hosts
 from deploy.swarm.facts import parse_services, parse_tasks
-from deploy.swarm.stackfile import Renderer, Roles, object_name
+from deploy.swarm.stackfile import Renderer, Roles, StackFiles, object_name
 
 SECRET = "s3cret-pg"
 CONFIG = {
@@ -40,13 +40,13 @@ CONFIG = {
 FILES = {"/cfg/nginx.conf": b"events {}\n"}
 
 
-def rendered(encrypt: bool = True, replicas: int = 10):
+def rendered(encrypt: bool = True, replicas: int = 10) -> StackFiles:
     roles = Roles({"backend": 3000}, ["postgres"], "nginx")
     return Renderer("myapp", CONFIG, roles, {"POSTGRES_PASSWORD": SECRET, "JWT_SECRET": ""}, {"backend": replicas}, FILES.get,
                     encrypt).render()
 
 
-def test_secrets_become_swarm_secrets_read_from_files():
+def test_secrets_become_swarm_secrets_read_from_files() -> None:
     files = rendered()
     backend, postgres = files.app["services"]["backend"], files.stateful["services"]["postgres"]
     assert SECRET not in json.dumps(files.app) + json.dumps(files.stateful)
@@ -69,7 +69,7 @@ def test_the_v3_schema_gets_no_compose_only_keys_and_keeps_the_rest():
     assert "shm_size" not in rendered().stateful["services"]["postgres"]
 
 
-def test_stateless_services_roll_start_first_and_swarm_rolls_back_a_failure():
+def test_stateless_services_roll_start_first_and_swarm_rolls_back_a_failure() -> None:
     deploy = rendered(replicas=10).app["services"]["backend"]["deploy"]
     assert deploy["replicas"] == 10 and deploy["endpoint_mode"] == "dnsrr"
     assert deploy["update_config"]["order"] == "start-first" and deploy["update_config"]["failure_action"] == "rollback"
@@ -77,7 +77,7 @@ def test_stateless_services_roll_start_first_and_swarm_rolls_back_a_failure():
     assert deploy["resources"] == {"limits": {"cpus": "2", "memory": "2147483648"}}
 
 
-def test_the_proxy_runs_on_every_edge_node_on_its_own_ports_and_discovers_the_app():
+def test_the_proxy_runs_on_every_edge_node_on_its_own_ports_and_discovers_the_app() -> None:
     nginx = rendered().app["services"]["nginx"]
     assert nginx["deploy"]["mode"] == "global"
     assert nginx["deploy"]["placement"] == {"constraints": ["node.labels.edge == true"]}
@@ -88,7 +88,7 @@ def test_the_proxy_runs_on_every_edge_node_on_its_own_ports_and_discovers_the_ap
     assert {"type": "tmpfs", "target": "/etc/nginx/upstreams"} in nginx["volumes"]  # a directory of one host's state
 
 
-def test_stateful_services_are_a_file_of_their_own_pinned_to_the_db_node_never_published():
+def test_stateful_services_are_a_file_of_their_own_pinned_to_the_db_node_never_published() -> None:
     files = rendered()
     assert set(files.app["services"]) == {"backend", "nginx"} and set(files.stateful["services"]) == {"postgres"}
     postgres = files.stateful["services"]["postgres"]
@@ -98,17 +98,17 @@ def test_stateful_services_are_a_file_of_their_own_pinned_to_the_db_node_never_p
     assert files.stateful["volumes"] == {"postgres-data": {}}  # the stack names it myapp_postgres-data, as Compose did
 
 
-def test_overlay_networks_are_encrypted_unless_the_stage_says_not():
+def test_overlay_networks_are_encrypted_unless_the_stage_says_not() -> None:
     assert rendered().app["networks"]["back"] == {"driver": "overlay", "internal": True, "driver_opts": {"encrypted": ""}}
     assert rendered(encrypt=False).app["networks"]["front"] == {"driver": "overlay"}
 
 
-def test_a_changed_content_is_a_new_object_name():
+def test_a_changed_content_is_a_new_object_name() -> None:
     assert object_name("myapp", "nginx-nginx.conf", b"a") != object_name("myapp", "nginx-nginx.conf", b"b")
     assert object_name("myapp", "nginx-nginx.conf", b"a").startswith("myapp_nginx-nginx.conf_")
 
 
-def test_a_missing_service_is_named():
+def test_a_missing_service_is_named() -> None:
     roles = Roles({"api": 3000}, ["postgres"], "nginx")
     with pytest.raises(Exit, match="no service api"):
         Renderer("myapp", CONFIG, roles, {}, {}, FILES.get).render()
@@ -122,12 +122,12 @@ def test_a_missing_service_is_named():
     ({"a": ["manager", "db"]}, "edge role"),
     ({"a": ["manager", "app"]}, "is not a list of manager, worker, edge, db"),
 ])
-def test_swarm_roles_are_checked(roles, message):
+def test_swarm_roles_are_checked(roles: dict[str, list[str]], message: str) -> None:
     with pytest.raises(Exit, match=message):
         parse_hosts({name: {"roles": r} for name, r in roles.items()}, "prod", "myapp", engine="swarm")
 
 
-def test_service_and_task_facts():
+def test_service_and_task_facts() -> None:
     services = parse_services(json.dumps([{
         "ID": "abc", "Version": {"Index": 42},
         "Spec": {"Name": "myapp_backend", "Mode": {"Replicated": {"Replicas": 3}},
