@@ -20,6 +20,7 @@ from deploy.errors import fail
 from deploy.output import ByteProgress, human_bytes, say, styled, table
 from deploy.stack.status import human_duration
 from deploy.state import lock
+from deploy.swarm.scale import SwarmApps
 from tasks._input import confirm_typed, optional_number, whole_number
 from tasks._open import open_fleet, open_settings
 from tasks._where import Where, on_host, on_stage
@@ -138,7 +139,8 @@ def restore(c: Context, file: str, from_offsite: bool = False, yes: bool = False
         confirm_typed(dbname, f"replace database {dbname} on {stack.target.name} with {path.name}", yes)
 
     with lock.held(fleet.primary.stack, "db.restore", wait=where.lock_wait, file=str(path), force=force):
-        report = restoremod.restore(stack, path, confirm, force=force, say=say, app_stacks=fleet.app_stacks())
+        apps = SwarmApps(fleet, fleet.settings.config.up_timeout) if fleet.swarm else restoremod.ComposeApps(fleet.app_stacks() or [stack])
+        report = restoremod.restore(stack, path, confirm, force=force, say=say, apps=apps)
     say(f"restored {path.name}: {report.rows:,} rows, row counts match the manifest")
     say(f"the previous data is in {report.safety.path}" if report.safety else "")
 

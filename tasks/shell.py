@@ -3,21 +3,27 @@ import sys
 
 from invoke import Context, Exit
 
-from deploy.engine.commands import compose
+from deploy.engine.commands import compose, docker
+from deploy.swarm import cluster
 from tasks._input import command_after_dashes, whole_number
 from tasks._open import open_fleet
 from tasks._where import Where, on_host
 
-INDEX_HELP = "which replica (default 1)"
+INDEX_HELP = "which replica (default 1; on a swarm, the task's slot: default the lowest running)"
 
 
 def _run_in(c: Context, service: str, command: list[str], index: str | None, where: Where) -> None:
     replica = None if index is None else whole_number("--index", index, minimum=1)
     fleet = open_fleet(c, where)
     fleet.settings.config.check_services([service])
-    stack = fleet.pick(service).stack
     tty = sys.stdin.isatty() and sys.stdout.isatty()
-    argv = compose.exec_(stack.project, service, command, tty=tty, index=replica)
+    if fleet.swarm:  # the node that runs the task
+        member, container = cluster.task_container(fleet, service, replica)
+        stack = member.stack
+        argv = docker.exec_(container.id, command, interactive=tty, tty=tty)
+    else:
+        stack = fleet.pick(service).stack
+        argv = compose.exec_(stack.project, service, command, tty=tty, index=replica)
     result = stack.target.run(argv, env=stack.command_env, hide=False, pty=tty, warn=True)
     if not result.ok:
         raise Exit(code=result.exited)

@@ -13,6 +13,7 @@ from deploy.stack import health as healthmod
 from deploy.stack import routing
 from deploy.stack import tls as tlsmod
 from deploy.stack.status import ServiceStatus, human_duration, summarize
+from deploy.swarm import cluster
 from tasks._open import open_fleet
 from tasks._show import host_cells
 from tasks._where import Where, on_hosts
@@ -85,7 +86,7 @@ def health(c: Context, *, where: Where) -> None:
     newest scheduled backup against twice the schedule's interval.
     """
     fleet = open_fleet(c, where)
-    found = fleet.each(_checks, what="health", summary=False)
+    found = fleet.each(lambda m: cluster.checks(fleet, m) if fleet.swarm else _checks(m), what="health", summary=False)
     rows = [(m.name, ch) for m in fleet.members for ch in found[m.name]]
     table("health", ["", *host_cells(fleet, "host"), "what", "detail"],
           ((mark(ch.ok), *host_cells(fleet, host), ch.subject, ch.detail) for host, ch in rows))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from deploy.atomic import write_atomic
 from deploy.database import files as backups
@@ -163,17 +163,52 @@ class RestoreReport:
     rows: int = 0
 
 
+class AppServices(Protocol):
+    """Stops the app services for a restore's swap and starts them again."""
+
+    @property
+    def where(self) -> str: ...  # "on h1, h2" for the messages
+
+    def stop(self, services: list[str]) -> None: ...
+
+    def start(self, services: list[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ComposeApps:
+    """The app services of Compose projects (the local engine, or the app hosts)."""
+
+    hosts: Sequence[Stack]
+
+    @property
+    def where(self) -> str:
+        return "on " + ", ".join(h.target.name for h in self.hosts)
+
+    def stop(self, services: list[str]) -> None:
+        for host in self.hosts:
+            host.run(compose.stop(host.project, services), what="stopping the app services")
+
+    def start(self, services: list[str]) -> None:
+        for host in self.hosts:
+            saved = host.saved_scale()
+            argv = compose.up(host.project, services, scale={s: n for s, n in saved.items() if s in services},
+                              no_recreate=True, no_deps=True, wait_timeout=host.settings.config.up_timeout)
+            host.run(argv, what="starting the app services again", fix="see `inv health` and `inv logs SERVICE`")
+            Executor()(admit(host, host.settings.config.up_timeout))  # back with new addresses: probed, then routed
+
+
 def restore(
     stack: Stack,
     path: Path,
     confirm: Callable[[str], None],
     force: bool = False,
     say: Callable[[str], None] = print,
-    app_stacks: Sequence[Stack] = (),
+    apps: AppServices | None = None,
 ) -> RestoreReport:
     """Restore ``path`` into ``stack``'s database. With --force, connected app services
-    are stopped during the swap on ``app_stacks`` (default: ``stack`` itself; on hosts,
-    the app hosts) and started again after."""
+    are stopped during the swap by ``apps`` (default: on ``stack`` itself; on hosts, the
+    app hosts; on a swarm, Swarm) and started again after."""
+    paused = apps or ComposeApps([stack])
     manifest = check_integrity(path)
     db = Database(stack)
     db.require_running()
@@ -190,31 +225,19 @@ def restore(
     say(f"safety backup of {db.name} first ...")
     report.safety = backup(stack, label="pre-restore")
     say(f"safety backup: {report.safety.path}")
-    apps = sorted(stack.settings.config.stateless)
-    hosts = list(app_stacks) or [stack]
+    services = sorted(stack.settings.config.stateless)
     if sessions:
-        say(f"stopping {', '.join(apps)} on {', '.join(h.target.name for h in hosts)} during the restore (they will be started again)")
-        for host in hosts:
-            host.run(compose.stop(host.project, apps), what="stopping the app services")
-        report.stopped = apps
+        say(f"stopping {', '.join(services)} {paused.where} during the restore (they will be started again)")
+        paused.stop(services)
+        report.stopped = services
     try:
         scratch = _restore_into_scratch(db, path, manifest, "restore")
         _swap(db, scratch, manifest.get("row_counts", {}))
         report.rows = sum(manifest.get("row_counts", {}).values())
     finally:
-        for host in hosts if report.stopped else []:
-            saved = host.saved_scale()
-            argv = compose.up(
-                host.project,
-                report.stopped,
-                scale={s: n for s, n in saved.items() if s in report.stopped},
-                no_recreate=True,
-                no_deps=True,
-                wait_timeout=host.settings.config.up_timeout,
-            )
-            host.run(argv, what="starting the app services again", fix="see `inv health` and `inv logs SERVICE`")
-            Executor()(admit(host, host.settings.config.up_timeout))  # back with new addresses: probed, then routed
-            say(f"started {', '.join(report.stopped)} again on {host.target.name}")
+        if report.stopped:
+            paused.start(report.stopped)
+            say(f"started {', '.join(report.stopped)} again {paused.where}")
     return report
 
 

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from deploy.engine.commands import swarm as cmd
+from deploy.engine.facts import Container
 from deploy.engine.ops import Call, Note, Ops, run
 from deploy.engine.stack import Stack
 from deploy.errors import fail
 from deploy.fleet import Fleet, Member
+from deploy.stack.health import Check, container_checks, http_checks
 from deploy.swarm.facts import Node, Service, parse_nodes, parse_tasks, swarm_state
 from deploy.swarm.switch import services
 
@@ -113,3 +115,31 @@ def service_rows(fleet: Fleet) -> list[tuple[str, str, str, str, str]]:
         update = f"{svc.update_state}: {svc.update_message}" if svc.update_state else ""
         rows.append((name, f"{len(running)}/{want}", svc.tag, update, ",".join(sorted({t.node for t in running}))))
     return rows
+
+
+def checks(fleet: Fleet, member: Member) -> list[Check]:
+    """``inv health`` of a node: its task containers' healthchecks, HTTP through its
+    proxy (edge nodes), and on the manager every service's running tasks."""
+    found = container_checks(member.stack.containers())
+    if member.host.has("edge"):
+        found += http_checks(member.stack)
+    if member.name == fleet.primary.name:
+        for name, running, *_ in service_rows(fleet):
+            have, want = running.split("/")
+            found.append(Check(f"service {name}", int(have) >= int(want), f"{running} tasks running"))
+    return found
+
+
+def task_container(fleet: Fleet, service: str, slot: int | None) -> tuple[Member, Container]:
+    """The node and the container of ``service``'s running task in ``slot`` (default:
+    the lowest slot running on the chosen nodes)."""
+    found = fleet.each(lambda m: [c for c in m.stack.containers() if c.service == service and c.state == "running"],
+                       what="finding the task", summary=False)
+    tasks = sorted(((c.number, name, c) for name, containers in found.items() for c in containers), key=lambda t: (t[0], t[1]))
+    chosen = [t for t in tasks if slot is None or t[0] == slot]
+    if not chosen:
+        slots = ", ".join(str(t[0]) for t in tasks) or "none"
+        fail(f"no running task of {service}{f' in slot {slot}' if slot else ''} on {', '.join(found)}",
+             f"running slots: {slots} (inv swarm.status shows where the tasks run)")
+    number, name, container = chosen[0]
+    return fleet.member(name), container
