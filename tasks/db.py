@@ -21,6 +21,7 @@ from deploy.output import ByteProgress, human_bytes, say, styled, table
 from deploy.stack.status import human_duration
 from deploy.state import lock
 from deploy.swarm.scale import SwarmApps
+from deploy.swarm.switch import run_once
 from tasks._input import confirm_typed, optional_number, whole_number
 from tasks._open import open_fleet, open_settings
 from tasks._where import Where, on_host, on_stage
@@ -35,6 +36,11 @@ def _on_app_host(c: Context, where: Where, command: Callable[[Stack], Ops[None]]
     """A one-off command of the app image (migrate, seed): locally, or on an app host; under the deploy lock."""
     fleet = open_fleet(c, where)
     with lock.held(fleet.primary.stack, purpose, wait=where.lock_wait):
+        if fleet.swarm:  # a one-off task of the release now serving
+            database = fleet.settings.config.database
+            argv = {"db.migrate": database.migrate_command, "db.seed": database.seed_command}[purpose]
+            Executor()(run_once(fleet, argv, purpose, "read the output above"))
+            return
         Executor()(command(fleet.pick(fleet.settings.config.database.migrate_service).stack))
 
 

@@ -181,7 +181,9 @@ class SwarmSwitch:
 
     def migrate_step(self) -> Step:
         fix = "fix the migration; the previous version still serves"
-        return Step("migrate", lambda: migrate(self.manager, self.files, fix, self.timeout), where=self.where("a one-off task"))
+        command = self.manager.settings.config.database.migrate_command
+        return Step("migrate", lambda: one_off(self.manager, self.files, command, "the migration", fix, self.timeout),
+                    where=self.where("a one-off task"))
 
     def roll_step(self) -> Step:
         return Step("rollout", self._roll, where=self.where("docker stack deploy, start-first"))
@@ -240,26 +242,36 @@ class SwarmSwitch:
                            f"see inv swarm.status --stage {self.new.settings.stage.name}")
 
 
-def migrate(manager: Stack, files: StackFiles, fix: str, timeout: float) -> Ops[None]:
-    """The migrations once, as a one-off task of the migrate service's new image on the
-    database's networks, with its secrets; its exit status is the result."""
+def one_off(manager: Stack, files: StackFiles, command: Sequence[str], what: str, fix: str, timeout: float) -> Ops[None]:
+    """``command`` once (the migrations, the seed), as a one-off task of the migrate
+    service's image in ``files`` on the database's networks, with its secrets; its exit
+    status is the result."""
     cfg = manager.settings.config
     project, service = cfg.project, cfg.database.migrate_service
     spec = files.app["services"][service]
     db_networks = set(files.stateful.get("networks") or {})
     networks = [f"{project}_{n}" for n in spec.get("networks", []) if n in db_networks]
     secrets = [(s["source"], s["target"]) for s in spec.get("secrets", [])]
-    name = f"{project}_migrate"
-    yield run(manager, cmd.remove_services([name]), what="removing a leftover migration task", check=False)
-    yield run(manager, cmd.one_off(project, name, spec["image"], cfg.database.migrate_command, networks=networks,
-                                   env=spec.get("environment") or {}, secrets=secrets), what="starting the migration task")
+    name = f"{project}_{service}_once"
+    yield run(manager, cmd.remove_services([name]), what="removing a leftover one-off task", check=False)
+    yield run(manager, cmd.one_off(project, name, spec["image"], command, networks=networks,
+                                   env=spec.get("environment") or {}, secrets=secrets), what=f"starting {what}")
     try:
-        yield Call(manager, f"wait for {name} to end; its exit status is the migration's", lambda: one_off_result(manager, name, fix, timeout))
+        yield Call(manager, f"wait for {name} to end; its exit status is {what}'s", lambda: one_off_result(manager, name, what, fix, timeout))
     finally:
-        yield run(manager, cmd.remove_services([name]), what="removing the migration task", check=False)
+        yield run(manager, cmd.remove_services([name]), what="removing the one-off task", check=False)
 
 
-def one_off_result(manager: Stack, name: str, fix: str, timeout: float) -> None:
+def run_once(fleet: Fleet, command: Sequence[str], what: str, fix: str) -> Ops[None]:
+    """``inv db.migrate`` / ``db.seed`` on a swarm: the release now serving (``fleet.here``
+    names it), its secrets and configs created if missing."""
+    manager = fleet.primary.stack
+    files = render(fleet.here, desired_replicas(fleet.here.config(), manager.saved_scale()))
+    yield from create_objects(manager, files)
+    yield from one_off(manager, files, command, what, fix, fleet.settings.config.up_timeout)
+
+
+def one_off_result(manager: Stack, name: str, what: str, fix: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         tasks = parse_tasks(manager.run(cmd.tasks([name]), what="reading the migration task").stdout)
@@ -270,8 +282,8 @@ def one_off_result(manager: Stack, name: str, fix: str, timeout: float) -> None:
                 say(f"  {line.split(' ', 1)[-1].split('| ', 1)[-1]}")
             task = done[0]
             if task.state != "complete":
-                fail(f"the migration failed: its task ended {task.current}: {task.error or 'see its output above'}", fix)
+                fail(f"{what} failed: its task ended {task.current}: {task.error or 'see its output above'}", fix)
             return
         if time.monotonic() > deadline:
-            fail(f"the migration did not end in {timeout:.0f} s ({tasks[0].current if tasks else 'no task'})", fix)
+            fail(f"{what} did not end in {timeout:.0f} s ({tasks[0].current if tasks else 'no task'})", fix)
         time.sleep(1)
