@@ -30,15 +30,19 @@ export function redisOptions(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
+/** The variables that may come from a file (NAME_FILE): the secrets this app reads. */
+export const FILE_VARIABLES = ['PGPASSWORD', 'PGUSER', 'PGDATABASE', 'REDIS_PASSWORD', 'JWT_SECRET'];
+
 /**
- * Docker secrets (files under /run/secrets): every NAME_FILE whose NAME is unset puts
- * the file's content, less one trailing newline, into NAME. The entry points call it
+ * Docker secrets (files under /run/secrets): for each of FILE_VARIABLES whose NAME is
+ * unset, NAME_FILE puts the file's content, less one trailing newline, into NAME (other
+ * *_FILE variables of the environment are not ours to read). The entry points call it
  * before anything connects; pg and redis read their variables when they connect.
  */
 export function envFromFiles(env: NodeJS.ProcessEnv = process.env): void {
-  for (const key of Object.keys(env)) {
-    const name = key.endsWith('_FILE') ? key.slice(0, -'_FILE'.length) : '';
-    if (!name || env[name] !== undefined) continue;
+  for (const name of FILE_VARIABLES) {
+    const key = `${name}_FILE`;
+    if (env[key] === undefined || env[name] !== undefined) continue;
     let text: string;
     try {
       text = readFileSync(env[key] as string, 'utf8');

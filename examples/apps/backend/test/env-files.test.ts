@@ -25,9 +25,9 @@ test('NAME_FILE puts the file into NAME, less one trailing newline', () => {
 });
 
 test('a NAME already set wins, even empty, and its file is not read', () => {
-  const env: NodeJS.ProcessEnv = { PGPASSWORD: 'from env', PGPASSWORD_FILE: path.join(dir, 'missing'), CORS_ORIGIN: '', CORS_ORIGIN_FILE: secret('cors', 'x') };
+  const env: NodeJS.ProcessEnv = { PGPASSWORD: 'from env', PGPASSWORD_FILE: path.join(dir, 'missing'), JWT_SECRET: '', JWT_SECRET_FILE: secret('jwt2', 'x') };
   envFromFiles(env);
-  assert.deepStrictEqual([env.PGPASSWORD, env.CORS_ORIGIN], ['from env', '']);
+  assert.deepStrictEqual([env.PGPASSWORD, env.JWT_SECRET], ['from env', '']);
 });
 
 test('an unreadable file stops with the variable and the reason', () => {
@@ -37,8 +37,8 @@ test('an unreadable file stops with the variable and the reason', () => {
   assert.throws(() => envFromFiles({ REDIS_PASSWORD_FILE: dir }), /REDIS_PASSWORD_FILE names a file that cannot be read: EISDIR/);
 });
 
-test('other variables are left alone', () => {
-  const env: NodeJS.ProcessEnv = { _FILE: '/nonexistent', PROFILE: 'x', PORT: '3000' };
+test('other variables, and other *_FILE variables, are left alone', () => {
+  const env: NodeJS.ProcessEnv = { _FILE: '/nonexistent', TF_CLI_CONFIG_FILE: '/nonexistent', PROFILE: 'x', PORT: '3000' };
   envFromFiles(env);
-  assert.deepStrictEqual(env, { _FILE: '/nonexistent', PROFILE: 'x', PORT: '3000' });
+  assert.deepStrictEqual(env, { _FILE: '/nonexistent', TF_CLI_CONFIG_FILE: '/nonexistent', PROFILE: 'x', PORT: '3000' });
 });
