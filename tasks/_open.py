@@ -12,6 +12,7 @@ from deploy.config.schema import DeployConfig, parse_config, plain
 from deploy.config.settings import Settings, resolve
 from deploy.engine.local import LocalTarget
 from deploy.engine.stack import Stack
+from deploy.errors import fail
 from deploy.fleet import Fleet
 from deploy.state import history as releases
 from tasks._where import Where
@@ -40,3 +41,11 @@ def open_fleet(c: Context, where: Where) -> Fleet:
     has no hosts and none are given, else the stage's hosts narrowed by --hosts and --roles."""
     return fleet.open_fleet(open_settings(c, where), split_list(where.hosts), split_list(where.roles), where.accept_new_host_keys,
                             LocalTarget(c))
+
+
+def compose_only(found: Fleet, task: str, instead: str) -> Fleet:
+    """``found``, for a task that works on Compose projects only: a swarm stage is
+    refused, saying what to do ``instead``."""
+    if found.swarm:
+        fail(f"inv {task} does not work on a swarm stage yet ({found.settings.stage.name})", instead)
+    return found

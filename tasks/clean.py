@@ -5,7 +5,7 @@ from deploy.fleet import Member
 from deploy.output import say
 from deploy.stack import clean as cleanmod
 from deploy.state import lock
-from tasks._open import open_fleet
+from tasks._open import compose_only, open_fleet
 from tasks._where import Where, on_hosts
 
 
@@ -35,7 +35,7 @@ def clean(c: Context, volumes: bool = False, include_database: bool = False, yes
             for kept in report.kept_volumes:
                 say(f"volume kept: {kept}")
 
-    fleet = open_fleet(c, where)
+    fleet = compose_only(open_fleet(c, where), "clean", "on a manager: docker stack rm PROJECT, then docker volume rm on the db node")
     with lock.held(fleet.primary.stack, "clean", wait=where.lock_wait, volumes=volumes, include_database=include_database):
         fleet.each(clean_one, what="clean")
 

@@ -23,7 +23,7 @@ from deploy.state import lock
 from deploy.swarm.scale import SwarmApps
 from deploy.swarm.switch import run_once
 from tasks._input import confirm_typed, optional_number, whole_number
-from tasks._open import open_fleet, open_settings
+from tasks._open import compose_only, open_fleet, open_settings
 from tasks._where import Where, on_host, on_stage
 
 
@@ -258,7 +258,7 @@ def schedule_(c: Context, every: str | None = None, at: str | None = None, keep:
         fail("--off removes the schedule: it takes no other option", "run inv db.schedule --off alone")
     if not every and (at or keep or keep_days):
         fail("--at, --keep and --keep-days belong to a schedule", "give --every too, e.g. --every 6h --keep 14")
-    fleet = open_fleet(c, where)
+    fleet = compose_only(open_fleet(c, where), "db.schedule", "run inv db.backup --stage STAGE from a scheduler of your own (cron on this machine)")
     stack = fleet.one("db").stack
     where_name = stack.target.name
     if off:

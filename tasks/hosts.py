@@ -5,7 +5,7 @@ from deploy.engine.ops import Executor
 from deploy.output import say
 from deploy.stack import firewall as fw
 from tasks._input import optional_number
-from tasks._open import open_fleet
+from tasks._open import compose_only, open_fleet
 from tasks._where import Where, on_hosts
 
 DEFAULT_REVERT_AFTER = 60
@@ -27,7 +27,8 @@ def firewall(c: Context, revert_after: str | None = None, off: bool = False, dry
     directory (firewall/rules.nft); loading them at boot is yours (README "Firewall").
     """
     seconds = optional_number("--revert-after", revert_after, DEFAULT_REVERT_AFTER, minimum=fw.MIN_REVERT_AFTER)
-    fleet = open_fleet(c, where)
+    fleet = compose_only(open_fleet(c, where), "hosts.firewall", "open TCP 2377 (managers), TCP/UDP 7946 and UDP 4789 between the nodes, "
+                               "and the edges' HTTP(S) ports, with your own rules (README \"Docker Swarm\")")
     fw.hosts_only(fleet)
     if dry_run:
         say(f"dry run: the firewall {'removed from' if off else 'on'} {', '.join(fleet.host_names())}; nothing is changed")

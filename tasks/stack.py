@@ -5,7 +5,7 @@ from deploy.engine.ops import Executor
 from deploy.output import say, styled
 from deploy.stack import lifecycle
 from deploy.state import lock
-from tasks._open import open_fleet
+from tasks._open import compose_only, open_fleet
 from tasks._show import on_which, served_at
 from tasks._where import Where, on_hosts
 
@@ -17,7 +17,7 @@ def up(c: Context, build: bool = False, *, where: Where) -> None:
     On hosts: uploads the compose and env files, pulls the images, starts each host's
     role services, the db host first.
     """
-    fleet = open_fleet(c, where)
+    fleet = compose_only(open_fleet(c, where), "up", "deploy to a swarm with inv deploy --version X.Y.Z")
     with lock.held(fleet.primary.stack, "up", wait=where.lock_wait, build=build):
         Executor()(lifecycle.up_fleet(fleet, build=build))
     up = f"{fleet.settings.config.project} ({fleet.settings.stage.name}) is up{on_which(fleet)}{served_at(fleet)}"
@@ -28,6 +28,6 @@ def up(c: Context, build: bool = False, *, where: Where) -> None:
 def down(c: Context, volumes: bool = False, yes: bool = False, *, where: Where) -> None:
     """Stop and remove the stack's containers. Volumes are kept unless --volumes --yes."""
     lifecycle.check_down(volumes, yes)
-    fleet = open_fleet(c, where)
+    fleet = compose_only(open_fleet(c, where), "down", "remove the stack with docker stack rm PROJECT on a manager (volumes stay)")
     with lock.held(fleet.primary.stack, "down", wait=where.lock_wait, volumes=volumes):
         Executor()(lifecycle.down_fleet(fleet, volumes=volumes))

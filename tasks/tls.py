@@ -10,9 +10,11 @@ from deploy.output import say, styled
 from deploy.stack import acme
 from deploy.stack import tls as tlsmod
 from tasks._input import optional_number
-from tasks._open import open_fleet
+from tasks._open import compose_only, open_fleet
 from tasks._where import Where, on_hosts
 from tasks.deploy import DRY_RUN_HELP
+
+NOT_ON_SWARM = "terminate TLS in front of the edge nodes (a load balancer) until the tls tasks know a swarm"
 
 
 def _install(fleet: Fleet, pem: bytes, cert: tlsmod.Certificate) -> None:
@@ -31,7 +33,7 @@ def selfsigned(c: Context, domain: str, days: str | None = None, *, where: Where
     """
     valid_days = optional_number("--days", days, 90, minimum=1)
     tlsmod.check_domain(domain)
-    fleet = open_fleet(c, where)
+    fleet = compose_only(open_fleet(c, where), "tls.*", NOT_ON_SWARM)
     pem, cert = tlsmod.self_signed(fleet.here.target, domain, valid_days)
     _install(fleet, pem, cert)
 
@@ -43,7 +45,7 @@ def install(c: Context, cert: str, key: str, *, where: Where) -> None:
     Checked first: the key is the certificate's and it has not expired. New connections
     get it at once; HTTP redirects to HTTPS (ACME challenges and /nginx-health excepted).
     """
-    fleet = open_fleet(c, where)
+    fleet = compose_only(open_fleet(c, where), "tls.*", NOT_ON_SWARM)
     pem, described = tlsmod.from_files(fleet.here.target, Path(cert), Path(key), datetime.now(timezone.utc))
     _install(fleet, pem, described)
 
@@ -70,7 +72,7 @@ def issue(c: Context, domain: str, email: str, server: str = acme.LETS_ENCRYPT, 
     must resolve to that host. The other app hosts get a copy.
     """
     req = acme.request(domain, email, server, ca_bundle)
-    fleet = open_fleet(c, where)
+    fleet = compose_only(open_fleet(c, where), "tls.*", NOT_ON_SWARM)
     Executor(dry_run=dry_run, hosts=fleet.remote)(acme.issue(fleet, req))
     if not dry_run:
         _served(fleet)
@@ -79,7 +81,7 @@ def issue(c: Context, domain: str, email: str, server: str = acme.LETS_ENCRYPT, 
 @on_hosts(help={"force": "renew now even if it is not due (30 days before its end)", "dry_run": DRY_RUN_HELP})
 def renew(c: Context, force: bool = False, dry_run: bool = False, *, where: Where) -> None:
     """Renew the ACME certificate now if it is due (or --force), with no reload; cron does it by itself twice a day."""
-    fleet = open_fleet(c, where)
+    fleet = compose_only(open_fleet(c, where), "tls.*", NOT_ON_SWARM)
     Executor(dry_run=dry_run, hosts=fleet.remote)(acme.renew(fleet, force))
     if not dry_run:
         _served(fleet)

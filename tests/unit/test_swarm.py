@@ -137,3 +137,15 @@ def test_service_and_task_facts() -> None:
     assert services[0].tag == "1.0.1" and services[0].replicas == 3 and services[0].version == 42 and services[0].rolled_back
     tasks = parse_tasks('{"ID":"t1","Name":"myapp_backend.1","Node":"vm","DesiredState":"Running","CurrentState":"Running 5 seconds ago"}\n')
     assert tasks[0].state == "running" and tasks[0].service == "myapp_backend"
+
+
+def test_tasks_of_compose_projects_refuse_a_swarm_stage_saying_what_to_do() -> None:
+    from types import SimpleNamespace
+
+    from tasks._open import compose_only
+
+    swarm = SimpleNamespace(swarm=True, settings=SimpleNamespace(stage=SimpleNamespace(name="cluster")))
+    with pytest.raises(Exit, match=r"inv up does not work on a swarm stage yet \(cluster\)\n.*fix: deploy with inv deploy"):
+        compose_only(swarm, "up", "deploy with inv deploy")  # type: ignore[arg-type]
+    compose = SimpleNamespace(swarm=False)
+    assert compose_only(compose, "up", "") is compose  # type: ignore[arg-type]
