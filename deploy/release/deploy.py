@@ -32,6 +32,7 @@ from deploy.stack import lifecycle
 from deploy.stack.checks import fleet_findings
 from deploy.state import history
 from deploy.state.history import Release
+from deploy.swarm.switch import remove_unused_objects
 from deploy.versions import Version, given
 
 
@@ -166,10 +167,12 @@ class Deploy:
         done = history.successful_versions(self.old.primary.stack)
         yield from remove_old_images(self.here, done, self.version.tag, self.names)
         hosts = [m for m in self.new.members if not m.stack.target.local]
-        if hosts:
+        if hosts:  # every swarm node may have run an app task
             yield on_each(self.new, hosts, lambda m: remove_old_images(m.stack, done, self.version.tag,
-                                                                        self.names if m.host.has("app") else []),
+                                                                        self.names if m.host.has("app") or self.new.swarm else []),
                           "cleanup", summary=False)
+        if self.new.swarm:
+            yield from remove_unused_objects(self.new.primary.stack)
 
     def digest(self, name: ImageName) -> str:
         result = self.here.target.run(image_cmds.identity(name.ref(self.version.tag)), warn=True)

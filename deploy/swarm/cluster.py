@@ -120,7 +120,7 @@ def service_rows(fleet: Fleet) -> list[tuple[str, str, str, str, str]]:
 def checks(fleet: Fleet, member: Member) -> list[Check]:
     """``inv health`` of a node: its task containers' healthchecks, HTTP through its
     proxy (edge nodes), and on the manager every service's running tasks."""
-    found = container_checks(member.stack.containers())
+    found = container_checks(c for c in member.stack.containers() if c.state == "running")  # Swarm keeps its old tasks' containers
     if member.host.has("edge"):
         found += http_checks(member.stack)
     if member.name == fleet.primary.name:

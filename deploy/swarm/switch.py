@@ -84,7 +84,8 @@ def create_objects(manager: Stack, files: StackFiles) -> Ops[None]:
 
 
 def remove_unused_objects(manager: Stack) -> Ops[None]:
-    """The stack's secrets and configs no service uses any more (Swarm refuses the others)."""
+    """The stack's secrets and configs no service uses any more (Swarm refuses to remove
+    the others): a deploy's cleanup."""
     project = manager.settings.config.project
     for kind in ("secret", "config"):
         names = manager.run(cmd.objects(kind, project), what=f"listing the stack's {kind}s").stdout.split()
@@ -221,7 +222,7 @@ class SwarmSwitch:
                 continue
             if new.rolled_back:
                 undone.append(f"{name} ({new.update_state}: {new.update_message})")
-            elif old is not None:
+            elif old is not None and new.update_state == "completed":  # a spec unchanged is written too, with no update
                 self.ran.setdefault(self.new.primary.name, {})[name] = old.image
         if undone:
             fail(f"Swarm rolled back {', '.join(undone)}: the new tasks did not become healthy; the previous version serves",
