@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from typing import Any
 
 from tests import load
 from tests.integration.conftest import ROOT, Inv, make_stack
-from tests.integration.hosts import remote_env, remove_from_hosts, ssh, stage_config
+from tests.integration.hosts import HOSTS_ENV, remote_env, remove_from_hosts, ssh, stage_config
 
 STAGE = "swarm"
 MANAGER = "h1"
@@ -93,6 +94,27 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, every: float =
 def link(host: str, state: str) -> None:
     """The host's veth on this machine's side (scripts/testbed/hosts.sh) up or down."""
     subprocess.run(["ip", "link", "set", f"veth-{host}", state], check=True, timeout=30)
+
+
+@contextlib.contextmanager
+def hosts_swarm_lock(timeout: float = 3600) -> Iterator[None]:
+    """One swarm on the test hosts at a time: a run of test_swarm.py or bench/swarm holds
+    this lock from before it forms its swarm until every host left it, so that a second
+    run waits instead of taking its hosts out of the first one's swarm."""
+    with open(HOSTS_ENV.parent / "swarm.lock", "a") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"another run held {lock.name} for {timeout:.0f} s") from None
+                time.sleep(2)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # --- the swarm as its manager sees it ------------------------------------------------

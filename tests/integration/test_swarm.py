@@ -29,6 +29,7 @@ from tests.integration.swarm import (
     STACK_LABEL,
     assert_edges_clean,
     converged,
+    hosts_swarm_lock,
     image_tag,
     leave_swarm,
     link,
@@ -63,17 +64,18 @@ def swarm(tmp_path_factory, images, testbed, engine):
     1.0.0 from nothing; afterwards the stack, its volumes, secrets, configs and images
     removed and every host out of the swarm (also when a test failed)."""
     stack = make_swarm_stack(tmp_path_factory.mktemp("swarm"), images, testbed)
-    for host in testbed["addrs"]:  # a link an interrupted run left down
-        link(host, "up")
-    if any(node_ids(testbed).values()):  # a swarm an interrupted run left behind
-        leave_swarm(testbed)
-    try:
-        stack("swarm.init", timeout=300)
-        stack.ids = node_ids(testbed)  # host -> its node id
-        stack.first_deploy = stack("deploy", "--version", "1.0.0", "--skip-tests", timeout=1200)
-        yield stack
-    finally:
-        remove_swarm_stack(stack, testbed, engine)
+    with hosts_swarm_lock():
+        for host in testbed["addrs"]:  # a link an interrupted run left down
+            link(host, "up")
+        if any(node_ids(testbed).values()):  # a swarm an interrupted run left behind
+            leave_swarm(testbed)
+        try:
+            stack("swarm.init", timeout=300)
+            stack.ids = node_ids(testbed)  # host -> its node id
+            stack.first_deploy = stack("deploy", "--version", "1.0.0", "--skip-tests", timeout=1200)
+            yield stack
+        finally:
+            remove_swarm_stack(stack, testbed, engine)
 
 
 def served(testbed: dict, port: int) -> dict[str, str]:
