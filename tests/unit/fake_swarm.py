@@ -932,6 +932,8 @@ def compose_config(root: Path, env: Mapping[str, str], project: str = "myapp") -
     nginx = {
         **{k: v for k, v in app.items() if k != "tmpfs"}, "tmpfs": ["/tmp"], "user": "101:101",
         "command": ["/bin/sh", "/etc/nginx/start.sh"],
+        "sysctls": {"net.ipv4.tcp_keepalive_intvl": "1", "net.ipv4.tcp_keepalive_probes": "3", "net.ipv4.tcp_keepalive_time": "3",
+                    "net.ipv4.tcp_retries2": "4"},
         "depends_on": {"backend": {"condition": "service_started", "required": True}, "web": {"condition": "service_started", "required": True}},
         "deploy": {"resources": {"limits": {"cpus": 1, "memory": "268435456"}}, "placement": {}},
         "environment": {"NGINX_API_BURST": var("NGINX_API_BURST", "100"), "NGINX_API_RATE": var("NGINX_API_RATE", "50r/s"),
