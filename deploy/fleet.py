@@ -105,8 +105,6 @@ class Fleet:
         """The host to run ``service``'s command on: the chosen host running its role
         (the first one when several do)."""
         role = "db" if service in self.settings.config.stateful else "app"
-        if self.swarm and role == "app":  # a one-off task of its image: Swarm places it
-            return self.primary
         chosen = self.with_role(role)
         if not chosen:
             fail(f"no chosen host runs {service} (role {role})", f"choose a host with the {role} role, or none")

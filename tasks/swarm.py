@@ -30,12 +30,12 @@ def init(c: Context, dry_run: bool = False, *, where: Where) -> None:
 def status(c: Context, *, where: Where) -> None:
     """The swarm's nodes (role, state, availability, labels) and the stack's services (replicas, version, last update)."""
     fleet = _swarm_fleet(c, where)
-    seen = cluster.view(fleet)
-    hosts = {node.id: m.name for m in fleet.members if (node := cluster.node_of(m, seen.nodes))}
+    found = cluster.nodes(fleet.primary.stack)
+    hosts = {node.id: m.name for m in fleet.members if (node := cluster.node_of(m, found))}
     table(f"nodes of {fleet.settings.stage.name}", ["host", "node", "address", "role", "state", "availability", "labels"],
           ((hosts.get(n.id, "(not in the stage)"), n.hostname + (" (leader)" if n.leader else ""), n.address, n.role,
             n.state if n.state == "ready" else styled(n.state, "red"), n.availability,
-            ",".join(k for k, v in n.labels if v == "true")) for n in seen.nodes))
+            ",".join(k for k, v in n.labels if v == "true")) for n in found))
     show_services(fleet)
 
 

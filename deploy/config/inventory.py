@@ -10,6 +10,7 @@ runs on the local engine.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -132,7 +133,13 @@ def parse_hosts(raw: Any, stage: str, project: str, default_dir: str | None = No
 
 
 def _swarm_checked(hosts: tuple[Host, ...], stage: str) -> tuple[Host, ...]:
-    """A swarm needs a manager, one db node and an edge node."""
+    """A swarm needs a manager, one db node and an edge node, each advertising an IP."""
+    for h in hosts:
+        try:
+            ipaddress.ip_address(h.reach)
+        except ValueError:
+            fail(f"invoke.yaml: {_where(stage, h.name)}: a swarm node advertises an IP address, not {h.reach!r}",
+                 f"give {_where(stage, h.name)}.private_address (the IP the nodes reach it at)")
     if not any(h.has("manager") for h in hosts):
         fail(f"invoke.yaml: {_where(stage)}: no host is a manager", "give the first host roles: [manager, ...]")
     if len([h for h in hosts if h.has("db")]) != 1:

@@ -228,9 +228,10 @@ def restore(
     services = sorted(stack.settings.config.stateless)
     if sessions:
         say(f"stopping {', '.join(services)} {paused.where} during the restore (they will be started again)")
-        paused.stop(services)
-        report.stopped = services
+        report.stopped = services  # before the stop: one that fails half-way is still undone
     try:
+        if report.stopped:
+            paused.stop(report.stopped)
         scratch = _restore_into_scratch(db, path, manifest, "restore")
         _swap(db, scratch, manifest.get("row_counts", {}))
         report.rows = sum(manifest.get("row_counts", {}).values())

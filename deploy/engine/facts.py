@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from deploy.engine.commands import docker
+
 SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
 VERSION_LABEL = "org.opencontainers.image.version"
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
-STACK_LABEL = "com.docker.stack.namespace"  # a Swarm stack's task containers
 TASK_SLOT_LABEL = "com.docker.swarm.task.name"  # STACK_SERVICE.SLOT.TASKID
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
 
@@ -104,7 +105,7 @@ def _service(labels: Mapping[str, str]) -> tuple[str, int]:
     (its service without the stack's prefix, its slot)."""
     if SERVICE_LABEL in labels or SWARM_SERVICE_LABEL not in labels:
         return labels.get(SERVICE_LABEL, ""), int(labels.get(NUMBER_LABEL, "0") or 0)
-    service = labels[SWARM_SERVICE_LABEL].removeprefix(labels.get(STACK_LABEL, "") + "_")
+    service = labels[SWARM_SERVICE_LABEL].removeprefix(labels.get(docker.STACK_LABEL, "") + "_")
     slot = labels.get(TASK_SLOT_LABEL, "").split(".")
     return service, int(slot[1]) if len(slot) > 2 and slot[1].isdigit() else 0
 

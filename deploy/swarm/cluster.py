@@ -9,7 +9,6 @@ services and their volumes). Running it again joins what is missing and fixes la
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from deploy.engine.commands import swarm as cmd
 from deploy.engine.facts import Container
@@ -18,23 +17,19 @@ from deploy.engine.stack import Stack
 from deploy.errors import fail
 from deploy.fleet import Fleet, Member
 from deploy.stack.health import Check, container_checks, http_checks
-from deploy.swarm.facts import Node, Service, parse_nodes, parse_tasks, swarm_state
+from deploy.swarm.facts import Node, parse_nodes, parse_tasks, swarm_state
 from deploy.swarm.switch import services
 
 LABELS = ("edge", "db")
 
 
-@dataclass(frozen=True)
-class SwarmView:
-    nodes: list[Node]
-    services: dict[str, Service]
-
-
 def state(stack: Stack) -> dict[str, object]:
+    """The engine's swarm membership (``docker info``'s Swarm)."""
     return swarm_state(stack.run(cmd.state(), what="reading the swarm state").stdout)
 
 
 def nodes(manager: Stack) -> list[Node]:
+    """The swarm's nodes, as its manager sees them."""
     ids = manager.run(cmd.nodes(), what="listing the nodes", fix="form the swarm: inv swarm.init").stdout.split()
     return parse_nodes(manager.run(cmd.inspect_nodes(ids), what="inspecting the nodes").stdout) if ids else []
 
@@ -46,15 +41,16 @@ def node_of(member: Member, found: Sequence[Node]) -> Node | None:
 
 def init(fleet: Fleet) -> Ops[None]:
     """The swarm of the stage's hosts: initialized on the first manager, joined by the
-    others, labelled; what exists already is kept."""
+    others, labelled; what exists already is kept (a host in another swarm is refused)."""
     manager = fleet.primary
     yield from _initialized(manager)
-    joined = False
-    for member in fleet.members:
-        if member is not manager and member.name != manager.name:
-            joined = (yield from _joined(fleet, manager, member)) or joined
-    if joined:
-        for role in ("worker", "manager"):
+    attempted: list[str] = []
+    try:
+        for member in fleet.members:
+            if member.name != manager.name:
+                yield from _joined(manager, member, attempted)
+    finally:
+        for role in sorted(set(attempted)):  # the token was on a command line: it admits no one any more
             yield run(manager.stack, cmd.rotate_token(role), what=f"rotating the {role} join token")
     yield Call(manager.stack, "label the nodes: edge=true, db=true as the hosts' roles say", lambda: _label(fleet))
 
@@ -69,34 +65,51 @@ def _initialized(manager: Member) -> Ops[None]:
     yield run(manager.stack, cmd.init(manager.host.reach), what=f"initializing the swarm on {manager.name}")
 
 
-def _joined(fleet: Fleet, manager: Member, member: Member) -> Ops[bool]:
+def _joined(manager: Member, member: Member, attempted: list[str]) -> Ops[None]:
+    """``member`` in the manager's swarm, with its role: joined with a token read on the
+    manager when the join runs (never printed: a dry run shows none)."""
     now = state(member.stack)
-    if now.get("LocalNodeState") == "active":
-        yield Note(f"  {member.name}: already in the swarm")
-        return False
     role = "manager" if member.host.has("manager") else "worker"
-    token = manager.stack.run(cmd.join_token(role), what=f"reading the {role} join token").stdout.strip()
-    yield run(member.stack, cmd.join(token, manager.host.reach, member.host.reach), what=f"joining {member.name} to the swarm",
-              fix=f"{member.name} must reach {manager.host.reach} on TCP 2377 and 7946, UDP 7946 and 4789")
-    return True
+    if now.get("LocalNodeState") == "active":
+        ours = {n.id for n in nodes(manager.stack)}
+        if str(now.get("NodeID", ""))[:12] not in ours:
+            fail(f"{member.name} is in another swarm", f"take it out first (docker swarm leave on {member.name}), then run inv swarm.init again")
+        yield Note(f"  {member.name}: already in the swarm")
+        return
+
+    def join() -> None:
+        token = manager.stack.run(cmd.join_token(role), what=f"reading the {role} join token").stdout.strip()
+        attempted.append(role)
+        result = member.stack.target.run(cmd.join(token, manager.host.reach, member.host.reach), warn=True)
+        if not result.ok:
+            detail = (result.stderr or result.stdout).replace(token, "(token)").strip().splitlines()
+            fail(f"joining {member.name} to the swarm failed: {detail[-1] if detail else 'no output'}",
+                 f"{member.name} must reach {manager.host.reach} on TCP 2377 and 7946, UDP 7946 and 4789")
+
+    yield Call(member.stack, f"docker swarm join --advertise-addr {member.host.reach} --token (the {role} token) {manager.host.reach}:2377",
+               join)
 
 
 def _label(fleet: Fleet) -> None:
+    """The edge and db labels as the hosts' roles say. The db label is not moved while
+    the stateful services run: they would start on the new node with an empty volume."""
     manager = fleet.primary.stack
     found = nodes(manager)
+    stateful = [s for s in services(manager) if s in fleet.settings.config.stateful]
     for member in fleet.members:
         node = node_of(member, found)
         if node is None:
             fail(f"{member.name} ({member.host.reach}) is not a node of the swarm", "run inv swarm.init again")
         add = {label: "true" for label in LABELS if member.host.has(label) and node.label(label) != "true"}
         remove = [label for label in LABELS if not member.host.has(label) and node.label(label)]
+        if stateful and "db" in remove + list(add):
+            fail(f"the db role moves to another node while {', '.join(stateful)} run: they would start there with an empty volume",
+                 "back up (inv db.backup), remove them (docker service rm), move the role, inv deploy, then inv db.restore")
         if add or remove:
             manager.run(cmd.label_node(node.id, add, remove), what=f"labelling {member.name}")
 
 
-def view(fleet: Fleet) -> SwarmView:
-    manager = fleet.primary.stack
-    return SwarmView(nodes(manager), services(manager))
+
 
 
 def service_rows(fleet: Fleet) -> list[tuple[str, str, str, str, str]]:

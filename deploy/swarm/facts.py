@@ -6,9 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-# UpdateStatus.State of a service whose last update Swarm undid, or stopped half-way
+# UpdateStatus.State of a service whose last update Swarm undid (or is undoing)
 ROLLED_BACK = ("rollback_started", "rollback_completed", "rollback_paused")
-PAUSED = ("paused",)
 
 
 @dataclass(frozen=True)
@@ -35,11 +34,11 @@ class Service:
     replicas: int | None  # None: a global service
     update_state: str  # "" (never updated), updating, completed, paused, rollback_*
     update_message: str
-    previous_image: str = ""
+    objects: tuple[str, ...] = ()  # the secrets and configs its spec names
 
     @property
     def rolled_back(self) -> bool:
-        return self.update_state in ROLLED_BACK or self.update_state in PAUSED
+        return self.update_state in ROLLED_BACK
 
     @property
     def tag(self) -> str:
@@ -69,6 +68,7 @@ class Task:
 
 
 def parse_nodes(text: str) -> list[Node]:
+    """``docker node inspect``: managers first."""
     out = []
     for item in json.loads(text or "[]"):
         spec, status = item.get("Spec") or {}, item.get("Status") or {}
@@ -90,7 +90,14 @@ def _image(spec: dict[str, Any]) -> str:
     return str(((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", ""))
 
 
+def _objects(spec: dict[str, Any]) -> tuple[str, ...]:
+    container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    return tuple(sorted({str(s.get("SecretName", "")) for s in container.get("Secrets") or []}
+                        | {str(c.get("ConfigName", "")) for c in container.get("Configs") or []}))
+
+
 def parse_services(text: str) -> list[Service]:
+    """``docker service inspect``, by name."""
     out = []
     for item in json.loads(text or "[]"):
         spec = item.get("Spec") or {}
@@ -104,7 +111,7 @@ def parse_services(text: str) -> list[Service]:
             replicas=int((mode.get("Replicated") or {}).get("Replicas", 0)) if "Replicated" in mode else None,
             update_state=str(update.get("State", "")),
             update_message=str(update.get("Message", "")),
-            previous_image=_image(item.get("PreviousSpec") or {}),
+            objects=_objects(spec),
         ))
     return sorted(out, key=lambda s: s.name)
 

@@ -33,6 +33,8 @@ from deploy.errors import fail
 DROPPED = ("build", "container_name", "depends_on", "restart", "security_opt", "profiles", "pull_policy", "shm_size", "tmpfs",
            "expose", "links", "cgroup_parent", "devices", "network_mode", "userns_mode", "extra_hosts", "init")
 SECRETS_DIR = "/run/secrets"
+NAME_LIMIT = 64  # Swarm's longest secret or config name
+EMBEDDED_MIN = 8  # a secret this long found inside another value is refused (shorter ones match by chance)
 UPDATE_MONITOR = "10s"  # how long a new task is watched after it became healthy before the next one
 
 
@@ -57,9 +59,16 @@ class StackFiles:
 
 
 def object_name(stack: str, key: str, content: bytes) -> str:
-    """A secret's or config's name: Swarm cannot change one, so a new content is a new name."""
+    """A secret's or config's name: Swarm cannot change one, so a new content is a new
+    name (at most 64 characters: a long key is cut)."""
     digest = hashlib.sha256(stack.encode() + b"\0" + key.encode() + b"\0" + content).hexdigest()[:12]
-    return f"{stack}_{re.sub(r'[^A-Za-z0-9_.-]', '-', key)}_{digest}"
+    key = re.sub(r"[^A-Za-z0-9_.-]", "-", key)[:max(1, NAME_LIMIT - len(stack) - len(digest) - 2)]
+    return f"{stack}_{key}_{digest}"
+
+
+def unescaped(value: str) -> str:
+    """A value of ``docker compose config``'s output as the container sees it (``$$`` is ``$``)."""
+    return value.replace("$$", "$")
 
 
 def tmpfs_mount(spec: str) -> dict[str, Any]:
@@ -73,6 +82,7 @@ def tmpfs_mount(spec: str) -> dict[str, Any]:
 
 
 def byte_count(text: str) -> int:
+    """'64m' (Compose's sizes) in bytes."""
     m = re.fullmatch(r"(\d+)([kmg]?)b?", text.strip().lower())
     if not m:
         fail(f"tmpfs size {text!r} is not a size", "write it as 64m, 1g or a number of bytes")
@@ -96,6 +106,7 @@ class Renderer:
         self.configs: dict[str, bytes] = {}
 
     def render(self) -> StackFiles:
+        """The app and stateful stack files, and the secrets and configs they name."""
         services = self.config.get("services") or {}
         missing = [s for s in [*self.roles.stateless, self.roles.proxy, *self.roles.stateful] if s not in services]
         if missing:
@@ -122,6 +133,7 @@ class Renderer:
         return out
 
     def network(self, name: str) -> dict[str, Any]:
+        """An overlay network (encrypted unless the stage says not), internal if it was."""
         spec = (self.config.get("networks") or {}).get(name) or {}
         net: dict[str, Any] = {"driver": "overlay"}
         if spec.get("internal"):
@@ -131,6 +143,7 @@ class Renderer:
         return net
 
     def service(self, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """One service of the v3 schema, from its merged compose configuration."""
         out = {k: v for k, v in spec.items() if k not in DROPPED and v is not None and k not in ("deploy", "ports", "volumes", "environment")}
         env = {str(k): "" if v is None else str(v) for k, v in (spec.get("environment") or {}).items()}
         out["environment"], secrets = self.environment(env)
@@ -146,27 +159,44 @@ class Renderer:
         out["deploy"] = self.deploy(name, spec.get("deploy") or {})
         if name == self.roles.proxy:
             out["environment"]["NGINX_DISCOVER"] = " ".join(f"{s}:{p}" for s, p in sorted(self.roles.stateless.items()))
-            out["ports"] = [{"target": int(p["target"]), "published": int(p["published"]), "protocol": p.get("protocol", "tcp"),
-                             "mode": "host"} for p in spec.get("ports") or [] if p.get("published")]
+            out["ports"] = [self.port(name, p) for p in spec.get("ports") or [] if p.get("published")]
         return out
+
+    def port(self, service: str, port: Mapping[str, Any]) -> dict[str, Any]:
+        """A published port on the node's own address (``mode: host``): every address of
+        the node, since a service's port cannot be bound to one address on a swarm."""
+        published, host_ip = str(port["published"]), port.get("host_ip") or "0.0.0.0"
+        if host_ip not in ("0.0.0.0", "::"):
+            fail(f"{service} publishes {published} on {host_ip} only, which a swarm cannot do (every address of the node)",
+                 "set its bind address to 0.0.0.0 (HTTP_BIND, HTTPS_BIND) and firewall the port instead")
+        if not published.isdigit():
+            fail(f"{service} publishes {published!r}: a swarm service publishes single ports", "give one port number")
+        return {"target": int(port["target"]), "published": int(published), "protocol": port.get("protocol", "tcp"), "mode": "host"}
 
     def environment(self, env: Mapping[str, str]) -> tuple[dict[str, str], list[dict[str, Any]]]:
         """The variables, those holding a secret's value swapped for NAME_FILE and the secret."""
         plain: dict[str, str] = {}
         secrets = []
         for key, value in sorted(env.items()):
-            source = self.secret_values.get(value)
+            real = unescaped(value)
+            source = self.secret_values.get(real)
             if source is None:
+                embedded = [name for secret, name in self.secret_values.items() if len(secret) >= EMBEDDED_MIN and secret in real]
+                if embedded:
+                    fail(f"{key} holds the secret {embedded[0]} inside a longer value: the stack file and the service's spec would show it",
+                         f"give the app {embedded[0]} on its own (it becomes a Swarm secret) and build {key} in the app")
                 plain[key] = value
                 continue
-            secret = object_name(self.stack, source, value.encode())
-            self.secrets[secret] = value.encode()
+            secret = object_name(self.stack, source, real.encode())
+            self.secrets[secret] = real.encode()
             secrets.append({"source": secret, "target": key, "mode": 0o444})
             plain[f"{key}_FILE"] = f"{SECRETS_DIR}/{key}"
         return plain, secrets
 
     def mounts(self, service: str, spec: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         mounts: list[dict[str, Any]] = [tmpfs_mount(t) for t in spec.get("tmpfs") or []]
+        if spec.get("shm_size"):  # a service gets no shm_size on a swarm: the same size as a tmpfs
+            mounts.append({"type": "tmpfs", "target": "/dev/shm", "tmpfs": {"size": byte_count(str(spec["shm_size"]))}})
         configs = []
         for volume in spec.get("volumes") or []:
             kind, target = volume.get("type"), volume["target"]
@@ -187,6 +217,7 @@ class Renderer:
         return mounts, configs
 
     def deploy(self, name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Its ``deploy:``: replicas, placement and update order by what the service is."""
         out: dict[str, Any] = {"endpoint_mode": "dnsrr", "restart_policy": {"condition": "any", "delay": "2s"}}
         resources = given.get("resources")
         if resources:
@@ -205,5 +236,5 @@ class Renderer:
         else:
             out["replicas"] = 1
             out["placement"] = {"constraints": ["node.labels.db == true"]}
-            out["update_config"] = {"order": "stop-first", "failure_action": "pause"}
+            out["update_config"] = {"order": "stop-first", "failure_action": "rollback"}
         return out

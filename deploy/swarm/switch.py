@@ -29,7 +29,7 @@ from deploy.output import say, styled
 from deploy.release.steps import Step
 from deploy.stack.health import verify
 from deploy.swarm.facts import Service, parse_services, parse_tasks
-from deploy.swarm.stackfile import Renderer, Roles, StackFiles
+from deploy.swarm.stackfile import Renderer, Roles, StackFiles, unescaped
 
 INIT_FIX = "form the swarm first: inv swarm.init --stage STAGE"
 FINAL = ("complete", "failed", "rejected", "shutdown", "orphaned", "remove")
@@ -47,13 +47,16 @@ def read_source(path: str) -> bytes | None:
     return source.read_bytes() if source.is_file() else None
 
 
-def render(here: Stack, replicas: dict[str, int]) -> StackFiles:
-    """The stack files of ``here``'s settings (its APP_VERSION names the release)."""
+def render(here: Stack, manager: Stack) -> StackFiles:
+    """The stack files of ``here``'s settings (its APP_VERSION names the release), with
+    the replicas of the compose files or of ``inv scale`` (kept on the ``manager``)."""
     s = here.settings
     cfg = s.config
+    config = here.config()
     roles = Roles({name: svc.port for name, svc in cfg.stateless.items()}, list(cfg.stateful), cfg.proxy.service)
     secrets = {name: s.env.get(name, "") for name in cfg.secret_env}
-    return Renderer(cfg.project, here.config(), roles, secrets, replicas, read_source, s.stage.encrypt_overlay).render()
+    replicas = desired_replicas(config, manager.saved_scale())
+    return Renderer(cfg.project, config, roles, secrets, replicas, read_source, s.stage.encrypt_overlay).render()
 
 
 def dump(stack_file: dict[str, Any]) -> bytes:
@@ -76,7 +79,7 @@ def create_objects(manager: Stack, files: StackFiles) -> Ops[None]:
     (their content on stdin, never on a command line)."""
     project = manager.settings.config.project
     for kind, wanted in (("secret", files.secrets), ("config", files.configs)):
-        have = set(manager.run(cmd.objects(kind, project), what=f"listing the stack's {kind}s").stdout.split())
+        have = set(manager.run(cmd.objects(kind, project), what=f"listing the stack's {kind}s", fix=INIT_FIX).stdout.split())
         for name, content in sorted(wanted.items()):
             if name not in have:
                 yield run(manager, cmd.create_object(kind, name, {cmd.STACK_LABEL: project}), what=f"creating the {kind} {name}",
@@ -84,23 +87,26 @@ def create_objects(manager: Stack, files: StackFiles) -> Ops[None]:
 
 
 def remove_unused_objects(manager: Stack) -> Ops[None]:
-    """The stack's secrets and configs no service uses any more (Swarm refuses to remove
-    the others): a deploy's cleanup."""
+    """The stack's secrets and configs that no service's spec names any more: a deploy's
+    cleanup. (A manual ``docker service rollback`` to a spec that named one then fails:
+    roll back with ``inv rollback``, which creates them again.)"""
     project = manager.settings.config.project
+    used = {name for svc in services(manager).values() for name in svc.objects}
     for kind in ("secret", "config"):
         names = manager.run(cmd.objects(kind, project), what=f"listing the stack's {kind}s").stdout.split()
-        if names:
-            yield run(manager, cmd.remove_objects(kind, names), what=f"removing unused {kind}s", check=False)
+        unused = [n for n in names if n not in used]
+        if unused:
+            yield run(manager, cmd.remove_objects(kind, unused), what=f"removing unused {kind}s")
 
 
 def stack_path(manager: Stack, part: str) -> str:
+    """Where the manager keeps a stack file (app, stateful) of the last deploy."""
     return manager.state_file(f"stack-{part}.yml")
 
 
-def deploy_part(manager: Stack, files: StackFiles, part: str, timeout: float) -> Ops[None]:
+def deploy_part(manager: Stack, content: dict[str, Any], part: str, timeout: float) -> Ops[None]:
     """Write one stack file on the manager (mode 0600) and deploy it; Swarm's wait for
     convergence may take ``timeout`` (the tasks' own health checks and update monitors)."""
-    content = files.app if part == "app" else files.stateful
     path = stack_path(manager, part)
     yield Put(manager, path, dump(content))
     yield run(manager, cmd.deploy(manager.settings.config.project, path), what=f"docker stack deploy ({part})",
@@ -122,7 +128,8 @@ def converged(manager: Stack, names: Sequence[str], timeout: float) -> None:
             running = [t for t in tasks if t.service == f"{project}_{name}" and t.desired == "Running" and t.state == "running"]
             wanted = [t for t in tasks if t.service == f"{project}_{name}" and t.desired == "Running"]
             want = svc.replicas if svc and svc.replicas is not None else len(wanted)
-            if svc is None or len(running) < (want or 0):
+            draining = [t for t in tasks if t.service == f"{project}_{name}" and t.state in ("running", "starting")]
+            if svc is None or len(running) < (want or 0) or (want == 0 and draining):  # none: every task has ended
                 waiting.append(f"{name} {len(running)}/{want}")
         if not waiting:
             return
@@ -147,13 +154,14 @@ class SwarmSwitch:
         self.services = list(new.settings.config.stateless)
         self.ran: dict[str, dict[str, str]] = {}  # the manager -> each service this deploy updated: its image before
         self._files: StackFiles | None = None
+        if len(old.members) != len(old.settings.stage.hosts):
+            fail("a swarm is deployed as a whole: --hosts and --roles do not apply", "run it without --hosts and --roles")
 
     @property
     def files(self) -> StackFiles:
         """The rendered stack files (rendered once, when first needed)."""
         if self._files is None:
-            replicas = desired_replicas(self.new.here.config(), self.manager.saved_scale())
-            self._files = render(self.new.here, replicas)
+            self._files = render(self.new.here, self.manager)
         return self._files
 
     def where(self, detail: str = "") -> str:
@@ -176,15 +184,16 @@ class SwarmSwitch:
         if not absent and not restart:
             yield Note("  running: " + ", ".join(stateful) + " (their stack file is deployed when one is missing, or with --restart-stateful)")
             return
-        yield Note(f"  deploying {', '.join(absent or stateful)}")
-        yield from deploy_part(self.manager, self.files, "stateful", self.timeout)
-        yield Call(self.manager, f"wait until {', '.join(stateful)} run", lambda: converged(self.manager, stateful, self.timeout))
+        chosen = stateful if restart else absent  # the others are left as they run
+        yield Note(f"  deploying {', '.join(chosen)}")
+        part = {**self.files.stateful, "services": {n: self.files.stateful["services"][n] for n in chosen}}
+        yield from deploy_part(self.manager, part, "stateful", self.timeout)
+        yield Call(self.manager, f"wait until {', '.join(chosen)} run", lambda: converged(self.manager, chosen, self.timeout))
 
     def migrate_step(self) -> Step:
         fix = "fix the migration; the previous version still serves"
         command = self.manager.settings.config.database.migrate_command
-        return Step("migrate", lambda: one_off(self.manager, self.files, command, "the migration", fix, self.timeout),
-                    where=self.where("a one-off task"))
+        return Step("migrate", lambda: one_off(self.manager, self.files, command, "the migration", fix), where=self.where("a one-off task"))
 
     def roll_step(self) -> Step:
         return Step("rollout", self._roll, where=self.where("docker stack deploy, start-first"))
@@ -198,14 +207,14 @@ class SwarmSwitch:
 
     def _roll(self) -> Ops[None]:
         app = [*self.services, self.new.settings.config.proxy.service]
-        before = {}
+        before: dict[str, Service] = {}
 
         def read_before() -> None:
             before.update(services(self.manager))
 
         yield Call(self.manager, "read the services' specs", read_before)
         try:
-            yield from deploy_part(self.manager, self.files, "app", self.timeout * 2)
+            yield from deploy_part(self.manager, self.files.app, "app", self.timeout * 2)
         finally:
             yield Call(self.manager, "read what Swarm did", lambda: self._judge(app, before))
         yield Call(self.manager, f"wait until every task of {', '.join(app)} runs", lambda: converged(self.manager, app, self.timeout))
@@ -215,18 +224,22 @@ class SwarmSwitch:
         """Which services this deploy updated (kept to undo them), and fail when Swarm
         rolled one back."""
         after = services(self.manager)
-        undone = []
+        undone, paused = [], []
         for name in app:
             old, new = before.get(name), after.get(name)
-            if new is None or (old is not None and old.version == new.version):
+            if new is None or old is None or old.version == new.version:
                 continue
             if new.rolled_back:
                 undone.append(f"{name} ({new.update_state}: {new.update_message})")
-            elif old is not None and new.update_state == "completed":  # a spec unchanged is written too, with no update
+            elif new.update_state:  # updating (cut short), completed or paused; an unchanged spec is written with no update
                 self.ran.setdefault(self.new.primary.name, {})[name] = old.image
+                if new.update_state == "paused":
+                    paused.append(f"{name} ({new.update_message})")
         if undone:
             fail(f"Swarm rolled back {', '.join(undone)}: the new tasks did not become healthy; the previous version serves",
                  "see inv logs SERVICE and the task errors in inv swarm.status")
+        if paused:
+            fail(f"Swarm paused the update of {', '.join(paused)}", "see the task errors in inv swarm.status; the deploy rolls them back")
 
     def return_hosts(self) -> Ops[None]:
         """The services this deploy updated back to their previous spec (Swarm's rollback)."""
@@ -243,36 +256,44 @@ class SwarmSwitch:
                            f"see inv swarm.status --stage {self.new.settings.stage.name}")
 
 
-def one_off(manager: Stack, files: StackFiles, command: Sequence[str], what: str, fix: str, timeout: float) -> Ops[None]:
+def one_off(manager: Stack, files: StackFiles, command: Sequence[str], what: str, fix: str) -> Ops[None]:
     """``command`` once (the migrations, the seed), as a one-off task of the migrate
     service's image in ``files`` on the database's networks, with its secrets; its exit
-    status is the result."""
+    status is the result. It may take the stage's ``ssh.command_timeout``; one still
+    running then is left to finish (never killed half-way) and the deploy stops."""
     cfg = manager.settings.config
     project, service = cfg.project, cfg.database.migrate_service
     spec = files.app["services"][service]
     db_networks = set(files.stateful.get("networks") or {})
     networks = [f"{project}_{n}" for n in spec.get("networks", []) if n in db_networks]
     secrets = [(s["source"], s["target"]) for s in spec.get("secrets", [])]
+    env = {key: unescaped(value) for key, value in (spec.get("environment") or {}).items()}  # no interpolation here
     name = f"{project}_{service}_once"
+    timeout = manager.settings.stage.ssh.command_timeout
     yield run(manager, cmd.remove_services([name]), what="removing a leftover one-off task", check=False)
-    yield run(manager, cmd.one_off(project, name, spec["image"], command, networks=networks,
-                                   env=spec.get("environment") or {}, secrets=secrets), what=f"starting {what}")
+    yield run(manager, cmd.one_off(project, name, spec["image"], command, networks=networks, env=env, secrets=secrets),
+              what=f"starting {what}")
+    running: list[bool] = []
     try:
-        yield Call(manager, f"wait for {name} to end; its exit status is {what}'s", lambda: one_off_result(manager, name, what, fix, timeout))
+        yield Call(manager, f"wait for {name} to end; its exit status is {what}'s",
+                   lambda: one_off_result(manager, name, what, fix, timeout, running))
     finally:
-        yield run(manager, cmd.remove_services([name]), what="removing the one-off task", check=False)
+        if not running:
+            yield run(manager, cmd.remove_services([name]), what="removing the one-off task", check=False)
 
 
 def run_once(fleet: Fleet, command: Sequence[str], what: str, fix: str) -> Ops[None]:
     """``inv db.migrate`` / ``db.seed`` on a swarm: the release now serving (``fleet.here``
     names it), its secrets and configs created if missing."""
     manager = fleet.primary.stack
-    files = render(fleet.here, desired_replicas(fleet.here.config(), manager.saved_scale()))
+    files = render(fleet.here, manager)
     yield from create_objects(manager, files)
-    yield from one_off(manager, files, command, what, fix, fleet.settings.config.up_timeout)
+    yield from one_off(manager, files, command, what, fix)
 
 
-def one_off_result(manager: Stack, name: str, what: str, fix: str, timeout: float) -> None:
+def one_off_result(manager: Stack, name: str, what: str, fix: str, timeout: float, running: list[bool]) -> None:
+    """Wait for the one-off task ``name`` to end, show its output, and fail unless it
+    completed; one still running after ``timeout`` is marked in ``running`` (left alone)."""
     deadline = time.monotonic() + timeout
     while True:
         tasks = parse_tasks(manager.run(cmd.tasks([name]), what="reading the migration task").stdout)
@@ -286,5 +307,7 @@ def one_off_result(manager: Stack, name: str, what: str, fix: str, timeout: floa
                 fail(f"{what} failed: its task ended {task.current}: {task.error or 'see its output above'}", fix)
             return
         if time.monotonic() > deadline:
-            fail(f"{what} did not end in {timeout:.0f} s ({tasks[0].current if tasks else 'no task'})", fix)
+            running.append(True)
+            fail(f"{what} did not end in {timeout:.0f} s ({tasks[0].current if tasks else 'no task'}); it is left to finish",
+                 f"follow it: docker service logs -f {name} (on the manager), then remove it: docker service rm {name}")
         time.sleep(1)

@@ -66,7 +66,7 @@ def test_the_v3_schema_gets_no_compose_only_keys_and_keeps_the_rest():
     assert backend["image"] == "reg/myapp/backend:1.2.3" and backend["read_only"] is True
     assert backend["volumes"] == [{"type": "tmpfs", "target": "/tmp", "tmpfs": {"size": 64 * 1024 ** 2}}]
     assert backend["networks"] == ["back", "front"]
-    assert "shm_size" not in rendered().stateful["services"]["postgres"]
+    assert "shm_size" not in rendered().stateful["services"]["postgres"]  # a tmpfs at /dev/shm instead
 
 
 def test_stateless_services_roll_start_first_and_swarm_rolls_back_a_failure() -> None:
@@ -94,7 +94,8 @@ def test_stateful_services_are_a_file_of_their_own_pinned_to_the_db_node_never_p
     postgres = files.stateful["services"]["postgres"]
     assert postgres["deploy"]["placement"] == {"constraints": ["node.labels.db == true"]} and postgres["deploy"]["replicas"] == 1
     assert "ports" not in postgres
-    assert postgres["volumes"] == [{"type": "volume", "source": "postgres-data", "target": "/var/lib/postgresql/data"}]
+    assert postgres["volumes"] == [{"type": "tmpfs", "target": "/dev/shm", "tmpfs": {"size": 268435456}},  # its shm_size
+                                   {"type": "volume", "source": "postgres-data", "target": "/var/lib/postgresql/data"}]
     assert files.stateful["volumes"] == {"postgres-data": {}}  # the stack names it myapp_postgres-data, as Compose did
 
 
@@ -103,9 +104,35 @@ def test_overlay_networks_are_encrypted_unless_the_stage_says_not() -> None:
     assert rendered(encrypt=False).app["networks"]["front"] == {"driver": "overlay"}
 
 
-def test_a_changed_content_is_a_new_object_name() -> None:
+def test_a_changed_content_is_a_new_object_name_of_at_most_64_characters() -> None:
     assert object_name("myapp", "nginx-nginx.conf", b"a") != object_name("myapp", "nginx-nginx.conf", b"b")
     assert object_name("myapp", "nginx-nginx.conf", b"a").startswith("myapp_nginx-nginx.conf_")
+    long = object_name("a-long-project-name", "nginx-security-headers.conf.template", b"a")
+    assert len(long) == 64 and long.startswith("a-long-project-name_nginx-security")
+
+
+def test_a_secret_with_a_dollar_is_matched_as_compose_escapes_it() -> None:
+    config = json.loads(json.dumps(CONFIG))
+    config["services"]["backend"]["environment"]["PGPASSWORD"] = "pa$$word-long"  # docker compose config writes $ as $$
+    roles = Roles({"backend": 3000}, ["postgres"], "nginx")
+    files = Renderer("myapp", config, roles, {"POSTGRES_PASSWORD": "pa$word-long"}, {}, FILES.get).render()
+    assert "PGPASSWORD" not in files.app["services"]["backend"]["environment"]
+    assert list(files.secrets.values()) == [b"pa$word-long"]
+
+
+def test_a_secret_inside_another_value_is_refused() -> None:
+    config = json.loads(json.dumps(CONFIG))
+    config["services"]["backend"]["environment"]["DATABASE_URL"] = f"postgres://app:{SECRET}@postgres/app"
+    roles = Roles({"backend": 3000}, ["postgres"], "nginx")
+    with pytest.raises(Exit, match="DATABASE_URL holds the secret POSTGRES_PASSWORD inside a longer value"):
+        Renderer("myapp", config, roles, {"POSTGRES_PASSWORD": SECRET}, {}, FILES.get).render()
+
+
+def test_a_port_bound_to_one_address_is_refused() -> None:
+    config = json.loads(json.dumps(CONFIG))
+    config["services"]["nginx"]["ports"][0]["host_ip"] = "127.0.0.1"
+    with pytest.raises(Exit, match="publishes 80 on 127.0.0.1 only"):
+        Renderer("myapp", config, Roles({"backend": 3000}, ["postgres"], "nginx"), {}, {}, FILES.get).render()
 
 
 def test_a_missing_service_is_named() -> None:
@@ -124,7 +151,7 @@ def test_a_missing_service_is_named() -> None:
 ])
 def test_swarm_roles_are_checked(roles: dict[str, list[str]], message: str) -> None:
     with pytest.raises(Exit, match=message):
-        parse_hosts({name: {"roles": r} for name, r in roles.items()}, "prod", "myapp", engine="swarm")
+        parse_hosts({name: {"roles": r, "address": "10.0.0.1"} for name, r in roles.items()}, "prod", "myapp", engine="swarm")
 
 
 def test_service_and_task_facts() -> None:

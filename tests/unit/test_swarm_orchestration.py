@@ -383,7 +383,7 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(world: World, first: bool
     assert world.mutations() == [] and not any(c.argv[0] == "write" for c in world.journal)
     plan = [line.strip() for line in world.said]
     deploys = [line for line in plan if line.startswith("node1: docker stack deploy")]
-    assert deploys == [f"node1: docker stack deploy --detach=false --quiet --with-registry-auth --compose-file {STATE}/stack-{part}.yml myapp"
+    assert deploys == [f"node1: docker stack deploy --detach=false --quiet --with-registry-auth --resolve-image changed --compose-file {STATE}/stack-{part}.yml myapp"
                        for part in (["stateful", "app"] if first else ["app"])]
     assert any(line.startswith(f"node1: write {STATE}/stack-app.yml (") and line.endswith("mode 0600)") for line in plan)
     creates = [line for line in plan if line.startswith("node1: docker secret create")]
@@ -459,7 +459,7 @@ def test_the_fake_swarm_behaves_as_swarmkit_does(world: World) -> None:
     assert (release := world.deploy(OLD)) is not None and release.status == "success"
     nginx = world.swarm.service("nginx")
     version, tasks = nginx.version, [t.id for t in world.swarm.running("nginx")]
-    world.manager.run(["docker", "stack", "deploy", "--detach=false", "--quiet", "--with-registry-auth", "--compose-file",
+    world.manager.run(["docker", "stack", "deploy", "--detach=false", "--quiet", "--with-registry-auth", "--resolve-image", "changed", "--compose-file",
                        f"{STATE}/stack-app.yml", "myapp"])
     assert nginx.version > version and nginx.update is None and nginx.previous == nginx.spec
     assert [t.id for t in world.swarm.running("nginx")] == tasks

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 PROJECT_LABEL = "com.docker.compose.project"
+STACK_LABEL = "com.docker.stack.namespace"  # a Swarm stack's services, tasks, secrets and configs
 
 
 def version_json() -> list[str]:
@@ -25,7 +26,7 @@ def project_containers(project: str) -> list[str]:
 
 def stack_containers(stack: str) -> list[str]:
     """Ids of a Swarm stack's task containers on this node, running or not."""
-    return ["docker", "ps", "--all", "--quiet", "--no-trunc", "--filter", f"label=com.docker.stack.namespace={stack}"]
+    return ["docker", "ps", "--all", "--quiet", "--no-trunc", "--filter", f"label={STACK_LABEL}={stack}"]
 
 
 def inspect(ids: Sequence[str]) -> list[str]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-STACK_LABEL = "com.docker.stack.namespace"
-SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+from deploy.engine.commands.docker import STACK_LABEL
 
 
 def state() -> list[str]:
@@ -48,17 +47,14 @@ def label_node(node: str, add: Mapping[str, str], remove: Sequence[str] = ()) ->
     return [*argv, node]
 
 
-def availability(node: str, value: str) -> list[str]:
-    """active, pause or drain."""
-    return ["docker", "node", "update", "--availability", value, node]
-
-
 def deploy(stack: str, stack_file: str) -> list[str]:
     """Create or update the stack's services from ``stack_file``, send the registry's
     credentials to the nodes and wait until every service converged (or Swarm rolled
     an update back), quietly (its progress bars need a terminal). Services the file does
-    not name are left as they are."""
-    return ["docker", "stack", "deploy", "--detach=false", "--quiet", "--with-registry-auth", "--compose-file", stack_file, stack]
+    not name are left as they are. Images are resolved to digests only when their tag
+    changed: a rebuilt upstream image under the same tag (nginx) restarts nothing."""
+    return ["docker", "stack", "deploy", "--detach=false", "--quiet", "--with-registry-auth", "--resolve-image", "changed",
+            "--compose-file", stack_file, stack]
 
 
 def services(stack: str) -> list[str]:
@@ -109,10 +105,6 @@ def one_off(stack: str, name: str, image: str, command: Sequence[str], *, networ
 
 def remove_services(names: Sequence[str]) -> list[str]:
     return ["docker", "service", "rm", *names]
-
-
-def remove_stack(stack: str) -> list[str]:
-    return ["docker", "stack", "rm", stack]
 
 
 def create_object(kind: str, name: str, labels: Mapping[str, str]) -> list[str]:
