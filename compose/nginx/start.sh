@@ -19,17 +19,26 @@
 set -eu
 ROUTING=/etc/nginx/upstreams/pools.conf  # a tmpfs in discovery mode
 
-# A service's task addresses, sorted, on one line; nothing if the lookup failed. A name
-# without tasks is forwarded by Docker's DNS and can hang: 2 s at most (the shell's
-# "Terminated" for a getent that busybox's timeout killed goes to /dev/null too).
+# A service's task addresses, sorted, on one line; "-" when the name has none (getent's
+# exit 2: Docker's DNS lists no healthy task); nothing when the lookup failed or timed out.
+# A name without tasks may be forwarded by Docker's DNS and hang: 2 s at most (the
+# shell's "Terminated" for a getent that busybox's timeout killed goes to /dev/null too).
 tasks_of() {
-    # shellcheck disable=SC2005,SC2046 # echo joins the words with single spaces
-    echo $({ timeout 2 getent ahostsv4 "tasks.$1" \
-        | awk '$1 ~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/ { print $1 }' | sort -u -t . -k1,1n -k2,2n -k3,3n -k4,4n; } 2>/dev/null)
+    found=$( { timeout 2 getent ahostsv4 "tasks.$1"; } 2>/dev/null ) && status=0 || status=$?
+    case "$status" in
+        0)
+            # shellcheck disable=SC2005,SC2046 # echo joins the words with single spaces
+            echo $(printf '%s\n' "$found" | awk '$1 ~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/ { print $1 }' \
+                | sort -u -t . -k1,1n -k2,2n -k3,3n -k4,4n) ;;
+        2) echo "-" ;;
+        *) echo "" ;;
+    esac
 }
 
 # Resolves every service into addrs_1, addrs_2, ...; $changes gets a log line per change.
-# A failed or empty lookup keeps the previous list, except at the first ($1 = first).
+# A failed lookup keeps the previous list (except at the first: $1 = first); a service
+# without tasks gets none (a down placeholder: 502), never an old address Docker may
+# have given to another task since.
 discover() {
     changes=""
     i=0
@@ -41,6 +50,8 @@ discover() {
         if [ -z "$1" ] && { [ -z "$found" ] || [ "$found" = "$previous" ]; }; then
             continue
         fi
+        [ "$found" = "-" ] && found=""
+        [ -z "$1" ] && [ "$found" = "$previous" ] && continue
         eval "addrs_$i=\$found"
         changes="${changes}router: ${entry%%:*} ${found:-(no tasks: 502)}
 "
