@@ -1,10 +1,10 @@
 """The `logs` namespace: `inv logs SERVICES [-f] [--tail N] [--since T]`."""
-from concurrent.futures import ThreadPoolExecutor
 
 from invoke import Collection, Context
 
-from deploy.engine.commands import compose, swarm
+from deploy.engine.commands import compose
 from deploy.fleet import Member
+from deploy.swarm import cluster
 from tasks._input import optional_number, service_list
 from tasks._open import open_fleet
 from tasks._where import Where, on_hosts
@@ -31,13 +31,8 @@ def logs(c: Context, services: str, follow: bool = False, tail: str | None = Non
             argv = compose.logs(m.stack.project, mine, follow=follow, tail=lines, since=since)
             m.stack.run(argv, what="reading logs", hide=False)
 
-    if fleet.swarm:  # Swarm gathers every task's lines on the manager
-        manager = fleet.primary.stack
-        project = fleet.settings.config.project
-        chosen = names or [*fleet.settings.config.stateless, fleet.settings.config.proxy.service, *fleet.settings.config.stateful]
-        with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
-            list(pool.map(lambda s: manager.run(swarm.logs(f"{project}_{s}", lines, follow, since), what="reading logs", hide=False),
-                          chosen))
+    if fleet.swarm:
+        cluster.logs(fleet, names, lines, follow, since)
         return
     fleet.each(show, what="logs", parallel=len(fleet.members), summary=False)
 

@@ -9,6 +9,7 @@ services and their volumes). Running it again joins what is missing and fixes la
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from deploy.engine.commands import swarm as cmd
 from deploy.engine.facts import Container
@@ -156,3 +157,14 @@ def task_container(fleet: Fleet, service: str, slot: int | None) -> tuple[Member
              f"running slots: {slots} (inv swarm.status shows where the tasks run)")
     number, name, container = chosen[0]
     return fleet.member(name), container
+
+
+def logs(fleet: Fleet, names: Sequence[str], tail: int, follow: bool, since: str | None) -> None:
+    """``inv logs`` on a swarm: each service's lines from every task, gathered by the
+    manager (all services when ``names`` is empty), streamed at once."""
+    manager = fleet.primary.stack
+    project = fleet.settings.config.project
+    cfg = fleet.settings.config
+    chosen = list(names) or [*cfg.stateless, cfg.proxy.service, *cfg.stateful]
+    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+        list(pool.map(lambda s: manager.run(cmd.logs(f"{project}_{s}", tail, follow, since), what="reading logs", hide=False), chosen))

@@ -24,7 +24,7 @@ def scale(fleet: Fleet, counts: Mapping[str, int], timeout: float, keep: bool = 
         yield Call(manager, "keep the counts for the next deploy", lambda: manager.save_scale({**manager.saved_scale(), **counts}))
 
 
-@dataclass(frozen=True)
+@dataclass
 class SwarmApps:
     """A swarm's app services, stopped for a restore's swap (scaled to 0) and started
     again at the counts they had."""

@@ -9,8 +9,7 @@ then every edge's proxy); that no secret is on a command line or in a stack file
 release history; a version Swarm rolled back; the services rolled back after a later
 failure; a failed migration; scale counts kept for the next deploy; a dry run's plan;
 ``inv rollback``; a node's health and its old images after a deploy. The stack file's
-rendering itself: test_swarm.py. Assertions marked LIBRARY BUG fail on purpose: they
-show a bug of the library, reported, not yet fixed.
+rendering itself: test_swarm.py.
 """
 from __future__ import annotations
 
@@ -304,8 +303,7 @@ def test_an_unhealthy_version_is_rolled_back_by_swarm_and_the_deploy_fails_sayin
     assert "Swarm rolled back backend" in (entries[-1].error or "") and serving(w) == OLD
     assert not lock.read(w.fleet.primary.stack) and w.calls("fetch") == []  # stopped before the verify step
     # Swarm rolled back what failed; nothing else changed (nginx's spec is the same): no rollback of ours.
-    # LIBRARY BUG (reported): SwarmSwitch._judge counts a service as updated when its Version.Index moved, and
-    # `docker stack deploy` writes every service of the file, so the unchanged nginx is "rolled back" too.
+    # `docker stack deploy` writes every service of the file: an unchanged one (nginx) gets no update to undo.
     assert w.rolled_back() == []
 
 
@@ -336,7 +334,6 @@ def test_a_failure_after_the_rollout_rolls_back_exactly_the_services_the_deploy_
     assert [(r.version, r.status) for r in history.history(w.fleet.primary.stack)] == [(OLD, "success"), (NEW, "failed")]
     assert not lock.read(w.fleet.primary.stack)
     # nginx's spec did not change (its Version.Index moved: Swarm writes every service of the file).
-    # LIBRARY BUG (reported): the same as in the test above: SwarmSwitch._judge counts nginx as updated.
     assert sorted(w.rolled_back()) == ["myapp_backend", "myapp_web"]
 
 
@@ -433,7 +430,6 @@ def test_health_after_a_deploy_judges_the_tasks_swarm_runs_not_the_exited_ones_i
     w.reopen()
     assert [t.state for t in w.swarm.containers_on("node2") if t.state != "running"]  # the old tasks' containers, exited
     failing = {m.name: [f"{c.subject}: {c.detail}" for c in cluster.checks(w.fleet, m) if not c.ok] for m in w.fleet.members}
-    # LIBRARY BUG (reported): cluster.checks judges every container `docker ps --all` lists, the exited ones too.
     assert failing == {"node1": [], "node2": [], "node3": []}
 
 
@@ -446,7 +442,6 @@ def test_cleanup_removes_the_images_of_releases_beyond_retention_on_every_node(s
         assert (release := w.deploy(f"1.{minor}.0")) is not None and release.status == "success"
         w.reopen()
     removed = {n: [c.argv[-1] for c in w.calls("docker", "image", "rm") if c.host == n] for n in NODES}
-    # LIBRARY BUG (reported): Deploy.cleanup removes app images only on hosts with the app role, which no swarm node has.
     assert removed == {n: [f"registry.example.com/myapp/{s}:{OLD}" for s in APPS] for n in NODES}
 
 
