@@ -221,7 +221,12 @@ def test_scale_to_10_and_back_to_3_under_load(swarm, testbed):
 
 def test_a_node_cut_off_for_30_s_under_load(swarm, testbed):
     """h3's link down for 30 s: h1 and h2 keep serving, Swarm reschedules h3's tasks on
-    them; the link up again, h3 is Ready and its stale tasks stopped."""
+    them; the link up again, h3 is Ready and its stale tasks stopped. No request fails
+    but the responses h3's tasks were in the middle of sending when it vanished: nginx had
+    passed their status and first bytes on, so no proxy can finish or retry them (seen: 2
+    to 4 streamed pages of the web service); each must show in nginx's error log as cut
+    short by a task of h3, and the requests that had not begun to be answered are retried
+    on another task."""
     project, h3 = swarm.project, swarm.ids["h3"]
     if not tasks_on(testbed, project, h3):  # the drain moved them all and the scale left none there
         on_manager(testbed, f"docker service update --detach=false --quiet --force {project}_web", check=True)
@@ -245,6 +250,7 @@ def test_a_node_cut_off_for_30_s_under_load(swarm, testbed):
                 .stdout.split()), timeout=60)
     finally:
         link("h3", "up")
-    assert_edges_clean(testbed, project, results)
+    cut_short = assert_edges_clean(testbed, project, results, lost={a for t in before for a in t.addresses})
+    print(f"responses cut short by h3's loss: {cut_short}")
     assert converged(testbed, project) == {"backend": "3/3", "web": "4/4", "nginx": "2/2", "postgres": "1/1", "redis": "1/1"}
     assert served(testbed, swarm.http_port) == {"h1": "1.0.0", "h2": "1.0.0"}
