@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from invoke.exceptions import UnexpectedExit
 from invoke.runners import Result
 
+from deploy.engine.ops import Executor
 from deploy.engine.target import HttpResponse
 from deploy.stack import routing
 
@@ -887,3 +888,16 @@ def _hash(*parts: str) -> str:
 
 if TYPE_CHECKING:
     _conforms: Target = FakeEngine()  # mypy checks that the fake implements the protocol
+
+
+def marking_executor(said: list[str], journal: list[Called], hosts: bool, dry_run: bool = False) -> Executor:
+    """An executor whose output is kept in ``said``, and whose step headers
+    (``[i/n] step ...``) are marked in the ``journal``."""
+
+    def say(line: str) -> None:
+        said.append(line)
+        m = re.match(r"\[\d+/\d+\] (\w+)(?: on .*)?(?: \.\.\.)?$", line)
+        if m:
+            journal.append(Called("step", (m.group(1),)))
+
+    return Executor(dry_run=dry_run, say=say, hosts=hosts)

@@ -37,7 +37,7 @@ from deploy.stack import routing as routing_module
 from deploy.state import history, lock
 from deploy.state.history import Release
 from deploy.versions import parse
-from tests.unit.fake_engine import STATELESS, Called, Clock, FakeEngine, compose_sub, is_read
+from tests.unit.fake_engine import STATELESS, Called, Clock, FakeEngine, compose_sub, is_read, marking_executor
 
 OLD, NEW = "1.0.0", "2.0.0"
 APP = ["backend", "web", "nginx"]
@@ -94,14 +94,7 @@ class World:
 
     def executor(self, dry_run: bool = False) -> Executor:
         """An executor whose output is kept, and whose step headers mark the journal."""
-
-        def say(line: str) -> None:
-            self.said.append(line)
-            m = re.match(r"\[\d+/\d+\] (\w+)(?: on .*)?(?: \.\.\.)?$", line)
-            if m:
-                self.journal.append(Called("step", (m.group(1),)))
-
-        return Executor(dry_run=dry_run, say=say, hosts=self.fleet.remote)
+        return marking_executor(self.said, self.journal, self.fleet.remote, dry_run)
 
     def deploy(self, version: str = NEW, dry_run: bool = False, **options) -> Release | None:
         return deploy(self.fleet, parse(version), DeployOptions(**options), self.executor(dry_run))

@@ -45,7 +45,7 @@ from deploy.swarm.scale import scale as swarm_scale
 from deploy.swarm.stackfile import Renderer, Roles
 from deploy.versions import parse
 from tests.unit.conftest import FAKE_ENV, ROOT
-from tests.unit.fake_engine import Called, Clock
+from tests.unit.fake_engine import Called, Clock, marking_executor
 from tests.unit.fake_swarm import COMPOSE_FILES, Swarm, SwarmNode, Workstation, compose_config, is_swarm_read, pinned, tag_of
 
 OLD, NEW = "1.0.0", "2.0.0"
@@ -103,14 +103,7 @@ class World:
 
     def executor(self, dry_run: bool = False) -> Executor:
         """An executor whose output is kept, and whose step headers mark the journal."""
-
-        def say(line: str) -> None:
-            self.said.append(line)
-            m = re.match(r"\[\d+/\d+\] (\w+)(?: on .*)?(?: \.\.\.)?$", line)
-            if m:
-                self.journal.append(Called("step", (m.group(1),)))
-
-        return Executor(dry_run=dry_run, say=say, hosts=self.fleet.remote)
+        return marking_executor(self.said, self.journal, self.fleet.remote, dry_run)
 
     def deploy(self, version: str = NEW, dry_run: bool = False, **options: Any) -> Release | None:
         return deploy(self.fleet, parse(version), DeployOptions(**options), self.executor(dry_run))
@@ -380,8 +373,8 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(world: World, first: bool
     assert world.mutations() == [] and not any(c.argv[0] == "write" for c in world.journal)
     plan = [line.strip() for line in world.said]
     deploys = [line for line in plan if line.startswith("node1: docker stack deploy")]
-    assert deploys == [f"node1: docker stack deploy --detach=false --quiet --with-registry-auth --resolve-image changed --compose-file {STATE}/stack-{part}.yml myapp"
-                       for part in (["stateful", "app"] if first else ["app"])]
+    assert deploys == [f"node1: docker stack deploy --detach=false --quiet --with-registry-auth --resolve-image changed "
+                       f"--compose-file {STATE}/stack-{part}.yml myapp" for part in (["stateful", "app"] if first else ["app"])]
     assert any(line.startswith(f"node1: write {STATE}/stack-app.yml (") and line.endswith("mode 0600)") for line in plan)
     creates = [line for line in plan if line.startswith("node1: docker secret create")]
     assert len(creates) == (3 if first else 0) and all(re.search(r" - < \([\d,]+ bytes\)$", line) for line in creates)
@@ -454,8 +447,8 @@ def test_the_fake_swarm_behaves_as_swarmkit_does(world: World) -> None:
     assert (release := world.deploy(OLD)) is not None and release.status == "success"
     nginx = world.swarm.service("nginx")
     version, tasks = nginx.version, [t.id for t in world.swarm.running("nginx")]
-    world.manager.run(["docker", "stack", "deploy", "--detach=false", "--quiet", "--with-registry-auth", "--resolve-image", "changed", "--compose-file",
-                       f"{STATE}/stack-app.yml", "myapp"])
+    world.manager.run(["docker", "stack", "deploy", "--detach=false", "--quiet", "--with-registry-auth", "--resolve-image", "changed",
+                       "--compose-file", f"{STATE}/stack-app.yml", "myapp"])
     assert nginx.version > version and nginx.update is None and nginx.previous == nginx.spec
     assert [t.id for t in world.swarm.running("nginx")] == tasks
     backend, tasks = world.swarm.service("backend"), [t.id for t in world.swarm.running("backend")]
