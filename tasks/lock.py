@@ -9,7 +9,7 @@ from tasks._where import Where, on_host
 
 @on_host()
 def status(c: Context, *, where: Where) -> None:
-    """Who holds the deploy lock, for what, since when, its last heartbeat, and whether it is stale (on a stage with hosts: kept on its db host)."""
+    """Who holds the deploy lock, for what, since when, its last heartbeat, and whether it is stale (on the db host; a swarm: its manager)."""
     info = lockmod.read(open_fleet(c, where).primary.stack)
     say(f"locked: {lockmod.describe(info)}" if info else "not locked")
 

@@ -123,6 +123,27 @@ def test_first_deploy_from_nothing_serves_through_every_edge(swarm, testbed):
     assert row(swarm("releases").stdout, 0, "1.0.0")[1] == "success"
 
 
+def test_the_everyday_tasks_work_on_the_swarm(swarm, testbed):
+    """status, health, stats, logs, exec, db.migrate, lock.status and a deploy's dry run on
+    the swarm as a user types them; the Compose-only tasks refuse, saying what to do."""
+    status = swarm("status").stdout
+    for service, tasks_ in (("backend", "3/3"), ("web", "4/4"), ("nginx", "2/2"), ("postgres", "1/1")):
+        assert tasks_ in line_of(status, f" {service} "), status
+    health = swarm("health").stdout
+    assert "service backend" in health and "GET /api/health" in health, health
+    assert "backend" in swarm("stats").stdout
+    assert f"{swarm.project}_backend." in swarm("logs", "backend", "--tail", "5").stdout  # every task's lines, named
+    assert "v=1.0.0" in swarm("exec", "backend", command=["node", "-e", "console.log('v=' + process.env.APP_VERSION)"]).stdout
+    assert "up to date" in swarm("db.migrate").stdout
+    assert swarm("lock.status").stdout.strip() == "not locked"
+    before = {s: service_spec(testbed, swarm.project, s) for s in APPS}
+    plan = swarm("deploy", "--version", "1.0.9", "--skip-tests", "--dry-run").stdout
+    assert "docker stack deploy --detach=false" in plan and "(the worker token)" not in plan, plan
+    assert {s: service_spec(testbed, swarm.project, s) for s in APPS} == before  # nothing changed
+    refused = swarm("up", check=False)
+    assert refused.returncode == 1 and "does not work on a swarm stage" in refused.stderr, refused.stderr
+
+
 def test_next_version_under_load_through_every_edge(swarm, testbed):
     run = run_under_traffic(swarm, testbed, "deploy", "--version", "1.0.1", "--skip-tests", timeout=900)
     assert run.returncode == 0, run.output
