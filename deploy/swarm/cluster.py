@@ -18,7 +18,7 @@ from deploy.engine.stack import Stack
 from deploy.errors import fail
 from deploy.fleet import Fleet, Member
 from deploy.stack.health import Check, container_checks, http_checks
-from deploy.swarm.facts import Node, parse_nodes, parse_tasks, swarm_state
+from deploy.swarm.facts import Node, Service, Task, parse_nodes, parse_tasks, running_tasks, swarm_state
 from deploy.swarm.switch import services
 
 LABELS = ("edge", "db")
@@ -113,22 +113,20 @@ def _label(fleet: Fleet) -> None:
 
 
 
-def service_rows(fleet: Fleet) -> list[tuple[str, str, str, str, str]]:
-    """Per service: running/desired tasks, its version, its last update, the nodes of its tasks."""
+def service_tasks(fleet: Fleet) -> list[tuple[str, Service, list[Task], int]]:
+    """Per service of the stack: its name, facts, running tasks and how many it wants."""
     manager = fleet.primary.stack
-    project = manager.settings.config.project
     current = services(manager)
     if not current:
         return []
-    tasks = parse_tasks(manager.run(cmd.tasks([f"{project}_{n}" for n in current]), what="listing the tasks").stdout)
-    rows = []
-    for name, svc in sorted(current.items()):
-        mine = [t for t in tasks if t.service == svc.name and t.desired == "Running"]
-        running = [t for t in mine if t.state == "running"]
-        want = svc.replicas if svc.replicas is not None else len(mine)
-        update = f"{svc.update_state}: {svc.update_message}" if svc.update_state else ""
-        rows.append((name, f"{len(running)}/{want}", svc.tag, update, ",".join(sorted({t.node for t in running}))))
-    return rows
+    tasks = parse_tasks(manager.run(cmd.tasks([svc.name for svc in current.values()]), what="listing the tasks").stdout)
+    return [(name, svc, *running_tasks(svc.name, svc, tasks)) for name, svc in sorted(current.items())]
+
+
+def service_rows(fleet: Fleet) -> list[tuple[str, str, str, str, str]]:
+    """Per service: running/desired tasks, its version, its last update, the nodes of its tasks."""
+    return [(name, f"{len(running)}/{want}", svc.tag, f"{svc.update_state}: {svc.update_message}" if svc.update_state else "",
+             ",".join(sorted({t.node for t in running}))) for name, svc, running, want in service_tasks(fleet)]
 
 
 def checks(fleet: Fleet, member: Member) -> list[Check]:
@@ -138,9 +136,8 @@ def checks(fleet: Fleet, member: Member) -> list[Check]:
     if member.host.has("edge"):
         found += http_checks(member.stack)
     if member.name == fleet.primary.name:
-        for name, running, *_ in service_rows(fleet):
-            have, want = running.split("/")
-            found.append(Check(f"service {name}", int(have) >= int(want), f"{running} tasks running"))
+        for name, _, running, want in service_tasks(fleet):
+            found.append(Check(f"service {name}", len(running) >= want, f"{len(running)}/{want} tasks running"))
     return found
 
 

@@ -3,6 +3,7 @@ and ``docker service ps`` JSON into dataclasses."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,3 +132,12 @@ def parse_tasks(text: str) -> list[Task]:
 def swarm_state(text: str) -> dict[str, Any]:
     """``docker info --format '{{json .Swarm}}'``."""
     return dict(json.loads(text or "{}"))
+
+
+def running_tasks(name: str, service: Service | None, tasks: Sequence[Task]) -> tuple[list[Task], int]:
+    """The running tasks of service ``name`` (its full name, STACK_SERVICE) among
+    ``tasks``, and how many it wants: its replicas, or for a global service as many as
+    the tasks Swarm wants running."""
+    wanted = [t for t in tasks if t.service == name and t.desired == "Running"]
+    want = service.replicas if service is not None and service.replicas is not None else len(wanted)
+    return [t for t in wanted if t.state == "running"], want

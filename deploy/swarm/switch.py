@@ -28,7 +28,7 @@ from deploy.fleet import Fleet, Member, on_each
 from deploy.output import say, styled
 from deploy.release.steps import Step
 from deploy.stack.health import verify
-from deploy.swarm.facts import Service, parse_services, parse_tasks
+from deploy.swarm.facts import Service, parse_services, parse_tasks, running_tasks
 from deploy.swarm.stackfile import Renderer, Roles, StackFiles, unescaped
 
 INIT_FIX = "form the swarm first: inv swarm.init --stage STAGE"
@@ -125,11 +125,9 @@ def converged(manager: Stack, names: Sequence[str], timeout: float) -> None:
         waiting = []
         for name in names:
             svc = current.get(name)
-            running = [t for t in tasks if t.service == f"{project}_{name}" and t.desired == "Running" and t.state == "running"]
-            wanted = [t for t in tasks if t.service == f"{project}_{name}" and t.desired == "Running"]
-            want = svc.replicas if svc and svc.replicas is not None else len(wanted)
+            running, want = running_tasks(f"{project}_{name}", svc, tasks)
             draining = [t for t in tasks if t.service == f"{project}_{name}" and t.state in ("running", "starting")]
-            if svc is None or len(running) < (want or 0) or (want == 0 and draining):  # none: every task has ended
+            if svc is None or len(running) < want or (want == 0 and draining):  # none: every task has ended
                 waiting.append(f"{name} {len(running)}/{want}")
         if not waiting:
             return

@@ -54,6 +54,16 @@ def engine() -> docker.DockerClient:
 
 
 @pytest.fixture(scope="session")
+def testbed() -> dict:
+    """The SSH test hosts' settings (scripts/testbed/hosts.sh up)."""
+    from tests.integration.hosts import HOSTS_ENV, read_testbed  # hosts.py imports this module
+
+    if not HOSTS_ENV.is_file():
+        pytest.fail(f"{HOSTS_ENV} missing; run: bash scripts/testbed/hosts.sh up")
+    return read_testbed()
+
+
+@pytest.fixture(scope="session")
 def images(engine) -> dict[str, str]:
     """Image overrides written by scripts/testbed/setup.sh."""
     path = TESTBED_STATE / "images.env"

@@ -17,7 +17,7 @@ import pytest
 
 from deploy.engine.commands import nft
 from tests.integration.conftest import free_port, make_stack
-from tests.integration.hosts import HOSTS_ENV, read_testbed, remote_env, ssh, stage_config
+from tests.integration.hosts import remote_env, ssh, stage_config
 
 CONTAINER = "fwtest-listener"
 CONNECT = ("import socket, sys\n"
@@ -52,13 +52,6 @@ def in_netns(host: str, *argv: str, check: bool = False) -> subprocess.Completed
 def our_table(host: str) -> str | None:
     listed = in_netns(host, *nft.list_table())
     return listed.stdout if listed.returncode == 0 else None
-
-
-@pytest.fixture(scope="module")
-def testbed() -> dict:
-    if not HOSTS_ENV.is_file():
-        pytest.fail(f"{HOSTS_ENV} missing; run: bash scripts/testbed/hosts.sh up")
-    return read_testbed()
 
 
 @dataclasses.dataclass

@@ -19,14 +19,7 @@ from deploy.config.settings import read_env_file
 from deploy.engine.commands import cron, nft
 from tests import load
 from tests.integration.conftest import ROOT, Inv, make_stack, row, table_rows
-from tests.integration.hosts import HOSTS_ENV, read_testbed, remote_env, remove_from_hosts, ssh, stage_config, version_at
-
-
-@pytest.fixture(scope="module")
-def testbed() -> dict:
-    if not HOSTS_ENV.is_file():
-        pytest.fail(f"{HOSTS_ENV} missing; run: bash scripts/testbed/hosts.sh up")
-    return read_testbed()
+from tests.integration.hosts import remote_env, remove_from_hosts, ssh, stage_config, version_at
 
 
 def with_known_hosts(stack: Inv, testbed: dict, known_hosts: Path) -> Inv:

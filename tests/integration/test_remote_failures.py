@@ -19,18 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ROOT, make_stack, row, table_rows
-from tests.integration.hosts import HOSTS_ENV, read_testbed, remote_env, remove_from_hosts, ssh, stage_config, version_at
+from tests.integration.hosts import remote_env, remove_from_hosts, ssh, stage_config, version_at
 
 ROLES = {"h1": ["app"], "h2": ["app"], "h3": ["app", "db"]}
 APPS = {"backend": 1, "web": 2}  # replicas on every app host (`inv scale` in the fixture: 3 app hosts share 2 cores)
 observed: dict = {}  # what one test saw, for the next (the module's tests share one stack and run in order)
-
-
-@pytest.fixture(scope="module")
-def testbed() -> dict:
-    if not HOSTS_ENV.is_file():
-        pytest.fail(f"{HOSTS_ENV} missing; run: bash scripts/testbed/hosts.sh up")
-    return read_testbed()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import pytest
 
 from deploy.config.settings import read_env_file
 from tests.integration.conftest import changed_backend, row
-from tests.integration.hosts import HOSTS_ENV, read_testbed, ssh, version_at
+from tests.integration.hosts import ssh, version_at
 from tests.integration.swarm import (
     EDGES,
     STACK_LABEL,
@@ -49,13 +49,6 @@ from tests.integration.swarm import (
 )
 
 APPS = ("backend", "web")
-
-
-@pytest.fixture(scope="module")
-def testbed() -> dict:
-    if not HOSTS_ENV.is_file():
-        pytest.fail(f"{HOSTS_ENV} missing; run: bash scripts/testbed/hosts.sh up")
-    return read_testbed()
 
 
 @pytest.fixture(scope="module")
