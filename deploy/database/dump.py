@@ -15,9 +15,8 @@ from pathlib import Path
 
 from deploy.config.settings import Settings
 from deploy.database.files import CHUNK, PartialWriter, check_label, new_name, sweep_partials, write_sidecars
-from deploy.database.session import Database, SnapshotSession, parse_counts, parse_rows, row_counts_sql
+from deploy.database.session import Database, SnapshotSession, parse_counts
 from deploy.engine.commands import postgres as pg
-from deploy.engine.commands.postgres import TABLES_SQL
 from deploy.engine.facts import Container
 from deploy.engine.stack import Stack, last_lines
 from deploy.errors import fail
@@ -71,10 +70,9 @@ def backup(
     try:
         session.ask("SET max_parallel_workers_per_gather = 0;")
         server_version = session.ask("SHOW server_version;").strip()
-        tables = [r[0] for r in parse_rows(session.ask(TABLES_SQL + ";"))]
         # The counts run in the snapshot's session while pg_dump streams the same snapshot.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            counting = pool.submit(session.ask, row_counts_sql(tables) + ";")
+            counting = pool.submit(session.ask, pg.ROW_COUNTS_SQL)
             sha256, size = _dump(db, session.snapshot, final, progress)
             counts = parse_counts(counting.result())
     finally:

@@ -1,25 +1,16 @@
 """The stack's PostgreSQL: queries through psql in its container, and facts parsed from them."""
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from deploy.engine.commands import docker
 from deploy.engine.commands import postgres as pg
-from deploy.engine.commands.postgres import TABLES_SQL
 from deploy.engine.facts import Container
 from deploy.engine.stack import Stack, last_lines
 from deploy.engine.target import Process
 from deploy.errors import fail
-
-
-def row_counts_sql(tables: list[str]) -> str:
-    """Exact row counts of ``tables`` (as TABLES_SQL prints them) in one statement,
-    which the planner may run with parallel workers."""
-    if not tables:
-        return "SELECT NULL, NULL WHERE false"
-    return " UNION ALL ".join(f"SELECT {pg.literal(t)}, count(*) FROM {t}" for t in tables)
-
 
 OTHER_SESSIONS_SQL = (
     "SELECT pid, usename, coalesce(application_name, ''), coalesce(client_addr::text, 'local'), coalesce(state, '') "
@@ -34,7 +25,14 @@ def parse_rows(text: str) -> list[list[str]]:
 
 
 def parse_counts(text: str) -> dict[str, int]:
-    return {table: int(count) for table, count in parse_rows(text)}
+    """ROW_COUNTS_SQL's answer: one JSON object of table -> rows."""
+    try:
+        counts = json.loads(text)
+    except ValueError:
+        counts = None
+    if not isinstance(counts, dict) or not all(isinstance(n, int) for n in counts.values()):
+        fail(f"the row counts are not a JSON object of numbers: {text[:200]!r}", "see `inv logs postgres`")
+    return counts
 
 
 @dataclass(frozen=True)
@@ -97,8 +95,7 @@ class Database:
         return rows[0][0] if rows and rows[0] else ""
 
     def row_counts(self, db: str | None = None) -> dict[str, int]:
-        tables = [r[0] for r in self.query(TABLES_SQL, db)]
-        return parse_counts(self.query_text(row_counts_sql(tables), db))
+        return parse_counts(self.query_text(pg.ROW_COUNTS_SQL, db))
 
     def other_sessions(self, db: str | None = None) -> list[Session]:
         sql = OTHER_SESSIONS_SQL.format(db=pg.literal(db or self.name))

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from deploy.database import files as backups
+from deploy.engine.commands.postgres import ident
 from tests.integration.conftest import ROOT, row
 
 SEED_SQL = r"""
@@ -93,6 +94,30 @@ def test_round_trip_restores_exactly_what_was_backed_up(db, engine):
     assert sql(db, "SELECT count(*) FROM pg_database WHERE datname LIKE 'app\\_%'") == "0"
     db("health")
 
+
+
+HOSTILE_TABLES = ['tab\there', 'new\nline', 'quote"d', "x\tpublic.people UNION SELECT 'pwned', 1 --"]
+
+
+def test_tables_with_hostile_names_are_counted_backed_up_and_restored(db):
+    """Table names holding a tab, a newline, a quote or a piece of SQL are one name each:
+    the counts are built on the server, so db.backup, its manifest and the restore's check
+    of the counts work, and no name reaches the server as SQL of its own."""
+    create = "; ".join(f"CREATE TABLE {ident(t)} (n int); INSERT INTO {ident(t)} SELECT generate_series(1, {i + 2})"
+                       for i, t in enumerate(HOSTILE_TABLES))
+    sql(db, create)
+    try:
+        before = dumpall(db)
+        db("db.backup", "--label", "hostile")
+        counts = next(b for b in complete_backups(db) if b.label == "hostile").manifest["row_counts"]
+        for i, t in enumerate(HOSTILE_TABLES):
+            assert counts[f"public.{ident(t)}"] == i + 2, counts
+        assert "'pwned'" not in counts and counts["public.people"] == 20000
+        sql(db, f"DROP TABLE {ident(HOSTILE_TABLES[0])}")
+        db("db.restore", next(b for b in complete_backups(db) if b.label == "hostile").path.name, "--yes", "--force")
+        assert dumpall(db) == before
+    finally:
+        sql(db, "; ".join(f"DROP TABLE IF EXISTS {ident(t)}" for t in HOSTILE_TABLES))
 
 def test_verify_with_restore_test_marks_the_backup_verified(db):
     out = db("db.verify", "latest", "--restore-test").stdout

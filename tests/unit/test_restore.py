@@ -1,3 +1,8 @@
+import json
+
+import pytest
+from invoke import Exit
+
 from deploy.database.restore import _explain_restore_error, count_mismatches, scratch_name
 from deploy.database.session import parse_counts, parse_rows
 from deploy.engine.commands import postgres as pg
@@ -20,7 +25,20 @@ def test_quoting():
 
 def test_parse_psql_output():
     assert parse_rows("a\t1\nb\t2\n\n") == [["a", "1"], ["b", "2"]]
-    assert parse_counts("public.items\t39\npublic.x\t0\n") == {"public.items": 39, "public.x": 0}
+    assert parse_counts('{"public.items": 39, "public.x": 0}\n') == {"public.items": 39, "public.x": 0}
+
+
+def test_row_counts_hold_names_with_tabs_newlines_and_sql():
+    """The counts come back as JSON built on the server: a hostile table name is one key,
+    and no client ever puts a name into SQL (ROW_COUNTS_SQL is one fixed statement)."""
+    hostile = 'public."a\tb"', 'public."x\ny"', "public.\"t UNION SELECT 'pwned', 1 --\""
+    assert parse_counts(json.dumps(dict.fromkeys(hostile, 7))) == dict.fromkeys(hostile, 7)
+
+
+@pytest.mark.parametrize("answer", ["public.items\t39", "[1, 2]", '{"public.items": "39"}', ""])
+def test_row_counts_that_are_not_a_json_object_of_numbers_fail_clearly(answer):
+    with pytest.raises(Exit, match="row counts are not a JSON object"):
+        parse_counts(answer)
 
 
 def test_count_mismatches():

@@ -35,11 +35,6 @@ LOCK_FILE = ".schedule.lock"
 LOG_LIMIT = 1 << 20
 SCRATCH = "\0scratch"  # stands for the drill's scratch database in an argv (no real word holds a NUL)
 
-# Exact row counts of every user table as one JSON object, in the snapshot's session.
-COUNTS_SQL = (
-    "SELECT coalesce(json_object_agg(t, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s', t), "
-    "false, true, '')))[1]::text::bigint ORDER BY t), '{}') FROM (" + " ".join(pg.TABLES_SQL.split()) + ") AS tables(t);"
-)
 MANIFEST_SQL = (
     "SELECT json_build_object('format', 1, 'file', :'file', 'project', :'project', 'stage', :'stage', 'database', :'db', "
     "'server_version', :'server_version', 'created_at', :'created_at', 'size', (:'size')::bigint, 'sha256', :'sha256', "
@@ -202,7 +197,7 @@ wait_lines() {{  # $1 lines of answers, within $2 seconds
 wait_lines 2 60
 snapshot=$(sed -n 1p "$work/out")
 server_version=$(sed -n 2p "$work/out")
-printf '%s\\n' {q(COUNTS_SQL)} >&7  # counted in the snapshot while pg_dump reads it
+printf '%s\\n' {q(pg.ROW_COUNTS_SQL)} >&7  # counted in the snapshot while pg_dump reads it
 
 [ ! -e "$name" ] || die "$name already exists (two runs in one second)"
 partial="$name.partial"
@@ -309,7 +304,7 @@ scratch=$(printf '%s' "$DB" | cut -c 1-40)_drill_$(date -u +%Y%m%d%H%M%S)
 printf '%s\\n' 'CREATE DATABASE :"scratch" OWNER :"owner";' | docker exec -i "$pg" {admin} -v scratch="$scratch" -v owner={q(job.user)} >/dev/null \\
     || die "creating the scratch database failed"
 docker exec -i "$pg" {restore_into} <"$newest" 2>/dev/null || die "restoring $newest into a scratch database failed"
-counts=$(printf '%s\\n' '\\connect :"scratch"' {q(COUNTS_SQL)} | docker exec -i "$pg" {admin} -v scratch="$scratch")
+counts=$(printf '%s\\n' '\\connect :"scratch"' {q(pg.ROW_COUNTS_SQL)} | docker exec -i "$pg" {admin} -v scratch="$scratch")
 same=$(printf '%s\\n' "SELECT (:'counts')::jsonb = ((:'manifest')::json -> 'row_counts')::jsonb;" \\
     | docker exec -i "$pg" {admin} -v counts="$counts" -v manifest="$(cat "$newest.json")")
 [ "$same" = t ] || die "the row counts restored from $newest differ from its manifest"

@@ -13,6 +13,15 @@ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') 
 ORDER BY 1
 """.strip()
 
+# Exact row counts of every user table as one JSON object on one line, keyed as TABLES_SQL
+# names them. The statements are built on the server (``format('%s', t)`` of names that
+# ``%I`` quoted), so no table name ever passes through a client: a name holding a tab, a
+# newline or a quote is one key of the JSON object, never SQL of its own.
+ROW_COUNTS_SQL = (
+    "SELECT coalesce(json_object_agg(t, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s', t), "
+    "false, true, '')))[1]::text::bigint ORDER BY t), '{}') FROM (" + " ".join(TABLES_SQL.split()) + ") AS tables(t);"
+)
+
 
 def ident(name: str) -> str:
     """A SQL identifier, double-quoted."""
