@@ -402,7 +402,8 @@ class FakeEngine:
             return FakeProcess(fed=lambda data: self._untar(argv[argv.index("-C") + 1], data))
         return FakeProcess(answer=psql_answer if "psql" in argv else None)
 
-    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False) -> HttpResponse:
+    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False,
+              headers: Mapping[str, str] | None = None) -> HttpResponse:
         """HTTP through the proxy: its own /nginx-health, /api/ to a ready backend it routes,
         the rest to a ready web container it routes (502 when it routes none)."""
         argv = ("fetch", str(port), path)
