@@ -120,18 +120,24 @@ def verify(c: Context, file: str, restore_test: bool = False, *, where: Where) -
     locks=True,
     positional=["file"],
     help={
-        "file": "a backup name from `inv db.list`, a path that exists, or `latest` (with --from-offsite: a snapshot id)",
+        "file": "`latest`, a backup name from `inv db.list` (the stage's backups only), or a path: ./FILE, /PATH "
+                "(with --from-offsite: a snapshot id)",
         "from_offsite": "FILE is a snapshot of the offsite repository (`inv db.offsite.list`): fetched home first",
+        "from_other_stage": "restore a backup whose manifest names another stage or project (e.g. production's data into staging)",
         "yes": "do not ask for the database name (for CI)",
         "force": "stop the app services while restoring if they are connected, and start them again after",
     },
 )
-def restore(c: Context, file: str, from_offsite: bool = False, yes: bool = False, force: bool = False, *, where: Where) -> None:
-    """Restore a backup, safely: checksum and full read first, a safety backup, a restore into a scratch database, then a swap.
+def restore(c: Context, file: str, from_offsite: bool = False, from_other_stage: bool = False, yes: bool = False, force: bool = False,
+            *, where: Where) -> None:
+    """Restore a backup, safely: checksum and full read first, a restore into a scratch database, a swap, a safety backup of what it replaced.
 
-    A failure at any point before the swap leaves the current database as it was.
-    --from-offsite SNAPSHOT: the backup in that restic snapshot, fetched home and
-    checked like any other first.
+    A failure at any point before the swap leaves the current database as it was. The
+    safety backup is of the database replaced, after the swap (no app writes to it any
+    more: it holds every write up to the swap); it is dropped once backed up. A backup
+    of another stage or project is refused without --from-other-stage. --from-offsite
+    SNAPSHOT: the backup in that restic snapshot, fetched home and checked like any
+    other first.
     """
     fleet = open_fleet(c, where)
     stack = fleet.one("db").stack
@@ -141,14 +147,14 @@ def restore(c: Context, file: str, from_offsite: bool = False, yes: bool = False
     else:
         path = restoremod.locate(stack, file)
 
-    def confirm(dbname: str) -> None:
-        confirm_typed(dbname, f"replace database {dbname} on {stack.target.name} with {path.name}", yes)
+    def confirm(dbname: str, action: str) -> None:
+        confirm_typed(dbname, action, yes)
 
     with lock.held(fleet.primary.stack, "db.restore", wait=where.lock_wait, file=str(path), force=force):
         apps = SwarmApps(fleet, fleet.settings.config.up_timeout) if fleet.swarm else restoremod.ComposeApps(fleet.app_stacks() or [stack])
-        report = restoremod.restore(stack, path, confirm, force=force, say=say, apps=apps)
+        report = restoremod.restore(stack, path, confirm, force=force, say=say, apps=apps, other_stage=from_other_stage)
     say(f"restored {path.name}: {report.rows:,} rows, row counts match the manifest")
-    say(f"the previous data is in {report.safety.path}" if report.safety else "")
+    say(f"safety backup of the database it replaced (every write up to the swap): {report.safety.path if report.safety else 'none'}")
 
 
 @on_stage(

@@ -1,7 +1,8 @@
 """Everyday database work: migrations, seeds, statistics, and the troubleshooting
-tools (terminate a session, reindex)."""
+tools (terminate a session, reindex, re-open a database a dead restore left closed)."""
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
 from deploy.database.session import Database
@@ -102,3 +103,26 @@ def reindex(stack: Stack) -> None:
     db = Database(stack)
     db.require_running()
     db.query(f"REINDEX DATABASE CONCURRENTLY {pg.ident(db.name)}")
+
+
+def refuses_connections(db: Database) -> bool:
+    """Whether the database refuses every connection (``datallowconn`` false: a restore
+    closes it for its swap, and one that died there leaves it so)."""
+    return db.value(f"SELECT datallowconn FROM pg_database WHERE datname = {pg.literal(db.name)}", "postgres") == "f"
+
+
+def reopen_sql(db: Database) -> str:
+    return f"ALTER DATABASE {pg.ident(db.name)} WITH ALLOW_CONNECTIONS true"
+
+
+def reopen(db: Database) -> None:
+    """Allow connections to the database again, over a new connection to its host: the
+    one in use may be the one that failed."""
+    db.stack.target.close()
+    db.query(reopen_sql(db), "postgres")
+
+
+def reopen_by_hand(db: Database) -> str:
+    """The command line that re-opens the database, for a message (on a host: where)."""
+    line = shlex.join(db.in_container(pg.psql(db.user, "postgres", reopen_sql(db))))
+    return f"`{line}`" + ("" if db.stack.target.local else f" on {db.stack.target.name}")

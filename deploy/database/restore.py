@@ -2,9 +2,11 @@
 leaving less than there was.
 
 A restore goes into a scratch database first; only when that restore succeeded and
-its row counts match the manifest is it swapped in (two renames in one transaction),
-after a safety backup of the current database. Any failure before the swap leaves the
-current database untouched.
+its row counts match the manifest is it swapped in (two renames in one transaction).
+Any failure before the swap leaves the current database untouched. The safety backup
+is of the replaced database, renamed aside at the swap (``NAME_replaced_TIMESTAMP``)
+where no app writes any more: it holds every write up to the swap; that database is
+dropped only once its backup is complete.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deploy.atomic import write_atomic
+from deploy.database import admin
 from deploy.database import files as backups
 from deploy.database.dump import BackupResult, backup, backups_dir
 from deploy.database.session import Database
@@ -32,9 +35,10 @@ MAX_IDENT = 63
 
 
 def locate(stack: Stack, arg: str) -> Path:
-    """The backup file meant by ``arg``: ``latest`` (the newest complete backup), a name
-    in the stage's backups directory, or an explicit path that exists. ``..`` and shell
-    characters are refused outright."""
+    """The backup file meant by ``arg``: ``latest`` (the newest complete backup), a bare
+    name (a file in the stage's backups directory, never one elsewhere), or a path with
+    a '/' (``./NAME``, ``DIR/NAME``, ``/PATH``) that exists. ``..`` and shell characters
+    are refused outright."""
     directory = backups_dir(stack.settings)
     if arg == "latest":
         complete = [b for b in backups.scan(directory) if b.complete]
@@ -43,12 +47,34 @@ def locate(stack: Stack, arg: str) -> Path:
         return complete[0].path
     if ".." in Path(arg).parts or UNSAFE.search(arg):
         fail(f"refusing the path {arg!r}: '..' and shell characters are not allowed", "give a plain name from `inv db.list` or a plain path")
-    given = Path(arg)
-    if given.is_file():
-        return given.resolve()
-    if "/" not in arg and (directory / arg).is_file():
+    if "/" not in arg:
+        if not (directory / arg).is_file():
+            fail(f"backup {arg!r} not found in {directory}", f"see `inv db.list`; a file elsewhere is given as a path: ./{arg} or /path/to/{arg}")
         return directory / arg
-    fail(f"backup {arg!r} not found (looked in {directory} and at the path as given)", "see `inv db.list`")
+    if not Path(arg).is_file():
+        fail(f"{arg} is not a file", "give the path of a backup file, or a name from `inv db.list`")
+    return Path(arg).resolve()
+
+
+def origin(manifest: dict[str, Any]) -> str:
+    """PROJECT/STAGE a backup's manifest names."""
+    return f"{manifest.get('project') or '(no project)'}/{manifest.get('stage') or '(no stage)'}"
+
+
+def check_origin(stack: Stack, path: Path, manifest: dict[str, Any], other_stage: bool) -> None:
+    """A backup of another project or stage is refused unless ``other_stage`` (restoring
+    production's data into staging is legitimate, but never by mistake)."""
+    here = f"{stack.settings.config.project}/{stack.settings.stage.name}"
+    if origin(manifest) != here and not other_stage:
+        fail(f"{path} is a backup of {origin(manifest)}, not of {here}",
+             "restore it here anyway with --from-other-stage (e.g. production's data into staging), or pick a backup of this stage: inv db.list")
+
+
+def describe(path: Path, manifest: dict[str, Any]) -> str:
+    """What the confirmation shows of a backup: its full path, time, size, app version, origin."""
+    size = manifest.get("size", path.stat().st_size)
+    return (f"{path.resolve()} (made {manifest.get('created_at', 'at an unknown time')}, {size:,} bytes, "
+            f"app version {manifest.get('app_version') or 'unknown'}, of {origin(manifest)})")
 
 
 def check_integrity(path: Path) -> dict[str, Any]:
@@ -200,18 +226,26 @@ class ComposeApps:
 def restore(
     stack: Stack,
     path: Path,
-    confirm: Callable[[str], None],
+    confirm: Callable[[str, str], None],
     force: bool = False,
     say: Callable[[str], None] = print,
     apps: AppServices | None = None,
+    other_stage: bool = False,
 ) -> RestoreReport:
     """Restore ``path`` into ``stack``'s database. With --force, connected app services
     are stopped during the swap by ``apps`` (default: on ``stack`` itself; on hosts, the
-    app hosts; on a swarm, Swarm) and started again after."""
+    app hosts; on a swarm, Swarm) and started again after. ``confirm(name, action)``
+    asks for the database's name; a backup of another project or stage needs
+    ``other_stage``. A database a dead restore left refusing connections is re-opened
+    first."""
     paused = apps or ComposeApps([stack])
-    manifest = check_integrity(path)
     db = Database(stack)
     db.require_running()
+    if admin.refuses_connections(db):
+        say(f"{db.name} refuses connections (a restore that died while swapping left it so): allowing them again first")
+        admin.reopen(db)
+    manifest = check_integrity(path)
+    check_origin(stack, path, manifest, other_stage)
     _feed(db, pg.pg_restore_read(), path, manifest)
     sessions = db.other_sessions()
     if sessions and not force:
@@ -220,11 +254,8 @@ def restore(
             f"{len(sessions)} session(s) are connected to {db.name}: {who}",
             "stop them, or pass --force to stop the app services during the restore and start them again after",
         )
-    confirm(db.name)
+    confirm(db.name, f"replace database {db.name} on {stack.target.name} with {describe(path, manifest)}")
     report = RestoreReport(path)
-    say(f"safety backup of {db.name} first ...")
-    report.safety = backup(stack, label="pre-restore")
-    say(f"safety backup: {report.safety.path}")
     services = sorted(stack.settings.config.stateless)
     if sessions:
         say(f"stopping {', '.join(services)} {paused.where} during the restore (they will be started again)")
@@ -233,28 +264,53 @@ def restore(
         if report.stopped:
             paused.stop(report.stopped)
         scratch = _restore_into_scratch(db, path, manifest, "restore")
-        _swap(db, scratch, manifest.get("row_counts", {}))
+        replaced = _swap(db, scratch, manifest.get("row_counts", {}))
         report.rows = sum(manifest.get("row_counts", {}).values())
     finally:
         if report.stopped:
             paused.start(report.stopped)
             say(f"started {', '.join(report.stopped)} again {paused.where}")
+    report.safety = _back_up_replaced(db, replaced, say)
     return report
 
 
-def _swap(db: Database, scratch: str, expected: dict[str, int]) -> None:
-    """Put the scratch database in place of the current one. The replaced database is
-    kept until the new one answers with the manifest's row counts; if it does not, the
-    two are swapped back and the restore fails."""
+def _reason(err: BaseException) -> str:
+    """The first line of what an error says (a failure's ``error:`` prefix dropped)."""
+    return str(getattr(err, "message", err) or type(err).__name__).splitlines()[0].removeprefix("error: ")
+
+
+def _back_up_replaced(db: Database, name: str, say: Callable[[str], None]) -> BackupResult:
+    """The safety backup: of the replaced database, renamed aside at the swap, which no
+    app writes to any more, so it holds every write the restore replaced. The database
+    is dropped once its backup is complete, and kept if that fails."""
+    stack = db.stack
+    say(f"safety backup of the replaced database ({name}: the data as it was until the swap) ...")
+    try:
+        result = backup(stack.with_env(**{stack.settings.config.database.name_env: name}), label="pre-restore")
+    except BaseException as err:  # noqa: BLE001 (Ctrl-C too: it fails saying where the data is)
+        fail(f"the backup is restored, but the safety backup of the replaced database failed ({_reason(err)}); that database is kept, "
+             f"as {name} on {stack.target.name}",
+             f"make room in {backups_dir(stack.settings)} and dump it by hand (pg_dump -Fc -d {name} in the database's container); "
+             f"then drop it: inv db.shell, DROP DATABASE \"{name}\";")
+    drop_database(db, name)
+    return result
+
+
+def _swap(db: Database, scratch: str, expected: dict[str, int]) -> str:
+    """Put the scratch database in place of the current one; returns the name the
+    replaced database has now (connections allowed again, for its backup). If the new one
+    does not answer with the manifest's row counts, the two are swapped back and the
+    restore fails. Whatever stops it while the database refuses connections, they are
+    allowed again, over a new connection (the one in use may be what failed)."""
     old = scratch_name(db.name, "replaced")
     current, previous, restored = pg.ident(db.name), pg.ident(old), pg.ident(scratch)
-    db.query(f"ALTER DATABASE {current} WITH ALLOW_CONNECTIONS false", "postgres")
     try:
+        db.query(f"ALTER DATABASE {current} WITH ALLOW_CONNECTIONS false", "postgres")
         db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                  f"WHERE datname = {pg.literal(db.name)} AND pid <> pg_backend_pid()", "postgres")
         db.query(f"ALTER DATABASE {current} RENAME TO {previous}; ALTER DATABASE {restored} RENAME TO {current}", "postgres")
-    except BaseException:
-        db.query(f"ALTER DATABASE {current} WITH ALLOW_CONNECTIONS true", "postgres")
+    except BaseException as err:
+        _reopen_after(db, err)
         drop_database(db, scratch)
         raise
     mismatches = count_mismatches(expected, db.row_counts())
@@ -263,4 +319,16 @@ def _swap(db: Database, scratch: str, expected: dict[str, int]) -> None:
         db.query(f"ALTER DATABASE {current} WITH ALLOW_CONNECTIONS true", "postgres")
         drop_database(db, scratch)
         fail(f"after the swap the row counts differ ({'; '.join(mismatches)}); the previous database is back", "see `inv logs postgres`")
-    drop_database(db, old)
+    db.query(f"ALTER DATABASE {previous} WITH ALLOW_CONNECTIONS true", "postgres")
+    return old
+
+
+def _reopen_after(db: Database, err: BaseException) -> None:
+    """Allow connections to the database again after ``err`` stopped the swap; if that
+    fails too, say so and how to do it by hand."""
+    try:
+        admin.reopen(db)
+    except BaseException as again:  # noqa: BLE001 (Ctrl-C too: it fails saying how to re-open it)
+        fail(f"the restore stopped ({_reason(err)}) while {db.name} refused connections, and allowing them again failed ({_reason(again)}): "
+             "no app can connect to it", f"as soon as {db.stack.target.name} answers, run {admin.reopen_by_hand(db)} "
+             "(inv db.restore also does it first)")

@@ -48,11 +48,12 @@ class LocalTarget:
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, stdin: bool = False) -> LocalProcess:
         return LocalProcess(argv, env or {}, stdin)
 
-    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False) -> HttpResponse:
+    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False,
+              headers: Mapping[str, str] | None = None) -> HttpResponse:
         """One GET on this machine's loopback (``Target.fetch``)."""
         if tls:
-            return get(http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=unverified_tls()), path)
-        return get(http.client.HTTPConnection("127.0.0.1", port, timeout=timeout), path)
+            return get(http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=unverified_tls()), path, headers)
+        return get(http.client.HTTPConnection("127.0.0.1", port, timeout=timeout), path, headers)
 
     def read_text(self, path: str) -> str | None:
         p = Path(path)

@@ -216,7 +216,8 @@ class RemoteTarget:
             self._lost(shlex.join(argv)[:80])
         return RemoteProcess(channel, stdin)
 
-    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False) -> HttpResponse:
+    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False,
+              headers: Mapping[str, str] | None = None) -> HttpResponse:
         """GET a port on the host's loopback, through the SSH connection (no port needs
         to be open to us); ``Target.fetch``."""
         transport = self.connection().transport
@@ -237,7 +238,7 @@ class RemoteTarget:
             channel.close()
             return HttpResponse(0, b"", f"{type(err).__name__}: {err}")
         try:
-            return get(client, path)
+            return get(client, path, headers)
         except (EOFError, paramiko.SSHException) as err:  # what a channel raises beside OSError
             return HttpResponse(0, b"", f"{type(err).__name__}: {err}")
 

@@ -35,10 +35,10 @@ def unverified_tls() -> ssl.SSLContext:
     return ctx
 
 
-def get(client: http.client.HTTPConnection, path: str) -> HttpResponse:
-    """One GET on ``client``'s connection; a redirect is the answer, not followed."""
+def get(client: http.client.HTTPConnection, path: str, headers: Mapping[str, str] | None = None) -> HttpResponse:
+    """One GET on ``client``'s connection (with ``headers``); a redirect is the answer, not followed."""
     try:
-        client.request("GET", path, headers={"Connection": "close"})
+        client.request("GET", path, headers={**(headers or {}), "Connection": "close"})
         resp = client.getresponse()
         return HttpResponse(resp.status, resp.read(65536), headers=tuple((k.lower(), v) for k, v in resp.getheaders()))
     except (OSError, http.client.HTTPException) as err:
@@ -86,9 +86,10 @@ class Target(Protocol):
         timeout: float | None = None,
     ) -> Result: ...
 
-    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False) -> HttpResponse:
+    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False,
+              headers: Mapping[str, str] | None = None) -> HttpResponse:
         """GET ``path`` from ``port`` on the target's loopback (over TLS with ``tls``,
-        certificate unchecked); a redirect is the answer, not followed."""
+        certificate unchecked; with request ``headers``); a redirect is the answer, not followed."""
 
     def read_text(self, path: str) -> str | None: ...
 

@@ -108,7 +108,8 @@ class Deploy:
             Step("tests", self.tests, "--skip-tests" if o.skip_tests else ("" if test_cmd else "no deploy.test_command configured")),
             Step("build", lambda: lifecycle.build(self.here)),
             Step("tag", self.tag),
-            Step("push", lambda: push_tags(self.here, self.names, self.tags), "" if pushable else "no registry: local images"),
+            Step("push", lambda: push_tags(self.here, self.names, self.tags, suggest=self.next_free),
+                 "" if pushable else "no registry: local images"),
             self.switch.upload_step(new.members),
             self.switch.pull_step(new.members),
             Step("backup", self.backup, "--skip-backup" if o.skip_backup else "", new.where([self.db], "streamed home")),
@@ -119,6 +120,11 @@ class Deploy:
             Step("promote", self.promote),
             Step("cleanup", self.cleanup, where=new.where(new.members, "and this machine")),
         ]
+
+    def next_free(self) -> Version:
+        """The next version no deploy used and the registry does not have (a refusal's fix)."""
+        names = [n for n in self.names if n.pushable]
+        return next_free(history.history(self.old.primary.stack), self.here, names, "patch", self.version)
 
     def preflight(self) -> Ops[None]:
         def check() -> None:

@@ -6,7 +6,9 @@ A version counts as pushed when the history says so (a successful deploy, or one
 push step began, whatever became of it) or the registry has its tag. The registry is
 asked over its HTTP API when it is on this machine's loopback (``127.0.0.1:PORT``,
 ``localhost:PORT``, as the test bed's is); any other registry needs TLS and credentials,
-and there the history is the guard.
+and there the history is the guard. Where the registry is asked, a version a failed
+deploy pushed may be deployed again when the registry's digest of its tag is the
+image just built (the same build, pushed again unchanged); another image is refused.
 """
 from __future__ import annotations
 
@@ -27,17 +29,42 @@ PUSH_ATTEMPTS = 3
 AUTH_ERRORS = ("unauthorized", "denied", "authentication required", "no basic auth credentials")
 LOOPBACK = ("127.0.0.1", "localhost")
 NEVER_AGAIN = "a version is never pushed again with another image"
+# What a manifest request accepts: without them a registry rewrites an image's manifest
+# to the old schema 1 (another digest) or answers 404 for an OCI one.
+MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json")
 
 
-def registry_has(stack: Stack, name: ImageName, tag: str) -> bool | None:
-    """Whether the registry has ``name:tag`` (asked from ``stack``'s engine, this machine);
-    None when it cannot be asked (not a loopback registry, or no answer)."""
+def registry_digest(stack: Stack, name: ImageName, tag: str) -> str | None:
+    """The digest ``REPOSITORY@sha256:...`` the registry has under ``name:tag`` ("" when
+    it has no such tag), asked from ``stack``'s engine (this machine); None when it cannot
+    be asked (not a loopback registry, or no answer with a digest)."""
     registry, _, path = name.repository.partition("/")
     host, _, port = registry.rpartition(":")
     if not stack.target.local or host not in LOOPBACK or not port.isdigit() or not path:
         return None
-    answer = stack.target.fetch(int(port), f"/v2/{path}/manifests/{tag}")
-    return {200: True, 404: False}.get(answer.status)
+    answer = stack.target.fetch(int(port), f"/v2/{path}/manifests/{tag}", headers={"Accept": ", ".join(MANIFEST_TYPES)})
+    if answer.status == 404:
+        return ""
+    digest = answer.header("docker-content-digest") if answer.status == 200 else None
+    return f"{name.repository}@{digest}" if digest else None
+
+
+def registry_has(stack: Stack, name: ImageName, tag: str) -> bool | None:
+    """Whether the registry has ``name:tag``; None when it cannot be asked."""
+    digest = registry_digest(stack, name, tag)
+    return None if digest is None else bool(digest)
+
+
+def built(stack: Stack, name: ImageName, tag: str) -> str:
+    """The image ``name:tag`` on ``stack``'s engine: the registry digest it carries when
+    it was pushed (or pulled) as it is, else its id (deploy.engine.facts.parse_identity)."""
+    return parse_identity(stack.target.run(image_cmds.identity(name.ref(tag)), warn=True).stdout, name.repository)
+
+
+def new_version(suggest: Callable[[], Version] | None) -> str:
+    """The fix for a version refused: the next free one when known."""
+    return f"deploy a new version: inv deploy --version {suggest()} (or --bump patch)" if suggest else "deploy a new version: inv deploy --bump patch"
 
 
 def in_registry(stack: Stack | None, names: Sequence[ImageName], tag: str) -> str:
@@ -67,19 +94,23 @@ def next_free(entries: Sequence[Release], here: Stack | None, names: Sequence[Im
 def refuse_pushed(version: Version, entries: Sequence[Release], here: Stack | None, names: Sequence[ImageName],
                   suggest: Callable[[], Version]) -> None:
     """Fail when ``version`` was pushed before (the history says so, or the registry has
-    it), with a fix: roll back to it, or deploy the next free version."""
+    it), with a fix: roll back to it, or deploy the next free version. A version pushed
+    by a deploy that failed passes when the registry can be asked for its digests: the
+    push step compares them with the images built (``push_tags``)."""
     before = history.pushed_by(list(entries), version.tag)
     done = [r for r in before if r.status == "success"]
     if done:
         fail(f"{version} was already deployed ({done[-1].started_at}): {NEVER_AGAIN}",
-             f"return to it with inv rollback {version}, or deploy a new version: inv deploy --version {suggest()} (or --bump patch)")
+             f"return to it with inv rollback {version}, or {new_version(suggest)}")
     if before:
+        if here is not None and names and all(registry_digest(here, n, version.tag) is not None for n in names):
+            return
         last = before[-1]
         fail(f"{version} was pushed by a deploy that ended {last.status} ({last.started_at}); its tag in the registry names "
-             f"that build: {NEVER_AGAIN}", f"deploy a new version: inv deploy --version {suggest()} (or --bump patch)")
+             f"that build, and the registry cannot be asked for its digest: {NEVER_AGAIN}", new_version(suggest))
     taken = in_registry(here, names, version.tag)
     if taken:
-        fail(f"{taken} is already in the registry: {NEVER_AGAIN}", f"deploy a new version: inv deploy --version {suggest()} (or --bump patch)")
+        fail(f"{taken} is already in the registry: {NEVER_AGAIN}", new_version(suggest))
 
 
 def push_ref(stack: Stack, ref: str) -> Ops[None]:
@@ -103,15 +134,27 @@ def is_version(tag: str) -> bool:
     return bool(SEMVER.match(tag))
 
 
-def push_tags(stack: Stack, names: Sequence[ImageName], tags: Sequence[str], fresh: bool = True) -> Ops[None]:
+def push_tags(stack: Stack, names: Sequence[ImageName], tags: Sequence[str], fresh: bool = True,
+              suggest: Callable[[], Version] | None = None) -> Ops[None]:
     """Every tag of every pushable image. ``fresh``: the images were just built, so a
-    version tag the registry already has is refused before anything is pushed."""
+    version tag the registry already has is refused before anything is pushed, unless
+    the registry's digest of it is the image built (the same build: pushed again,
+    unchanged). ``suggest``: the next free version, for the refusal's fix."""
     pushable = [n for n in names if n.pushable]
     if fresh:
         for tag in filter(is_version, tags):
-            taken = in_registry(stack, pushable, tag)
-            if taken:
-                fail(f"{taken} is already in the registry: {NEVER_AGAIN}", "deploy a new version: inv deploy --bump patch")
+            for n in pushable:
+                held = registry_digest(stack, n, tag)
+                if not held:
+                    continue
+                ours = built(stack, n, tag)
+                if not ours:  # not built yet: a dry run
+                    yield Note(f"  {n.ref(tag)} is in the registry already: the image built is compared with it first")
+                    continue
+                if held != ours:
+                    fail(f"{n.ref(tag)} is already in the registry, another image ({held[-19:]}; built here: {ours[-19:]}): {NEVER_AGAIN}",
+                         new_version(suggest))
+                yield Note(f"  {n.ref(tag)} is in the registry already as this very build ({held[-19:]}): pushed again, unchanged")
     for n in pushable:
         for tag in tags:
             yield from push_ref(stack, n.ref(tag))

@@ -164,6 +164,7 @@ class Failure:
     stderr: str
     exited: int
     partial: bool  # the command does its work, then fails (Compose started some containers, then gave up)
+    drops: bool = False  # the connection to the host drops with it: every command fails until close()
 
 
 class FakeProcess:
@@ -264,15 +265,20 @@ class FakeEngine:
         self._ids = 0
         self._lock = threading.RLock()
         self.nft: str | None = None  # the firewall's table as `nft list table` prints it (None: none)
+        self.dropped = False  # the connection dropped (``fail_when(..., drops=True)``) and was not closed since
+        # Answers ``psql -d DB -c SQL`` run in a container: (stdout, stderr, exit) of (DB, SQL); None: empty answers.
+        self.psql: Callable[[str, str], tuple[str, str, int]] | None = None
 
     # --- set-up and failure injection ---------------------------------------------------
     def fail_when(self, match: str | Callable[[Argv], bool], times: int | None = 1, stderr: str = "injected failure",
-                  exited: int = 1, after: int = 0, partial: bool = False) -> None:
+                  exited: int = 1, after: int = 0, partial: bool = False, drops: bool = False) -> None:
         """Commands matching ``match`` (a substring of the joined command, or a predicate)
         exit ``exited``, changing nothing (``partial``: after doing their work): ``times``
-        times (None: always), once ``after`` matching commands went through."""
+        times (None: always), once ``after`` matching commands went through. ``drops``:
+        the connection to the host drops there; every later command fails too, until
+        ``close()`` (the next command then opens a new connection)."""
         test = match if callable(match) else (lambda argv, s=match: s in shlex.join(argv))
-        self.failures.append(Failure(test, times, after, stderr, exited, partial))
+        self.failures.append(Failure(test, times, after, stderr, exited, partial, drops))
 
     def make_unhealthy(self, version: str) -> None:
         self.unhealthy.add(version)
@@ -394,7 +400,8 @@ class FakeEngine:
             return FakeProcess(fed=lambda data: self._untar(argv[argv.index("-C") + 1], data))
         return FakeProcess(answer=psql_answer if "psql" in argv else None)
 
-    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False) -> HttpResponse:
+    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False,
+              headers: Mapping[str, str] | None = None) -> HttpResponse:
         """HTTP through the proxy: its own /nginx-health, /api/ to a ready backend it routes,
         the rest to a ready web container it routes (502 when it routes none)."""
         argv = ("fetch", str(port), path)
@@ -424,10 +431,13 @@ class FakeEngine:
             self.files[path] = bytes(data)
 
     def close(self) -> None:
-        """Nothing to drop."""
+        """Drop the connection: one that dropped is opened anew by the next command."""
+        self.dropped = False
 
     # --- the simulation -------------------------------------------------------------------
     def _failure(self, argv: Argv) -> Failure | None:
+        if self.dropped:
+            return Failure(lambda argv: True, None, 0, f"lost the connection to {self.name}", 255, False)
         for f in self.failures:
             if (f.times is None or f.times > 0) and f.matches(argv):
                 if f.after > 0:
@@ -435,6 +445,7 @@ class FakeEngine:
                     continue
                 if f.times is not None:
                     f.times -= 1
+                self.dropped = f.drops
                 return f
         return None
 
@@ -594,6 +605,8 @@ class FakeEngine:
                     d[0] -= 1
             alive = sorted(set(self.router_children()) & asked)
             return "".join(f"{p}\n" for p in alive), "", 0
+        if inner[:1] == ("psql",) and "-c" in inner and self.psql is not None:
+            return self.psql(inner[inner.index("-d") + 1], inner[inner.index("-c") + 1])
         return "", "", 0
 
     def _nginx(self, proxy: Container, inner: Argv) -> tuple[str, str, int]:

@@ -855,7 +855,8 @@ class SwarmNode(FakeEngine):
 
         return Creation(make)
 
-    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False) -> HttpResponse:
+    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False,
+              headers: Mapping[str, str] | None = None) -> HttpResponse:
         argv = ("fetch", str(port), path)
         with self._lock:
             self.journal.append(Called(self.name, argv))

@@ -3,6 +3,7 @@ versions a deploy may take: never one pushed before, --bump from the highest ver
 the history (on the recording fake engine; the registry is a fake one on 127.0.0.1:5000)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -26,26 +27,38 @@ LOOPBACK = "127.0.0.1:5000"
 
 class RegistryEngine(FakeEngine):
     """The fake engine, and a registry on its loopback answering the v2 API's manifest
-    requests from ``registry`` (the refs pushed); ``repo_digests``: the registry digest a
-    local image carries (the one it was pushed as)."""
+    requests from ``registry`` (the refs pushed) with the digest of each (the digest a
+    push recorded; for a ref put there by hand, one of its own); ``repo_digests``: the
+    registry digest a local image carries (the one it was pushed as)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.repo_digests: dict[str, str] = {}
+        self.manifests: dict[str, str] = {}  # ref -> the digest its push stored
+        self.accepted: list[str] = []  # the Accept header of each manifest request
 
     def run(self, argv, **kwargs):
         result = super().run(argv, **kwargs)
         ref = argv[-1]
         if tuple(argv) == tuple(image_cmds.identity(ref)) and ref in self.repo_digests:
             result.stdout = f'["{self.repo_digests[ref]}"] sha256:{self.images[ref]}\n'
+        if tuple(argv) == tuple(image_cmds.push(ref)) and result.ok:  # the image carries the digest it was pushed as
+            repository = ref.rsplit(":", 1)[0]
+            digest = self.repo_digests.get(ref) or f"{repository}@sha256:{hashlib.sha256(self.images[ref].encode()).hexdigest()}"
+            self.manifests[ref] = self.repo_digests[ref] = digest
         return result
 
-    def fetch(self, port: int, path: str, timeout: float = 5.0) -> HttpResponse:
+    def fetch(self, port: int, path: str, timeout: float = 5.0, tls: bool = False, headers=None) -> HttpResponse:
         m = re.fullmatch(r"/v2/(.+)/manifests/([^/]+)", path)
         if port != 5000 or not m:
             return super().fetch(port, path, timeout)
         self.journal.append(Called(self.name, ("fetch", str(port), path)))
-        return HttpResponse(200 if f"{LOOPBACK}/{m.group(1)}:{m.group(2)}" in (self.registry or set()) else 404, b"{}")
+        self.accepted.append((headers or {}).get("Accept", ""))
+        ref = f"{LOOPBACK}/{m.group(1)}:{m.group(2)}"
+        if ref not in (self.registry or set()):
+            return HttpResponse(404, b"{}")
+        digest = self.manifests.get(ref, f"@sha256:{hashlib.sha256(ref.encode()).hexdigest()}").split("@")[1]
+        return HttpResponse(200, b"{}", headers=(("docker-content-digest", digest),))
 
 
 @pytest.fixture
@@ -201,3 +214,43 @@ def test_inv_push_pushes_a_release_again_only_with_its_own_images(here):
     with pytest.raises(Exit, match=r"web:1\.0\.3 on this engine .* is not the image release 1\.0\.3 pushed"):
         push_release(here, parse("1.0.3"), Executor())
     assert pushes(here) == []
+
+
+# --- a version a failed deploy pushed: deployed again only as the very same build ----------------------
+def failed_push(stack: Stack, here: Stack, version: str) -> list:
+    """A deploy of ``version`` that pushed its images, then failed (its CI job to be run again)."""
+    build(here, version)
+    names = push_module.app_images(here)
+    Executor()(push_tags(here, names, [version]))
+    entries(stack, ("1.0.0", "success", True), (version, "failed", True))
+    here.target.journal.clear()
+    return names
+
+
+def test_a_version_a_failed_deploy_pushed_may_be_deployed_again_as_the_same_build(stack, here):
+    names = failed_push(stack, here, "2.0.0")
+    assert choose_version(stack, "v2.0.0", None, here).tag == "2.0.0"  # the CI job of tag v2.0.0, run again
+    Executor()(push_tags(here, names, ["2.0.0"]))  # rebuilt from the cache: the very images pushed
+    assert pushes(here) == [f"docker push {LOOPBACK}/myapp/{s}:2.0.0" for s in STATELESS]
+    # Asked for the manifest as stored (without these, a registry rewrites it to schema 1: another digest).
+    assert here.target.accepted and all("application/vnd.docker.distribution.manifest.v2+json" in a and
+                                        "application/vnd.oci.image.manifest.v1+json" in a for a in here.target.accepted)
+
+
+def test_another_build_of_a_version_a_failed_deploy_pushed_is_refused_with_the_next_free_one(stack, here):
+    names = failed_push(stack, here, "2.0.0")
+    engine = here.target
+    engine.images[f"{LOOPBACK}/myapp/web:2.0.0"] = "rebuilt"  # another image under 2.0.0, never pushed
+    engine.repo_digests.pop(f"{LOOPBACK}/myapp/web:2.0.0")
+    assert choose_version(stack, "2.0.0", None, here).tag == "2.0.0"  # decided when the images are built
+    suggest = lambda: push_module.next_free(history.history(stack), here, names, "patch", parse("2.0.0"))  # noqa: E731
+    with pytest.raises(Exit, match=r"(?s)web:2\.0\.0 is already in the registry, another image.*never pushed again.*--version 2\.0\.1"):
+        Executor()(push_tags(here, names, ["2.0.0"], suggest=suggest))
+    assert pushes(here) == []
+
+
+def test_a_version_a_failed_deploy_pushed_is_refused_where_the_registry_cannot_be_asked(stack, fake_settings):
+    entries(stack, ("2.0.0", "failed", True))
+    elsewhere = Stack(fake_settings, RegistryEngine(registry={"registry.example.com/myapp/backend:2.0.0"}))
+    with pytest.raises(Exit, match=r"2\.0\.0 was pushed by a deploy that ended failed.*cannot be asked for its digest"):
+        choose_version(stack, "2.0.0", None, elsewhere)
