@@ -10,8 +10,12 @@ and hand them to the task as ``where: Where``:
   --accept-new-host-keys;
 - ``on_host``: on one of them: --host instead of --hosts and --roles.
 
-A task that changes the stage (``locks=True``) also gets --wait-lock: how long it waits
-for the deploy lock while another task holds it (``Where.lock_wait``).
+A task that changes the stage gets --wait-lock: how long it waits for the deploy lock
+while another task holds it (``Where.lock_wait``). With ``held="NAME"`` the decorator
+holds the lock (on the stage's primary) around the whole task, named NAME and audited
+with the flags given, unless ``reads_only`` says this call changes nothing (default: a
+--dry-run); with ``locks=True`` the task takes it itself (its lock names a version, a
+release, a file).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from deploy.state import lock
 from tasks._flags import Task
 from tasks._input import optional_number
 
@@ -66,33 +71,60 @@ HOST_FLAGS = {**STAGE_FLAGS, "host": "hosts", "accept_new_host_keys": "accept_ne
 LOCK_FLAGS = {"wait_lock": "wait_lock"}
 
 
-def on_stage(**options: Any) -> Callable[[Callable[..., Any]], Task]:
-    """A task acting on this machine: --stage and --env-file. ``options`` are
-    ``invoke.task``'s (help, positional, iterable, name)."""
-    return _where_task(STAGE_FLAGS, STAGE_HELP, options)
+ReadsOnly = Callable[[Mapping[str, Any]], bool]  # from a task's arguments: this call changes nothing
 
 
-def on_hosts(locks: bool = False, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+def dry_run(args: Mapping[str, Any]) -> bool:
+    return bool(args.get("dry_run"))
+
+
+def on_stage(held: str = "", reads_only: ReadsOnly = dry_run, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+    """A task acting on this machine: --stage and --env-file (and --wait-lock with
+    ``held``). ``options`` are ``invoke.task``'s (help, positional, iterable, name)."""
+    return _where_task(STAGE_FLAGS, STAGE_HELP, options, held, reads_only)
+
+
+def on_hosts(locks: bool = False, held: str = "", reads_only: ReadsOnly = dry_run, **options: Any) -> Callable[[Callable[..., Any]], Task]:
     """A task acting on the stage's hosts (or the local engine): --stage, --env-file,
-    --hosts, --roles, --accept-new-host-keys (and --wait-lock with ``locks``)."""
-    if locks:
-        return _where_task({**HOSTS_FLAGS, **LOCK_FLAGS}, {**STAGE_HELP, **HOSTS_HELP, **LOCK_HELP}, options)
-    return _where_task(HOSTS_FLAGS, {**STAGE_HELP, **HOSTS_HELP}, options)
+    --hosts, --roles, --accept-new-host-keys (and --wait-lock with ``locks`` or ``held``)."""
+    return _where_task(HOSTS_FLAGS, {**STAGE_HELP, **HOSTS_HELP}, options, held, reads_only, locks)
 
 
-def on_host(locks: bool = False, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+def on_host(locks: bool = False, held: str = "", reads_only: ReadsOnly = dry_run, **options: Any) -> Callable[[Callable[..., Any]], Task]:
     """A task acting on one host: --stage, --env-file, --host, --accept-new-host-keys
-    (and --wait-lock with ``locks``)."""
-    if locks:
-        return _where_task({**HOST_FLAGS, **LOCK_FLAGS}, {**STAGE_HELP, **HOST_HELP, **LOCK_HELP}, options)
-    return _where_task(HOST_FLAGS, {**STAGE_HELP, **HOST_HELP}, options)
+    (and --wait-lock with ``locks`` or ``held``)."""
+    return _where_task(HOST_FLAGS, {**STAGE_HELP, **HOST_HELP}, options, held, reads_only, locks)
 
 
-def _where_task(flags: Mapping[str, str], helps: Mapping[str, str], options: dict[str, Any]) -> Callable[[Callable[..., Any]], Task]:
+def _where_task(flags: Mapping[str, str], helps: Mapping[str, str], options: dict[str, Any], held: str, reads_only: ReadsOnly,
+                locks: bool = False) -> Callable[[Callable[..., Any]], Task]:
+    if locks or held:
+        flags, helps = {**flags, **LOCK_FLAGS}, {**helps, **LOCK_HELP}
+
     def decorate(body: Callable[..., Any]) -> Task:
-        return Task(with_where(body, flags), **{**options, "help": {**helps, **options.get("help", {})}})
+        run = under_lock(body, held, reads_only) if held else body
+        return Task(with_where(run, flags), **{**options, "help": {**helps, **options.get("help", {})}})
 
     return decorate
+
+
+def under_lock(body: Callable[..., Any], purpose: str, reads_only: ReadsOnly) -> Callable[..., Any]:
+    """``body`` run holding the deploy lock of its stage for ``purpose``, audited with the
+    arguments given, unless ``reads_only`` says they change nothing."""
+    sig = inspect.signature(body)
+
+    @functools.wraps(body)
+    def locked(c: Any, *args: Any, where: Where, **kwargs: Any) -> Any:
+        given = sig.bind_partial(c, *args, **kwargs).arguments
+        if reads_only(given):
+            return body(c, *args, where=where, **kwargs)
+        from tasks._open import open_fleet  # tasks._open reads Where from here
+
+        flags = {k: v for k, v in list(given.items())[1:] if v not in (None, False, "")}
+        with lock.held(open_fleet(c, where).primary.stack, purpose, wait=where.lock_wait, **flags):
+            return body(c, *args, where=where, **kwargs)
+
+    return locked
 
 
 def with_where(body: Callable[..., Any], flags: Mapping[str, str]) -> Callable[..., Any]:

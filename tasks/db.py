@@ -158,6 +158,7 @@ def restore(c: Context, file: str, from_offsite: bool = False, from_other_stage:
 
 
 @on_stage(
+    held="db.prune",
     help={
         "keep": "complete backups to keep (default: deploy.retention.backups)",
         "keep_days": "also keep every backup younger than this many days",
@@ -242,6 +243,8 @@ def reindex(c: Context, yes: bool = False, *, where: Where) -> None:
 
 @on_host(
     name="schedule",
+    held="db.schedule",
+    reads_only=lambda args: bool(args.get("dry_run")) or not (args.get("every") or args.get("off")),  # no options: it shows the schedule
     help={
         "every": "how often: 15m, 30m, 1h, 6h, 12h, 1d (intervals that divide the day)",
         "at": "with --every 1d: the time of day, HH:MM UTC",

@@ -11,7 +11,7 @@ from tasks._where import Where, on_hosts
 DEFAULT_REVERT_AFTER = 60
 
 
-@on_hosts(help={
+@on_hosts(held="hosts.firewall", help={
     "revert_after": f"seconds after which a host loads its rules of before unless a new SSH connection confirmed the new ones "
                     f"(default {DEFAULT_REVERT_AFTER}, at least {fw.MIN_REVERT_AFTER})",
     "off": "remove the firewall (our nftables table) instead",

@@ -17,7 +17,7 @@ def _swarm_fleet(c: Context, where: Where) -> Fleet:
     return fleet
 
 
-@on_hosts(help={"dry_run": "print every command, and change nothing"})
+@on_hosts(held="swarm.init", help={"dry_run": "print every command, and change nothing"})
 def init(c: Context, dry_run: bool = False, *, where: Where) -> None:
     """Form the stage's swarm: init on the first manager, join the other hosts, label the edge and db nodes (again: fixes what is missing)."""
     fleet = _swarm_fleet(c, where)

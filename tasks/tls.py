@@ -24,7 +24,7 @@ def _install(fleet: Fleet, pem: bytes, cert: tlsmod.Certificate) -> None:
         f"valid until {cert.not_after:%Y-%m-%d} (in effect for every new connection; no reload)")
 
 
-@on_hosts(help={"domain": "the name it is for, e.g. app.example.test", "days": "how long it is valid (default 90)"})
+@on_hosts(held="tls.selfsigned", help={"domain": "the name it is for, e.g. app.example.test", "days": "how long it is valid (default 90)"})
 def selfsigned(c: Context, domain: str, days: str | None = None, *, where: Where) -> None:
     """Make and install a self-signed certificate (development: clients must be told to trust it).
 
@@ -38,7 +38,7 @@ def selfsigned(c: Context, domain: str, days: str | None = None, *, where: Where
     _install(fleet, pem, cert)
 
 
-@on_hosts(help={"cert": "the PEM certificate chain (leaf first), e.g. fullchain.pem", "key": "its private key (PEM)"})
+@on_hosts(held="tls.install", help={"cert": "the PEM certificate chain (leaf first), e.g. fullchain.pem", "key": "its private key (PEM)"})
 def install(c: Context, cert: str, key: str, *, where: Where) -> None:
     """Install a certificate you have (its chain and key) for every app host's nginx, with no reload.
 
@@ -58,7 +58,7 @@ def _served(fleet: Fleet) -> None:
             f"on {', '.join(m.name for m in fleet.with_role('app'))} (no reload); renewed by cron on {host.name} when due")
 
 
-@on_hosts(help={"domain": "the name(s) it is for, comma-separated: app.example.com,www.example.com",
+@on_hosts(held="tls.issue", help={"domain": "the name(s) it is for, comma-separated: app.example.com,www.example.com",
                 "email": "where the CA writes about expiry", "server": f"the ACME directory URL (default {acme.LETS_ENCRYPT})",
                 "ca_bundle": "a private ACME server's CA file on the host (its HTTPS is not publicly trusted)",
                 "dry_run": DRY_RUN_HELP})
@@ -78,7 +78,7 @@ def issue(c: Context, domain: str, email: str, server: str = acme.LETS_ENCRYPT, 
         _served(fleet)
 
 
-@on_hosts(help={"force": "renew now even if it is not due (30 days before its end)", "dry_run": DRY_RUN_HELP})
+@on_hosts(held="tls.renew", help={"force": "renew now even if it is not due (30 days before its end)", "dry_run": DRY_RUN_HELP})
 def renew(c: Context, force: bool = False, dry_run: bool = False, *, where: Where) -> None:
     """Renew the ACME certificate now if it is due (or --force), with no reload; cron does it by itself twice a day."""
     fleet = compose_only(open_fleet(c, where), "tls.*", NOT_ON_SWARM)

@@ -8,11 +8,19 @@ prints exactly the commands a real run executes, per host, secrets masked, and t
 plan cannot drift from the action. When an op fails, its error is thrown into the
 generator at the ``yield``, so the workflow can clean up (``try``/``except``) before
 the error goes on.
+
+Before a real run applies an op (a note excepted), the checks of ``checked_by`` run: the
+deploy lock's, that it is still this process's. A check that fails is thrown into the
+workflow like an op's error; what the workflow yields after that (its ``except`` block
+undoing what it did) is applied without the checks, and the error goes on.
 """
 from __future__ import annotations
 
+import dataclasses
 import shlex
-from collections.abc import Callable, Generator, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -34,6 +42,30 @@ class Op(Protocol):
 
 # A workflow: yields ops, receives their results, returns its own result.
 Ops = Generator[Op, Any, T]
+
+
+_checks: list[Callable[[], None]] = []  # run before every op applied, in any thread (checked_by)
+_checks_guard = threading.Lock()
+
+
+@contextmanager
+def checked_by(check: Callable[[], None]) -> Iterator[None]:
+    """While the block runs, ``check`` runs before every op a real run applies, in every
+    executor and thread of this process; it raises to stop the run."""
+    with _checks_guard:
+        _checks.append(check)
+    try:
+        yield
+    finally:
+        with _checks_guard:
+            _checks.remove(check)
+
+
+def _check() -> None:
+    with _checks_guard:
+        checks = list(_checks)
+    for check in checks:
+        check()
 
 
 def planned_result(argv: Sequence[str]) -> Result:
@@ -145,12 +177,19 @@ class Executor:
     hosts: bool = False  # print the host before each planned op
     applied: list[Op] = field(default_factory=list)
     planned: list[Op] = field(default_factory=list)
+    checked: bool = True  # run the checks of checked_by before each op (False: an undo after one failed)
+
+    def unchecked(self) -> Executor:
+        """This executor without the checks (the same output and records): for undoing
+        what a run changed once a check stopped it."""
+        return dataclasses.replace(self, checked=False)
 
     def show(self, stack: Stack, line: str) -> None:
         self.say(f"    {stack.target.name}: {line}" if self.hosts else f"    {line}")
 
     def __call__(self, ops: Ops[T]) -> T:
         """Run ``ops`` to its end and return its value."""
+        executor = self
         try:
             op = next(ops)
             while True:
@@ -158,9 +197,15 @@ class Executor:
                     self.planned.append(op)
                     result = op.dry(self)
                 else:
-                    self.applied.append(op)
                     try:
-                        result = op.apply(self)
+                        if executor.checked and not isinstance(op, Note):
+                            try:
+                                _check()
+                            except BaseException:
+                                executor = self.unchecked()  # what the workflow yields now undoes what it did
+                                raise
+                        self.applied.append(op)
+                        result = op.apply(executor)
                     except BaseException as err:  # noqa: BLE001 (the workflow decides; it re-raises)
                         op = ops.throw(err)
                         continue

@@ -15,6 +15,7 @@ from deploy.release.steps import Step, perform
 from deploy.release.switch import Mover
 from deploy.state import history, lock
 from deploy.state.history import Release
+from deploy.state.lock_holder import LockInfo
 
 
 def new_release(fleet: Fleet, version: str, kind: str, **fields: Any) -> Release:
@@ -33,8 +34,10 @@ def run_recorded(fleet: Fleet, release: Release, steps: Sequence[Step], switch: 
     """Perform ``steps`` as ``release`` (under the lock, in the history, each step in the
     audit), then ``finish`` (still under the lock); on any failure, Ctrl-C included, every
     host ``switch`` moved goes back to what it ran (all or nothing) and the failure is
-    raised. Once the step before a push that runs is done, the release is recorded as
-    ``pushed``: its version is never used again (choose_version)."""
+    raised. When the lock was broken meanwhile (the run stopped at its next op), only the
+    hosts still as this run left them go back: one changed since is the new holder's.
+    Once the step before a push that runs is done, the release is recorded as ``pushed``:
+    its version is never used again (choose_version)."""
     home = fleet.primary.stack
     before_push = step_before_push(steps)
     if before_push == "":
@@ -46,14 +49,17 @@ def run_recorded(fleet: Fleet, release: Release, steps: Sequence[Step], switch: 
             release.pushed = True
             history.record(home, release)
 
-    with recorded(home, release, f"{release.kind} {release.version}"):
+    with recorded(home, release, f"{release.kind} {release.version}") as owner:
         try:
             perform(steps, executor, done)
         except BaseException as err:
             failed(release, err)  # the step's error, also if returning the hosts fails too
-            if switch.ran:
+            if switch.ran and lock.ours(home, owner):
                 executor.say(f"{release.kind} failed: rolling back")
                 executor(switch.return_hosts())
+            elif switch.ran:  # no lock to check any more: the undo of what it changed, and only that
+                executor.say(f"{release.kind} stopped (its lock was broken): returning the hosts it switched that nobody changed since")
+                executor.unchecked()(switch.return_hosts(only_as_left=True))
             raise
         if finish:
             finish()
@@ -71,17 +77,17 @@ def step_before_push(steps: Sequence[Step]) -> str | None:
 
 
 @contextmanager
-def recorded(home: Stack, release: Release, purpose: str) -> Iterator[None]:
+def recorded(home: Stack, release: Release, purpose: str) -> Iterator[LockInfo]:
     """Hold the deploy lock on ``home`` while ``release`` runs (the lock names it, and its
     owner alone removes it); it is in the history as running, then with its outcome and
-    duration, and its end is in the audit log."""
+    duration, and its end is in the audit log. Yields the lock's owner."""
     started = time.monotonic()
-    with lock.held(home, purpose, release_id=release.id, audited=False):
+    with lock.held(home, purpose, release_id=release.id, audited=False) as owner:
         try:
             history.record(home, release)
             history.audit(home, f"{release.kind} started", version=release.version)
             try:
-                yield
+                yield owner
             except BaseException as err:  # Ctrl-C too: the history must not say "running" forever
                 if release.status == "running":
                     failed(release, err)

@@ -47,6 +47,7 @@ class Switch:
         self.parallel = parallel
         self.services = list(old.settings.config.stateless)
         self.ran: dict[str, dict[str, str]] = {}  # switched host -> the tag each service ran before
+        self.left: dict[str, list[tuple[str, str]]] = {}  # switched host -> the app containers it left there (serving)
         self._lock = threading.Lock()
         if not old.with_role("app"):
             fail("none of the chosen hosts has the app role: there is nothing to switch", "choose app hosts, or none (all of the stage)")
@@ -128,17 +129,29 @@ class Switch:
         desired = self.desired(m)
         yield Note(f"rollout of {', '.join(self.services)} -> {self.version}")
         yield from rollout(m.stack, self.services, self.timeout, desired)
+        left = self.serving(m)
         with self._lock:
-            self.ran[m.name] = tags
+            self.ran[m.name], self.left[m.name] = tags, left
         yield from lifecycle.start_proxy(m.stack, self.timeout)
         yield from verify(m.stack)
         yield Note(f"switched to {self.version}")
 
-    def return_hosts(self) -> Ops[None]:
+    def serving(self, m: Member) -> list[tuple[str, str]]:
+        """The app containers running on ``m``: (name, image) each."""
+        return sorted((c.name, c.image) for c in m.stack.containers() if c.service in self.services and c.state == "running")
+
+    def return_hosts(self, only_as_left: bool = False) -> Ops[None]:
         """Every switched host back to the images it ran, in parallel (each is
-        zero-downtime). A host that fails is reported, not raised: the failure that made
-        us return them is the one to raise."""
+        zero-downtime); with ``only_as_left``, only those whose app containers are still
+        the ones this switch left (another task changed the others: they are its). A host
+        that fails is reported, not raised: the failure that made us return them is the
+        one to raise."""
         switched = [m for m in self.old.members if m.name in self.ran]
+        if only_as_left:
+            changed = [m for m in switched if self.serving(m) != self.left[m.name]]
+            for m in changed:
+                yield Note(f"  {m.name} is left as it is: its containers changed since this deploy switched it")
+            switched = [m for m in switched if m not in changed]
         if not switched:
             return
         yield Note(f"rolling back {', '.join(m.name for m in switched)}" if self.old.remote else "rolling back")

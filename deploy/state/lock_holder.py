@@ -3,7 +3,8 @@
 pid namespace), and the staleness judgement.
 
 A lock is *stale* when its heartbeat is older than ``STALE_SECONDS``, wherever it was
-taken, or at once when it was taken on this very kernel and pid namespace (same host
+taken (the age measured on the target that keeps the lock, by its own clock: the holder's
+and the reader's clocks are never compared), or at once when it was taken on this very kernel and pid namespace (same host
 name, boot id and pid namespace) by a process that is gone: a pid means nothing in
 another container that shares the host name, nor after a reboot.
 """
@@ -15,7 +16,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-STALE_SECONDS = 90.0  # a heartbeat older than this: the holder is gone (clocks agree within a minute: NTP)
+STALE_SECONDS = 90.0  # a heartbeat older than this (9 missed beats): the holder is gone, or stopped (then it stops on waking)
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
@@ -30,7 +31,7 @@ class LockInfo:
     boot_id: str = ""  # the holder's kernel (a reboot changes it)
     pidns: str = ""  # the holder's pid namespace (containers sharing a host name differ)
     release_id: str = ""  # the release (history entry) it guards, if any
-    heartbeat: str = ""  # when the holder last said it lives (read from the heartbeat file; not in holder.json)
+    age: float | None = None  # seconds since the holder last said it lives, on the target's clock (not in holder.json)
 
 
 FIELDS = {f.name for f in dataclasses.fields(LockInfo)}
@@ -63,19 +64,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def stamp() -> str:
-    return _now().isoformat(timespec="seconds")
-
-
-def seconds_since(when: str) -> float | None:
-    try:
-        return (_now() - datetime.fromisoformat(when)).total_seconds()
-    except (TypeError, ValueError):
-        return None
+    """Now, for people (the lock's ``since``); never compared with another clock."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def human_seconds(seconds: float) -> str:
@@ -90,9 +81,8 @@ def stale_reason(info: LockInfo, here: tuple[str, str, str] | None = None) -> st
         return "its process is gone" if info.host == host and info.pid and not pid_alive(info.pid) else ""
     if (info.host, info.boot_id, info.pidns) == (host, boot_id, pidns) and not pid_alive(info.pid):
         return "its process is gone"
-    age = seconds_since(info.heartbeat or info.since)
-    if age is not None and age > STALE_SECONDS:
-        return f"no heartbeat for {human_seconds(age)}"
+    if info.age is not None and info.age > STALE_SECONDS:
+        return f"no heartbeat for {human_seconds(info.age)}"
     return ""
 
 

@@ -151,6 +151,7 @@ class SwarmSwitch:
         self.manager = new.primary.stack
         self.services = list(new.settings.config.stateless)
         self.ran: dict[str, dict[str, str]] = {}  # the manager -> each service this deploy updated: its image before
+        self.left: dict[str, str] = {}  # each service this deploy updated -> the image it set
         self._files: StackFiles | None = None
         if len(old.members) != len(old.settings.stage.hosts):
             fail("a swarm is deployed as a whole: --hosts and --roles do not apply", "run it without --hosts and --roles")
@@ -231,6 +232,7 @@ class SwarmSwitch:
                 undone.append(f"{name} ({new.update_state}: {new.update_message})")
             elif new.update_state:  # updating (cut short), completed or paused; an unchanged spec is written with no update
                 self.ran.setdefault(self.new.primary.name, {})[name] = old.image
+                self.left[name] = new.image
                 if new.update_state == "paused":
                     paused.append(f"{name} ({new.update_message})")
         if undone:
@@ -239,9 +241,17 @@ class SwarmSwitch:
         if paused:
             fail(f"Swarm paused the update of {', '.join(paused)}", "see the task errors in inv swarm.status; the deploy rolls them back")
 
-    def return_hosts(self) -> Ops[None]:
-        """The services this deploy updated back to their previous spec (Swarm's rollback)."""
-        updated = self.ran.get(self.new.primary.name, {})
+    def return_hosts(self, only_as_left: bool = False) -> Ops[None]:
+        """The services this deploy updated back to their previous spec (Swarm's rollback);
+        with ``only_as_left``, only those whose image is still the one it set (another task
+        updated the others: they are its)."""
+        updated = list(self.ran.get(self.new.primary.name, {}))
+        if only_as_left:
+            now = services(self.manager)
+            changed = [n for n in updated if n not in now or now[n].image != self.left.get(n)]
+            for name in changed:
+                yield Note(f"  {name} is left as it is: it was updated since this deploy updated it")
+            updated = [n for n in updated if n not in changed]
         if not updated:
             return
         project = self.manager.settings.config.project

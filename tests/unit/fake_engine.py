@@ -7,7 +7,8 @@ It simulates just enough for the deploy workflows: containers (service, number, 
 health, image, labels, an address on each network of their service) answering
 ``docker ps``/``docker inspect`` shaped like Docker's, ``docker compose
 config|port|up|pull|build|run|stop|rm|down``, ``docker stop|rm|exec|logs``, images
-(``image inspect|rm``, ``tag``, ``push``), ``git``, the lock's ``mkdir``/``test``/``rm -rf``,
+(``image inspect|rm``, ``tag``, ``push``), ``git``, the lock's ``mkdir``/``test``/``rm -rf``/``mv -n -T``
+and the age of its files (``files.age_seconds``, from ``modified``),
 spawned ``tar``/``psql``/``pg_dump``, and HTTP through the proxy. Anything else exits 127,
 so a command the fake does not know shows up in a test.
 
@@ -30,6 +31,7 @@ import shlex
 import subprocess
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING
 from invoke.exceptions import UnexpectedExit
 from invoke.runners import Result
 
+from deploy.engine.commands import files as file_commands
 from deploy.engine.ops import Executor
 from deploy.engine.target import HttpResponse
 from deploy.stack import routing
@@ -73,13 +76,15 @@ class Called:
 
 
 def is_read(argv: Sequence[str]) -> bool:
-    """A command that only reads (a fact): ps, inspect, config, port, version, git, test, probes, fetch.
+    """A command that only reads (a fact): ps, inspect, config, port, version, git, test, probes, fetch, a file's age.
     The proxy's ``nginx -t`` and its reload are steps of a plan, not facts."""
     if tuple(argv[:2]) == ("docker", "compose"):
         return compose_sub(argv)[0] in READ_COMPOSE
     if tuple(argv[:2]) == ("docker", "exec"):
         inner = exec_parts(argv)[1]
         return inner[:1] != ("nginx",) and not (inner[:2] == ("sh", "-c") and "-s reload" in inner[2])
+    if tuple(argv[:3]) == ("sh", "-c", file_commands.AGE_SCRIPT):  # how old a file is
+        return True
     return argv[0] in ("git", "test", "fetch") or shlex.join(argv).startswith(READ_COMMANDS)
 
 
@@ -245,6 +250,7 @@ class FakeEngine:
         self.images: dict[str, str] = {}  # ref -> image id
         self.files: dict[str, bytes] = {}
         self.dirs: set[str] = set()
+        self.modified: dict[str, float] = {}  # path -> when it was last written (time.time(); set it to age a file)
         self.unhealthy: set[str] = set()  # APP_VERSIONs whose new app containers come up unhealthy
         self.stuck: set[str] = set()  # APP_VERSIONs whose new app containers never answer (health: starting)
         self.warmup = 0  # inspections a new app container takes before it answers
@@ -429,6 +435,7 @@ class FakeEngine:
         with self._lock:
             self.journal.append(Called(self.name, ("write", path)))
             self.files[path] = bytes(data)
+            self.modified[path] = time.time()
 
     def close(self) -> None:
         """Drop the connection: one that dropped is opened anew by the next command."""
@@ -702,6 +709,7 @@ class FakeEngine:
             if path in self.dirs:
                 return "", f"mkdir: cannot create directory '{path}': File exists", 1
             self.dirs.add(path)
+            self.modified[path] = time.time()
             return "", "", 0
         if argv[:2] == ("test", "-d"):
             return "", "", 0 if argv[2] in self.dirs else 1
@@ -712,6 +720,11 @@ class FakeEngine:
             self.dirs = {d for d in self.dirs if d != path and not d.startswith(path + "/")}
             self.files = {f: v for f, v in self.files.items() if not f.startswith(path + "/")}
             return "", "", 0
+        if argv[:3] == ("mv", "-n", "-T") and len(argv) == 5:
+            return self._move(argv[3], argv[4])
+        if argv[:3] == ("sh", "-c", file_commands.AGE_SCRIPT):
+            path = next((p for p in argv[4:] if p in self.files or p in self.dirs), None)
+            return ("", "", 1) if path is None else (f"{int(time.time() - self.modified.get(path, time.time()))}\n", "", 0)
         if argv[:3] == ("mv", "-f", "-T") and len(argv) == 5:  # a rename within a folder
             if argv[3] not in self.files:
                 return "", f"mv: cannot stat '{argv[3]}': No such file or directory", 1
@@ -733,6 +746,21 @@ class FakeEngine:
             done = subprocess.run(real, input=self.files[path], capture_output=True, timeout=30)
             return done.stdout.decode(), done.stderr.decode(), done.returncode
         return "", f"fake engine: unknown command: {shlex.join(argv)}", 127
+
+    def _move(self, source: str, destination: str) -> tuple[str, str, int]:
+        """``mv -n -T``: a file or a folder (with what is in it) renamed, unless the destination exists."""
+        if source not in self.files and source not in self.dirs:
+            return "", f"mv: cannot stat '{source}': No such file or directory", 1
+        if destination in self.files or destination in self.dirs:
+            return "", "", 0  # -n: nothing done (GNU mv says nothing)
+
+        def moved(path: str) -> str:
+            return destination + path[len(source):] if path == source or path.startswith(source + "/") else path
+
+        self.dirs = {moved(d) for d in self.dirs}
+        self.files = {moved(f): v for f, v in self.files.items()}
+        self.modified = {moved(f): t for f, t in self.modified.items()}
+        return "", "", 0
 
     def _host_command(self, argv: Argv) -> tuple[str, str, int]:
         """The firewall's commands (deploy.engine.commands.nft): our nftables table, loaded

@@ -1,6 +1,7 @@
 """The deploy lock on the recording fake engine: one owner (a token), a heartbeat, stale
-wherever it was taken, waiting, breaking (audited, its release interrupted), and every
-mutating task behind it."""
+wherever it was taken (judged on the target's clock), waiting, breaking (by a rename,
+then checked; audited, its release interrupted), a holder that stops when its lock is
+broken, and every mutating task behind it."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,6 +17,7 @@ import pytest
 from invoke import Config, Context
 from invoke.exceptions import Exit
 
+from deploy.engine.ops import Call, Executor
 from deploy.engine.stack import Stack
 from deploy.fleet import local_fleet
 from deploy.state import history, lock, lock_holder
@@ -24,7 +26,8 @@ from tasks import ns as root
 from tests.unit.conftest import ROOT
 from tests.unit.fake_engine import FakeEngine, is_read
 
-MUTATING = ["up", "down", "scale", "clean", "db.restore", "db.migrate", "db.seed", "db.kill", "db.reindex", "deploy", "rollback"]
+MUTATING = ["up", "down", "scale", "clean", "db.restore", "db.migrate", "db.seed", "db.kill", "db.reindex", "deploy", "rollback",
+            "db.prune", "db.schedule", "tls.selfsigned", "tls.install", "tls.issue", "tls.renew", "hosts.firewall", "swarm.init"]
 
 
 @pytest.fixture
@@ -54,7 +57,7 @@ def plant(stack: Stack, **fields) -> lock_holder.LockInfo:
                             "token": "a" * 32, "boot_id": boot_id, "pidns": pidns, **fields})
     stack.target.dirs.add(stack.state_file("deploy.lock"))
     stack.target.write_text(stack.state_file("deploy.lock/holder.json"),
-                            json.dumps({k: v for k, v in dataclasses.asdict(info).items() if k != "heartbeat"}))
+                            json.dumps({k: v for k, v in dataclasses.asdict(info).items() if k != "age"}))
     return info
 
 
@@ -108,11 +111,26 @@ def test_a_live_lock_of_a_runner_with_the_same_host_name_is_not_stale(stack):
 
 def test_a_lock_whose_heartbeat_stopped_is_stale_wherever_it_was_taken(stack):
     plant(stack, host="ci-runner-7", boot_id="other-boot", since=ago(600))
-    stack.target.write_text(stack.state_file(f"deploy.lock.{'a' * 32}.heartbeat"), json.dumps({"at": ago(300)}))
+    beat = stack.state_file(f"deploy.lock.{'a' * 32}.heartbeat")
+    stack.target.write_text(beat, json.dumps({"at": ago(300)}))
+    stack.target.modified[beat] = time.time() - 300  # last written 5 min ago, by the target's clock
     info = lock.read(stack)
     assert lock_holder.stale_reason(info) == "no heartbeat for 5 min 0 s"
     assert "last heartbeat 5 min 0 s ago" in lock.describe(info) and "[STALE: no heartbeat" in lock.describe(info)
     assert lock.break_lock(stack) is not None  # stale: no --force needed
+
+
+def test_the_heartbeat_is_aged_by_the_targets_clock_not_the_holders(stack):
+    """A holder whose clock is an hour behind (or ahead), or a laptop whose stamps say so:
+    what counts is when the target last saw its files written."""
+    plant(stack, host="laptop2", boot_id="other-boot", since=ago(3600))
+    info = lock.read(stack)
+    assert lock_holder.stale_reason(info) == "" and info.age is not None and info.age < 5  # details just written
+    beat = stack.state_file(f"deploy.lock.{'a' * 32}.heartbeat")
+    stack.target.write_text(beat, json.dumps({"at": ago(-3600)}))  # stamped an hour ahead: still just written
+    assert lock_holder.stale_reason(lock.read(stack)) == ""
+    stack.target.modified[beat] = time.time() - 120
+    assert lock_holder.stale_reason(lock.read(stack)) == "no heartbeat for 2 min 0 s"
 
 
 def test_a_lock_from_before_heartbeats_is_judged_by_host_and_pid(stack):
@@ -128,11 +146,12 @@ def test_a_lock_from_before_heartbeats_is_judged_by_host_and_pid(stack):
 def test_the_holder_refreshes_its_heartbeat_while_it_holds_the_lock(stack, monkeypatch):
     monkeypatch.setattr(lock, "HEARTBEAT_SECONDS", 0.02)
     with lock.held(stack, "up") as owner:
+        stack.target.modified[stack.state_file("deploy.lock/holder.json")] = time.time() - 200  # taken long ago
         beat = stack.state_file(f"deploy.lock.{owner.token}.heartbeat")
         deadline = time.monotonic() + 5
         while beat not in stack.target.files and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert lock.read(stack).heartbeat
+        assert lock.read(stack).age < 5
         assert "last heartbeat 0 s ago" in lock.describe(lock.read(stack))
     assert lock.read(stack) is None
 
@@ -145,9 +164,50 @@ def test_the_heartbeat_stops_when_the_lock_is_not_the_owners_any_more(stack, mon
     lock.break_lock(stack, force=True)
     other = lock.acquire(stack, "deploy 2.0.0")
     beat.join(timeout=5)
-    assert beat.lost and not beat.is_alive()
+    assert not beat.is_alive()
     assert lock.read(stack).token == other.token  # the new holder's lock is untouched by the old heartbeat
     assert lock.refresh(stack, owner) is False and lock.refresh(stack, other) is True
+
+
+# --- breaking: renamed aside, then checked -------------------------------------------------------
+def test_a_lock_that_changed_hands_while_it_was_judged_is_not_broken(stack, monkeypatch):
+    """The stale holder's lock judged, then (before the break) released and taken by a live
+    task: the break renames that one aside, sees another token, and puts it back."""
+    history.record(stack, Release(version="2.0.0", status="running", id="live"))
+    judged = dataclasses.replace(plant(stack, pid=dead_pid()), age=None)
+    lock.break_lock(stack, force=True)
+    live = lock.acquire(stack, "deploy 2.0.0")
+    history.record(stack, Release(version="2.0.0", status="running", id="live"))
+    monkeypatch.setattr(lock, "read", lambda s: judged)  # what the breaker read a moment ago
+    with pytest.raises(Exit, match="changed hands while it was being broken"):
+        lock.break_lock(stack)
+    monkeypatch.undo()
+    assert lock.read(stack).token == live.token and lock.ours(stack, live)
+    assert [r.status for r in history.history(stack) if r.id == "live"] == ["running"]
+    assert not [p for p in stack.target.dirs if "aside" in p]
+
+
+# --- a holder whose lock is broken stops --------------------------------------------------------
+def test_a_holder_stops_at_its_next_op_and_undoes_only_its_change(stack):
+    """The lock is broken and taken by B between two ops: the second is never applied; the
+    workflow's undo of the first is (no check: it only takes back what it did)."""
+    applied = []
+
+    def work():
+        yield Call(stack, "first change", lambda: applied.append("first"))
+        lock.break_lock(stack, force=True)
+        lock.acquire(stack, "deploy 9.9.9 by B")
+        try:
+            yield Call(stack, "second change", lambda: applied.append("second"))
+        except BaseException:
+            yield Call(stack, "undo the first", lambda: applied.append("undo"))
+            raise
+
+    with pytest.raises(Exit, match=r"was broken while this task \(up\) held it: it stopped"), lock.held(stack, "up"):
+        Executor()(work())
+    assert applied == ["first", "undo"]
+    assert lock.read(stack).purpose == "deploy 9.9.9 by B"
+    assert [e["event"] for e in audit(stack)][-2:] == ["up stopped", "lock lost"]
 
 
 # --- waiting for the lock ------------------------------------------------------------------------
@@ -170,12 +230,15 @@ def test_a_task_that_waited_in_vain_says_who_holds_the_lock(stack):
     assert audit(stack) == []
 
 
-def test_a_stale_lock_is_refused_at_once_and_its_release_marked_interrupted(stack):
+def test_a_stale_lock_is_refused_at_once_and_its_release_left_as_it_is(stack):
+    """Refused is not broken: the holder judged stale may still run (a clock, a pause), so
+    its release stays ``running`` until the lock is broken or taken."""
     history.record(stack, Release(version="9.9.9", status="running", id="r9"))
     plant(stack, pid=dead_pid(), release_id="r9")
     with pytest.raises(Exit, match=r"(?s)\[STALE: its process is gone\].*fix: break it: inv lock.release"):
         lock.acquire(stack, "up", wait=30)
-    assert history.history(stack)[0].status == "interrupted"
+    assert history.history(stack)[0].status == "running"
+    assert lock.read(stack).token == "a" * 32
 
 
 # --- interrupted releases ---------------------------------------------------------------------------
@@ -234,28 +297,64 @@ CALLS = {
     "db.reindex": lambda t, backup: t(context(), yes=True),
     "deploy": lambda t, backup: t(context(), version="3.0.0", skip_tests=True),
     "rollback": lambda t, backup: t(context(), "1.0.0"),
+    "db.prune": lambda t, backup: t(context()),
+    "db.schedule": lambda t, backup: t(context(), every="6h"),
+    "tls.selfsigned": lambda t, backup: t(context(), "app.example.test"),
+    "tls.install": lambda t, backup: t(context(), str(backup), str(backup)),
+    "tls.issue": lambda t, backup: t(context(), "app.example.test", "ops@example.test"),
+    "tls.renew": lambda t, backup: t(context()),
+    "hosts.firewall": lambda t, backup: t(context()),
+    "swarm.init": lambda t, backup: t(context()),
 }
+READS_ONLY = {  # the same tasks, called so that they change nothing: no lock taken
+    "db.schedule": lambda t: t(context()),
+    "db.prune": lambda t: t(context(), dry_run=True),
+    "tls.renew": lambda t: t(context(), dry_run=True),
+    "hosts.firewall": lambda t: t(context(), dry_run=True),
+    "swarm.init": lambda t: t(context(), dry_run=True),
+}
+
+
+def held_world(fake_settings, monkeypatch) -> FakeEngine:
+    """Every task opens a fleet of one fake engine, whose lock another task holds."""
+    import tasks._open
+    import tasks.clean
+    import tasks.db
+    import tasks.deploy
+    import tasks.hosts
+    import tasks.scale
+    import tasks.stack
+    import tasks.swarm
+    import tasks.tls
+
+    engine = FakeEngine()
+    fleet = local_fleet(fake_settings, engine)
+    for module in (tasks._open, tasks.stack, tasks.clean, tasks.scale, tasks.db, tasks.deploy, tasks.tls, tasks.hosts, tasks.swarm):
+        monkeypatch.setattr(module, "open_fleet", lambda c, where: fleet)
+    monkeypatch.setattr(tasks.db, "open_settings", lambda c, where: fleet.settings)
+    history.record(fleet.primary.stack, Release(version="1.0.0", status="success"))
+    lock.acquire(fleet.primary.stack, "deploy 9.9.9")  # held by another task (this process: alive, not stale)
+    return engine
+
+
+@pytest.mark.parametrize("name", sorted(READS_ONLY))
+def test_a_call_that_changes_nothing_does_not_take_the_lock(name, fake_settings, monkeypatch):
+    held_world(fake_settings, monkeypatch)
+    try:
+        READS_ONLY[name](root[name])
+    except Exit as err:  # it may fail for want of hosts, a swarm, a schedule: not for the lock
+        assert "holds the lock" not in str(err.message)
 
 
 @pytest.mark.parametrize("name", MUTATING)
 def test_every_mutating_task_is_refused_while_another_holds_the_lock(name, fake_settings, monkeypatch, tmp_path):
-    import tasks.clean
-    import tasks.db
-    import tasks.deploy
-    import tasks.scale
-    import tasks.stack
-
-    engine = FakeEngine()
-    fleet = local_fleet(fake_settings, engine)
-    for module in (tasks.stack, tasks.clean, tasks.scale, tasks.db, tasks.deploy):
-        monkeypatch.setattr(module, "open_fleet", lambda c, where: fleet)
-    history.record(fleet.primary.stack, Release(version="1.0.0", status="success"))
-    lock.acquire(fleet.primary.stack, "deploy 9.9.9")  # held by another task (this process: alive, not stale)
+    engine = held_world(fake_settings, monkeypatch)
+    fleet_stack = Stack(fake_settings, engine)
     backup = tmp_path / "app-20260101T000000Z.dump"
     backup.write_bytes(b"PGDMP")
     engine.journal.clear()
     with pytest.raises(Exit, match=r"another deploy holds the lock: deploy 9\.9\.9 by "):
         CALLS[name](root[name], backup)
-    state = fleet.primary.stack.state_file("")
+    state = fleet_stack.state_file("")
     assert [c.line for c in engine.journal if not is_read(c.argv) and state not in c.line] == []
-    assert lock.read(fleet.primary.stack).purpose == "deploy 9.9.9"
+    assert lock.read(fleet_stack).purpose == "deploy 9.9.9"

@@ -36,6 +36,7 @@ from deploy.stack import rollout as rollout_module
 from deploy.stack import routing as routing_module
 from deploy.state import history, lock
 from deploy.state.history import Release
+from deploy.state.lock_holder import LockInfo
 from deploy.versions import parse
 from tests.unit.fake_engine import STATELESS, Called, Clock, FakeEngine, compose_sub, is_read, marking_executor
 
@@ -655,20 +656,72 @@ def test_a_quick_retry_keeps_the_failed_attempt_in_the_history(fake_settings, mo
 
 
 # --- hardening: one owner per lock, interrupted releases, versions never reused, masked history --------
-def test_a_deploy_whose_lock_was_broken_and_taken_leaves_the_new_holders_lock(world):
-    """B breaks A's lock mid-deploy and takes it: A's end must not remove B's lock."""
-    taken = []
+def test_a_deploy_whose_lock_was_broken_and_taken_stops_and_undoes_only_its_own_change(world):
+    """B breaks A's lock mid-rollout and takes it: A stops at its next op, removes the new
+    containers it had just started (its own change, never routed), changes nothing else,
+    and its end leaves B's lock alone."""
+    taken, after = [], []
 
     def break_and_take(argv):
         if not taken and compose_cmd("up")(argv):
             world.home.target.run(["rm", "-rf", world.home.state_file("deploy.lock")])  # inv lock.release --force, by B
             taken.append(lock.acquire(world.home, "deploy 9.9.9 by B"))
+        elif taken:
+            after.append(argv)
         return False
 
     world.engines[world.apps[0]].fail_when(break_and_take, times=None)
-    world.deploy()
+    with pytest.raises(Exit, match=r"the deploy lock on \w+ was broken while this task \(deploy 2\.0\.0\) held it: it stopped"):
+        world.deploy()
     assert taken and lock.read(world.home) is not None, "A's end removed B's lock: a third deploy could run beside B"
     assert lock.read(world.home).purpose == "deploy 9.9.9 by B"
+    for host in world.apps:
+        assert serving(world, host) == {"backend": [OLD, OLD], "web": [OLD]}, host
+    changes = [a for a in after if not is_read(a) and not any(world.home.state_file("") in w for w in a)]
+    assert changes and all(a[:2] in (("docker", "stop"), ("docker", "rm")) for a in changes), changes  # only its undo
+    assert history.history(world.home)[-1].status == "failed"
+    assert "lock lost" in [e["event"] for e in world.audit()]
+
+
+def break_after_the_first_host(w: World, then: Callable[[], None] = lambda: None) -> list[LockInfo]:
+    """B breaks the lock and takes it when app2's rollout starts (app1 is switched), then does ``then``."""
+    taken: list[LockInfo] = []
+
+    def break_and_take(argv):
+        if not taken and compose_cmd("up")(argv):
+            w.home.target.run(["rm", "-rf", w.home.state_file("deploy.lock")])
+            taken.append(lock.acquire(w.home, "deploy 9.9.9 by B"))
+            then()
+        return False
+
+    w.engines["app2"].fail_when(break_and_take, times=None)
+    return taken
+
+
+def test_a_deploy_whose_lock_was_broken_returns_the_hosts_it_switched(fake_settings):
+    w = hosts_world(fake_settings)
+    taken = break_after_the_first_host(w)
+    with pytest.raises(Exit, match="was broken while this task"):
+        w.deploy(parallel=1)
+    assert taken and lock.read(w.home).token == taken[0].token
+    for host in w.apps:  # app1 was its change: returned; app2's new containers removed
+        assert serving(w, host) == {"backend": [OLD, OLD], "web": [OLD]}, host
+
+
+def test_a_deploy_whose_lock_was_broken_leaves_a_host_changed_since_to_the_new_holder(fake_settings):
+    w = hosts_world(fake_settings)
+    app1 = w.engines["app1"]
+
+    def b_changes_app1():  # B starts a container of its own beside those A left (never routed)
+        app1.run(["docker", "compose", "-p", "myapp", "up", "-d", "--no-recreate", "--scale", "backend=3", "backend"],
+                 env=env(w.fleet.settings, "9.9.9", w.fleet.member("app1").stack))
+
+    break_after_the_first_host(w, b_changes_app1)
+    with pytest.raises(Exit, match="was broken while this task"):
+        w.deploy(parallel=1)
+    assert sorted(c.image.rsplit(":", 1)[1] for c in app1.running() if c.service == "backend") == [NEW, NEW, "9.9.9"]
+    assert any("app1 is left as it is" in line for line in w.said)
+    assert serving(w, "app2") == {"backend": [OLD, OLD], "web": [OLD]}
 
 
 def test_a_killed_deploy_is_marked_interrupted_when_its_stale_lock_is_broken(world, monkeypatch):

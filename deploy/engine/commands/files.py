@@ -57,3 +57,20 @@ def chown(owner: str, path: str) -> list[str]:
 def rename(source: str, destination: str) -> list[str]:
     """Within one folder: rename(2), so readers see the old file or the new one, never a mix."""
     return ["mv", "-f", "-T", source, destination]
+
+
+def move_new(source: str, destination: str) -> list[str]:
+    """``source`` (a file or a folder) renamed to ``destination`` unless that exists:
+    rename(2), atomic on one file system (who reads the old name finds it, or not)."""
+    return ["mv", "-n", "-T", source, destination]
+
+
+# the age of the first of its arguments that exists, in whole seconds of the target's own clock
+AGE_SCRIPT = 'now=$(date +%s); for f; do [ -e "$f" ] && { echo $((now - $(date -r "$f" +%s))); exit 0; }; done; exit 1'
+
+
+def age_seconds(*paths: str) -> list[str]:
+    """Seconds since the first of ``paths`` that exists was last written, by the target's
+    clock (its mtime against its own ``date``: no other machine's clock is compared);
+    exits 1 when none exists."""
+    return ["sh", "-c", AGE_SCRIPT, "sh", *paths]
