@@ -183,12 +183,32 @@ def replicas(testbed: dict, project: str) -> dict[str, str]:
     return {name.removeprefix(f"{project}_"): count.split()[0] for name, _, count in (line.partition(" ") for line in out.splitlines())}
 
 
+def task_history(testbed: dict, project: str) -> list[str]:
+    """Every task of the stack that Swarm ended or could not start, with its error
+    (``docker service ps``: name, node, state, error), newest first: why a service is
+    short of what it wants."""
+    out = on_manager(testbed, f"ids=$(docker service ls -q --filter label={STACK_LABEL}={project}); [ -z \"$ids\" ] || "
+                              "docker service ps --no-trunc --format '{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}' $ids",
+                     check=False).stdout
+    return [line for line in out.splitlines() if line.split()[3:4] != ["Running"]]
+
+
 def converged(testbed: dict, project: str) -> dict[str, str] | None:
     """The replicas when every service runs all it should (None while one does not)."""
     counts = replicas(testbed, project)
     if not counts or any(a != b for a, b in (c.split("/") for c in counts.values())):
         return None
     return counts
+
+
+def wait_converged(testbed: dict, project: str, what: str, timeout: float, also: Callable[[], bool] = lambda: True) -> dict[str, str]:
+    """The replicas once every service runs all it wants (and ``also()`` holds); a failure
+    says which service is short and why (the tasks Swarm ended, with their errors)."""
+    try:
+        return wait_for(what, lambda: also() and converged(testbed, project), timeout=timeout)
+    except AssertionError as err:
+        history = "\n  ".join(task_history(testbed, project)[:30])
+        raise AssertionError(f"{err}\nreplicas: {replicas(testbed, project)}\nended tasks:\n  {history}") from None
 
 
 def service_spec(testbed: dict, project: str, service: str) -> dict:

@@ -45,6 +45,7 @@ from tests.integration.swarm import (
     tasks,
     tasks_on,
     traffic_through_edges,
+    wait_converged,
     wait_for,
 )
 
@@ -203,8 +204,8 @@ def test_drain_a_node_and_make_it_active_again_under_load(swarm, testbed):
     try:
         with traffic_through_edges(testbed, swarm.http_port, results):
             on_manager(testbed, f"docker node update --availability drain {h3}")
-            wait_for("h3's tasks rescheduled on the other nodes", lambda: not tasks_on(testbed, project, h3) and converged(testbed, project),
-                     timeout=120)
+            wait_converged(testbed, project, "h3's tasks rescheduled on the other nodes", timeout=120,
+                           also=lambda: not tasks_on(testbed, project, h3))
             wait_for("h3's containers stopped", lambda: not ssh(testbed, "h3", f"docker ps -q --filter label={STACK_LABEL}={project}").stdout.strip(),
                      timeout=60)
             status = swarm("swarm.status").stdout
@@ -215,7 +216,8 @@ def test_drain_a_node_and_make_it_active_again_under_load(swarm, testbed):
         on_manager(testbed, f"docker node update --availability active {h3}", check=False)
     assert_edges_clean(testbed, project, results)
     assert served(testbed, swarm.http_port) == {"h1": "1.0.0", "h2": "1.0.0"}
-    assert converged(testbed, project) == {"backend": "3/3", "web": "4/4", "nginx": "2/2", "postgres": "1/1", "redis": "1/1"}
+    assert wait_converged(testbed, project, "the stack converged", timeout=5) == {
+        "backend": "3/3", "web": "4/4", "nginx": "2/2", "postgres": "1/1", "redis": "1/1"}
 
 
 def test_scale_to_10_and_back_to_3_under_load(swarm, testbed):
