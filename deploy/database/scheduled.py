@@ -124,7 +124,7 @@ def drill_job(stack: Stack) -> schedule.Job:
 def install(stack: Stack, p: Plan) -> Ops[None]:
     """The job on the stack's target (the db host): its script, its plan, its cron file;
     and the weekly restore drill."""
-    yield schedule.require_cron(stack)
+    yield from schedule.require_cron(stack)
     if p.offsite:
         yield from offsite.configure(stack)
     yield run(stack, files.install_dir(host_dir(stack), 0o700), what="creating the backups folder")
@@ -151,6 +151,7 @@ class Facts:
     complete: tuple[tuple[str, datetime], ...]  # (file, created), newest first
     offsite_last: dict[str, Any] | None = None  # the last backup copied offsite, and when
     drill: dict[str, Any] | None = None  # the last restore drill's outcome
+    cron_running: bool = True  # a cron daemon runs on the host
 
 
 def complete_backups(listing: str) -> tuple[tuple[str, datetime], ...]:
@@ -179,7 +180,8 @@ def facts(stack: Stack) -> Facts:
     drill = target.read_text(f"{directory}/{backup_job.DRILL_FILE}")
     listing = target.run(files.list_dir(directory), warn=True)
     return Facts(Plan.load(json.loads(raw)) if raw else None, target.run(files.is_file(cron_job(stack, None).path), warn=True).ok,
-                 _masked(stack, last), complete_backups(listing.stdout if listing.ok else ""), _masked(stack, copied), _masked(stack, drill))
+                 _masked(stack, last), complete_backups(listing.stdout if listing.ok else ""), _masked(stack, copied), _masked(stack, drill),
+                 target.run(cron.daemon_running(), warn=True).ok)
 
 
 def _masked(stack: Stack, text: str | None) -> dict[str, Any] | None:
@@ -201,6 +203,8 @@ def freshness(f: Facts, now: datetime, where: str, stage: str) -> tuple[bool, st
     failed = f"; last run failed: {last.get('error')}" if last and not last.get("ok") else ""
     if not f.cron_file:
         return False, f"{said}: its cron file on {where} is gone, nothing runs (inv db.schedule --stage {stage} --every {p.every_text})"
+    if not f.cron_running:
+        return False, f"{said}: no cron daemon runs on {where}, nothing runs ({schedule.CRON_FIX} there)"
     if not f.complete:
         if now - datetime.fromisoformat(p.installed_at) < limit:
             return True, f"{said}: waiting for its first run{failed}"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
+import shutil
+import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -95,6 +98,38 @@ def test_install_puts_the_script_the_plan_and_the_cron_file_on_the_db_host(fake_
     executor(scheduled.remove(stack))
     assert job.path not in engine.files and drill.path not in engine.files and f"{directory}/schedule.json" not in engine.files
     assert scheduled.facts(stack).plan is None
+
+
+def test_a_host_whose_cron_daemon_is_not_running_is_refused_and_shown_failing(fake_settings):
+    """cron's folder is there but no daemon runs: nothing is installed, the fix is given;
+    a schedule installed before the daemon stopped fails db.schedule's view and inv health."""
+    fleet, engines = fleet_of(fake_settings, ["h3"])
+    stack, engine = fleet.members[0].stack, engines["h3"]
+    engine.dirs.add(cron.CRON_DIR)
+    engine.cron_running = False
+    with pytest.raises(Exit, match=r"no cron daemon runs on h3(.|\n)*fix: start cron: systemctl enable --now cron on h3"):
+        Executor(say=lambda _: None)(scheduled.install(stack, scheduled.plan("6h", None, KEEP, NOW)))
+    assert engine.files == {}
+    engine.cron_running = True
+    Executor(say=lambda _: None)(scheduled.install(stack, scheduled.plan("6h", None, KEEP, NOW)))
+    assert scheduled.facts(stack).cron_running
+    engine.cron_running = False
+    found = scheduled.facts(stack)
+    ok, detail = scheduled.freshness(found, NOW + timedelta(minutes=5), "h3", "development")
+    assert not found.cron_running and not ok and "no cron daemon runs on h3, nothing runs (start cron: systemctl enable --now cron there)" in detail
+
+
+def test_the_daemon_check_finds_a_process_named_cron_or_crond(tmp_path):
+    """Run for real in a PID namespace of its own: nothing there, then a process named crond."""
+    if subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True).returncode:
+        pytest.skip("needs unshare --pid (root)")
+    check = shlex.join(cron.daemon_running())
+    sleeper = tmp_path / "crond"
+    shutil.copy("/bin/sleep", sleeper)
+    alone = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", check], capture_output=True, timeout=30)
+    beside = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", f"{sleeper} 30 & {check}; r=$?; kill $!; exit $r"],
+                            capture_output=True, timeout=30)
+    assert (alone.returncode, beside.returncode) == (1, 0)
 
 
 def test_a_plan_written_before_the_buckets_is_read_as_it_ran():
