@@ -1,8 +1,7 @@
 """The `db` namespace: backups, verification, restore, migrations and PostgreSQL tools."""
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from invoke import Collection, Context, Exit
 
@@ -20,7 +19,7 @@ from deploy.engine.ops import Executor, Ops
 from deploy.engine.stack import Stack
 from deploy.errors import fail
 from deploy.output import ByteProgress, human_bytes, say, styled, table
-from deploy.retention import Policy
+from deploy.retention import Dated, Policy
 from deploy.stack.status import human_duration
 from deploy.state import lock
 from deploy.swarm.scale import SwarmApps
@@ -173,7 +172,7 @@ def _policy(default: Policy, keep: str | None, keep_daily: str | None, keep_week
                             default.min_age if min_age is None else retention.parse_duration(min_age, "--min-age"))
 
 
-def _say_kept(verdicts: list[tuple[Any, tuple[str, ...]]], p: Policy, indent: str = "  ") -> None:
+def _say_kept(verdicts: Sequence[tuple[Dated, tuple[str, ...]]], p: Policy, indent: str = "  ") -> None:
     """The policy as the dates it keeps."""
     complete = [b for b, _ in verdicts if b.complete]
     say(f"{indent}retention: {p.summary}; keeps {sum(1 for b, why in verdicts if why and b.complete)} of {len(complete)} complete:")
