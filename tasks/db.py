@@ -1,10 +1,11 @@
 """The `db` namespace: backups, verification, restore, migrations and PostgreSQL tools."""
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 from invoke import Collection, Context, Exit
 
+from deploy import retention
 from deploy.database import admin as dbadmin
 from deploy.database import dump as backupmod
 from deploy.database import files as backups
@@ -18,11 +19,12 @@ from deploy.engine.ops import Executor, Ops
 from deploy.engine.stack import Stack
 from deploy.errors import fail
 from deploy.output import ByteProgress, human_bytes, say, styled, table
+from deploy.retention import Dated, Policy
 from deploy.stack.status import human_duration
 from deploy.state import lock
 from deploy.swarm.scale import SwarmApps
 from deploy.swarm.switch import run_once
-from tasks._input import confirm_typed, optional_number, whole_number
+from tasks._input import confirm_typed, optional_number
 from tasks._open import compose_only, open_fleet, open_settings
 from tasks._where import Where, on_host, on_stage
 
@@ -157,6 +159,7 @@ def restore(c: Context, file: str, from_offsite: bool = False, from_other_stage:
     say(f"safety backup of the database it replaced (every write up to the swap): {report.safety.path if report.safety else 'none'}")
 
 
+<<<<<<< HEAD
 @on_stage(
     held="db.prune",
     help={
@@ -167,16 +170,53 @@ def restore(c: Context, file: str, from_offsite: bool = False, from_other_stage:
 )
 def prune(c: Context, keep: str | None = None, keep_days: str | None = None, dry_run: bool = False, *, where: Where) -> None:
     """Delete old backups (on this machine). Counts only complete ones and never deletes the newest complete backup."""
+=======
+RETENTION_HELP = {
+    "keep": "the newest complete backups kept (default deploy.retention.backups); the newest always",
+    "keep_daily": "also the newest backup of each of the last N days that have one (default deploy.retention.keep_daily)",
+    "keep_weekly": "of each of the last N weeks (default deploy.retention.keep_weekly)",
+    "keep_monthly": "of each of the last N months (default deploy.retention.keep_monthly)",
+    "min_age": "nothing younger is deleted: 0, 90m, 36h, 7d (default deploy.retention.min_age)",
+}
+
+
+def _policy(default: Policy, keep: str | None, keep_daily: str | None, keep_weekly: str | None, keep_monthly: str | None,
+            min_age: str | None) -> Policy:
+    """The retention flags over the stage's deploy.retention."""
+    return retention.policy(optional_number("--keep", keep, default.last, minimum=1),
+                            optional_number("--keep-daily", keep_daily, default.daily),
+                            optional_number("--keep-weekly", keep_weekly, default.weekly),
+                            optional_number("--keep-monthly", keep_monthly, default.monthly),
+                            default.min_age if min_age is None else retention.parse_duration(min_age, "--min-age"))
+
+
+def _say_kept(verdicts: Sequence[tuple[Dated, tuple[str, ...]]], p: Policy, indent: str = "  ") -> None:
+    """The policy as the dates it keeps."""
+    complete = [b for b, _ in verdicts if b.complete]
+    say(f"{indent}retention: {p.summary}; keeps {sum(1 for b, why in verdicts if why and b.complete)} of {len(complete)} complete:")
+    for line in retention.kept_dates(verdicts):
+        say(f"{indent}  {line}")
+
+
+@on_stage(help={**RETENTION_HELP, "dry_run": "show what would be kept and deleted, delete nothing"})
+def prune(c: Context, keep: str | None = None, keep_daily: str | None = None, keep_weekly: str | None = None, keep_monthly: str | None = None,
+          min_age: str | None = None, dry_run: bool = False, *, where: Where) -> None:
+    """Delete old backups (on this machine) by the stage's retention: the newest N, one a day, a week, a month, nothing under the minimum age.
+
+    Counts only complete backups and never deletes the newest complete one. Shows the
+    dates it keeps and why; the scheduled job on the db host applies the same rule.
+    """
+>>>>>>> i23-retention
     settings = open_settings(c, where)
-    kept = optional_number("--keep", keep, default=settings.config.retention.backups, minimum=1)
-    days = None if keep_days is None else whole_number("--keep-days", keep_days)
-    directory = backupmod.backups_dir(settings)
-    doomed = backups.prune_plan(backups.scan(directory), kept, days, datetime.now(timezone.utc))
+    p = _policy(settings.config.retention.backups, keep, keep_daily, keep_weekly, keep_monthly, min_age)
+    verdicts = retention.decide(backups.scan(backupmod.backups_dir(settings)), p, datetime.now(timezone.utc))
+    _say_kept(verdicts, p, indent="")
+    doomed = [b for b, why in verdicts if not why]
     for b in doomed:
         say(f"{'would delete' if dry_run else 'deleting'} {b.path.name} ({human_bytes(b.size)}{'' if b.complete else ', incomplete'})")
         if not dry_run:
             backups.delete(b)
-    say(f"{len(doomed)} backup(s) {'would be ' if dry_run else ''}deleted; kept the newest {kept} complete")
+    say(f"{len(doomed)} backup(s) {'would be ' if dry_run else ''}deleted")
 
 
 @on_host(locks=True)
@@ -248,14 +288,14 @@ def reindex(c: Context, yes: bool = False, *, where: Where) -> None:
     help={
         "every": "how often: 15m, 30m, 1h, 6h, 12h, 1d (intervals that divide the day)",
         "at": "with --every 1d: the time of day, HH:MM UTC",
-        "keep": "complete backups kept on the host (default deploy.retention.backups); the newest always",
-        "keep_days": "also keep every backup younger than this many days",
+        **RETENTION_HELP,
         "off": "remove the schedule (the backups stay)",
         "dry_run": "print what would be installed and change nothing",
     },
 )
-def schedule_(c: Context, every: str | None = None, at: str | None = None, keep: str | None = None, keep_days: str | None = None,
-              off: bool = False, dry_run: bool = False, *, where: Where) -> None:
+def schedule_(c: Context, every: str | None = None, at: str | None = None, keep: str | None = None, keep_daily: str | None = None,
+              keep_weekly: str | None = None, keep_monthly: str | None = None, min_age: str | None = None, off: bool = False,
+              dry_run: bool = False, *, where: Where) -> None:
     """Schedule backups on the db host (cron; every rule of db.backup; retention); no options: show the schedule.
 
     The job needs only what the deploy put on the host (Docker, the database's
@@ -263,10 +303,12 @@ def schedule_(c: Context, every: str | None = None, at: str | None = None, keep:
     leaves no complete-looking file. Its outcome shows here and in inv health, which
     fails when the newest complete backup is older than twice the interval.
     """
-    if off and (every or at or keep or keep_days):
+    given = [v for v in (keep, keep_daily, keep_weekly, keep_monthly, min_age) if v is not None]
+    if off and (every or at or given):
         fail("--off removes the schedule: it takes no other option", "run inv db.schedule --off alone")
-    if not every and (at or keep or keep_days):
-        fail("--at, --keep and --keep-days belong to a schedule", "give --every too, e.g. --every 6h --keep 14")
+    if not every and (at or given):
+        fail("--at, --keep, --keep-daily, --keep-weekly, --keep-monthly and --min-age belong to a schedule",
+             "give --every too, e.g. --every 6h --keep 14")
     fleet = compose_only(open_fleet(c, where), "db.schedule", "run inv db.backup --stage STAGE from a scheduler of your own (cron on this machine)")
     stack = fleet.one("db").stack
     where_name = stack.target.name
@@ -276,15 +318,13 @@ def schedule_(c: Context, every: str | None = None, at: str | None = None, keep:
             say(f"no more scheduled backups on {where_name} (the backups made stay; inv db.pull copies them home)")
         return
     if every:
-        retention = fleet.settings.config.retention.backups
-        keep_days_n = optional_number("--keep-days", keep_days, 0, minimum=1) if keep_days else None
-        plan = scheduled.plan(every, at, optional_number("--keep", keep, retention, minimum=1), keep_days_n, datetime.now(timezone.utc),
-                              offsite=fleet.settings.stage.offsite is not None)
+        p = _policy(fleet.settings.config.retention.backups, keep, keep_daily, keep_weekly, keep_monthly, min_age)
+        plan = scheduled.plan(every, at, p, datetime.now(timezone.utc), offsite=fleet.settings.stage.offsite is not None)
         Executor(dry_run=dry_run)(scheduled.install(stack, plan))
         if dry_run:
             return
         say(styled("scheduled", "green") + f" on {where_name}: {scheduled.cron_when(plan, scheduled.cron_job(stack, plan).name)} "
-            f"(cron, UTC), keeping {plan.keep}" + (f" and {plan.keep_days} days" if plan.keep_days else ""))
+            f"(cron, UTC), keeping {plan.retention.summary}")
     facts = scheduled.facts(stack)
     ok, detail = scheduled.freshness(facts, datetime.now(timezone.utc), where_name, fleet.settings.stage.name)
     say(f"backups on {where_name} in {scheduled.host_dir(stack)}: " + (styled("ok", "green") if ok else styled("FAILING", "red")))
@@ -300,6 +340,8 @@ def schedule_(c: Context, every: str | None = None, at: str | None = None, keep:
     elif facts.plan:
         say(f"  restore drill: weekly ({scheduled.drill_job(stack).when}, cron, UTC), none yet")
     say(f"  {len(facts.complete)} complete backup(s) there; log: {scheduled.host_dir(stack)}/{backup_job.LOG_FILE}")
+    if facts.plan:
+        _say_kept(scheduled.retained(facts, datetime.now(timezone.utc)), facts.plan.retention)
 
 
 @on_host(name="pull")

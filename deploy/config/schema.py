@@ -12,6 +12,7 @@ from typing import Any
 
 from deploy.config.inventory import ENGINES, Host, SshOptions, parse_hosts, parse_ssh
 from deploy.errors import fail
+from deploy.retention import Policy, parse_duration, policy
 
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -43,7 +44,7 @@ class Offsite:
 
     repository: str  # restic's: /path, sftp:user@host:/path, s3:..., rest:...
     password_env: str = "RESTIC_PASSWORD"  # the stage's variable holding the repository's password
-    keep: int = 30  # snapshots kept (restic forget --keep-last)
+    keep: int = 30  # the newest snapshots kept (--keep-last); deploy.retention's buckets and minimum age too
     sftp_command: str = ""  # restic's -o sftp.command (a key or known_hosts of its own)
     env_vars: tuple[str, ...] = ()  # more of the stage's variables restic needs (AWS_ACCESS_KEY_ID, ...)
 
@@ -72,7 +73,7 @@ class Stage:
 @dataclass(frozen=True)
 class Retention:
     releases: int
-    backups: int
+    backups: Policy  # of the database's backups, here, on the db host and offsite (deploy.retention)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,19 @@ def _positive_int(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         fail(f"invoke.yaml: {where} must be a whole number of at least 1, not {value!r}", f"fix {where}")
     return value
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        fail(f"invoke.yaml: {where} must be a whole number (0 or more), not {value!r}", f"fix {where}")
+    return value
+
+
+def _backup_policy(raw: Mapping[str, Any]) -> Policy:
+    where = "deploy.retention"
+    return policy(_positive_int(raw.get("backups", 7), f"{where}.backups"), _count(raw.get("keep_daily", 7), f"{where}.keep_daily"),
+                  _count(raw.get("keep_weekly", 4), f"{where}.keep_weekly"), _count(raw.get("keep_monthly", 6), f"{where}.keep_monthly"),
+                  parse_duration(raw.get("min_age", "1d"), f"invoke.yaml: {where}.min_age"))
 
 
 def _stage(name: str, raw: Mapping[str, Any], project: str) -> Stage:
@@ -278,10 +292,7 @@ def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
         env_defaults=env_defaults,
         env_example=str(raw.get("env_example", ".env.example")),
         state_dir=str(raw.get("state_dir", ".deploy")),
-        retention=Retention(
-            releases=_positive_int(retention.get("releases", 5), "deploy.retention.releases"),
-            backups=_positive_int(retention.get("backups", 7), "deploy.retention.backups"),
-        ),
+        retention=Retention(_positive_int(retention.get("releases", 5), "deploy.retention.releases"), _backup_policy(retention)),
         up_timeout=_positive_int(raw.get("up_timeout", 180), "deploy.up_timeout"),
         database=_database(_require(raw, "database", "deploy"), stateful, stateless),
         test_command=_command(raw["test_command"], "deploy.test_command") if raw.get("test_command") else (),

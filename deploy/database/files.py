@@ -12,9 +12,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -189,22 +188,6 @@ def scan(directory: Path) -> list[Backup]:
             )
         )
     return sorted(found, key=lambda b: (b.created, b.path.name), reverse=True)
-
-
-def prune_plan(backups: Iterable[Backup], keep: int, keep_days: int | None, now: datetime) -> list[Backup]:
-    """What to delete: complete backups beyond the newest ``keep`` (and older than
-    ``keep_days`` when given), and incomplete leftovers older than the newest complete
-    one. The newest complete backup is never deleted."""
-    backups = list(backups)
-    complete = [b for b in backups if b.complete]
-    if not complete:
-        return []
-    keep = max(keep, 1)
-    cutoff = now - timedelta(days=keep_days) if keep_days is not None else None
-    doomed = [b for b in complete[keep:] if cutoff is None or b.created < cutoff]
-    newest = complete[0].created
-    doomed += [b for b in backups if not b.complete and b.created < newest]
-    return sorted(doomed, key=lambda b: b.created, reverse=True)
 
 
 def delete(backup: Backup) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from deploy.engine.commands import backup_job, files, restic
 from deploy.engine.ops import Executor, Ops, Put, run
 from deploy.engine.stack import Stack, last_lines
 from deploy.errors import fail
+from deploy.retention import Policy
 
 OFFSITE_DIR = "offsite"
 ENV_FILE = f"{OFFSITE_DIR}/restic.env"
@@ -55,12 +56,13 @@ def _config(stack: Stack) -> Offsite:
     return offsite
 
 
-def copy_job(stack: Stack) -> backup_job.OffsiteCopy | None:
-    """What the scheduled job needs to copy offsite (None when the stage has no repository)."""
+def copy_job(stack: Stack, retention: Policy) -> backup_job.OffsiteCopy | None:
+    """What the scheduled job needs to copy offsite (None when the stage has no repository):
+    ``retention`` there too, but for the count of the newest kept (``offsite.keep``)."""
     offsite = stack.settings.stage.offsite
     if offsite is None:
         return None
-    return backup_job.OffsiteCopy(stack.state_file(ENV_FILE), offsite.sftp_command, tag(stack), offsite.keep)
+    return backup_job.OffsiteCopy(stack.state_file(ENV_FILE), offsite.sftp_command, tag(stack), replace(retention, last=offsite.keep))
 
 
 def configure(stack: Stack) -> Ops[None]:

@@ -23,6 +23,7 @@ from deploy.engine.commands import backup_job, cron, files
 from deploy.engine.ops import Ops, Put, run
 from deploy.engine.stack import Stack
 from deploy.errors import fail
+from deploy.retention import Listed, Policy, decide
 from deploy.stack import schedule
 
 PLAN_FILE = "schedule.json"
@@ -37,10 +38,19 @@ UNIT = {"m": 60, "h": 3600, "d": 86400}
 class Plan:
     every: int  # seconds between runs
     at: str | None  # HH:MM UTC, for a daily run
-    keep: int
-    keep_days: int | None
+    retention: Policy  # after each run, on the host (and offsite, but for the newest kept there)
     installed_at: str  # ISO time, UTC
     offsite: bool = False  # each backup copied to the stage's restic repository
+
+    @classmethod
+    def load(cls, raw: dict[str, Any]) -> Plan:
+        """A plan read back from ``schedule.json`` (one written before the retention policy
+        had buckets: its ``keep`` newest and ``keep_days`` days)."""
+        if "retention" not in raw:
+            old = {**raw}
+            policy = Policy(old.pop("keep"), min_age=(old.pop("keep_days", None) or 0) * 86400)
+            return cls(**old, retention=policy)
+        return cls(**{**raw, "retention": Policy(**raw["retention"])})
 
     @property
     def every_text(self) -> str:
@@ -50,7 +60,7 @@ class Plan:
         return f"{self.every}s"
 
 
-def plan(every: str, at: str | None, keep: int, keep_days: int | None, now: datetime, offsite: bool = False) -> Plan:
+def plan(every: str, at: str | None, retention: Policy, now: datetime, offsite: bool = False) -> Plan:
     """The flags of ``inv db.schedule``, checked (pure): what cron can run evenly."""
     m = EVERY.match(every or "")
     if not m:
@@ -65,9 +75,7 @@ def plan(every: str, at: str | None, keep: int, keep_days: int | None, now: date
             fail(f"--at {at!r} is not a time", "give HH:MM in UTC, e.g. 03:30")
         if unit != "d":
             fail("--at is for a daily backup", "use --every 1d --at HH:MM, or leave --at out")
-    if keep < 1:
-        fail("--keep must be at least 1", "the newest complete backup is always kept")
-    return Plan(n * UNIT[unit], at, keep, keep_days, now.astimezone(timezone.utc).isoformat(timespec="seconds"), offsite)
+    return Plan(n * UNIT[unit], at, retention, now.astimezone(timezone.utc).isoformat(timespec="seconds"), offsite)
 
 
 def cron_when(p: Plan, key: str) -> str:
@@ -93,7 +101,8 @@ def host_dir(stack: Stack) -> str:
 def _job(stack: Stack, p: Plan) -> backup_job.Job:
     cfg, db = stack.settings.config, Database(stack)
     return backup_job.Job(cfg.project, stack.settings.stage.name, cfg.database.service, cfg.database.migrate_service,
-                          db.user, db.name, host_dir(stack), p.keep, p.keep_days, offsite.copy_job(stack) if p.offsite else None)
+                          db.user, db.name, host_dir(stack), p.retention,
+                          offsite.copy_job(stack, p.retention) if p.offsite else None)
 
 
 def cron_job(stack: Stack, p: Plan | None) -> schedule.Job:
@@ -115,7 +124,7 @@ def drill_job(stack: Stack) -> schedule.Job:
 def install(stack: Stack, p: Plan) -> Ops[None]:
     """The job on the stack's target (the db host): its script, its plan, its cron file;
     and the weekly restore drill."""
-    yield schedule.require_cron(stack)
+    yield from schedule.require_cron(stack)
     if p.offsite:
         yield from offsite.configure(stack)
     yield run(stack, files.install_dir(host_dir(stack), 0o700), what="creating the backups folder")
@@ -142,6 +151,7 @@ class Facts:
     complete: tuple[tuple[str, datetime], ...]  # (file, created), newest first
     offsite_last: dict[str, Any] | None = None  # the last backup copied offsite, and when
     drill: dict[str, Any] | None = None  # the last restore drill's outcome
+    cron_running: bool = True  # a cron daemon runs on the host
 
 
 def complete_backups(listing: str) -> tuple[tuple[str, datetime], ...]:
@@ -152,6 +162,15 @@ def complete_backups(listing: str) -> tuple[tuple[str, datetime], ...]:
     return tuple(sorted(found, key=lambda f: (f[1], f[0]), reverse=True))
 
 
+def retained(f: Facts, now: datetime) -> list[tuple[Listed, tuple[str, ...]]]:
+    """What the job's retention keeps of the host's complete scheduled backups, were it run
+    ``now`` (with why), and what it deletes (no why)."""
+    if f.plan is None:
+        return []
+    mine = [Listed(name, created) for name, created in f.complete if (m := NAME.match(name)) and m.group("label") == backup_job.LABEL]
+    return decide(mine, f.plan.retention, now)
+
+
 def facts(stack: Stack) -> Facts:
     directory = host_dir(stack)
     target = stack.target
@@ -160,8 +179,9 @@ def facts(stack: Stack) -> Facts:
     copied = target.read_text(f"{directory}/{backup_job.OFFSITE_FILE}")
     drill = target.read_text(f"{directory}/{backup_job.DRILL_FILE}")
     listing = target.run(files.list_dir(directory), warn=True)
-    return Facts(Plan(**json.loads(raw)) if raw else None, target.run(files.is_file(cron_job(stack, None).path), warn=True).ok,
-                 _masked(stack, last), complete_backups(listing.stdout if listing.ok else ""), _masked(stack, copied), _masked(stack, drill))
+    return Facts(Plan.load(json.loads(raw)) if raw else None, target.run(files.is_file(cron_job(stack, None).path), warn=True).ok,
+                 _masked(stack, last), complete_backups(listing.stdout if listing.ok else ""), _masked(stack, copied), _masked(stack, drill),
+                 target.run(cron.daemon_running(), warn=True).ok)
 
 
 def _masked(stack: Stack, text: str | None) -> dict[str, Any] | None:
@@ -177,11 +197,14 @@ def freshness(f: Facts, now: datetime, where: str, stage: str) -> tuple[bool, st
         return True, f"no schedule on {where} (inv db.schedule --stage {stage} --every 6h)"
     p = f.plan
     limit = timedelta(seconds=2 * p.every)
-    said = f"every {p.every_text}" + (f" at {p.at} UTC" if p.at else "") + f", keeping {p.keep}" + (", copied offsite" if p.offsite else "")
+    said = (f"every {p.every_text}" + (f" at {p.at} UTC" if p.at else "") + f", keeping {p.retention.summary}"
+            + (", copied offsite" if p.offsite else ""))
     last = f.last_run or {}
     failed = f"; last run failed: {last.get('error')}" if last and not last.get("ok") else ""
     if not f.cron_file:
         return False, f"{said}: its cron file on {where} is gone, nothing runs (inv db.schedule --stage {stage} --every {p.every_text})"
+    if not f.cron_running:
+        return False, f"{said}: no cron daemon runs on {where}, nothing runs ({schedule.CRON_FIX} there)"
     if not f.complete:
         if now - datetime.fromisoformat(p.installed_at) < limit:
             return True, f"{said}: waiting for its first run{failed}"

@@ -86,7 +86,7 @@ def issue(fleet: Fleet, req: Request) -> Ops[None]:
     stack, host = member.stack, member.name
     base = stack.state_file(CERTBOT_DIR)
     yield run(stack, certbot.version(), what="finding certbot", fix=f"install certbot on {host} (Debian: apt-get install certbot)")
-    yield schedule.require_cron(stack)
+    yield from schedule.require_cron(stack)
     yield run(stack, files.install_dir(base, 0o700), what="creating certbot's folder")
     yield run(stack, files.install_dir(stack.state_file(ACME_DIR), 0o755), what="creating the ACME challenge folder")
     yield run(stack, files.install_dir(stack.state_file(TLS_DIR), 0o755), what="creating the certificate's folder")
@@ -111,7 +111,7 @@ def renew(fleet: Fleet, force: bool) -> Ops[None]:
     if text is None:
         fail(f"no ACME certificate was issued for this stage on {member.name}", "issue one first: inv tls.issue --domain D --email E")
     ca_bundle = str(json.loads(text).get("ca_bundle", ""))
-    yield schedule.require_cron(stack)
+    yield from schedule.require_cron(stack)
     yield run(stack, certbot.renew(stack.state_file(CERTBOT_DIR), cert_name(stack), force=force, ca_bundle=ca_bundle),
               what="renewing the certificate", show=True,
               fix=f"each domain must still resolve to {member.name} and reach its nginx on port 80; certbot's log: "

@@ -308,6 +308,10 @@ def host_listing(testbed: dict, directory: str) -> list[str]:
     return ssh(testbed, "h3", f"ls -1A {directory}").stdout.split()
 
 
+# retention by count alone (the buckets and the minimum age are unit-tested, the job's sh too)
+COUNT_ONLY = ("--keep", "2", "--keep-daily", "0", "--keep-weekly", "0", "--keep-monthly", "0", "--min-age", "0")
+
+
 def test_scheduled_backups_run_by_cron_on_the_db_host(remote, testbed):
     """cron on h3 runs the job (every minute here); retention keeps exactly 2 complete
     backups; a run killed mid-dump leaves no complete-looking file and the next one
@@ -316,8 +320,8 @@ def test_scheduled_backups_run_by_cron_on_the_db_host(remote, testbed):
     directory = f"/srv/{remote.project}/state/remote/backups"
     cron_file = f"/etc/cron.d/deploy-{remote.project}-remote-db-backup"
     try:
-        out = remote("db.schedule", "--every", "1m", "--keep", "2").stdout
-        assert "scheduled on h3: * * * * * (cron, UTC), keeping 2" in out and "waiting for its first run" in out
+        out = remote("db.schedule", "--every", "1m", *COUNT_ONLY).stdout
+        assert "scheduled on h3: * * * * * (cron, UTC), keeping the newest 2\n" in out and "waiting for its first run" in out
         deadline = time.monotonic() + 90
         while "last-run.json" not in host_listing(testbed, directory):  # cron's next minute
             assert time.monotonic() < deadline, ssh(testbed, "h3", f"cat {directory}/schedule.log; ls -la /etc/cron.d", check=False).stdout
@@ -397,7 +401,7 @@ def test_offsite_copies_over_sftp_and_a_restore_from_offsite_round_trips(remote,
         assert "created offsite repository" in outputs[-1]
         outputs.append(stack("db.offsite.init").stdout)
         assert "kept the existing offsite repository" in outputs[-1]
-        outputs.append(stack("db.schedule", "--every", "1d", "--keep", "2").stdout)
+        outputs.append(stack("db.schedule", "--every", "1d", *COUNT_ONLY).stdout)  # offsite: the newest 3 (offsite.keep)
         command = cron.command_of(ssh(testbed, "h3", f"cat /etc/cron.d/deploy-{remote.project}-remote-db-backup").stdout)
         before = pg_dumpall(testbed, remote.project)
         # a run as cron makes it, with every process's command line sampled while it runs

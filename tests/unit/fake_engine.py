@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 from invoke.exceptions import UnexpectedExit
 from invoke.runners import Result
 
+from deploy.engine.commands import cron
 from deploy.engine.commands import files as file_commands
 from deploy.engine.ops import Executor
 from deploy.engine.target import HttpResponse
@@ -251,6 +252,7 @@ class FakeEngine:
         self.files: dict[str, bytes] = {}
         self.dirs: set[str] = set()
         self.modified: dict[str, float] = {}  # path -> when it was last written (time.time(); set it to age a file)
+        self.cron_running = True  # a cron daemon runs (cron.daemon_running)
         self.unhealthy: set[str] = set()  # APP_VERSIONs whose new app containers come up unhealthy
         self.stuck: set[str] = set()  # APP_VERSIONs whose new app containers never answer (health: starting)
         self.warmup = 0  # inspections a new app container takes before it answers
@@ -713,6 +715,8 @@ class FakeEngine:
             return "", "", 0
         if argv[:2] == ("test", "-d"):
             return "", "", 0 if argv[2] in self.dirs else 1
+        if list(argv) == cron.daemon_running():
+            return "", "", 0 if self.cron_running else 1
         if argv[:2] == ("test", "-f"):
             return "", "", 0 if argv[2] in self.files else 1
         if argv[:2] == ("rm", "-rf"):

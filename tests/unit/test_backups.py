@@ -9,7 +9,7 @@ import pytest
 from invoke.exceptions import Exit
 
 from deploy.database import files as backups
-from deploy.database.files import Backup, PartialWriter, new_name, prune_plan, read_sidecar, scan, sweep_partials, write_sidecars
+from deploy.database.files import PartialWriter, new_name, read_sidecar, scan, sweep_partials, write_sidecars
 
 T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -105,27 +105,6 @@ def test_sidecar_must_name_the_file(tmp_path):
     assert read_sidecar(path) is None
     backups.sidecar_path(path).write_text("garbage")
     assert read_sidecar(path) is None
-
-
-def b(hours_ago: float, complete: bool = True) -> Backup:
-    when = T0 - timedelta(hours=hours_ago)
-    return Backup(Path(new_name("app", when)), when, 1, complete, False)
-
-
-def test_prune_keeps_the_newest_complete_ones():
-    found = [b(1), b(2), b(3, complete=False), b(4), b(5)]
-    assert prune_plan(found, keep=2, keep_days=None, now=T0) == [b(3, complete=False), b(4), b(5)]
-
-
-def test_prune_never_deletes_the_newest_complete_backup():
-    found = [b(0.5, complete=False), b(100), b(200)]
-    assert prune_plan(found, keep=0, keep_days=None, now=T0) == [b(200)]
-    assert prune_plan([b(1, complete=False)], keep=1, keep_days=None, now=T0) == []
-
-
-def test_prune_keep_days_spares_recent_backups():
-    found = [b(1), b(30), b(50), b(24 * 10)]
-    assert prune_plan(found, keep=1, keep_days=3, now=T0) == [b(24 * 10)]
 
 
 def test_delete_removes_the_manifest_first(tmp_path):

@@ -4,6 +4,7 @@ import pytest
 from invoke.exceptions import Exit
 
 from deploy.config.schema import parse_config
+from deploy.retention import Policy
 from tests.unit.conftest import ROOT
 
 
@@ -70,3 +71,15 @@ def test_registry_key_is_only_a_default(raw_config):
     assert parse_config(raw, ROOT).env_defaults["DOCKER_REGISTRY"] == "explicit"
     del raw["env_defaults"]["DOCKER_REGISTRY"]
     assert parse_config(raw, ROOT).env_defaults["DOCKER_REGISTRY"] == "127.0.0.1:5000"
+
+
+def test_the_backups_retention_policy_and_its_defaults(raw_config):
+    raw = copy.deepcopy(raw_config)
+    assert parse_config(raw, ROOT).retention.backups == Policy(7, daily=7, weekly=4, monthly=6, min_age=86400)
+    raw["retention"] = {"backups": 3, "keep_daily": 0, "min_age": "36h"}
+    assert parse_config(raw, ROOT).retention.backups == Policy(3, daily=0, weekly=4, monthly=6, min_age=36 * 3600)
+    for key, value, message in [("keep_weekly", -1, "keep_weekly must be a whole number"), ("keep_monthly", "6", "keep_monthly"),
+                                ("min_age", "a day", "min_age 'a day' is not a duration")]:
+        raw["retention"] = {key: value}
+        with pytest.raises(Exit, match=message):
+            parse_config(raw, ROOT)

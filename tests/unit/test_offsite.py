@@ -13,6 +13,7 @@ from deploy.config.schema import Offsite
 from deploy.database import offsite, scheduled
 from deploy.engine.commands import backup_job, restic
 from deploy.engine.ops import Executor, Put
+from deploy.retention import Policy
 from tests.unit.test_ops import fleet_of
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -36,8 +37,10 @@ def test_the_env_file_is_read_back_exactly_by_sh(tmp_path):
 def test_command_lines_carry_no_secret():
     assert restic.backup("ssh h -s sftp", "app-prod", ["/d/a.dump"]) == [
         "restic", "-o", "sftp.command=ssh h -s sftp", "backup", "--quiet", "--tag", "app-prod", "/d/a.dump"]
-    assert restic.forget("", "app-prod", 5) == ["restic", "forget", "--quiet", "--tag", "app-prod", "--group-by", "tags",
-                                                "--keep-last", "5", "--prune"]
+    assert restic.forget("", "app-prod", Policy(5)) == ["restic", "forget", "--quiet", "--tag", "app-prod", "--group-by", "tags",
+                                                        "--keep-last", "5", "--prune"]
+    assert restic.forget("", "t", Policy(30, daily=7, monthly=6, min_age=5400))[-9:] == [
+        "--keep-last", "30", "--keep-daily", "7", "--keep-monthly", "6", "--keep-within", "2h", "--prune"]  # an age rounded up
     assert restic.snapshots("", "t") == ["restic", "snapshots", "--json", "--tag", "t"]
 
 
@@ -62,8 +65,9 @@ def test_the_password_reaches_the_db_host_only_in_its_own_0600_file(fake_setting
     env = engine.files[stack.state_file(offsite.ENV_FILE)].decode()
     assert PASSWORD not in env and f"RESTIC_PASSWORD_FILE={stack.state_file(offsite.PASSWORD_FILE)}" in env and "B2_KEY=k-1" in env
     assert not [c for c in engine.journal if PASSWORD in " ".join(c.argv)]
-    script = backup_job.script(scheduled._job(stack, scheduled.plan("6h", None, 3, None, NOW, offsite=True)))
-    assert PASSWORD not in script and "--tag myapp-development" in script and "--keep-last 5" in script
+    script = backup_job.script(scheduled._job(stack, scheduled.plan("6h", None, Policy(3, 7, 4, 6, 86400), NOW, offsite=True)))
+    assert PASSWORD not in script and "--tag myapp-development" in script
+    assert "--keep-last 5 --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --keep-within 24h --prune" in script  # offsite.keep: 5
     assert stack.settings.masked(f"x {PASSWORD} k-1") == "x **** ****"
 
 
@@ -78,7 +82,7 @@ def test_a_short_or_missing_password_is_refused_before_anything_is_written(fake_
 
 
 def test_health_counts_the_offsite_copy():
-    plan = scheduled.Plan(6 * 3600, None, 7, None, (NOW - timedelta(days=3)).isoformat(), offsite=True)
+    plan = scheduled.Plan(6 * 3600, None, Policy(7), (NOW - timedelta(days=3)).isoformat(), offsite=True)
     backup = (("app-20261129T110000Z-scheduled.dump", NOW - timedelta(hours=1)),)
     fresh = scheduled.Facts(plan, True, {"ok": True, "offsite_error": ""}, backup, {"at": (NOW - timedelta(hours=1)).isoformat(),
                                                                                    "file": backup[0][0]})

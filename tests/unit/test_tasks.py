@@ -1,4 +1,5 @@
 """Task arguments as the `inv` command line parses them (no engine needed)."""
+import json
 import re
 import subprocess
 import sys
@@ -123,6 +124,7 @@ def test_every_task_says_where_it_acts_the_same_way(task):
         (("db.verify", "../../etc/passwd", "--env-file", ".env.example"), "'..' and shell characters"),
         (("db.restore", "x.dump;rm -rf /", "--env-file", ".env.example"), "'..' and shell characters"),
         (("db.prune", "--keep", "0", "--env-file", ".env.example"), "at least 1"),
+        (("db.prune", "--min-age", "a week", "--env-file", ".env.example"), "--min-age 'a week' is not a duration"),
         (("deploy", "--version", "1.0.0", "--restart-stateful", "--skip-backup"), "needs the backup step"),
     ],
 )
@@ -146,7 +148,7 @@ def test_bad_input_exits_1_with_reason_and_fix(args, message):
         (("rollback", "previous", "--timeout", "1m"), "--timeout"),
         (("rollback", "previous", "--parallel", "0"), "--parallel"),
         (("db.prune", "--keep", "many", "--env-file", ".env.example"), "--keep"),
-        (("db.prune", "--keep-days", "a week", "--env-file", ".env.example"), "--keep-days"),
+        (("db.prune", "--keep-daily", "a week", "--env-file", ".env.example"), "--keep-daily"),
     ],
 )
 def test_a_bad_number_is_an_error_not_a_traceback(args, flag):
@@ -188,3 +190,26 @@ def test_no_task_raises_an_error_string_of_its_own():
     for path in (ROOT / "tasks").glob("*.py"):
         text = path.read_text()
         assert 'Exit("' not in text and "Exit(f\"" not in text, path.name
+
+
+def test_db_prune_shows_the_dates_it_keeps_and_deletes_only_the_others(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from tests.unit.test_backups import make_backup
+    folder = tmp_path / "myapp" / "development"
+    folder.mkdir(parents=True)
+    noon = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)  # in the past
+    made = [make_backup(folder, noon - timedelta(days=d, minutes=10 * i)) for d in range(5) for i in range(2)]
+    runtime = tmp_path / "runtime.json"
+    runtime.write_text(json.dumps({"deploy": {"database": {"backups_dir": str(tmp_path)}}}))
+    flags = ("--keep", "1", "--keep-daily", "3", "--keep-weekly", "0", "--keep-monthly", "0", "--min-age", "0", "--env-file", ".env.example")
+    dry = subprocess.run([*INV, "-f", str(runtime), "db.prune", "--dry-run", *flags], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    day = [f"{noon - timedelta(days=d):%Y-%m-%d}" for d in range(3)]
+    assert "retention: the newest 1, 3 daily; keeps 3 of 10 complete:" in dry.stdout
+    assert f"{day[0]} 12:00 UTC  newest, daily {day[0]}" in dry.stdout
+    assert f"UTC  daily {day[1]}" in dry.stdout and f"UTC  daily {day[2]}" in dry.stdout
+    assert dry.stdout.count("would delete") == 7 and all(p.exists() for p in made)
+    real = subprocess.run([*INV, "-f", str(runtime), "db.prune", *flags], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert real.returncode == 0 and "7 backup(s) deleted" in real.stdout
+    assert [p for p in made if p.exists()] == [made[0], made[2], made[4]]

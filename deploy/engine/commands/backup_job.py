@@ -10,8 +10,7 @@ coreutils, flock). It follows every rule of ``inv db.backup`` (deploy.database):
 - a run killed at any moment leaves no complete-looking file; the next run removes the
   partials no one holds;
 - one run at a time (flock on ``.schedule.lock``: a run that finds it taken is skipped);
-- then retention: the newest ``keep`` complete backups stay (and any younger than
-  ``keep_days``), never the newest; incomplete leftovers older than it go;
+- then retention, by the rule of ``deploy.retention`` (its sh twin, ``retention_section``);
 - its outcome, as JSON, in ``last-run.json`` (what ``inv db.schedule`` and ``inv
   health`` read), its output appended to ``schedule.log`` (kept under 1 MiB: one old
   file, ``schedule.log.1``).
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 
 from deploy.engine.commands import postgres as pg
 from deploy.engine.commands import restic
+from deploy.retention import BUCKETS, Policy
 
 LABEL = "scheduled"
 STATUS_FILE = "last-run.json"
@@ -50,7 +50,7 @@ class OffsiteCopy:
     env_file: str  # on the host, 0600: RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, ...
     sftp_command: str
     tag: str  # the stage's snapshots
-    keep: int
+    retention: Policy
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,7 @@ class Job:
     user: str
     database: str
     directory: str  # where the backups go on the host
-    keep: int
-    keep_days: int | None
+    retention: Policy
     offsite: OffsiteCopy | None = None
 
 
@@ -84,6 +83,7 @@ def _header(job: Job, what: str) -> str:
 set -eu
 umask 077
 export LC_ALL=C
+export TZ=UTC  # restic's snapshot times, hence its daily, weekly and monthly buckets, in UTC like ours
 DIR={q(job.directory)}
 PROJECT={q(job.project)}
 STAGE={q(job.stage)}
@@ -105,7 +105,7 @@ def offsite_section(copy: OffsiteCopy | None) -> str:
     if copy is None:
         return ""
     save = shlex.join(restic.with_env(copy.env_file, restic.backup(copy.sftp_command, copy.tag, [])))
-    forget = shlex.join(restic.with_env(copy.env_file, restic.forget(copy.sftp_command, copy.tag, copy.keep)))
+    forget = shlex.join(restic.with_env(copy.env_file, restic.forget(copy.sftp_command, copy.tag, copy.retention)))
     return f"""
 # offsite: the new backup's files into the restic repository, then its retention
 if copied=$({save} "$DIR/$name" "$DIR/$name.sha256" "$DIR/$name.json" 2>&1 && {forget} 2>&1); then
@@ -120,14 +120,46 @@ fi
 """
 
 
+def retention_section(p: Policy) -> str:
+    """The rule of ``deploy.retention.decide`` in sh, over this job's backups in the
+    current folder, ``$started`` (epoch seconds) being now: the same order (newest
+    first), the same buckets (date(1) given decide's strftime formats, in UTC), the same
+    minimum age."""
+    buckets = "".join(f"""
+        if [ "$left_{rule}" -gt 0 ]; then
+            key=$(date -u -d "$ymd" +{shlex.quote(fmt)})
+            if [ "$key" != "$last_{rule}" ]; then keep=yes; last_{rule}=$key; left_{rule}=$((left_{rule} - 1)); fi
+        fi""" for rule, fmt in BUCKETS)
+    counts = " ".join(f"left_{rule}={int(n)} last_{rule}=''" for rule, n in p.counts())
+    return f"""# retention (deploy/retention.py): {p.summary}; of this job's backups only (the folder
+# may hold those of db.backup too); complete ones (dump, sidecar, manifest) counted, newest first
+young=$(date -u -d "@$((started - {int(p.min_age)}))" +%Y%m%dT%H%M%SZ)  # a backup stamped after this is under the minimum age
+ls -1 | sed -nE 's/^([A-Za-z0-9_.-]+-([0-9]{{8}}T[0-9]{{6}}Z)-'"$LABEL"'\\.dump)$/\\2 \\1/p' | sort -r >"$work/list"
+n=0 newest='' {counts}
+while read -r stamp dump; do
+    keep=""
+    if [ -f "$dump.sha256" ] && [ -f "$dump.json" ]; then
+        n=$((n + 1))
+        [ -n "$newest" ] || newest=$stamp
+        if [ "$n" -le {int(p.last)} ]; then keep=yes; fi
+        day=${{stamp%%T*}}; md=${{day#????}}; ymd="${{day%????}}-${{md%??}}-${{md#??}}"{buckets}
+    elif [ -z "$newest" ] || ! [ "$stamp" \\< "$newest" ]; then
+        keep=yes  # incomplete, but not older than the newest complete backup
+    fi
+    if [ "$young" \\< "$stamp" ]; then keep=yes; fi
+    if [ -z "$keep" ]; then
+        rm -f "$dump.json" "$dump.verified.json" "$dump.sha256" "$dump"
+        echo "$(date -u +%FT%TZ) retention: deleted $dump"
+    fi
+done <"$work/list"
+"""
+
+
 def script(job: Job) -> str:
     q = shlex.quote
     psql = shlex.join(pg.psql(job.user, job.database))
     dump = shlex.join(pg.pg_dump(job.user, job.database))
-    keep_days = "" if job.keep_days is None else str(int(job.keep_days))
     return f"""{_header(job, "one backup by the rules of `inv db.backup`, then retention")}
-KEEP={int(job.keep)}
-KEEP_DAYS={keep_days}
 LABEL={LABEL}
 
 mkdir -p "$DIR"
@@ -232,26 +264,7 @@ mv -f "$name.json.tmp" "$name.json"  # the last file: the backup is complete
 sync .
 echo "$(date -u +%FT%TZ) backed up $name ($size bytes, ${{seconds}} s)"
 
-# retention, of this job's backups only (the folder may hold those of db.backup too):
-# complete ones (dump, sidecar, manifest), newest first
-cutoff=""
-[ -z "$KEEP_DAYS" ] || cutoff=$(date -u -d "@$((started - KEEP_DAYS * 86400))" +%Y%m%dT%H%M%SZ)
-ls -1 | sed -nE 's/^([A-Za-z0-9_.-]+-([0-9]{{8}}T[0-9]{{6}}Z)-'"$LABEL"'\\.dump)$/\\2 \\1/p' | sort -r >"$work/list"
-n=0
-newest=""
-while read -r stamp dump; do
-    if [ -f "$dump.sha256" ] && [ -f "$dump.json" ]; then
-        n=$((n + 1))
-        [ -n "$newest" ] || newest=$stamp
-        if [ "$n" -gt "$KEEP" ] && {{ [ -z "$cutoff" ] || [ "$stamp" \\< "$cutoff" ]; }}; then
-            rm -f "$dump.json" "$dump.verified.json" "$dump.sha256" "$dump"
-            echo "$(date -u +%FT%TZ) retention: deleted $dump"
-        fi
-    elif [ -n "$newest" ] && [ "$stamp" \\< "$newest" ]; then
-        rm -f "$dump.json" "$dump.verified.json" "$dump.sha256" "$dump"
-        echo "$(date -u +%FT%TZ) retention: deleted the incomplete $dump"
-    fi
-done <"$work/list"
+{retention_section(job.retention)}
 offsite_error=""
 {offsite_section(job.offsite)}
 status true "$name" "" "$offsite_error"

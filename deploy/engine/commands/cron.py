@@ -13,6 +13,16 @@ CRON_DIR = "/etc/cron.d"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+DAEMONS = ("cron", "crond")  # Debian's; cronie's, busybox's
+
+
+def daemon_running() -> list[str]:
+    """Succeeds when a cron daemon runs (a process named as one of ``DAEMONS``), read from
+    /proc, so that it needs nothing but sh."""
+    names = "|".join(DAEMONS)
+    return ["sh", "-c", f'for f in /proc/[0-9]*/comm; do read -r n <"$f" && case $n in {names}) exit 0;; esac; done 2>/dev/null; exit 1']
+
+
 def file_name(*parts: str) -> str:
     """A cron.d file name (letters, digits, ``-``, ``_`` only) made of ``parts``."""
     return re.sub(r"[^A-Za-z0-9_-]", "-", "-".join(parts))

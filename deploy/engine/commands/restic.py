@@ -9,6 +9,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 
+from deploy.retention import Policy
+
 SOURCE = 'set -a; . "$1"; set +a; shift; exec "$@"'
 
 
@@ -43,8 +45,12 @@ def backup(sftp_command: str, tag: str, paths: Sequence[str]) -> list[str]:
     return restic(sftp_command, "backup", "--quiet", "--tag", tag, *paths)
 
 
-def forget(sftp_command: str, tag: str, keep: int) -> list[str]:
-    """Only ``keep`` snapshots of ``tag``, the data of the others pruned. Grouped by the
-    tag: restic's default groups (host and paths) would hold one snapshot each, since
-    every backup has paths of its own, and keep them all."""
-    return restic(sftp_command, "forget", "--quiet", "--tag", tag, "--group-by", "tags", "--keep-last", str(int(keep)), "--prune")
+def forget(sftp_command: str, tag: str, p: Policy) -> list[str]:
+    """The snapshots of ``tag`` that ``p`` does not keep forgotten, their data pruned.
+    Grouped by the tag: restic's default groups (host and paths) would hold one snapshot
+    each, since every backup has paths of its own, and keep them all. restic measures
+    ``--keep-within`` from the newest snapshot, in whole hours: the minimum age rounded up."""
+    buckets = [arg for rule, n in p.counts() if n for arg in (f"--keep-{rule}", str(int(n)))]
+    within = ["--keep-within", f"{-(-p.min_age // 3600)}h"] if p.min_age else []
+    return restic(sftp_command, "forget", "--quiet", "--tag", tag, "--group-by", "tags", "--keep-last", str(int(p.last)), *buckets,
+                  *within, "--prune")
