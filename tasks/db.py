@@ -159,18 +159,6 @@ def restore(c: Context, file: str, from_offsite: bool = False, from_other_stage:
     say(f"safety backup of the database it replaced (every write up to the swap): {report.safety.path if report.safety else 'none'}")
 
 
-<<<<<<< HEAD
-@on_stage(
-    held="db.prune",
-    help={
-        "keep": "complete backups to keep (default: deploy.retention.backups)",
-        "keep_days": "also keep every backup younger than this many days",
-        "dry_run": "show what would be deleted, delete nothing",
-    }
-)
-def prune(c: Context, keep: str | None = None, keep_days: str | None = None, dry_run: bool = False, *, where: Where) -> None:
-    """Delete old backups (on this machine). Counts only complete ones and never deletes the newest complete backup."""
-=======
 RETENTION_HELP = {
     "keep": "the newest complete backups kept (default deploy.retention.backups); the newest always",
     "keep_daily": "also the newest backup of each of the last N days that have one (default deploy.retention.keep_daily)",
@@ -198,7 +186,7 @@ def _say_kept(verdicts: Sequence[tuple[Dated, tuple[str, ...]]], p: Policy, inde
         say(f"{indent}  {line}")
 
 
-@on_stage(help={**RETENTION_HELP, "dry_run": "show what would be kept and deleted, delete nothing"})
+@on_stage(held="db.prune", help={**RETENTION_HELP, "dry_run": "show what would be kept and deleted, delete nothing"})
 def prune(c: Context, keep: str | None = None, keep_daily: str | None = None, keep_weekly: str | None = None, keep_monthly: str | None = None,
           min_age: str | None = None, dry_run: bool = False, *, where: Where) -> None:
     """Delete old backups (on this machine) by the stage's retention: the newest N, one a day, a week, a month, nothing under the minimum age.
@@ -206,7 +194,6 @@ def prune(c: Context, keep: str | None = None, keep_daily: str | None = None, ke
     Counts only complete backups and never deletes the newest complete one. Shows the
     dates it keeps and why; the scheduled job on the db host applies the same rule.
     """
->>>>>>> i23-retention
     settings = open_settings(c, where)
     p = _policy(settings.config.retention.backups, keep, keep_daily, keep_weekly, keep_monthly, min_age)
     verdicts = retention.decide(backups.scan(backupmod.backups_dir(settings)), p, datetime.now(timezone.utc))
