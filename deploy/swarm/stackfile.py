@@ -22,11 +22,13 @@ a deploy of the app file leaves them as they run.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from deploy.errors import fail
 
@@ -113,9 +115,34 @@ class Renderer:
             fail(f"the compose files have no service {', '.join(missing)} (invoke.yaml deploy.services names them)",
                  "name the services of the compose files in deploy.services")
         app = [*self.roles.stateless, self.roles.proxy]
-        app_file = self._file({s: self.service(s, services[s]) for s in app})
-        stateful_file = self._file({s: self.service(s, services[s]) for s in self.roles.stateful})
+        rendered = {s: self.service(s, services[s]) for s in [*app, *self.roles.stateful]}
+        for service, spec in rendered.items():
+            self.refuse_secrets(service, spec)
+        for config, content in self.configs.items():
+            self.refuse_secrets(f"the config {config}", content.decode("latin-1"))
+        app_file = self._file({s: rendered[s] for s in app})
+        stateful_file = self._file({s: rendered[s] for s in self.roles.stateful})
         return StackFiles(app=app_file, stateful=stateful_file, secrets=dict(self.secrets), configs=dict(self.configs))
+
+    def refuse_secrets(self, where: str, spec: Any, path: str = "") -> None:
+        """Refuse a spec that shows one of the stage's secrets anywhere (command, healthcheck,
+        labels, a DSN, a config file ...), as it is, as Compose escapes it, URL-encoded or
+        JSON-escaped: a whole value of any length, inside a longer one from EMBEDDED_MIN
+        characters (shorter ones match by chance)."""
+        if isinstance(spec, Mapping):
+            for key, value in spec.items():
+                self.refuse_secrets(where, str(key), path)
+                self.refuse_secrets(where, value, f"{path}.{key}" if path else str(key))
+        elif isinstance(spec, (list, tuple)):
+            for i, value in enumerate(spec):
+                self.refuse_secrets(where, value, f"{path}[{i}]")
+        elif isinstance(spec, str):
+            for secret, name in self.secret_values.items():
+                forms = {secret, secret.replace("$", "$$"), quote(secret, safe=""), json.dumps(secret)[1:-1]}
+                if any(spec == form or (len(secret) >= EMBEDDED_MIN and form in spec) for form in forms):
+                    fail(f"{where}{f' ({path})' if path else ''} shows the secret {name}: the stack file and the service's spec would show it",
+                         f"pass {name} to the app as a variable of its own (it becomes a Swarm secret), "
+                         "never inside commands, labels, other values or mounted files")
 
     def _file(self, services: dict[str, dict[str, Any]]) -> dict[str, Any]:
         used_networks = sorted({n for s in services.values() for n in s.get("networks", [])})
@@ -181,10 +208,6 @@ class Renderer:
             real = unescaped(value)
             source = self.secret_values.get(real)
             if source is None:
-                embedded = [name for secret, name in self.secret_values.items() if len(secret) >= EMBEDDED_MIN and secret in real]
-                if embedded:
-                    fail(f"{key} holds the secret {embedded[0]} inside a longer value: the stack file and the service's spec would show it",
-                         f"give the app {embedded[0]} on its own (it becomes a Swarm secret) and build {key} in the app")
                 plain[key] = value
                 continue
             secret = object_name(self.stack, source, real.encode())

@@ -3,6 +3,7 @@ swarm stage's hosts: pure, no engine."""
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 from invoke.exceptions import Exit
@@ -124,8 +125,44 @@ def test_a_secret_inside_another_value_is_refused() -> None:
     config = json.loads(json.dumps(CONFIG))
     config["services"]["backend"]["environment"]["DATABASE_URL"] = f"postgres://app:{SECRET}@postgres/app"
     roles = Roles({"backend": 3000}, ["postgres"], "nginx")
-    with pytest.raises(Exit, match="DATABASE_URL holds the secret POSTGRES_PASSWORD inside a longer value"):
+    with pytest.raises(Exit, match=r"backend \(environment.DATABASE_URL\) shows the secret POSTGRES_PASSWORD"):
         Renderer("myapp", config, roles, {"POSTGRES_PASSWORD": SECRET}, {}, FILES.get).render()
+
+
+LONG_SECRET = "p@ss w/rd:$ecret"  # characters that URL and JSON encode, and a $ that Compose writes as $$
+
+
+@pytest.mark.parametrize(("service", "key", "value", "where"), [
+    ("backend", "command", ["node", "main.js", f"--password={LONG_SECRET}"], r"backend \(command\[2\]\)"),
+    ("backend", "healthcheck", {"test": ["CMD-SHELL", f"check --token '{LONG_SECRET}'"]}, r"backend \(healthcheck.test\[1\]\)"),
+    ("backend", "labels", {"token": LONG_SECRET.replace("$", "$$")}, r"backend \(labels.token\)"),
+    ("backend", "environment", {"DATABASE_URL": f"postgres://app:{quote(LONG_SECRET, safe='')}@postgres/app"},
+     r"backend \(environment.DATABASE_URL\)"),
+    ("backend", "environment", {"SETTINGS": json.dumps({"pass": LONG_SECRET + "!"})}, r"backend \(environment.SETTINGS\)"),
+    ("postgres", "entrypoint", ["sh", "-c", f"PGPASSWORD={LONG_SECRET} exec postgres"], r"postgres \(entrypoint\[2\]\)"),
+    ("nginx", "labels", {"x": "short"}, None),
+])
+def test_a_secret_anywhere_in_a_spec_is_refused(service, key, value, where) -> None:
+    """Not only the environment: a secret in a command, a healthcheck, a label, a DSN
+    (URL-encoded) or a JSON value would be shown by docker service inspect."""
+    config = json.loads(json.dumps(CONFIG))
+    spec = config["services"][service]
+    spec[key] = {**spec.get(key, {}), **value} if isinstance(value, dict) else value
+    secrets = {"POSTGRES_PASSWORD": SECRET, "JWT_SECRET": LONG_SECRET, "REDIS_PASSWORD": "short"}
+    render = Renderer("myapp", config, Roles({"backend": 3000}, ["postgres"], "nginx"), secrets, {}, FILES.get).render
+    if where is None:  # a short secret is matched only as a whole value, and swapped for a file in the environment only
+        with pytest.raises(Exit, match=r"nginx \(labels.x\) shows the secret REDIS_PASSWORD"):
+            render()
+    else:
+        with pytest.raises(Exit, match=where + " shows the secret JWT_SECRET"):
+            render()
+
+
+def test_a_secret_in_a_bind_mounted_file_is_refused() -> None:
+    """A config's content is readable by docker config inspect."""
+    files = {"/cfg/nginx.conf": f"events {{}}\n# {SECRET}-and-more\n".encode()}
+    with pytest.raises(Exit, match="the config myapp_nginx-nginx.conf_[0-9a-f]+ shows the secret POSTGRES_PASSWORD"):
+        Renderer("myapp", CONFIG, Roles({"backend": 3000}, ["postgres"], "nginx"), {"POSTGRES_PASSWORD": SECRET}, {}, files.get).render()
 
 
 def test_a_port_bound_to_one_address_is_refused() -> None:
