@@ -12,11 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from deploy import validators
 from deploy.config.schema import DeployConfig, Stage
 from deploy.engine.commands.compose import ComposeProject
 from deploy.errors import fail
 
 REMOTE_ENV_FILE = ".env"  # in a host's deploy directory, mode 0600
+# The variables compose/ writes as they are into a config file (nginx's by
+# compose/nginx/start.sh, redis's by the redis service's command), and their rule.
+CONFIG_FILE_VALUES = {
+    "NGINX_API_RATE": validators.nginx_rate,
+    "NGINX_WEB_RATE": validators.nginx_rate,
+    "NGINX_API_BURST": validators.nginx_burst,
+    "NGINX_WEB_BURST": validators.nginx_burst,
+    "REDIS_PASSWORD": validators.redis_secret,
+}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -88,6 +98,13 @@ class Settings:
         return text
 
 
+def check_config_values(env: Mapping[str, str]) -> None:
+    """Refuse a value of ``CONFIG_FILE_VALUES`` (when set) that its config file cannot carry."""
+    for name, check in CONFIG_FILE_VALUES.items():
+        if env.get(name):
+            check(env[name], name)
+
+
 def example_env(config: DeployConfig) -> dict[str, str]:
     """The variables of .env.example (empty when the file is missing)."""
     path = config.root / config.env_example
@@ -111,4 +128,5 @@ def resolve(
     environ = os.environ if environ is None else environ
     known = (*config.required_env, *example_env(config))
     env = merge_env(config.env_defaults, read_env_file(path), environ, known=known)
+    check_config_values(env)
     return Settings(config=config, stage=stage, env_file=path.resolve(), env=env)
