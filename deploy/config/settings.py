@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from deploy import validators
+from deploy.config import masking
 from deploy.config.schema import DeployConfig, Stage
 from deploy.engine.commands.compose import ComposeProject
 from deploy.errors import fail
@@ -90,12 +91,9 @@ class Settings:
         return (*self.config.secret_env, *((offsite.password_env, *offsite.env_vars) if offsite else ()))
 
     def masked(self, text: str) -> str:
-        """``text`` with the value of every secret variable replaced by **** (the longest
-        first, so that one secret inside another leaves nothing of it)."""
-        values = sorted({v for v in (self.env.get(n) for n in self.secret_names) if v}, key=len, reverse=True)
-        for value in values:
-            text = text.replace(value, "****")
-        return text
+        """``text`` with every form of the value of every secret variable, declared or
+        named like one, replaced by **** (deploy.config.masking says which and how)."""
+        return masking.mask(text, masking.secret_values(self.env, self.secret_names))
 
 
 def check_config_values(env: Mapping[str, str]) -> None:

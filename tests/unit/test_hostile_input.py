@@ -11,6 +11,7 @@ not: cron's ``%`` rule (vixie cron's do_command.c), redis.conf's line and quote 
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shlex
 import subprocess
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -27,6 +29,7 @@ from invoke.exceptions import Exit
 from invoke.util import yaml
 
 from deploy import validators
+from deploy.config import masking
 from deploy.config.schema import parse_config, plain
 from deploy.config.settings import check_config_values
 from deploy.engine.commands import backup_job, certbot, cron
@@ -443,3 +446,16 @@ def test_each_special_character_alone(value: str) -> None:
         for check in (partial(cron.crontab, "* * * * *", ["x", value], "/l", "c"), partial(backup_job.script, job(directory=value)),
                       partial(certbot.install_hook, value, "/c", "1:1"), partial(validators.absolute_path, "/" + value, "--ca-bundle")):
             assert refused(check), value
+
+
+# --- masking: what is printed and recorded ------------------------------------------
+
+
+@FAST
+@given(secret=st.text(st.sampled_from(SPECIAL + SAFE), min_size=masking.MIN_LENGTH, max_size=24))
+def test_no_form_of_a_secret_survives_masking(secret: str) -> None:
+    values = masking.secret_values({"X_PASSWORD": secret}, ())
+    for shown in (json.dumps({"error": secret}), json.dumps([secret], ensure_ascii=False), f"redis://:{quote(secret, safe='')}@r/0",
+                  f"q={quote_plus(secret)}", shlex.join(["env", f"PGPASSWORD={secret}"]), f"a{secret}b"):
+        masked = masking.mask(shown, values)
+        assert not any(form in masked for form in masking.forms(secret)), (shown, masked)
