@@ -102,6 +102,23 @@ case "${NGINX_HTTPS_PORT:-443}" in
     *) NGINX_HTTPS_PORT_SUFFIX=":${NGINX_HTTPS_PORT}" ;;
 esac
 export NGINX_HTTPS_PORT_SUFFIX
+# The rate limits reach nginx's config as they are: a rate (50r/s, 600r/m) and a whole
+# number, nothing else (no second word, no ";", no line break; deploy/validators.py has
+# the same rule for the deploy tasks).
+limit_ok() {  # $1: the value, $2: rate or burst
+    n=$1
+    if [ "$2" = rate ]; then
+        n=${1%r/[sm]}
+        case "$n" in "$1"|0*) return 1 ;; esac
+    fi
+    case "$n" in ''|*[!0-9]*) return 1 ;; esac
+    [ ${#n} -le 9 ]
+}
+if ! { limit_ok "${NGINX_API_RATE:-}" rate && limit_ok "${NGINX_WEB_RATE:-}" rate \
+        && limit_ok "${NGINX_API_BURST:-}" burst && limit_ok "${NGINX_WEB_BURST:-}" burst; }; then
+    echo "NGINX_API_RATE and NGINX_WEB_RATE must be rates (50r/s, 600r/m), NGINX_API_BURST and NGINX_WEB_BURST whole numbers" >&2
+    exit 1
+fi
 envsubst '$NGINX_API_RATE $NGINX_WEB_RATE $NGINX_HTTPS_PORT_SUFFIX' \
     < /etc/nginx/templates/nginx.conf.template > /tmp/nginx.conf
 envsubst '$NGINX_API_BURST $NGINX_WEB_BURST' < /etc/nginx/templates/site.conf.template > /tmp/site.conf

@@ -22,10 +22,10 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 
+from deploy import validators
 from deploy.errors import fail
 
-ASSIGNMENT = re.compile(r"^(\s*#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ASSIGNMENT = re.compile(r"(\s*#\s*)?([A-Z][A-Z0-9_]*)=(.*)")
 PLAIN = re.compile(r"[A-Za-z0-9_./:@%+,=-]*")
 EXPANDING_DOLLAR = re.compile(r"\$[A-Za-z_{$]")  # what Compose interpolates outside single quotes
 NOT_SINGLE_QUOTABLE = re.compile(r"\\[\\']|\\$|\r")
@@ -36,8 +36,7 @@ def env_line(name: str, value: str) -> str:
     """``NAME=value`` that python-dotenv and Compose both read back as exactly ``value``
     (see the module's docstring); a value no line can carry is refused, naming the
     variable (never its value: it may be a secret)."""
-    if not NAME.fullmatch(name):
-        fail(f"{name!r} is not a valid variable name", "use letters, digits and _ (not first a digit)")
+    validators.env_name(name)
     try:
         value.encode()
     except UnicodeEncodeError:
@@ -68,7 +67,7 @@ def render(example: str, secret_names: Sequence[str], overrides: Mapping[str, st
     """
     lines, seen = [], set()
     for line in example.splitlines():
-        m = ASSIGNMENT.match(line)
+        m = ASSIGNMENT.fullmatch(line)
         if m:
             name = m.group(2)
             if name in overrides and name not in seen:

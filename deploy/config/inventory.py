@@ -11,18 +11,16 @@ runs on the local engine.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from deploy import validators
 from deploy.errors import fail
 
 ROLES = ("app", "db")
 SWARM_ROLES = ("manager", "worker", "edge", "db")
 ENGINES = ("compose", "swarm")
-HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-DEPLOY_DIR = re.compile(r"^/[A-Za-z0-9_./-]+$")
 
 
 @dataclass(frozen=True)
@@ -93,8 +91,7 @@ def parse_hosts(raw: Any, stage: str, project: str, default_dir: str | None = No
     for name, spec in raw.items():
         name, spec = str(name), spec or {}
         where = _where(stage, name)
-        if not HOST_NAME.match(name):
-            fail(f"invoke.yaml: {where}: {name!r} is not a valid host name", "use letters, digits, '.', '-', '_'")
+        validators.host(name, f"invoke.yaml: {_where(stage)}")
         roles = spec.get("roles", list(ROLES) if engine == "compose" else None)
         if isinstance(roles, str):
             roles = [roles]
@@ -105,21 +102,21 @@ def parse_hosts(raw: Any, stage: str, project: str, default_dir: str | None = No
         if engine == "swarm" and ("manager" in roles) == ("worker" in roles):
             fail(f"invoke.yaml: {where}.roles {roles!r}: a swarm node is a manager or a worker (one of them)",
                  f"add manager or worker to {where}.roles")
-        deploy_dir = str(spec.get("deploy_dir") or default_dir or f"/srv/{project}")
-        if not DEPLOY_DIR.match(deploy_dir) or ".." in deploy_dir.split("/"):
-            fail(f"invoke.yaml: {where}.deploy_dir {deploy_dir!r} is not an absolute plain path", "use e.g. /srv/myapp")
+        deploy_dir = validators.deploy_dir(str(spec.get("deploy_dir") or default_dir or f"/srv/{project}"), f"invoke.yaml: {where}.deploy_dir")
         port = spec.get("port")
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
             fail(f"invoke.yaml: {where}.port {port!r} is not a port number", "give a number from 1 to 65535")
+        words = {key: validators.one_line(str(spec[key]), f"invoke.yaml: {where}.{key}")
+                 for key in ("address", "user", "key", "private_address") if spec.get(key)}
         hosts.append(Host(
             name=name,
-            address=str(spec.get("address") or name),
+            address=words.get("address", name),
             roles=tuple(r for r in known if r in roles),
             deploy_dir=deploy_dir.rstrip("/") or "/",
-            user=str(spec["user"]) if spec.get("user") else None,
+            user=words.get("user"),
             port=port,
-            key=str(spec["key"]) if spec.get("key") else None,
-            private_address=str(spec.get("private_address") or ""),
+            key=words.get("key"),
+            private_address=words.get("private_address", ""),
         ))
     if engine == "swarm":
         return _swarm_checked(tuple(hosts), stage)

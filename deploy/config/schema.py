@@ -10,13 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploy import validators
 from deploy.config.inventory import ENGINES, Host, SshOptions, parse_hosts, parse_ssh
 from deploy.errors import fail
 from deploy.retention import Policy, parse_duration, policy
-
-PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -168,6 +165,7 @@ def _backup_policy(raw: Mapping[str, Any]) -> Policy:
 
 
 def _stage(name: str, raw: Mapping[str, Any], project: str) -> Stage:
+    validators.stage(name, "invoke.yaml: deploy.stages")
     where = f"deploy.stages.{name}"
     files = _require(raw, "compose_files", where)
     if isinstance(files, str) or not files:
@@ -195,24 +193,30 @@ def _offsite(raw: Mapping[str, Any], where: str) -> Offsite:
     if unknown:
         fail(f"invoke.yaml: {where}: unknown key(s) {sorted(unknown)}", f"use {sorted(Offsite.__dataclass_fields__)}")
     env_vars = raw.get("env_vars") or ()
-    if isinstance(env_vars, str) or not all(isinstance(v, str) and ENV_NAME.match(v) for v in env_vars):
+    if isinstance(env_vars, str) or not all(isinstance(v, str) for v in env_vars):
         fail(f"invoke.yaml: {where}.env_vars must be a list of variable names", f"fix {where}.env_vars, e.g. [AWS_ACCESS_KEY_ID]")
+    for v in env_vars:
+        validators.env_name(v, f"invoke.yaml: {where}.env_vars")
     repository = str(_require(raw, "repository", where))
     if re.search(r"://[^/@]*:[^/@]*@", repository):
         fail(f"invoke.yaml: {where}.repository holds a password (invoke.yaml is not a secret file)",
              f"write it without user:password@ and give the credentials as variables of the stage's env file ({where}.env_vars)")
-    password_env = str(raw.get("password_env", "RESTIC_PASSWORD"))
-    if not ENV_NAME.match(password_env):
-        fail(f"invoke.yaml: {where}.password_env {password_env!r} is not a variable name", f"fix {where}.password_env")
+    validators.one_line(repository, f"invoke.yaml: {where}.repository")
+    password_env = validators.env_name(str(raw.get("password_env", "RESTIC_PASSWORD")), f"invoke.yaml: {where}.password_env")
+    sftp_command = validators.one_line(str(raw.get("sftp_command") or ""), f"invoke.yaml: {where}.sftp_command")
     return Offsite(repository=repository, password_env=password_env,
-                   keep=_positive_int(raw.get("keep", 30), f"{where}.keep"), sftp_command=str(raw.get("sftp_command") or ""),
+                   keep=_positive_int(raw.get("keep", 30), f"{where}.keep"), sftp_command=sftp_command,
                    env_vars=tuple(env_vars))
 
 
 def _service_name(name: str, where: str) -> str:
-    if not SERVICE_NAME.match(name):
-        fail(f"invoke.yaml: {where}: {name!r} is not a valid service name", "use letters, digits, '-', '_', '.'")
-    return name
+    return validators.service(name, f"invoke.yaml: {where}")
+
+
+def _env_names(values: Any, where: str) -> tuple[str, ...]:
+    if isinstance(values, str):
+        fail(f"invoke.yaml: {where} must be a list of variable names", f"write {where} as [NAME, ...]")
+    return tuple(validators.env_name(str(v), f"invoke.yaml: {where}") for v in values or ())
 
 
 def _command(value: Any, where: str) -> tuple[str, ...]:
@@ -231,8 +235,8 @@ def _database(raw: Mapping[str, Any], stateful: tuple[str, ...], stateless: Mapp
         fail(f"invoke.yaml: {where}.migrate_service {migrate_service!r} is not a stateless service", "name the app image that migrates")
     return DatabaseConfig(
         service=service,
-        user_env=str(raw.get("user_env", "POSTGRES_USER")),
-        name_env=str(raw.get("name_env", "POSTGRES_DB")),
+        user_env=validators.env_name(str(raw.get("user_env", "POSTGRES_USER")), f"invoke.yaml: {where}.user_env"),
+        name_env=validators.env_name(str(raw.get("name_env", "POSTGRES_DB")), f"invoke.yaml: {where}.name_env"),
         backups_dir=str(raw.get("backups_dir", "backups")),
         migrate_service=migrate_service,
         migrate_command=_command(_require(raw, "migrate_command", where), f"{where}.migrate_command"),
@@ -242,12 +246,7 @@ def _database(raw: Mapping[str, Any], stateful: tuple[str, ...], stateless: Mapp
 
 def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
     """Validate the ``deploy:`` section (already plain data) into a DeployConfig."""
-    project = str(_require(raw, "project", "deploy"))
-    if not PROJECT_NAME.match(project):
-        fail(
-            f"invoke.yaml: deploy.project {project!r} is not a valid Compose project name",
-            "use lowercase letters, digits, '-' and '_', starting with a letter or digit",
-        )
+    project = validators.project(str(_require(raw, "project", "deploy")), "invoke.yaml: deploy.project")
     stages = {str(n): _stage(str(n), s or {}, project) for n, s in (_require(raw, "stages", "deploy")).items()}
     default_stage = str(raw.get("default_stage", "development"))
     if default_stage not in stages:
@@ -274,7 +273,7 @@ def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
     if overlap:
         fail(f"invoke.yaml: {sorted(overlap)} listed as both stateless and stateful", "list each service once")
 
-    env_defaults = {str(k): str(v) for k, v in (raw.get("env_defaults") or {}).items()}
+    env_defaults = {validators.env_name(str(k), "invoke.yaml: deploy.env_defaults"): str(v) for k, v in (raw.get("env_defaults") or {}).items()}
     for key, var in (("registry", "DOCKER_REGISTRY"), ("namespace", "DOCKER_NAMESPACE")):
         if raw.get(key):
             env_defaults.setdefault(var, str(raw[key]))
@@ -287,8 +286,8 @@ def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
         stateless=stateless,
         stateful=stateful,
         proxy=proxy,
-        required_env=tuple(str(v) for v in raw.get("required_env") or ()),
-        secret_env=tuple(str(v) for v in raw.get("secret_env") or ()),
+        required_env=_env_names(raw.get("required_env"), "deploy.required_env"),
+        secret_env=_env_names(raw.get("secret_env"), "deploy.secret_env"),
         env_defaults=env_defaults,
         env_example=str(raw.get("env_example", ".env.example")),
         state_dir=str(raw.get("state_dir", ".deploy")),

@@ -12,11 +12,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from deploy import validators
+from deploy.config import masking
 from deploy.config.schema import DeployConfig, Stage
 from deploy.engine.commands.compose import ComposeProject
 from deploy.errors import fail
 
 REMOTE_ENV_FILE = ".env"  # in a host's deploy directory, mode 0600
+# The variables compose/ writes as they are into a config file (nginx's by
+# compose/nginx/start.sh, redis's by the redis service's command), and their rule.
+CONFIG_FILE_VALUES = {
+    "NGINX_API_RATE": validators.nginx_rate,
+    "NGINX_WEB_RATE": validators.nginx_rate,
+    "NGINX_API_BURST": validators.nginx_burst,
+    "NGINX_WEB_BURST": validators.nginx_burst,
+    "REDIS_PASSWORD": validators.redis_secret,
+}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -80,12 +91,16 @@ class Settings:
         return (*self.config.secret_env, *((offsite.password_env, *offsite.env_vars) if offsite else ()))
 
     def masked(self, text: str) -> str:
-        """``text`` with the value of every secret variable replaced by **** (the longest
-        first, so that one secret inside another leaves nothing of it)."""
-        values = sorted({v for v in (self.env.get(n) for n in self.secret_names) if v}, key=len, reverse=True)
-        for value in values:
-            text = text.replace(value, "****")
-        return text
+        """``text`` with every form of the value of every secret variable, declared or
+        named like one, replaced by **** (deploy.config.masking says which and how)."""
+        return masking.mask(text, masking.secret_values(self.env, self.secret_names))
+
+
+def check_config_values(env: Mapping[str, str]) -> None:
+    """Refuse a value of ``CONFIG_FILE_VALUES`` (when set) that its config file cannot carry."""
+    for name, check in CONFIG_FILE_VALUES.items():
+        if env.get(name):
+            check(env[name], name)
 
 
 def example_env(config: DeployConfig) -> dict[str, str]:
@@ -111,4 +126,5 @@ def resolve(
     environ = os.environ if environ is None else environ
     known = (*config.required_env, *example_env(config))
     env = merge_env(config.env_defaults, read_env_file(path), environ, known=known)
+    check_config_values(env)
     return Settings(config=config, stage=stage, env_file=path.resolve(), env=env)

@@ -17,11 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from deploy import atomic
+from deploy import atomic, validators
 from deploy.errors import fail
 
-LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-NAME = re.compile(r"^(?P<db>[A-Za-z0-9_.-]+?)-(?P<ts>\d{8}T\d{6}Z)(?:-(?P<label>[A-Za-z0-9._-]+))?\.dump$")
+NAME = re.compile(r"(?P<db>[A-Za-z0-9_.-]+?)-(?P<ts>\d{8}T\d{6}Z)(?:-(?P<label>[A-Za-z0-9._-]+))?\.dump")
 TIMESTAMP = "%Y%m%dT%H%M%SZ"
 CHUNK = 1 << 20
 SIDECAR_MODE = 0o644  # checksums and manifests (the dump itself is 0600)
@@ -44,8 +43,8 @@ def partial_path(dump: Path) -> Path:
 
 
 def check_label(label: str | None) -> None:
-    if label is not None and not LABEL.match(label):
-        fail(f"label {label!r} is not allowed", "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    if label is not None:
+        validators.label(label, "--label")
 
 
 def new_name(db: str, when: datetime, label: str | None = None) -> str:
@@ -63,7 +62,7 @@ def sha256_file(path: Path) -> str:
 
 def parse_sidecar(text: str, name: str) -> str | None:
     """The sha256 a sidecar's text records for the file ``name`` (None if it names another or is malformed)."""
-    m = re.match(r"^([0-9a-f]{64}) [ *](.+)$", text.strip())
+    m = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", text.strip())
     return m.group(1) if m and m.group(2) == name else None
 
 
@@ -170,7 +169,7 @@ def scan(directory: Path) -> list[Backup]:
     """Every backup in ``directory``, newest first (partials are not backups)."""
     found = []
     for path in directory.glob("*.dump") if directory.is_dir() else ():
-        m = NAME.match(path.name)
+        m = NAME.fullmatch(path.name)
         if not m:
             continue
         sha = read_sidecar(path)

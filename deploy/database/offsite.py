@@ -27,7 +27,7 @@ from deploy.retention import Policy
 OFFSITE_DIR = "offsite"
 ENV_FILE = f"{OFFSITE_DIR}/restic.env"
 PASSWORD_FILE = f"{OFFSITE_DIR}/password"
-SNAPSHOT = re.compile(r"^[0-9a-f]{8,64}$")
+SNAPSHOT = re.compile(r"[0-9a-f]{8,64}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def parse_snapshots(text: str) -> list[Snapshot]:
 
 def _seconds(stamp: str) -> str:
     """restic's RFC 3339 time with nanoseconds as Python reads it (microseconds at most)."""
-    m = re.match(r"^(.+T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", stamp)
+    m = re.fullmatch(r"(.+T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", stamp)
     if not m:
         fail(f"restic printed a time this tool cannot read: {stamp!r}", "report it, with `restic version`")
     frac = (m.group(2) or ".")[1:7].ljust(6, "0")
@@ -131,13 +131,13 @@ def fetch_home(stack: Stack, snapshot: str, local_dir: Path) -> Path:
     """The backup in ``snapshot``, restored on the db host into a private folder and
     copied home like ``db.pull`` does (sha256 checked against its own sidecar)."""
     offsite = _config(stack)
-    if not SNAPSHOT.match(snapshot):
+    if not SNAPSHOT.fullmatch(snapshot):
         fail(f"{snapshot!r} is not a snapshot id", "give an id from inv db.offsite.list")
     known = [s for s in snapshots(stack) if s.id.startswith(snapshot)]
     if len(known) != 1:
         fail(f"{'no' if not known else 'more than one'} snapshot of {tag(stack)} matches {snapshot}", "give an id from inv db.offsite.list")
     chosen = known[0]
-    if not chosen.backup or not SNAPSHOT.match(chosen.short_id):
+    if not chosen.backup or not SNAPSHOT.fullmatch(chosen.short_id):
         fail(f"snapshot {chosen.short_id} holds no backup", "give another id from inv db.offsite.list")
     existing = local_dir / chosen.backup
     if existing.is_file():

@@ -29,8 +29,8 @@ from deploy.stack import schedule
 PLAN_FILE = "schedule.json"
 SCRIPT_FILE = "backup-schedule.sh"  # in the stage's state folder
 DRILL_SCRIPT = "backup-drill.sh"
-EVERY = re.compile(r"^(\d+)([mhd])$")
-AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+EVERY = re.compile(r"(\d+)([mhd])")
+AT = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 UNIT = {"m": 60, "h": 3600, "d": 86400}
 
 
@@ -62,7 +62,7 @@ class Plan:
 
 def plan(every: str, at: str | None, retention: Policy, now: datetime, offsite: bool = False) -> Plan:
     """The flags of ``inv db.schedule``, checked (pure): what cron can run evenly."""
-    m = EVERY.match(every or "")
+    m = EVERY.fullmatch(every or "")
     if not m:
         fail(f"--every {every!r} is not an interval", "give minutes, hours or a day: 15m, 6h, 1d")
     n, unit = int(m.group(1)), m.group(2)
@@ -71,7 +71,7 @@ def plan(every: str, at: str | None, retention: Policy, now: datetime, offsite: 
         fail(f"--every {every} does not divide the day evenly (cron runs at fixed minutes and hours)",
              "use 1-30m dividing 60 (15m, 30m), 1-12h dividing 24 (1h, 6h, 12h) or 1d")
     if at is not None:
-        if not AT.match(at):
+        if not AT.fullmatch(at):
             fail(f"--at {at!r} is not a time", "give HH:MM in UTC, e.g. 03:30")
         if unit != "d":
             fail("--at is for a daily backup", "use --every 1d --at HH:MM, or leave --at out")
@@ -158,7 +158,7 @@ def complete_backups(listing: str) -> tuple[tuple[str, datetime], ...]:
     """Complete backups (dump, sidecar and manifest present) in an ``ls -1`` listing, newest first (pure)."""
     names = set(listing.split())
     found = [(n, datetime.strptime(m.group("ts"), TIMESTAMP).replace(tzinfo=timezone.utc))
-             for n in names if (m := NAME.match(n)) and f"{n}.sha256" in names and f"{n}.json" in names]
+             for n in names if (m := NAME.fullmatch(n)) and f"{n}.sha256" in names and f"{n}.json" in names]
     return tuple(sorted(found, key=lambda f: (f[1], f[0]), reverse=True))
 
 

@@ -18,7 +18,7 @@ from deploy.versions import Version
 if TYPE_CHECKING:
     from deploy.engine.stack import Stack
 
-GIT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+GIT_SHA = re.compile(r"[0-9a-f]{7,40}")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def app_images(stack: Stack) -> list[ImageName]:
 def release_tags(version: Version, when: datetime, git_sha: str | None) -> list[str]:
     """version, date (YYYYMMDD, UTC), short git commit (when known), latest."""
     tags = [version.tag, when.astimezone(timezone.utc).strftime("%Y%m%d")]
-    if git_sha and GIT_SHA.match(git_sha):
+    if git_sha and GIT_SHA.fullmatch(git_sha):
         tags.append(git_sha[:12])
     return [*tags, "latest"]
 

@@ -14,10 +14,10 @@ redeploy and of ``git clean``.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from deploy import validators
 from deploy.engine.commands import certbot, cron, files
 from deploy.engine.ops import Call, Note, Ops, Put, run
 from deploy.engine.stack import ACME_DIR, TLS_DIR, Stack
@@ -29,7 +29,6 @@ LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 CERTBOT_DIR = "certbot"  # in the stage's state folder: certbot's config, work and logs
 HOOK_FILE = f"{CERTBOT_DIR}/install-certificate.sh"
 SETTINGS_FILE = f"{CERTBOT_DIR}/acme.json"  # what tls.renew needs that certbot does not keep
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -45,13 +44,16 @@ class Request:
 def request(domains: str, email: str, server: str, ca_bundle: str) -> Request:
     """The flags of ``inv tls.issue``, checked (pure): ``domains`` comma-separated."""
     names = tuple(dict.fromkeys(tls.check_domain(d.strip()) for d in domains.split(",")))
-    if not EMAIL.match(email or ""):
-        fail(f"--email {email!r} is not an e-mail address", "give the address the CA writes to about expiring certificates")
+    validators.email(email or "", "--email")
+    validators.one_line(server, "--server")
     if not server.startswith("https://") or any(ch.isspace() for ch in server):
         fail(f"--server {server!r} is not an https:// URL", f"give the ACME directory URL (Let's Encrypt: {LETS_ENCRYPT})")
-    if ca_bundle and not ca_bundle.startswith("/"):
-        fail(f"--ca-bundle {ca_bundle!r} is not an absolute path", "give the path of the CA file on the host")
-    return Request(names, email, server, ca_bundle)
+    return Request(names, email, server, _ca_bundle(ca_bundle, "--ca-bundle"))
+
+
+def _ca_bundle(path: str, what: str) -> str:
+    """The CA file's path (or ""), as the renewal's cron line and argv may carry it."""
+    return validators.absolute_path(path, what) if path else ""
 
 
 def acme_host(fleet: Fleet) -> Member:
@@ -110,7 +112,7 @@ def renew(fleet: Fleet, force: bool) -> Ops[None]:
     text = stack.target.read_text(stack.state_file(SETTINGS_FILE))
     if text is None:
         fail(f"no ACME certificate was issued for this stage on {member.name}", "issue one first: inv tls.issue --domain D --email E")
-    ca_bundle = str(json.loads(text).get("ca_bundle", ""))
+    ca_bundle = _ca_bundle(str(json.loads(text).get("ca_bundle", "")), f"the ca_bundle kept in {stack.state_file(SETTINGS_FILE)} on {member.name}")
     yield from schedule.require_cron(stack)
     yield run(stack, certbot.renew(stack.state_file(CERTBOT_DIR), cert_name(stack), force=force, ca_bundle=ca_bundle),
               what="renewing the certificate", show=True,

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.config.masking import MIN_LENGTH
 from deploy.config.settings import Settings, example_env
 from deploy.engine.commands import compose, docker, git
 from deploy.engine.facts import parse_engine_version, version_tuple
@@ -62,7 +63,8 @@ def check_required(env: Mapping[str, str], required: Sequence[str], env_file: st
 
 
 def check_defaults(env: Mapping[str, str], secret_names: Sequence[str], example: Mapping[str, str], production: bool) -> list[Finding]:
-    """Secrets must not be left at a well-known default or at their .env.example value."""
+    """Secrets must not be left at a well-known default or at their .env.example value,
+    nor be shorter than ``MIN_LENGTH`` (output masks so short a value only as a whole word)."""
     findings = []
     for name in secret_names:
         value = env.get(name, "")
@@ -70,6 +72,9 @@ def check_defaults(env: Mapping[str, str], secret_names: Sequence[str], example:
             findings.append(Finding(not production, name, "is empty or a well-known default", f"set a long random {name} (openssl rand -hex 32)"))
         elif name in example and value == example[name]:
             findings.append(Finding(not production, name, "is still the value from .env.example", f"replace {name} with a long random value"))
+        elif len(value) < MIN_LENGTH:
+            findings.append(Finding(not production, name, f"is {len(value)} characters: too short for a secret "
+                                    "(output masks it only as a whole word)", f"set a long random {name} (openssl rand -hex 32)"))
     return findings
 
 

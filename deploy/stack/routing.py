@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from invoke.exceptions import Exit
 
+from deploy import validators
 from deploy.config.schema import DeployConfig
 from deploy.engine.commands import docker, files, nginx
 from deploy.engine.facts import Container
@@ -48,10 +49,14 @@ class Pool:
 
 
 def render(pools: Iterable[Pool]) -> str:
-    """The routing file: one upstream per service (pure)."""
+    """The routing file: one upstream per service (pure); a name or an address that is
+    not one word of nginx's is refused."""
     lines = ["# Written by the deploy tasks (up, scale, deploy, rollback): the containers that passed",
              "# readiness. Do not edit; the next change of the stack rewrites it."]
     for pool in pools:
+        validators.service(pool.service, "the routing file")
+        for a in pool.addresses:
+            validators.ip_address(a, f"the routing file: an address of {pool.service}")
         lines.append(f"upstream {pool.service} {{")
         servers = [f"{a}:{pool.port} max_fails=1 fail_timeout={FAIL_TIMEOUT}" for a in pool.addresses] or [NO_SERVER]
         lines += [f"    server {s};" for s in servers]

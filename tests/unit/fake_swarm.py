@@ -967,6 +967,8 @@ def compose_config(root: Path, env: Mapping[str, str], project: str = "myapp") -
     redis_password = required("REDIS_PASSWORD")
     redis = {
         "command": ["/bin/sh", "-c", 'if [ -n "$${REDIS_PASSWORD_FILE:-}" ]; then REDIS_PASSWORD=$$(cat "$$REDIS_PASSWORD_FILE") || exit 1; fi\n'
+                    'case "$$REDIS_PASSWORD" in *[[:cntrl:]\\"\\\\]*)\n    echo "redis: REDIS_PASSWORD holds a double quote, a backslash '
+                    'or a control character (redis.conf cannot carry it)" >&2; exit 1 ;;\nesac\n'
                     'exec redis-server /usr/local/etc/redis/redis.conf - <<EOF\nrequirepass "$$REDIS_PASSWORD"\nEOF\n'],
         "deploy": {"resources": {"limits": {"cpus": 1, "memory": "2147483648"}, "reservations": {"memory": "268435456"}}, "placement": {}},
         "entrypoint": None, "environment": {"REDISCLI_AUTH": redis_password, "REDIS_PASSWORD": redis_password},

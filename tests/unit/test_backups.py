@@ -28,7 +28,7 @@ def test_names():
     assert new_name("app", T0) == "app-20261128T120000Z.dump"
     assert new_name("app", T0, "pre-restore") == "app-20261128T120000Z-pre-restore.dump"
     for bad in ["a b", "x;y", "../x", "-x", "$(id)", "x" * 65, ""]:
-        with pytest.raises(Exit, match="not allowed"):
+        with pytest.raises(Exit, match="not a valid label"):
             new_name("app", T0, bad)
 
 

@@ -54,6 +54,13 @@ def test_development_only_warns():
     assert findings and all(f.ok and f.fix for f in findings)
 
 
+def test_a_secret_too_short_to_be_masked_in_text_fails_in_production():
+    env = {"POSTGRES_PASSWORD": "a1b2c3d", "REDIS_PASSWORD": "b" * 40, "JWT_SECRET": "c" * 64}
+    findings = check_secrets(env, SECRETS, EXAMPLE, production=True)
+    assert [(f.subject, f.ok) for f in findings] == [("POSTGRES_PASSWORD", False)]
+    assert "7 characters" in findings[0].detail and "whole word" in findings[0].detail and findings[0].fix
+
+
 def test_strong_production_secrets_pass():
     env = {"POSTGRES_PASSWORD": "a" * 40, "REDIS_PASSWORD": "b" * 40, "JWT_SECRET": "c" * 64}
     assert check_secrets(env, SECRETS, EXAMPLE, production=True) == []

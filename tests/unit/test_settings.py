@@ -1,3 +1,7 @@
+import json
+import shlex
+from urllib.parse import quote, quote_plus
+
 import pytest
 from invoke.exceptions import Exit
 
@@ -52,3 +56,30 @@ def test_masked_hides_every_secret(config, tmp_path):
     env.write_text("POSTGRES_PASSWORD=hunter2hunter2\nREDIS_PASSWORD=r3d1s-pass\n")
     s = resolve(config, None, str(env), environ={})
     assert s.masked("pw=hunter2hunter2 redis=r3d1s-pass") == "pw=**** redis=****"
+
+
+def test_masked_hides_the_json_url_and_shell_forms_of_a_secret(config, tmp_path):
+    env = tmp_path / "x.env"
+    env.write_text("POSTGRES_USER=app\n")
+    secret = 'p@ss "wörd" it\'s/1'
+    s = resolve(config, None, str(env), environ={"POSTGRES_PASSWORD": secret})
+    texts = [json.dumps({"error": f"auth failed for {secret}"}), json.dumps(secret, ensure_ascii=False),
+             f"postgres://app:{quote(secret, safe='')}@db/app", f"postgres://app:{quote(secret)}@db/app",
+             f"pw={quote_plus(secret)}", shlex.join(["psql", f"PGPASSWORD={secret}"])]
+    for text in texts:
+        shown = s.masked(text)
+        assert "****" in shown and "rd" not in shown and "s/1" not in shown and "s%2F1" not in shown, (text, shown)
+
+
+def test_masked_hides_variables_named_like_secrets_that_secret_env_leaves_out(config, tmp_path):
+    env = tmp_path / "x.env"
+    env.write_text("SMTP_PASSWORD=smtp-pass-1234\nGITHUB_TOKEN=ghp_abcdefgh1234\nPG_POOL_MAX=50000000\n")
+    s = resolve(config, None, str(env), environ={})
+    assert s.masked("smtp-pass-1234 ghp_abcdefgh1234 50000000") == "**** **** 50000000"
+
+
+def test_a_short_secret_is_masked_only_as_a_whole_word(config, tmp_path):
+    env = tmp_path / "x.env"
+    env.write_text("POSTGRES_PASSWORD=a\nREDIS_PASSWORD=abc12\n")
+    s = resolve(config, None, str(env), environ={})
+    assert s.masked("an app at db: password a, redis abc12 (abc123 stays)") == "an app at db: password ****, redis **** (abc123 stays)"

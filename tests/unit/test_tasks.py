@@ -120,7 +120,7 @@ def test_every_task_says_where_it_acts_the_same_way(task):
         (("status", "--stage", "nope"), "unknown stage"),
         (("status", "--env-file", "/nonexistent/x.env"), "not found"),
         (("db.kill", "12;reboot"), "not a process id"),
-        (("db.backup", "--label", "a b;c", "--env-file", ".env.example"), "label 'a b;c' is not allowed"),
+        (("db.backup", "--label", "a b;c", "--env-file", ".env.example"), "--label: 'a b;c' is not a valid label"),
         (("db.verify", "../../etc/passwd", "--env-file", ".env.example"), "'..' and shell characters"),
         (("db.restore", "x.dump;rm -rf /", "--env-file", ".env.example"), "'..' and shell characters"),
         (("db.prune", "--keep", "0", "--env-file", ".env.example"), "at least 1"),

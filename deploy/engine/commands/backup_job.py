@@ -20,8 +20,9 @@ psql serves as the JSON writer: every value reaches it as a psql variable (quote
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 
+from deploy import validators
 from deploy.engine.commands import postgres as pg
 from deploy.engine.commands import restic
 from deploy.retention import BUCKETS, Policy
@@ -75,7 +76,13 @@ def shell_words(argv: list[str], variables: dict[str, str]) -> str:
 
 
 def _header(job: Job, what: str) -> str:
-    """The first lines of both scripts: strict sh, private files, the job's facts."""
+    """The first lines of both scripts: strict sh, private files, the job's facts (the
+    project and the stage also in a comment: names; no text of the job on two lines)."""
+    validators.project(job.project, "the scheduled backup's project")
+    validators.stage(job.stage, "the scheduled backup's stage")
+    for value in (*astuple(replace(job, offsite=None)), *(astuple(job.offsite) if job.offsite else ())):
+        if isinstance(value, str):
+            validators.one_line(value, "a setting of the scheduled backup")
     q = shlex.quote
     return f"""#!/bin/sh
 # Written by `inv db.schedule` for {job.project}/{job.stage}: {what}

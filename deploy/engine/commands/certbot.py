@@ -11,6 +11,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
+from deploy import validators
+
 
 def _certbot(base: str, ca_bundle: str) -> list[str]:
     env = ["env", f"REQUESTS_CA_BUNDLE={ca_bundle}"] if ca_bundle else []
@@ -48,6 +50,8 @@ def install_hook(staged: str, current: str, owner: str) -> str:
     """The script certbot runs after issuing or renewing (its ``RENEWED_LINEAGE`` is the
     certificate's folder): the key and the chain written to ``staged`` (0600), given to
     nginx's user, renamed over ``current``, the file nginx reads at each handshake."""
+    for what, value in (("the staged file", staged), ("the certificate file", current), ("the owner", owner)):
+        validators.one_line(value, f"certbot's hook: {what}")
     staged, current = shlex.quote(staged), shlex.quote(current)
     return (
         "#!/bin/sh\n"

@@ -1,9 +1,12 @@
 """PostgreSQL client command lines, run inside the database container.
 
 They connect over the container's Unix socket as the database user, so no password
-is ever on a command line. SQL identifiers are quoted here, once.
+is ever on a command line. SQL identifiers and literals are quoted here, once (a NUL,
+which no PostgreSQL text holds and which would end the C string psql sends, is refused).
 """
 from __future__ import annotations
+
+from deploy.errors import fail
 
 # Every user table, schema-qualified and quoted, ready to put into a query.
 TABLES_SQL = """
@@ -23,14 +26,20 @@ ROW_COUNTS_SQL = (
 )
 
 
+def _text(value: str) -> str:
+    if "\0" in value:
+        fail(f"{value!r} holds a NUL character, which no SQL name or text can hold", "give it without the NUL")
+    return value
+
+
 def ident(name: str) -> str:
     """A SQL identifier, double-quoted."""
-    return '"' + name.replace('"', '""') + '"'
+    return '"' + _text(name).replace('"', '""') + '"'
 
 
 def literal(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
+    """A SQL string literal (standard_conforming_strings: a backslash is a backslash)."""
+    return "'" + _text(value).replace("'", "''") + "'"
 
 
 def psql(user: str, db: str, sql: str | None = None, *, tuples: bool = True) -> list[str]:
