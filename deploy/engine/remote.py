@@ -122,6 +122,10 @@ class RemoteTarget:
         self._conn: Any = None
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.Lock()
+        # One file operation at a time on the SFTP session: paramiko's client hands each
+        # response to whichever thread reads next, so two threads' requests (the deploy
+        # lock's check from every host's thread, say) would wait for each other's answers.
+        self._files = threading.Lock()
 
     # --- the connection ------------------------------------------------------------
     def connection(self) -> Any:
@@ -250,8 +254,9 @@ class RemoteTarget:
             return self._sftp
 
     def read_text(self, path: str) -> str | None:
+        sftp = self.sftp()
         try:
-            with self.sftp().open(path, "r") as f:
+            with self._files, sftp.open(path, "r") as f:
                 return f.read().decode()
         except FileNotFoundError:
             return None
@@ -266,12 +271,13 @@ class RemoteTarget:
         self.run(files.make_dirs(directory))
         sftp = self.sftp()
         tmp = f"{path}.{secrets.token_hex(4)}.tmp"
-        try:
-            with create_exclusive(sftp, tmp, mode) as f:
-                f.chmod(mode)  # exactly ``mode``: the server's umask may have narrowed it
-                f.write(data)
-            sftp.posix_rename(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-                sftp.remove(tmp)
-            raise
+        with self._files:
+            try:
+                with create_exclusive(sftp, tmp, mode) as f:
+                    f.chmod(mode)  # exactly ``mode``: the server's umask may have narrowed it
+                    f.write(data)
+                sftp.posix_rename(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                    sftp.remove(tmp)
+                raise
