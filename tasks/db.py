@@ -9,12 +9,13 @@ from deploy import retention
 from deploy.database import admin as dbadmin
 from deploy.database import dump as backupmod
 from deploy.database import files as backups
-from deploy.database import offsite, scheduled
+from deploy.database import offsite, offsite_prune, scheduled
 from deploy.database import pull as pullmod
 from deploy.database import restore as restoremod
 from deploy.database.session import Database
 from deploy.engine.commands import backup_job
 from deploy.engine.commands import postgres as pg
+from deploy.engine.local import LocalTarget
 from deploy.engine.ops import Executor, Ops
 from deploy.engine.stack import Stack
 from deploy.errors import fail
@@ -373,5 +374,23 @@ def offsite_list(c: Context, *, where: Where) -> None:
         say("no offsite copy yet: they are made after each scheduled backup (inv db.schedule --every ...)")
 
 
+@on_stage(name="prune", held="db.offsite.prune", help={"dry_run": "show what would be kept and forgotten, forget nothing"})
+def offsite_prune_(c: Context, dry_run: bool = False, *, where: Where) -> None:
+    """Apply the retention to the offsite repository from this machine, with its own credentials (offsite.admin_env_file).
+
+    For a repository the db host may only append to (offsite.append_only): restic
+    forget --prune of the stage's snapshots by deploy.retention, the newest
+    offsite.keep; shows the dates it keeps and why, and what it forgets.
+    """
+    stack = Stack(open_settings(c, where), LocalTarget(c))
+    p = offsite.policy(offsite.config(stack), stack.settings.config.retention.backups)
+    verdicts = offsite_prune.prune(stack, p, dry_run)
+    _say_kept(verdicts, p, indent="")
+    gone = [b for b, why in verdicts if not why]
+    for b in gone:
+        say(f"{'would forget' if dry_run else 'forgot'} {b.name} ({b.created:%Y-%m-%d %H:%M} UTC)")
+    say(f"{len(gone)} snapshot(s) of {offsite.tag(stack)} " + ("would be forgotten" if dry_run else "forgotten, their data pruned"))
+
+
 ns = Collection("db", backup, list_, verify, restore, prune, migrate, seed, shell, stats, kill, reindex, schedule_, pull_,
-                Collection("offsite", offsite_init, offsite_list))
+                Collection("offsite", offsite_init, offsite_list, offsite_prune_))

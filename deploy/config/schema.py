@@ -44,6 +44,8 @@ class Offsite:
     keep: int = 30  # the newest snapshots kept (--keep-last); deploy.retention's buckets and minimum age too
     sftp_command: str = ""  # restic's -o sftp.command (a key or known_hosts of its own)
     env_vars: tuple[str, ...] = ()  # more of the stage's variables restic needs (AWS_ACCESS_KEY_ID, ...)
+    append_only: bool = False  # served append-only to the db host (rest:): its retention is inv db.offsite.prune's, from elsewhere
+    admin_env_file: str = ""  # on the operator's machine: restic's variables for the repository's storage itself (db.offsite.prune)
 
 
 @dataclass(frozen=True)
@@ -204,9 +206,16 @@ def _offsite(raw: Mapping[str, Any], where: str) -> Offsite:
     validators.one_line(repository, f"invoke.yaml: {where}.repository")
     password_env = validators.env_name(str(raw.get("password_env", "RESTIC_PASSWORD")), f"invoke.yaml: {where}.password_env")
     sftp_command = validators.one_line(str(raw.get("sftp_command") or ""), f"invoke.yaml: {where}.sftp_command")
+    append_only = raw.get("append_only", False)
+    if not isinstance(append_only, bool):
+        fail(f"invoke.yaml: {where}.append_only {append_only!r} is not true or false", f"write {where}.append_only: true (or leave it out)")
+    if append_only and not repository.startswith("rest:"):
+        fail(f"invoke.yaml: {where}.append_only needs a rest: repository ({repository} is not one: the db host could delete from it)",
+             "serve the repository append-only (rclone serve restic --append-only) and give its rest: URL (README \"Offsite copies\")")
+    admin_env_file = validators.one_line(str(raw.get("admin_env_file") or ""), f"invoke.yaml: {where}.admin_env_file")
     return Offsite(repository=repository, password_env=password_env,
                    keep=_positive_int(raw.get("keep", 30), f"{where}.keep"), sftp_command=sftp_command,
-                   env_vars=tuple(env_vars))
+                   env_vars=tuple(env_vars), append_only=append_only, admin_env_file=admin_env_file)
 
 
 def _service_name(name: str, where: str) -> str:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from deploy.config.schema import Offsite
 from deploy.database.files import scan
@@ -47,7 +48,8 @@ def tag(stack: Stack) -> str:
     return f"{stack.settings.config.project}-{stack.settings.stage.name}"
 
 
-def _config(stack: Stack) -> Offsite:
+def config(stack: Stack) -> Offsite:
+    """The stage's offsite repository, or a clear error."""
     offsite = stack.settings.stage.offsite
     if offsite is None:
         stage = stack.settings.stage.name
@@ -56,18 +58,25 @@ def _config(stack: Stack) -> Offsite:
     return offsite
 
 
+def policy(offsite: Offsite, retention: Policy) -> Policy:
+    """The repository's retention: ``retention``, but for the count of the newest kept (``offsite.keep``)."""
+    return replace(retention, last=offsite.keep)
+
+
 def copy_job(stack: Stack, retention: Policy) -> backup_job.OffsiteCopy | None:
     """What the scheduled job needs to copy offsite (None when the stage has no repository):
-    ``retention`` there too, but for the count of the newest kept (``offsite.keep``)."""
+    ``retention`` applied there too (``policy``), unless the repository is append-only for
+    the db host (``inv db.offsite.prune`` applies it from elsewhere)."""
     offsite = stack.settings.stage.offsite
     if offsite is None:
         return None
-    return backup_job.OffsiteCopy(stack.state_file(ENV_FILE), offsite.sftp_command, tag(stack), replace(retention, last=offsite.keep))
+    return backup_job.OffsiteCopy(stack.state_file(ENV_FILE), offsite.sftp_command, tag(stack),
+                                  None if offsite.append_only else policy(offsite, retention))
 
 
 def configure(stack: Stack) -> Ops[None]:
     """The repository's settings and password on the db host, 0600 from their first byte."""
-    offsite = _config(stack)
+    offsite = config(stack)
     s = stack.settings
     password = s.env.get(offsite.password_env, "")
     if len(password) < 16:
@@ -90,7 +99,7 @@ def _restic(stack: Stack, argv: list[str]) -> list[str]:
 
 def init(stack: Stack) -> Ops[bool]:
     """A new repository (True), or the existing one kept (False)."""
-    offsite = _config(stack)
+    offsite = config(stack)
     yield from configure(stack)
     result = yield run(stack, _restic(stack, restic.init(offsite.sftp_command)), what="creating the offsite repository", check=False)
     if result.ok:
@@ -103,7 +112,7 @@ def init(stack: Stack) -> Ops[bool]:
 
 def snapshots(stack: Stack) -> list[Snapshot]:
     """The stage's snapshots in the repository, oldest first."""
-    offsite = _config(stack)
+    offsite = config(stack)
     result = stack.target.run(_restic(stack, restic.snapshots(offsite.sftp_command, tag(stack))), warn=True)
     if not result.ok:
         fail(f"listing the offsite snapshots failed on {stack.target.name}: {stack.settings.masked(last_lines(result.stderr, 3))}",
@@ -113,9 +122,12 @@ def snapshots(stack: Stack) -> list[Snapshot]:
 
 def parse_snapshots(text: str) -> list[Snapshot]:
     """``restic snapshots --json`` (pure)."""
-    found = [Snapshot(raw["id"], raw.get("short_id", raw["id"][:8]), datetime.fromisoformat(_seconds(raw["time"])),
-                      tuple(raw.get("paths") or ())) for raw in json.loads(text or "[]") or []]
-    return sorted(found, key=lambda s: s.time)
+    return sorted(map(snapshot, json.loads(text or "[]") or []), key=lambda s: s.time)
+
+
+def snapshot(raw: dict[str, Any]) -> Snapshot:
+    """One snapshot of restic's JSON (pure)."""
+    return Snapshot(raw["id"], raw.get("short_id", raw["id"][:8]), datetime.fromisoformat(_seconds(raw["time"])), tuple(raw.get("paths") or ()))
 
 
 def _seconds(stamp: str) -> str:
@@ -130,7 +142,7 @@ def _seconds(stamp: str) -> str:
 def fetch_home(stack: Stack, snapshot: str, local_dir: Path) -> Path:
     """The backup in ``snapshot``, restored on the db host into a private folder and
     copied home like ``db.pull`` does (sha256 checked against its own sidecar)."""
-    offsite = _config(stack)
+    offsite = config(stack)
     if not SNAPSHOT.fullmatch(snapshot):
         fail(f"{snapshot!r} is not a snapshot id", "give an id from inv db.offsite.list")
     known = [s for s in snapshots(stack) if s.id.startswith(snapshot)]

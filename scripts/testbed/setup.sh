@@ -9,8 +9,9 @@ set -euo pipefail
 
 install_packages() {
     # openssl: the tls tasks; curl, wget: tests; pebble, certbot, cron: the ACME and schedule tests; restic: offsite backups;
-    # nftables: the firewall (nft on the hosts); chromium: the example page run in a real browser
-    local pkgs=(debootstrap docker-registry wrk openssl curl wget pebble certbot cron nftables restic chromium)
+    # rclone: an append-only offsite repository (rclone serve restic --append-only); nftables: the firewall (nft on the hosts);
+    # chromium: the example page run in a real browser
+    local pkgs=(debootstrap docker-registry wrk openssl curl wget pebble certbot cron nftables restic rclone chromium)
     command -v dockerd >/dev/null || engine_up || pkgs+=(docker.io)
     need_packages "${pkgs[@]}"
 }

@@ -9,7 +9,7 @@ health, image, labels, an address on each network of their service) answering
 config|port|up|pull|build|run|stop|rm|down``, ``docker stop|rm|exec|logs``, images
 (``image inspect|rm``, ``tag``, ``push``), ``git``, the lock's ``mkdir``/``test``/``rm -rf``/``mv -n -T``
 and the age of its files (``files.age_seconds``, from ``modified``),
-spawned ``tar``/``psql``/``pg_dump``, and HTTP through the proxy. Anything else exits 127,
+spawned ``tar``/``psql``/``pg_dump``, ``restic`` as a test answers it, and HTTP through the proxy. Anything else exits 127,
 so a command the fake does not know shows up in a test.
 
 The proxy (nginx) routes what its routing file listed when it last started or reloaded
@@ -276,6 +276,8 @@ class FakeEngine:
         self.dropped = False  # the connection dropped (``fail_when(..., drops=True)``) and was not closed since
         # Answers ``psql -d DB -c SQL`` run in a container: (stdout, stderr, exit) of (DB, SQL); None: empty answers.
         self.psql: Callable[[str, str], tuple[str, str, int]] | None = None
+        # Answers ``restic ...``: (stdout, stderr, exit) of (argv, env); None: unknown, like any other command.
+        self.restic: Callable[[Argv, Mapping[str, str]], tuple[str, str, int]] | None = None
 
     # --- set-up and failure injection ---------------------------------------------------
     def fail_when(self, match: str | Callable[[Argv], bool], times: int | None = 1, stderr: str = "injected failure",
@@ -738,6 +740,8 @@ class FakeEngine:
             return ("", "", 0) if argv[2] in self.files else ("", f"chown: cannot access '{argv[2]}': No such file or directory", 1)
         if argv[0] in ("nft", "printenv") or argv[:2] in (("rm", "--"), ("rm", "-f"), ("setsid", "-f")):
             return self._host_command(argv)
+        if argv[0] == "restic" and self.restic:
+            return self.restic(argv, env)
         if argv[0] == "pnpm":  # the test command
             return "tests pass\n", "", 0
         if argv[0] == "certbot" or argv[:1] == ("env",) and "certbot" in argv:  # the ACME client: says yes

@@ -27,7 +27,7 @@ from tests.unit.conftest import ROOT
 from tests.unit.fake_engine import FakeEngine, is_read
 
 MUTATING = ["up", "down", "scale", "clean", "db.restore", "db.migrate", "db.seed", "db.kill", "db.reindex", "deploy", "rollback",
-            "db.prune", "db.schedule", "tls.selfsigned", "tls.install", "tls.issue", "tls.renew", "hosts.firewall", "swarm.init"]
+            "db.prune", "db.offsite.prune", "db.schedule", "tls.selfsigned", "tls.install", "tls.issue", "tls.renew", "hosts.firewall", "swarm.init"]
 
 
 @pytest.fixture
@@ -298,6 +298,7 @@ CALLS = {
     "deploy": lambda t, backup: t(context(), version="3.0.0", skip_tests=True),
     "rollback": lambda t, backup: t(context(), "1.0.0"),
     "db.prune": lambda t, backup: t(context()),
+    "db.offsite.prune": lambda t, backup: t(context()),
     "db.schedule": lambda t, backup: t(context(), every="6h"),
     "tls.selfsigned": lambda t, backup: t(context(), "app.example.test"),
     "tls.install": lambda t, backup: t(context(), str(backup), str(backup)),
@@ -309,6 +310,7 @@ CALLS = {
 READS_ONLY = {  # the same tasks, called so that they change nothing: no lock taken
     "db.schedule": lambda t: t(context()),
     "db.prune": lambda t: t(context(), dry_run=True),
+    "db.offsite.prune": lambda t: t(context(), dry_run=True),
     "tls.renew": lambda t: t(context(), dry_run=True),
     "hosts.firewall": lambda t: t(context(), dry_run=True),
     "swarm.init": lambda t: t(context(), dry_run=True),

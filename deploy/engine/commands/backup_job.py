@@ -46,12 +46,14 @@ MANIFEST_SQL = (
 
 @dataclass(frozen=True)
 class OffsiteCopy:
-    """After each backup: its files into a restic repository, then restic's own retention."""
+    """After each backup: its files into a restic repository, then restic's own retention
+    (none for a repository the host may only append to: ``inv db.offsite.prune`` applies
+    it from elsewhere)."""
 
     env_file: str  # on the host, 0600: RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, ...
     sftp_command: str
     tag: str  # the stage's snapshots
-    retention: Policy
+    retention: Policy | None  # None: the repository is append-only for the host
 
 
 @dataclass(frozen=True)
@@ -112,14 +114,18 @@ def offsite_section(copy: OffsiteCopy | None) -> str:
     if copy is None:
         return ""
     save = shlex.join(restic.with_env(copy.env_file, restic.backup(copy.sftp_command, copy.tag, [])))
-    forget = shlex.join(restic.with_env(copy.env_file, restic.forget(copy.sftp_command, copy.tag, copy.retention)))
+    if copy.retention is None:
+        forget, said = "", "copied $name offsite (append-only here: its retention is inv db.offsite.prune's, run elsewhere)"
+    else:
+        forget = " && " + shlex.join(restic.with_env(copy.env_file, restic.forget(copy.sftp_command, copy.tag, copy.retention))) + " 2>&1"
+        said = "copied $name offsite, its retention applied"
     return f"""
-# offsite: the new backup's files into the restic repository, then its retention
-if copied=$({save} "$DIR/$name" "$DIR/$name.sha256" "$DIR/$name.json" 2>&1 && {forget} 2>&1); then
+# offsite: the new backup's files into the restic repository, then its retention (unless append-only)
+if copied=$({save} "$DIR/$name" "$DIR/$name.sha256" "$DIR/$name.json" 2>&1{forget}); then
     printf '{{"at": %s, "file": %s}}\\n' "$(json_text "$(date -u +%Y-%m-%dT%H:%M:%S+00:00)")" "$(json_text "$name")" >{OFFSITE_FILE}.tmp
     chmod 0644 {OFFSITE_FILE}.tmp
     mv -f {OFFSITE_FILE}.tmp {OFFSITE_FILE}
-    echo "$(date -u +%FT%TZ) copied $name offsite"
+    echo "$(date -u +%FT%TZ) {said}"
 else
     offsite_error="offsite copy failed: $(printf '%s' "$copied" | tail -n 3 | tr '\\n' ' ')"
     echo "$(date -u +%FT%TZ) $offsite_error"

@@ -45,12 +45,15 @@ def backup(sftp_command: str, tag: str, paths: Sequence[str]) -> list[str]:
     return restic(sftp_command, "backup", "--quiet", "--tag", tag, *paths)
 
 
-def forget(sftp_command: str, tag: str, p: Policy) -> list[str]:
-    """The snapshots of ``tag`` that ``p`` does not keep forgotten, their data pruned.
-    Grouped by the tag: restic's default groups (host and paths) would hold one snapshot
-    each, since every backup has paths of its own, and keep them all. restic measures
-    ``--keep-within`` from the newest snapshot, in whole hours: the minimum age rounded up."""
+def forget(sftp_command: str, tag: str, p: Policy, *, report: bool = False, dry_run: bool = False) -> list[str]:
+    """The snapshots of ``tag`` that ``p`` does not keep forgotten, their data pruned: the
+    one builder of the scheduled job's retention and ``inv db.offsite.prune``'s. ``report``:
+    what it keeps (with restic's reasons) and removes printed as JSON, nothing else;
+    ``dry_run``: nothing removed. Grouped by the tag: restic's default groups (host and
+    paths) would hold one snapshot each, since every backup has paths of its own, and keep
+    them all. restic measures ``--keep-within`` from the newest snapshot, in whole hours:
+    the minimum age rounded up."""
     buckets = [arg for rule, n in p.counts() if n for arg in (f"--keep-{rule}", str(int(n)))]
     within = ["--keep-within", f"{-(-p.min_age // 3600)}h"] if p.min_age else []
-    return restic(sftp_command, "forget", "--quiet", "--tag", tag, "--group-by", "tags", "--keep-last", str(int(p.last)), *buckets,
-                  *within, "--prune")
+    return restic(sftp_command, "forget", "--quiet", *(["--json"] if report else []), *(["--dry-run"] if dry_run else []),
+                  "--tag", tag, "--group-by", "tags", "--keep-last", str(int(p.last)), *buckets, *within, "--prune")
