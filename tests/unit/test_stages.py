@@ -220,9 +220,26 @@ def test_down_volumes_without_a_terminal_needs_yes(down_world, monkeypatch):
     assert asked == [] and "--volumes" in downs(down_world)[0]
 
 
-def test_init_no_longer_suggests_deleting_the_volumes_without_asking():
-    text = (ROOT / "tasks" / "init.py").read_text()
-    assert "--volumes --yes" not in text and "inv down --volumes --stage" in text
+def test_init_suggests_a_project_per_stage_and_down_volumes_that_asks(tmp_path, monkeypatch, capsys):
+    import tasks.init
+
+    seen: list[list[str]] = []
+
+    class Volumes:  # this machine's engine: development's volumes exist
+        def __init__(self, c: Context) -> None:
+            pass
+
+        def run(self, argv: list[str], warn: bool = False) -> SimpleNamespace:
+            seen.append(list(argv))
+            return SimpleNamespace(ok=True, stdout="myapp_postgres-data\nmyapp_redis-data\n")
+
+    monkeypatch.setattr(tasks.init, "LocalTarget", Volumes)
+    root["init"](context(), stage="production", env_file=str(tmp_path / "env"))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "label=com.docker.compose.project=myapp" in seen[0]
+    assert "inv down --volumes --stage production` (asks for the database's name)" in out and "--yes" not in out
+    assert "development and production use one Compose project (myapp)" in out
+    assert "deploy.stages.production.project: myapp-production" in out
 
 
 # --- the state of the local stages: of the machine, not of a checkout --------------------------
