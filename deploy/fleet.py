@@ -191,7 +191,7 @@ def open_fleet(settings: Settings, names: Sequence[str], roles: Sequence[str], a
     and none are named, else the stage's hosts narrowed by ``names`` and ``roles`` (or,
     without a stage's hosts, the hosts named, by address or ~/.ssh/config alias)."""
     stage = settings.stage
-    hosts = stage.hosts or (ad_hoc_hosts(names, settings.config.project) if names else ())
+    hosts = stage.hosts or (ad_hoc_hosts(names, settings.stage.project) if names else ())
     if not hosts:
         if roles:
             fail(f"--roles needs a stage with hosts, and {stage.name} has none", "list them under deploy.stages.NAME.hosts")

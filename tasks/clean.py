@@ -4,6 +4,7 @@ from invoke import Collection, Context
 from deploy.fleet import Member
 from deploy.output import say
 from deploy.stack import clean as cleanmod
+from deploy.stack.owner import refuse_other_stage
 from deploy.state import lock
 from tasks._open import compose_only, open_fleet
 from tasks._where import Where, on_hosts
@@ -36,6 +37,7 @@ def clean(c: Context, volumes: bool = False, include_database: bool = False, yes
                 say(f"volume kept: {kept}")
 
     fleet = compose_only(open_fleet(c, where), "clean", "on a manager: docker stack rm PROJECT, then docker volume rm on the db node")
+    refuse_other_stage(fleet)
     with lock.held(fleet.primary.stack, "clean", wait=where.lock_wait, volumes=volumes, include_database=include_database):
         fleet.each(clean_one, what="clean")
 

@@ -19,8 +19,10 @@ from deploy.engine.local import LocalTarget
 from deploy.engine.ops import Executor, Ops
 from deploy.engine.stack import Stack
 from deploy.errors import fail
+from deploy.fleet import Fleet
 from deploy.output import ByteProgress, human_bytes, say, styled, table
 from deploy.retention import Dated, Policy
+from deploy.stack.owner import refuse_other_stage
 from deploy.stack.status import human_duration
 from deploy.state import lock
 from deploy.swarm.scale import SwarmApps
@@ -35,9 +37,17 @@ def _db(c: Context, where: Where) -> Stack:
     return open_fleet(c, where).one("db").stack
 
 
+def _changed_fleet(c: Context, where: Where) -> Fleet:
+    """The fleet of a task that changes the stage's database (or its backups): refused
+    where another stage's stack of its project runs (deploy.stack.owner)."""
+    fleet = open_fleet(c, where)
+    refuse_other_stage(fleet)
+    return fleet
+
+
 def _on_app_host(c: Context, where: Where, command: Callable[[Stack], Ops[None]], purpose: str) -> None:
     """A one-off command of the app image (migrate, seed): locally, or on an app host; under the deploy lock."""
-    fleet = open_fleet(c, where)
+    fleet = _changed_fleet(c, where)
     with lock.held(fleet.primary.stack, purpose, wait=where.lock_wait):
         if fleet.swarm:  # a one-off task of the release now serving
             database = fleet.settings.config.database
@@ -54,7 +64,7 @@ def backup(c: Context, label: str | None = None, dir: str | None = None, *, wher
     The file is written as .partial, fsynced and renamed; the .sha256 sidecar and the
     JSON manifest (server version, row counts, app version) come last.
     """
-    stack = _db(c, where)
+    stack = _changed_fleet(c, where).one("db").stack
     progress = ByteProgress("backup")
     result = backupmod.backup(stack, label=label, directory=Path(dir) if dir else None, progress=progress)
     progress.finish()
@@ -93,7 +103,7 @@ def list_(c: Context, *, where: Where) -> None:
                          for s in reversed(offsite.snapshots(stack))]
         except Exit as err:
             unreachable.append(str(err.message).splitlines()[0].removeprefix("error: "))
-    table(f"backups of {settings.config.project}/{settings.stage.name} (here: {directory})",
+    table(f"backups of {settings.stage.project}/{settings.stage.name} (here: {directory})",
           ["file", "where", "size", "age", "complete", "verified"], rows)
     for problem in unreachable:
         say(styled("warning:", "yellow") + f" not listed from the db host or offsite: {problem}")
@@ -142,7 +152,7 @@ def restore(c: Context, file: str, from_offsite: bool = False, from_other_stage:
     SNAPSHOT: the backup in that restic snapshot, fetched home and checked like any
     other first.
     """
-    fleet = open_fleet(c, where)
+    fleet = _changed_fleet(c, where)
     stack = fleet.one("db").stack
     if from_offsite:
         path = offsite.fetch_home(stack, file, backupmod.backups_dir(stack.settings))
@@ -246,7 +256,7 @@ def stats(c: Context, limit: str | None = None, *, where: Where) -> None:
 def kill(c: Context, pid: str, yes: bool = False, *, where: Where) -> None:
     """Terminate one PostgreSQL session (asks first)."""
     number = dbadmin.parse_pid(pid)
-    fleet = open_fleet(c, where)
+    fleet = _changed_fleet(c, where)
     stack = fleet.one("db").stack
     with lock.held(fleet.primary.stack, f"db.kill {number}", wait=where.lock_wait):
         Database(stack).require_running()
@@ -260,7 +270,7 @@ def kill(c: Context, pid: str, yes: bool = False, *, where: Where) -> None:
 @on_host(locks=True, help={"yes": "do not ask"})
 def reindex(c: Context, yes: bool = False, *, where: Where) -> None:
     """Rebuild every index of the database concurrently (asks first)."""
-    fleet = open_fleet(c, where)
+    fleet = _changed_fleet(c, where)
     stack = fleet.one("db").stack
     db = Database(stack)
     with lock.held(fleet.primary.stack, "db.reindex", wait=where.lock_wait):

@@ -8,6 +8,7 @@ from deploy.output import say, styled, table
 from deploy.release.deploy import DeployOptions, choose_version
 from deploy.release.deploy import deploy as deploy_release
 from deploy.release.rollback import rollback as rollback_release
+from deploy.stack.owner import refuse_other_stage
 from deploy.state import history as releases
 from deploy.state import lock
 from deploy.versions import given
@@ -71,6 +72,7 @@ def deploy(
         fail("--restart-stateful restarts the database: it needs the backup step", "drop --skip-backup")
     options = _options(c, timeout, parallel, skip_tests=skip_tests, skip_backup=skip_backup, restart_stateful=restart_stateful)
     fleet = open_fleet(c, where)
+    refuse_other_stage(fleet)
     home = fleet.primary.stack
     chosen = choose_version(home, version, bump, fleet.here)
     if dry_run:
@@ -89,7 +91,7 @@ def releases_(c: Context, *, where: Where) -> None:
     """The release history: version, outcome, when, who, how long, git commit (on hosts: kept on the db host)."""
     fleet = open_fleet(c, where)
     table(
-        f"releases of {fleet.settings.config.project} ({fleet.settings.stage.name})",
+        f"releases of {fleet.settings.stage.project} ({fleet.settings.stage.name})",
         ["version", "status", "kind", "started", "by", "seconds", "git", "hosts", "error"],
         ((r.version, r.status, r.kind, r.started_at, r.user, r.duration_seconds, r.git_sha[:12], ",".join(r.hosts) or "local", r.error[:80])
          for r in reversed(releases.history(fleet.primary.stack))),
@@ -111,6 +113,7 @@ def rollback(c: Context, version: str, dry_run: bool = False, timeout: str | Non
     wanted = None if version == "previous" else given(version).tag
     options = _options(c, timeout, parallel)
     fleet = open_fleet(c, where)
+    refuse_other_stage(fleet)
     if dry_run:
         say(f"dry run: rollback to {version} on {_members(fleet)}; nothing is changed")
         rollback_release(fleet, wanted, options, Executor(dry_run=True, hosts=fleet.remote))

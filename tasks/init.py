@@ -36,10 +36,17 @@ def init(c: Context, overrides: str | None = None, force: bool = False, *, where
     write_atomic(path, text.encode(), 0o600)  # a new 0600 file renamed over any old one
     check = f"inv check --stage {st.name}" + (f" --env-file {path}" if where.env_file else "")
     say(f"wrote {path} (mode 0600) with fresh {', '.join(config.secret_env)}; review it, then `{check}`")
-    volumes = LocalTarget(c).run(docker.project_volumes(config.project), warn=True)
+    volumes = LocalTarget(c).run(docker.project_volumes(st.project), warn=True)
     if volumes.ok and volumes.stdout.split():
         say(
-            styled("warning:", "yellow") + f" volumes of {config.project} already exist ({', '.join(volumes.stdout.split())}). "
-            "PostgreSQL keeps the password it was created with: put the old POSTGRES_PASSWORD back, "
-            "or start afresh with `inv down --volumes --yes` (deletes the data)."
+            styled("warning:", "yellow") + f" volumes of {st.project} already exist ({', '.join(volumes.stdout.split())}). "
+            "PostgreSQL keeps the password it was created with: put the old POSTGRES_PASSWORD back, or, if they are "
+            f"{st.name}'s and their data may go, start afresh with `inv down --volumes --stage {st.name}` (asks for the database's name)."
+        )
+    shared = [] if st.hosts else sorted(n for n, o in config.stages.items() if n != st.name and not o.hosts and o.project == st.project)
+    if shared:
+        say(
+            f"note: {', '.join(shared)} and {st.name} use one Compose project ({st.project}) on this machine's engine: only one "
+            f"of them can run here (a task of one refuses while the other's stack runs). To run both here, give {st.name} its own "
+            f"project in invoke.yaml (new, empty volumes): deploy.stages.{st.name}.project: {st.project}-{st.name}"
         )

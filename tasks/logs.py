@@ -4,6 +4,7 @@ from invoke import Collection, Context
 
 from deploy.engine.commands import compose
 from deploy.fleet import Member
+from deploy.stack.owner import warn_other_stage
 from deploy.swarm import cluster
 from tasks._input import optional_number, service_list
 from tasks._open import open_fleet
@@ -24,6 +25,7 @@ def logs(c: Context, services: str, follow: bool = False, tail: str | None = Non
     lines = optional_number("--tail", tail, default=100)
     fleet = open_fleet(c, where)
     names = service_list(fleet.settings.config, services)
+    warn_other_stage(fleet)
 
     def show(m: Member) -> None:
         mine = [s for s in names if s in m.services()]  # none: every service the host runs

@@ -4,6 +4,7 @@ from invoke import Collection, Context
 from deploy.engine.ops import Executor
 from deploy.output import say
 from deploy.stack import scale as scalemod
+from deploy.stack.owner import refuse_other_stage
 from deploy.state import lock
 from deploy.swarm.scale import scale as swarm_scale
 from tasks._open import load_config, open_fleet
@@ -41,6 +42,7 @@ def scale(
             requested[name] = value
     counts = scalemod.plan(load_config(c), requested, yes)
     fleet = open_fleet(c, where)
+    refuse_other_stage(fleet)
     with lock.held(fleet.primary.stack, "scale", wait=where.lock_wait, counts=counts):
         Executor()(swarm_scale(fleet, counts, load_config(c).up_timeout) if fleet.swarm else scalemod.apply_fleet(fleet, counts))
     say("scaled: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))

@@ -12,6 +12,7 @@ from deploy.output import mark, say, styled, table
 from deploy.stack import health as healthmod
 from deploy.stack import routing
 from deploy.stack import tls as tlsmod
+from deploy.stack.owner import warn_other_stage
 from deploy.stack.status import ServiceStatus, human_duration, summarize
 from deploy.swarm import cluster
 from tasks._open import open_fleet
@@ -35,6 +36,7 @@ def _statuses(m: Member) -> tuple[list[ServiceStatus], str | None]:
 def status(c: Context, *, where: Where) -> None:
     """Per service: desired/running/healthy replicas, image and version, uptime, ports (per host); the certificate."""
     fleet = open_fleet(c, where)
+    warn_other_stage(fleet)
     if fleet.swarm:
         show_services(fleet)
         return
@@ -42,7 +44,7 @@ def status(c: Context, *, where: Where) -> None:
     for m in fleet.members:
         statuses, certificate = found[m.name]
         table(
-            f"{fleet.settings.config.project} ({fleet.settings.stage.name}) on {m.name}",
+            f"{fleet.settings.stage.project} ({fleet.settings.stage.name}) on {m.name}",
             ["service", "desired", "running", "healthy", "routed", "image", "version", "uptime", "ports"],
             (
                 (
@@ -86,6 +88,7 @@ def health(c: Context, *, where: Where) -> None:
     newest scheduled backup against twice the schedule's interval.
     """
     fleet = open_fleet(c, where)
+    warn_other_stage(fleet)
     found = fleet.each(lambda m: cluster.checks(fleet, m) if fleet.swarm else _checks(m), what="health", summary=False)
     rows = [(m.name, ch) for m in fleet.members for ch in found[m.name]]
     table("health", ["", *host_cells(fleet, "host"), "what", "detail"],

@@ -43,9 +43,9 @@ def show_services(fleet: Fleet) -> None:
     """The stack's services: running/desired tasks, version, last update (also `inv status`)."""
     rows = cluster.service_rows(fleet)
     if not rows:
-        say(f"no services of {fleet.settings.config.project} run on the swarm: inv deploy --stage {fleet.settings.stage.name} --version X.Y.Z")
+        say(f"no services of {fleet.settings.stage.project} run on the swarm: inv deploy --stage {fleet.settings.stage.name} --version X.Y.Z")
         return
-    table(f"{fleet.settings.config.project} ({fleet.settings.stage.name}) on the swarm",
+    table(f"{fleet.settings.stage.project} ({fleet.settings.stage.name}) on the swarm",
           ["service", "running", "version", "update", "nodes"], rows)
 
 

@@ -52,12 +52,15 @@ class Offsite:
 class Stage:
     """A named environment: its env file, its compose files, whether it is production,
     its hosts (none = the local engine) and what runs the stack on them: a Compose
-    project per host (``compose``) or one Docker Swarm of them (``swarm``)."""
+    project per host (``compose``) or one Docker Swarm of them (``swarm``), named
+    ``project`` (deploy.stages.NAME.project, default deploy.project: two stages on one
+    engine need two)."""
 
     name: str
     env_file: str
     compose_files: tuple[str, ...]
     production: bool
+    project: str
     hosts: tuple[Host, ...] = ()
     ssh: SshOptions = SshOptions()
     offsite: Offsite | None = None
@@ -101,7 +104,7 @@ class DeployConfig:
     secret_env: tuple[str, ...]
     env_defaults: Mapping[str, str]
     env_example: str
-    state_dir: str
+    state_dir: str  # "" = the default (deploy.config.state_home)
     retention: Retention
     up_timeout: int
     database: DatabaseConfig
@@ -177,11 +180,13 @@ def _stage(name: str, raw: Mapping[str, Any], project: str) -> Stage:
         fail(f"invoke.yaml: {where}.engine {engine!r} is not one of {', '.join(ENGINES)}", f"set {where}.engine to compose or swarm")
     if engine == "swarm" and not raw.get("hosts"):
         fail(f"invoke.yaml: {where}: engine swarm needs the swarm's hosts", f"list them under {where}.hosts with roles [manager|worker, edge, db]")
+    project = validators.project(str(raw.get("project") or project), f"invoke.yaml: {where}.project")
     return Stage(
         name=name,
         env_file=str(_require(raw, "env_file", where)),
         compose_files=tuple(str(f) for f in files),
         production=bool(raw.get("production", False)),
+        project=project,
         hosts=parse_hosts(raw.get("hosts"), name, project, raw.get("deploy_dir"), engine),
         ssh=parse_ssh(raw.get("ssh") or {}, name),
         offsite=_offsite(raw["offsite"], f"{where}.offsite") if raw.get("offsite") else None,
@@ -299,7 +304,7 @@ def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
         secret_env=_env_names(raw.get("secret_env"), "deploy.secret_env"),
         env_defaults=env_defaults,
         env_example=str(raw.get("env_example", ".env.example")),
-        state_dir=str(raw.get("state_dir", ".deploy")),
+        state_dir=str(raw.get("state_dir") or ""),
         retention=Retention(_positive_int(retention.get("releases", 5), "deploy.retention.releases"), _backup_policy(retention)),
         up_timeout=_positive_int(raw.get("up_timeout", 180), "deploy.up_timeout"),
         database=_database(_require(raw, "database", "deploy"), stateful, stateless),

@@ -70,7 +70,7 @@ class Settings:
     def compose(self) -> ComposeProject:
         root = self.config.root
         return ComposeProject(
-            name=self.config.project,
+            name=self.stage.project,
             files=tuple(str(root / f) for f in self.stage.compose_files),
             env_file=str(self.env_file),
         )
@@ -79,7 +79,7 @@ class Settings:
         """The project as uploaded to a host's deploy directory (see deploy.upload)."""
         base = PurePosixPath(workdir)
         return ComposeProject(
-            name=self.config.project,
+            name=self.stage.project,
             files=tuple(str(base / f) for f in self.stage.compose_files),
             env_file=str(base / REMOTE_ENV_FILE),
         )

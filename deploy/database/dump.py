@@ -40,7 +40,7 @@ def backups_dir(settings: Settings) -> Path:
     base = Path(settings.config.database.backups_dir)
     if not base.is_absolute():
         base = settings.config.root / base
-    return base / settings.config.project / settings.stage.name
+    return base / settings.stage.project / settings.stage.name
 
 
 def _app_version(stack: Stack, containers: list[Container]) -> str:
@@ -82,7 +82,7 @@ def backup(
     manifest = {
         "format": MANIFEST_FORMAT,
         "file": final.name,
-        "project": stack.settings.config.project,
+        "project": stack.settings.stage.project,
         "stage": stack.settings.stage.name,
         "database": db.name,
         "server_version": server_version,

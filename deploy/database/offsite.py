@@ -45,7 +45,7 @@ class Snapshot:
 
 
 def tag(stack: Stack) -> str:
-    return f"{stack.settings.config.project}-{stack.settings.stage.name}"
+    return f"{stack.settings.stage.project}-{stack.settings.stage.name}"
 
 
 def config(stack: Stack) -> Offsite:

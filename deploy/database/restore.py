@@ -64,7 +64,7 @@ def origin(manifest: dict[str, Any]) -> str:
 def check_origin(stack: Stack, path: Path, manifest: dict[str, Any], other_stage: bool) -> None:
     """A backup of another project or stage is refused unless ``other_stage`` (restoring
     production's data into staging is legitimate, but never by mistake)."""
-    here = f"{stack.settings.config.project}/{stack.settings.stage.name}"
+    here = f"{stack.settings.stage.project}/{stack.settings.stage.name}"
     if origin(manifest) != here and not other_stage:
         fail(f"{path} is a backup of {origin(manifest)}, not of {here}",
              "restore it here anyway with --from-other-stage (e.g. production's data into staging), or pick a backup of this stage: inv db.list")

@@ -100,25 +100,25 @@ def host_dir(stack: Stack) -> str:
 
 def _job(stack: Stack, p: Plan) -> backup_job.Job:
     cfg, db = stack.settings.config, Database(stack)
-    return backup_job.Job(cfg.project, stack.settings.stage.name, cfg.database.service, cfg.database.migrate_service,
+    return backup_job.Job(stack.settings.stage.project, stack.settings.stage.name, cfg.database.service, cfg.database.migrate_service,
                           db.user, db.name, host_dir(stack), p.retention,
                           offsite.copy_job(stack, p.retention) if p.offsite else None)
 
 
 def cron_job(stack: Stack, p: Plan | None) -> schedule.Job:
     """The cron file of the stage's scheduled backup (``p`` None: its name and path only)."""
-    name = cron.file_name("deploy", stack.settings.config.project, stack.settings.stage.name, "db-backup")
+    name = cron.file_name("deploy", stack.settings.stage.project, stack.settings.stage.name, "db-backup")
     when = cron_when(p, name) if p else ""
     return schedule.Job(name, when, ("/bin/sh", stack.state_file(SCRIPT_FILE)), f"{host_dir(stack)}/{backup_job.LOG_FILE}",
-                        f"inv db.schedule: backs up {stack.settings.config.project}/{stack.settings.stage.name}")
+                        f"inv db.schedule: backs up {stack.settings.stage.project}/{stack.settings.stage.name}")
 
 
 def drill_job(stack: Stack) -> schedule.Job:
     """The weekly restore drill's cron file: Sundays, at an hour and minute of the stack's own."""
-    name = cron.file_name("deploy", stack.settings.config.project, stack.settings.stage.name, "db-drill")
+    name = cron.file_name("deploy", stack.settings.stage.project, stack.settings.stage.name, "db-drill")
     return schedule.Job(name, f"{cron.spread(name, 60)} {cron.spread(name[::-1], 24)} * * 0", ("/bin/sh", stack.state_file(DRILL_SCRIPT)),
                         f"{host_dir(stack)}/{backup_job.LOG_FILE}",
-                        f"inv db.schedule: the weekly restore drill of {stack.settings.config.project}/{stack.settings.stage.name}")
+                        f"inv db.schedule: the weekly restore drill of {stack.settings.stage.project}/{stack.settings.stage.name}")
 
 
 def install(stack: Stack, p: Plan) -> Ops[None]:

@@ -20,6 +20,7 @@ VERSION_LABEL = "org.opencontainers.image.version"
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
 TASK_SLOT_LABEL = "com.docker.swarm.task.name"  # STACK_SERVICE.SLOT.TASKID
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+STAGE_LABEL = "com.compose-deploy.stage"  # the stage whose tasks made it (compose/docker-compose.yml, from DEPLOY_STAGE)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Container:
     read_only: bool = False  # its root file system
     log_driver: str = ""  # json-file, local, journald, ...
     log_options: tuple[tuple[str, str], ...] = ()  # max-size, max-file, ...
+    stage: str = ""  # the stage that made it ("": made before stages were labelled, or by hand)
 
     def address_on(self, networks: Iterable[str]) -> str | None:
         """Its address on the first of ``networks`` it is on (None: on none of them)."""
@@ -137,6 +139,7 @@ def parse_inspect(text: str) -> list[Container]:
                 exit_code=int(state.get("ExitCode", 0) or 0),
                 health_log=(log[-1].get("Output") or "").strip() if log else "",
                 config_hash=labels.get(CONFIG_HASH_LABEL, ""),
+                stage=str(labels.get(STAGE_LABEL) or ""),
                 stop_timeout=int(config["StopTimeout"]) if config.get("StopTimeout") is not None else 10,
                 user=str(config.get("User") or ""),
                 read_only=bool(host_config.get("ReadonlyRootfs")),

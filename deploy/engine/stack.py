@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from invoke.runners import Result
 
+from deploy.config import state_home
 from deploy.config.settings import Settings
 from deploy.engine.commands import compose, docker, files
 from deploy.engine.facts import Container, desired_replicas, parse_inspect, parse_published
@@ -21,6 +22,7 @@ UPSTREAMS_DIR = "upstreams"  # its routing (deploy.stack.routing)
 TLS_DIR = "tls"  # its certificate (deploy.stack.tls)
 ACME_DIR = "acme"  # the ACME HTTP-01 webroot it serves
 PROXY_DIRS = {"NGINX_UPSTREAMS_DIR": UPSTREAMS_DIR, "NGINX_TLS_DIR": TLS_DIR, "NGINX_ACME_DIR": ACME_DIR}
+STAGE_VARIABLE = "DEPLOY_STAGE"  # compose/docker-compose.yml labels every container with it (facts.STAGE_LABEL)
 ENGINE_FIX = "check that the Docker engine runs (`docker info`); on a test bed: bash scripts/testbed/setup.sh"
 
 
@@ -49,15 +51,16 @@ class Stack:
         """The variables a command gets. Locally the whole stage env; on a host only this
         run's overrides (APP_VERSION): the rest, secrets included, is in the env file
         uploaded to the deploy directory, never on a command line. Both get the proxy's
-        folders (``PROXY_DIRS``: its routing, its certificate, the ACME webroot)."""
-        routing = {variable: self.state_file(folder) for variable, folder in PROXY_DIRS.items()}
+        folders (``PROXY_DIRS``: its routing, its certificate, the ACME webroot) and the
+        stage's name (``STAGE_VARIABLE``: the label of every container it makes)."""
+        ours = {**{variable: self.state_file(folder) for variable, folder in PROXY_DIRS.items()}, STAGE_VARIABLE: self.settings.stage.name}
         if self.target.local:
-            return {**self.settings.env, **routing}
+            return {**self.settings.env, **ours}
         secret = sorted(set(self.settings.overrides) & set(self.settings.config.secret_env))
         if secret:
             fail(f"refusing to put {', '.join(secret)} on a command line on {self.target.name}",
                  "secrets reach hosts only in the uploaded env file: set them in the stage's env file")
-        return {**self.settings.overrides, **routing}
+        return {**self.settings.overrides, **ours}
 
     def run(self, argv: Sequence[str], *, what: str, fix: str = ENGINE_FIX, **kwargs: Any) -> Result:
         """Run argv on the target with the stage's env; fail with ``what`` and ``fix`` if it fails."""
@@ -88,7 +91,7 @@ class Stack:
 
     def containers(self) -> list[Container]:
         """The stack's containers on the target (on a swarm node: the tasks it runs)."""
-        project = self.settings.config.project
+        project = self.settings.stage.project
         listing = docker.stack_containers(project) if self.settings.stage.swarm else docker.project_containers(project)
         ids = self.run(listing, what="listing containers").stdout.split()
         if not ids:
@@ -102,19 +105,20 @@ class Stack:
         if not result.ok:
             workdir = self.target.workdir
             if workdir is not None and not self.target.run(files.is_file(self.project.files[0]), warn=True).ok:
-                fail(f"nothing of {self.settings.config.project} is on {self.target.name} yet ({workdir} has no compose files)",
+                fail(f"nothing of {self.settings.stage.project} is on {self.target.name} yet ({workdir} has no compose files)",
                      f"deploy there first: inv deploy --stage {self.settings.stage.name} --version X.Y.Z (or inv up)")
             self.failed(argv, result, "reading the compose configuration",
                          f"run `inv check --stage {self.settings.stage.name}` to see what is wrong")
         return json.loads(result.stdout)
 
     def state_file(self, name: str) -> str:
-        """A file of this project and stage in the state directory (scale counts, the
-        deploy lock, the release history)."""
+        """A file of this stage in its state directory (scale counts, the deploy lock, the
+        release history): on a host in its deploy directory, locally where
+        ``deploy.config.state_home`` says."""
         s = self.settings
         if self.target.workdir is not None:
             return f"{self.target.workdir}/state/{s.stage.name}/{name}"
-        return str(s.config.root / s.config.state_dir / s.config.project / s.stage.name / name)
+        return str(state_home.stage_dir(s.config.root, s.config.state_dir, s.stage.project, s.stage.name) / name)
 
     def saved_scale(self) -> dict[str, int]:
         """Replica counts set with ``inv scale``, kept so that a later ``up`` keeps them."""

@@ -79,7 +79,7 @@ def remove_old_images(stack: Stack, done: list[str], version: str, names: list[I
         if old not in kept:
             for n in names:
                 yield run(stack, image_cmds.remove(n.ref(old)), what=f"removing {n.ref(old)}", check=False)
-    yield run(stack, docker.prune_dangling_images(stack.settings.config.project), what="pruning dangling images", check=False)
+    yield run(stack, docker.prune_dangling_images(stack.settings.stage.project), what="pruning dangling images", check=False)
 
 
 class Deploy:

@@ -69,7 +69,7 @@ def acme_host(fleet: Fleet) -> Member:
 
 
 def cert_name(stack: Stack) -> str:
-    return f"{stack.settings.config.project}-{stack.settings.stage.name}"
+    return f"{stack.settings.stage.project}-{stack.settings.stage.name}"
 
 
 def renewal(stack: Stack, ca_bundle: str) -> schedule.Job:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.config import state_home
 from deploy.config.masking import MIN_LENGTH
 from deploy.config.settings import Settings, example_env
 from deploy.engine.commands import compose, docker, git
@@ -163,10 +164,10 @@ def config_findings(s: Settings, local: Target, compose_files: bool = True, secr
         in_work_tree = local.run(git.is_work_tree(str(root)), warn=True).ok
         if secrets:
             findings += env_file_git(s, local, in_work_tree)
-        kept = [("backups", s.config.database.backups_dir, "deploy.database.backups_dir")]
+        kept = [("backups", root / s.config.database.backups_dir, "deploy.database.backups_dir")]
         if not s.stage.hosts:  # on hosts, the history and the lock live on the hosts
-            kept.insert(0, ("release history", s.config.state_dir, "deploy.state_dir"))
-        findings += [check_outside_checkout(what, (root / d).resolve(), root, in_work_tree, key) for what, d, key in kept]
+            kept.insert(0, ("release history", state_home.state_root(root, s.config.state_dir), "deploy.state_dir"))
+        findings += [check_outside_checkout(what, d.resolve(), root, in_work_tree, key) for what, d, key in kept]
     if compose_files:
         cfg = local.run(compose.config_check(s.compose), env=s.env, warn=True)
         findings.append(

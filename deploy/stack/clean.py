@@ -60,7 +60,7 @@ def clean(stack: Stack, volumes: bool = False, include_database: bool = False, y
     report.containers = [c.name for c in stack.containers() if c.state != "running"]
     if report.containers:
         stack.run(compose.remove_stopped(stack.project), what="removing stopped containers")
-    out = stack.run(docker.prune_dangling_images(stack.settings.config.project), what="pruning images").stdout
+    out = stack.run(docker.prune_dangling_images(stack.settings.stage.project), what="pruning images").stdout
     report.images, report.images_freed = deleted_images(out), reclaimed(out)
     report.cache_freed = reclaimed(stack.run(docker.prune_build_cache(), what="pruning the build cache").stdout)
     if volumes:
@@ -70,7 +70,7 @@ def clean(stack: Stack, volumes: bool = False, include_database: bool = False, y
 
 def _remove_volumes(stack: Stack, include_database: bool, report: CleanReport) -> None:
     protected = set() if include_database else stateful_volumes(stack.config(), stack.settings.config.stateful)
-    names = stack.run(docker.project_volumes(stack.settings.config.project), what="listing volumes").stdout.split()
+    names = stack.run(docker.project_volumes(stack.settings.stage.project), what="listing volumes").stdout.split()
     for name in names:
         if name in protected:
             report.kept_volumes.append(f"{name} (database; add --include-database)")

@@ -126,15 +126,7 @@ def start_proxy(stack: Stack, timeout: float) -> Ops[None]:
               what=f"starting {proxy}", fix=f"see inv logs {proxy}")
 
 
-def check_down(volumes: bool, yes: bool) -> None:
-    if volumes and not yes:
-        fail(
-            "--volumes deletes the stack's volumes, the database among them",
-            "add --yes to confirm, after `inv db.backup` if the data matters",
-        )
-
-
 def down(stack: Stack, volumes: bool = False) -> Ops[None]:
     """Stop and remove the project's containers on the target; volumes (the database!)
-    only when asked (``check_down`` first)."""
+    only when asked (the task asks for the database's name first)."""
     yield run(stack, compose.down(stack.project, volumes=volumes), what="stopping the stack", show=True)

@@ -160,7 +160,7 @@ def logs(fleet: Fleet, names: Sequence[str], tail: int, follow: bool, since: str
     """``inv logs`` on a swarm: each service's lines from every task, gathered by the
     manager (all services when ``names`` is empty), streamed at once."""
     manager = fleet.primary.stack
-    project = fleet.settings.config.project
+    project = fleet.settings.stage.project
     cfg = fleet.settings.config
     chosen = list(names) or [*cfg.stateless, cfg.proxy.service, *cfg.stateful]
     with ThreadPoolExecutor(max_workers=len(chosen)) as pool:

@@ -16,7 +16,7 @@ from deploy.swarm.switch import services as swarm_services
 def scale(fleet: Fleet, counts: Mapping[str, int], timeout: float, keep: bool = True) -> Ops[None]:
     """Each service to its count; ``keep``: the counts are kept for the next deploy."""
     manager = fleet.primary.stack
-    project = manager.settings.config.project
+    project = manager.settings.stage.project
     yield run(manager, cmd.scale({f"{project}_{name}": n for name, n in counts.items()}), what="scaling",
               fix="read Swarm's progress above; inv swarm.status shows the nodes and tasks", show=True)
     yield Call(manager, f"wait until every task of {', '.join(sorted(counts))} runs", lambda: converged(manager, sorted(counts), timeout))

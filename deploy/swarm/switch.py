@@ -56,7 +56,7 @@ def render(here: Stack, manager: Stack) -> StackFiles:
     roles = Roles({name: svc.port for name, svc in cfg.stateless.items()}, list(cfg.stateful), cfg.proxy.service)
     secrets = {name: s.env.get(name, "") for name in cfg.secret_env}
     replicas = desired_replicas(config, manager.saved_scale())
-    return Renderer(cfg.project, config, roles, secrets, replicas, read_source, s.stage.encrypt_overlay).render()
+    return Renderer(s.stage.project, config, roles, secrets, replicas, read_source, s.stage.encrypt_overlay).render()
 
 
 def dump(stack_file: dict[str, Any]) -> bytes:
@@ -66,7 +66,7 @@ def dump(stack_file: dict[str, Any]) -> bytes:
 
 def services(manager: Stack) -> dict[str, Service]:
     """The stack's services by their name in the compose files (backend, not myapp_backend)."""
-    project = manager.settings.config.project
+    project = manager.settings.stage.project
     ids = manager.run(cmd.services(project), what="listing the stack's services", fix=INIT_FIX).stdout.split()
     if not ids:
         return {}
@@ -77,7 +77,7 @@ def services(manager: Stack) -> dict[str, Service]:
 def create_objects(manager: Stack, files: StackFiles) -> Ops[None]:
     """The secrets and configs the stack files name, created on the manager when missing
     (their content on stdin, never on a command line)."""
-    project = manager.settings.config.project
+    project = manager.settings.stage.project
     for kind, wanted in (("secret", files.secrets), ("config", files.configs)):
         have = set(manager.run(cmd.objects(kind, project), what=f"listing the stack's {kind}s", fix=INIT_FIX).stdout.split())
         for name, content in sorted(wanted.items()):
@@ -90,7 +90,7 @@ def remove_unused_objects(manager: Stack) -> Ops[None]:
     """The stack's secrets and configs that no service's spec names any more: a deploy's
     cleanup. (A manual ``docker service rollback`` to a spec that named one then fails:
     roll back with ``inv rollback``, which creates them again.)"""
-    project = manager.settings.config.project
+    project = manager.settings.stage.project
     used = {name for svc in services(manager).values() for name in svc.objects}
     for kind in ("secret", "config"):
         names = manager.run(cmd.objects(kind, project), what=f"listing the stack's {kind}s").stdout.split()
@@ -109,14 +109,14 @@ def deploy_part(manager: Stack, content: dict[str, Any], part: str, timeout: flo
     convergence may take ``timeout`` (the tasks' own health checks and update monitors)."""
     path = stack_path(manager, part)
     yield Put(manager, path, dump(content))
-    yield run(manager, cmd.deploy(manager.settings.config.project, path), what=f"docker stack deploy ({part})",
+    yield run(manager, cmd.deploy(manager.settings.stage.project, path), what=f"docker stack deploy ({part})",
               fix="inv swarm.status shows the tasks and their errors; inv logs SERVICE their output", show=True, timeout=timeout)
 
 
 def converged(manager: Stack, names: Sequence[str], timeout: float) -> None:
     """Wait until every task of ``names`` that should run does (Swarm's own progress
     ends when the update does; a task rescheduled meanwhile may still be starting)."""
-    project = manager.settings.config.project
+    project = manager.settings.stage.project
     deadline = time.monotonic() + timeout
     said = ""
     while True:
@@ -254,7 +254,7 @@ class SwarmSwitch:
             updated = [n for n in updated if n not in changed]
         if not updated:
             return
-        project = self.manager.settings.config.project
+        project = self.manager.settings.stage.project
         yield Note(f"rolling back {', '.join(updated)}")
         for name in updated:
             try:
@@ -270,7 +270,7 @@ def one_off(manager: Stack, files: StackFiles, command: Sequence[str], what: str
     status is the result. It may take the stage's ``ssh.command_timeout``; one still
     running then is left to finish (never killed half-way) and the deploy stops."""
     cfg = manager.settings.config
-    project, service = cfg.project, cfg.database.migrate_service
+    project, service = manager.settings.stage.project, cfg.database.migrate_service
     spec = files.app["services"][service]
     db_networks = set(files.stateful.get("networks") or {})
     networks = [f"{project}_{n}" for n in spec.get("networks", []) if n in db_networks]

@@ -98,9 +98,10 @@ def test_check_passes_a_good_production_env(prod_stack, tmp_path):
     assert row(out, 1, "compose files")[0] == "ok"
     assert "FAIL" not in out
     assert row(out, 1, "release history")[0] == "ok"  # the test's state is outside the checkout
-    # the defaults (.deploy and backups in the checkout): a warning naming the setting, not a failure
+    # the state in the checkout (.deploy), the backups there by default: a warning naming the setting, not a failure
     config = json.loads(prod_stack.runtime_config.read_text())
-    del config["deploy"]["state_dir"], config["deploy"]["database"]
+    config["deploy"]["state_dir"] = ".deploy"
+    del config["deploy"]["database"]
     runtime = tmp_path / "defaults.json"
     runtime.write_text(json.dumps(config))
     argv = prod_stack.argv("check")

@@ -8,6 +8,22 @@ from deploy.config.schema import DeployConfig, parse_config, plain
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads, moves or writes a real state folder (deploy.config.state_home):
+    this machine's is a temporary one, the checkout's old one is never looked at, and an
+    ``inv`` the tests run gets an explicit INVOKE_DEPLOY_STATE_DIR."""
+    from deploy.config import state_home
+
+    base = tmp_path_factory.mktemp("state")
+    monkeypatch.setattr(state_home, "MACHINE_DIR", base / "var-lib" / "compose-deploy")
+    monkeypatch.setattr(state_home, "CHECKOUT_DIR", ".deploy-of-no-test")
+    monkeypatch.setenv("XDG_STATE_HOME", str(base / "xdg"))
+    monkeypatch.setenv("INVOKE_DEPLOY_STATE_DIR", str(base / "inv"))
+    state_home.stage_dir.cache_clear()
+    return base
+
+
 @pytest.fixture
 def raw_config() -> dict:
     """The repository's own deploy: section, loaded the way `inv` loads it."""

@@ -123,6 +123,7 @@ class Container:
     routed_at: int | None = None  # ... at the first (re)load of the proxy that routed it
     upstreams: str | None = None  # the proxy: the folder its routing file is mounted from (NGINX_UPSTREAMS_DIR)
     stop_timeout: int | None = None  # its stop_grace_period, in seconds (None: Docker's default, not in inspect)
+    stage: str = ""  # its com.compose-deploy.stage label: the DEPLOY_STAGE it was made with ("" = none)
 
     def name(self, project: str) -> str:
         return f"{project}-{self.service}-{self.number}"
@@ -142,7 +143,8 @@ class Container:
                        **({"StopTimeout": self.stop_timeout} if self.stop_timeout is not None else {}),
                        "Labels": {"com.docker.compose.project": project, "com.docker.compose.service": self.service,
                                   "com.docker.compose.container-number": str(self.number),
-                                  "com.docker.compose.oneoff": "False", "com.docker.compose.config-hash": self.config_hash}},
+                                  "com.docker.compose.oneoff": "False", "com.docker.compose.config-hash": self.config_hash,
+                                  **({"com.compose-deploy.stage": self.stage} if self.stage else {})}},
             "State": {"Status": self.state, "Running": running, "ExitCode": 0 if running else 143,
                       "StartedAt": "2026-01-02T03:04:05.123456789Z",
                       **({"Health": {"Status": self.health, "Log": [{"Output": f"fake check: {self.health}"}]}} if running else {})},
@@ -482,7 +484,7 @@ class FakeEngine:
         c = Container(hashlib.sha256(f"{self.name}{self._ids}".encode()).hexdigest(), service,
                       number or max(taken, default=0) + 1, image, health=health, config_hash=self.config_hash(service, env),
                       version=version, warmup=warmup, stuck=stuck,
-                      upstreams=env.get("NGINX_UPSTREAMS_DIR") if service == "nginx" else None)
+                      upstreams=env.get("NGINX_UPSTREAMS_DIR") if service == "nginx" else None, stage=env.get("DEPLOY_STAGE", ""))
         self.containers.append(c)
         self._connect(c)
         self.images.setdefault(image, _hash("id", image))
@@ -656,7 +658,8 @@ class FakeEngine:
         if head == ("docker", "version"):
             return json.dumps({"Server": {"Version": "27.3.1"}}), "", 0
         if head == ("docker", "ps"):
-            return "".join(c.id + "\n" for c in self.containers), "", 0
+            other = any(a.startswith("label=com.docker.compose.project=") and a.split("=", 2)[2] != self.project for a in rest)
+            return "".join(c.id + "\n" for c in self.containers if not other), "", 0
         if head == ("docker", "inspect"):
             seen = [c for c in map(self._find, rest[2:]) if c]
             for c in seen:  # time passes: a starting app gets ready

@@ -898,7 +898,8 @@ def compose_config(root: Path, env: Mapping[str, str], project: str = "myapp") -
     logging = {"driver": "json-file", "options": {"max-file": "3", "max-size": "10m"}}
     node_health = ["CMD", "node", "-e", "require('http').get({host: '127.0.0.1', port: 3000, path: '/health'}, (r) => "
                    "process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]
-    app = {"command": None, "entrypoint": None, "logging": logging, "read_only": True, "restart": "always",
+    stage = {"com.compose-deploy.stage": var("DEPLOY_STAGE")}  # every container's label (x-stage)
+    app = {"command": None, "entrypoint": None, "labels": stage, "logging": logging, "read_only": True, "restart": "always",
            "security_opt": ["no-new-privileges:true"], "stop_grace_period": "30s", "tmpfs": ["/tmp:size=64m"]}
     registry, namespace, version = var("DOCKER_REGISTRY", "local"), var("DOCKER_NAMESPACE", "myapp"), var("APP_VERSION", "latest")
 
@@ -958,7 +959,7 @@ def compose_config(root: Path, env: Mapping[str, str], project: str = "myapp") -
                         "POSTGRES_USER": var("POSTGRES_USER", "app")},
         "healthcheck": {"test": ["CMD-SHELL", 'pg_isready -q -h 127.0.0.1 -U "$$POSTGRES_USER" -d "$$POSTGRES_DB"'],
                         "timeout": "3s", "interval": "3s", "retries": 10, "start_period": "30s"},
-        "image": var("POSTGRES_IMAGE", "postgres:16-alpine"), "logging": logging, "networks": {"back": None}, "restart": "always",
+        "image": var("POSTGRES_IMAGE", "postgres:16-alpine"), "labels": stage, "logging": logging, "networks": {"back": None}, "restart": "always",
         "shm_size": "268435456", "stop_grace_period": "1m0s",
         "volumes": [{"type": "volume", "source": "postgres-data", "target": "/var/lib/postgresql/data"},
                     bind("./postgres/postgresql.conf", "/etc/postgresql/postgresql.conf"),
@@ -975,7 +976,7 @@ def compose_config(root: Path, env: Mapping[str, str], project: str = "myapp") -
         "healthcheck": {"test": ["CMD-SHELL", '[ -z "$${REDISCLI_AUTH_FILE:-}" ] || export REDISCLI_AUTH="$$(cat "$$REDISCLI_AUTH_FILE")"; '
                                  "redis-cli ping | grep -q PONG"],
                         "timeout": "3s", "interval": "3s", "retries": 10, "start_period": "10s"},
-        "image": var("REDIS_IMAGE", "redis:7-alpine"), "logging": logging, "networks": {"back": None}, "restart": "always",
+        "image": var("REDIS_IMAGE", "redis:7-alpine"), "labels": stage, "logging": logging, "networks": {"back": None}, "restart": "always",
         "stop_grace_period": "30s", "user": "redis",
         "volumes": [{"type": "volume", "source": "redis-data", "target": "/data"}, bind("./redis/redis.conf", "/usr/local/etc/redis/redis.conf")],
     }

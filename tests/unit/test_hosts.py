@@ -165,10 +165,11 @@ def test_a_secret_never_goes_on_a_remote_command_line(config):
     settings = Settings(config, config.stage("production"), ROOT / ".env.example", {"JWT_SECRET": "s" * 64})
     host = parse_hosts({"h": {}}, "production", "p")[0]
     stack = Stack(settings, RemoteTarget(host, SshOptions()))
-    # only this run's version, and where the proxy's folders are: no secret
+    # only this run's version, where the proxy's folders are and the stage (its containers' label): no secret
     assert stack.with_env(APP_VERSION="1.0.0").command_env == {"APP_VERSION": "1.0.0",
                                                                "NGINX_UPSTREAMS_DIR": "/srv/p/state/production/upstreams",
                                                                "NGINX_TLS_DIR": "/srv/p/state/production/tls",
-                                                               "NGINX_ACME_DIR": "/srv/p/state/production/acme"}
+                                                               "NGINX_ACME_DIR": "/srv/p/state/production/acme",
+                                                               "DEPLOY_STAGE": "production"}
     with pytest.raises(Exit, match="refusing to put JWT_SECRET on a command line"):
         stack.with_env(JWT_SECRET="x" * 64).command_env  # noqa: B018

@@ -278,7 +278,8 @@ def test_step_order_and_hosts_with_two_app_hosts_and_a_db_host(fake_settings):
     ups = [c for c in steps["rollout"] if c.argv[:2] == ("docker", "compose") and compose_sub(c.argv)[0] == "up"]
     state = "/srv/myapp/state/development"  # the proxy mounts its folders there (NGINX_*_DIR)
     folders = {"NGINX_UPSTREAMS_DIR": f"{state}/upstreams", "NGINX_TLS_DIR": f"{state}/tls", "NGINX_ACME_DIR": f"{state}/acme"}
-    assert {c.host for c in ups} == {"app1", "app2"} and all(c.env == {"APP_VERSION": NEW, **folders} for c in ups)
+    assert {c.host for c in ups} == {"app1", "app2"} and all(c.env == {"APP_VERSION": NEW, **folders, "DEPLOY_STAGE": "development"}
+                                                             for c in ups)
     # one host at a time (parallel 1): app1 is done before app2 starts
     last_app1 = max(i for i, c in enumerate(steps["rollout"]) if c.host == "app1")
     first_app2 = min(i for i, c in enumerate(steps["rollout"]) if c.host == "app2")
