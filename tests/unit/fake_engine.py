@@ -439,6 +439,12 @@ class FakeEngine:
             self.files[path] = bytes(data)
             self.modified[path] = time.time()
 
+    def append_text(self, path: str, text: str) -> None:
+        with self._lock:
+            self.journal.append(Called(self.name, ("append", path)))
+            self.files[path] = self.files.get(path, b"") + text.encode()
+            self.modified[path] = time.time()
+
     def close(self) -> None:
         """Drop the connection: one that dropped is opened anew by the next command."""
         self.dropped = False

@@ -792,6 +792,6 @@ def test_secrets_in_a_failed_steps_error_are_masked_in_the_history_and_the_audit
     world.engines[world.apps[-1]].fail_when(unhealthy, times=None)
     with pytest.raises(Exit):
         world.deploy()
-    for name in ("releases.json", "audit.log"):
+    for name in ("releases.jsonl", "audit.log"):
         text = world.home.target.read_text(world.home.state_file(name))
         assert "password ****" in text and not [s for s in secrets if s in text], name
