@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from deploy.engine.images import Pinned, is_digest
 from deploy.engine.stack import Stack
 from deploy.errors import fail
 from deploy.versions import SEMVER, Version, parse
@@ -39,7 +40,8 @@ class Release:
     kind: str = "deploy"  # or "rollback"
     tags: list[str] = field(default_factory=list)
     images: dict[str, str] = field(default_factory=dict)  # service -> image reference
-    digests: dict[str, str] = field(default_factory=dict)  # service -> registry digest (or image id when not pushed)
+    # service -> the digest it was pushed as (REPOSITORY@sha256:..., what hosts pull), or its image id when not pushed
+    digests: dict[str, str] = field(default_factory=dict)
     git_sha: str = ""
     hosts: list[str] = field(default_factory=list)  # the hosts it went to (none: the local engine)
     user: str = field(default_factory=lambda: f"{getpass.getuser()}@{socket.gethostname()}")
@@ -146,6 +148,18 @@ def pushed_by(entries: list[Release], version: str) -> list[Release]:
     """The deploys of ``version`` whose images may be in the registry: the successful
     ones, and those whose push step began (whatever became of them)."""
     return [r for r in entries if r.version == version and r.kind == "deploy" and (r.pushed or r.status == "success")]
+
+
+def pins(entries: list[Release], version: str) -> dict[str, Pinned]:
+    """The app images of ``version`` as its newest successful release with digests
+    recorded them (a rollback records those of the deploy it returned to): what hosts
+    pull and run. Empty when none did (recorded by an older version: pulled by tag)."""
+    done = [r for r in entries if r.version == version and r.status == "success" and r.images]
+    for r in reversed(done):
+        found = {s: Pinned(ref, r.digests[s]) for s, ref in r.images.items() if is_digest(r.digests.get(s, ""))}
+        if found:
+            return found
+    return {}
 
 
 def audit(stack: Stack, event: str, **details: Any) -> None:

@@ -25,7 +25,7 @@ from deploy.release.push import push_release, push_tags
 from deploy.state import history
 from deploy.state.history import Release
 from deploy.versions import parse
-from tests.unit.fake_engine import STATELESS, Called, FakeEngine
+from tests.unit.fake_engine import STATELESS, Called, FakeEngine, Registry
 
 LOOPBACK = "127.0.0.1:5000"
 
@@ -74,7 +74,7 @@ def stack(fake_settings) -> Stack:
 @pytest.fixture
 def here(fake_settings) -> Stack:
     """This machine's engine, pushing to a registry on its loopback."""
-    engine = RegistryEngine(registry=set())
+    engine = RegistryEngine(registry=Registry())
     return Stack(fake_settings, engine).with_env(DOCKER_REGISTRY=LOOPBACK)
 
 
@@ -220,7 +220,7 @@ def test_a_version_the_registry_has_is_refused(stack, here):
 
 
 def test_a_registry_elsewhere_is_not_asked(stack, fake_settings):
-    engine = RegistryEngine(registry={"registry.example.com/myapp/backend:2.0.0"})
+    engine = RegistryEngine(registry=Registry({"registry.example.com/myapp/backend:2.0.0"}))
     assert choose_version(stack, "2.0.0", None, Stack(fake_settings, engine)).tag == "2.0.0"
     assert not [c for c in engine.journal if c.argv[0] == "fetch"]
 
@@ -247,6 +247,19 @@ def test_a_fresh_push_of_a_version_the_registry_has_is_refused_before_anything_i
     assert pushes(here) == []
     Executor()(push_tags(here, names, ["latest"]))  # moving tags are pushed again
     assert len(pushes(here)) == 2
+
+
+def test_the_pins_of_a_push_are_the_digests_pushed_and_the_registry_must_hold_them(here):
+    build(here, "1.0.3")
+    names = push_module.app_images(here)
+    Executor()(push_tags(here, names, ["1.0.3"]))
+    pins = push_module.pushed_pins(here, names, "1.0.3")
+    assert {s: (p.ref, p.digest) for s, p in pins.items()} == {
+        s: (f"{LOOPBACK}/myapp/{s}:1.0.3", here.target.repo_digests[f"{LOOPBACK}/myapp/{s}:1.0.3"]) for s in STATELESS}
+    # another push of the tag between ours and the question: the deploy stops, naming it
+    here.target.manifests[f"{LOOPBACK}/myapp/web:1.0.3"] = f"{LOOPBACK}/myapp/web@sha256:{'e' * 64}"
+    with pytest.raises(Exit, match=r"web:1\.0\.3 in the registry is another image .* another push moved the tag"):
+        push_module.pushed_pins(here, names, "1.0.3")
 
 
 def test_inv_push_refuses_a_version_pushed_by_a_failed_deploy(here):
@@ -308,6 +321,6 @@ def test_another_build_of_a_version_a_failed_deploy_pushed_is_refused_with_the_n
 
 def test_a_version_a_failed_deploy_pushed_is_refused_where_the_registry_cannot_be_asked(stack, fake_settings):
     entries(stack, ("2.0.0", "failed", True))
-    elsewhere = Stack(fake_settings, RegistryEngine(registry={"registry.example.com/myapp/backend:2.0.0"}))
+    elsewhere = Stack(fake_settings, RegistryEngine(registry=Registry({"registry.example.com/myapp/backend:2.0.0"})))
     with pytest.raises(Exit, match=r"2\.0\.0 was pushed by a deploy that ended failed.*cannot be asked for its digest"):
         choose_version(stack, "2.0.0", None, elsewhere)
