@@ -64,3 +64,18 @@ def write_atomic(path: StrPath, data: bytes, mode: int = 0o600) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def append_atomic(path: StrPath, data: bytes, mode: int = 0o600) -> None:
+    """Add ``data`` (a line, or a few) at the end of ``path`` in one ``write(2)`` on a file
+    opened with ``O_APPEND``, created with ``mode`` if missing, then fsynced: writers at
+    the same time (threads, processes) never lose or mix each other's lines, as a read,
+    change and rewrite of the file would. The directory must exist."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+    try:
+        written = os.write(fd, data)
+        if written != len(data):  # a full disk: the file ends with part of a line
+            raise OSError(f"only {written} of {len(data)} bytes appended to {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)

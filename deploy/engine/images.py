@@ -3,7 +3,9 @@ deploy.engine.commands.images).
 
 Names are what the compose files say (``REGISTRY/NAMESPACE/SERVICE:TAG`` in ours; a
 stage without a registry uses the prefix ``local`` and is never pushed).
-Tags of a release: its version, the UTC date, the git commit, and ``latest``.
+Tags of a release: its version, the UTC date, the git commit, and ``latest``. Hosts run
+a release's images by the digest its push recorded (``Pinned``), never by a tag another
+push may have moved.
 """
 from __future__ import annotations
 
@@ -43,6 +45,26 @@ class ImageName:
 
     def ref(self, tag: str) -> str:
         return f"{self.repository}:{tag}"
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """An app image of a release: the tag the compose files name, and the digest it was
+    pushed as (what a host pulls, whatever the tag names in the registry since)."""
+
+    ref: str  # REGISTRY/NAMESPACE/SERVICE:TAG
+    digest: str  # REGISTRY/NAMESPACE/SERVICE@sha256:...
+
+    @property
+    def exact(self) -> str:
+        """``REPOSITORY:TAG@sha256:...``: the digest decides, the tag is shown (Swarm's specs)."""
+        return f"{self.ref}@{self.digest.partition('@')[2]}"
+
+
+def is_digest(reference: str) -> bool:
+    """``REPOSITORY@sha256:...`` (not an image id, which an unpushed image is recorded with)."""
+    name, _, digest = reference.partition("@")
+    return bool(name) and digest.startswith("sha256:")
 
 
 def app_images(stack: Stack) -> list[ImageName]:

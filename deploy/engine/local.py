@@ -13,7 +13,7 @@ from typing import IO
 from invoke import Context
 from invoke.runners import Result
 
-from deploy.atomic import write_atomic
+from deploy.atomic import append_atomic, write_atomic
 from deploy.engine.target import HttpResponse, get, unverified_tls
 
 
@@ -68,6 +68,11 @@ class LocalTarget:
         fsynced, then renamed over ``path``. Missing parent directories are made."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, data, mode)
+
+    def append_text(self, path: str, text: str) -> None:
+        """One ``write(2)`` with ``O_APPEND`` (``deploy.atomic.append_atomic``), mode 0600."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        append_atomic(path, text.encode(), 0o600)
 
     def close(self) -> None:
         """Nothing to drop: commands run as child processes of this one."""

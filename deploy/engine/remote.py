@@ -24,7 +24,7 @@ from typing import IO, Any
 import paramiko
 from invoke.exceptions import CommandTimedOut
 from invoke.runners import Result
-from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
+from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_APPEND, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
 
 from deploy.config.inventory import Host, SshOptions
 from deploy.engine import host_keys
@@ -52,13 +52,25 @@ def create_exclusive(sftp: paramiko.SFTPClient, path: str, mode: int) -> paramik
     created with ``mode``: the permissions travel in the open request, as open(2)'s mode.
     (``SFTPClient.open`` sends none, so the server would create the file 0666 minus its
     umask, readable by others until a chmod.)"""
+    return open_with_mode(sftp, path, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL, mode, "wb")
+
+
+def open_appending(sftp: paramiko.SFTPClient, path: str, mode: int) -> paramiko.SFTPFile:
+    """``path`` on the host open for appending (the server opens it with O_APPEND: each
+    write lands at the end of the file as it is then, whoever else appends), created with
+    ``mode`` when missing."""
+    return open_with_mode(sftp, path, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_APPEND, mode, "ab")
+
+
+def open_with_mode(sftp: paramiko.SFTPClient, path: str, flags: int, mode: int, filemode: str) -> paramiko.SFTPFile:
+    """An SFTP open request with ``flags`` and the mode a file it creates gets."""
     attrs = paramiko.SFTPAttributes()
     attrs.st_mode = mode
     # SFTPClient.mkdir sends its mode the same way; open has no parameter for it.
-    kind, msg = sftp._request(CMD_OPEN, sftp._adjust_cwd(path), SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL, attrs)
+    kind, msg = sftp._request(CMD_OPEN, sftp._adjust_cwd(path), flags, attrs)
     if kind != CMD_HANDLE:
         raise paramiko.SFTPError("Expected handle")
-    return paramiko.SFTPFile(sftp, msg.get_binary(), "wb")
+    return paramiko.SFTPFile(sftp, msg.get_binary(), filemode)
 
 
 def discard(conn: Any) -> None:
@@ -263,6 +275,13 @@ class RemoteTarget:
 
     def write_text(self, path: str, text: str) -> None:
         self.write_bytes(path, text.encode(), 0o600)
+
+    def append_text(self, path: str, text: str) -> None:
+        """One SFTP write on the file opened for appending (``open_appending``), mode 0600
+        if it is created. (A write over 32 KiB is sent in pieces: lines are far shorter.)"""
+        self.run(files.make_dirs(posixpath.dirname(path)))
+        with open_appending(self.sftp(), path, 0o600) as f:
+            f.write(text.encode())
 
     def write_bytes(self, path: str, data: bytes, mode: int) -> None:
         """Write atomically: a new temp file beside ``path``, created with ``mode`` (never

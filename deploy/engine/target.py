@@ -100,4 +100,9 @@ class Target(Protocol):
     def write_text(self, path: str, text: str) -> None:
         """``write_bytes`` of the UTF-8 text with mode 0600 (state files)."""
 
+    def append_text(self, path: str, text: str) -> None:
+        """Add ``text`` (whole lines) at the end of ``path`` in one append (``O_APPEND``),
+        the file created with mode 0600 if missing: concurrent writers never lose a line.
+        Missing parent directories are made."""
+
     def close(self) -> None: ...

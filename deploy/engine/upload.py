@@ -19,6 +19,8 @@ from deploy.engine.ops import Ops, Put, run
 from deploy.engine.stack import Stack
 from deploy.errors import fail
 
+MODE_LIMIT = 0o755  # an uploaded file's bits: its own, without group or world write (or set-id bits)
+
 
 def render_env(env: Mapping[str, str]) -> str:
     """The env file of a host: every variable by ``env_line``, which Compose (the reader
@@ -30,7 +32,9 @@ def render_env(env: Mapping[str, str]) -> str:
 
 def compose_tree(root: Path, compose_files: tuple[str, ...]) -> bytes:
     """A tar of every folder holding a compose file (their config files come along),
-    paths relative to the project root."""
+    paths relative to the project root, each file with its own permission bits, never
+    wider than ``MODE_LIMIT`` (a private file here stays private there). Files named
+    ``.env*`` stay here: the stage's env reaches a host only as the 0600 env file."""
     folders = sorted({(root / f).parent.resolve() for f in compose_files})
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -42,7 +46,7 @@ def compose_tree(root: Path, compose_files: tuple[str, ...]) -> bytes:
                     info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root.resolve())))
                     info.uid = info.gid = 0
                     info.uname = info.gname = "root"
-                    info.mode = 0o644
+                    info.mode = path.stat().st_mode & MODE_LIMIT
                     with open(path, "rb") as f:
                         tar.addfile(info, f)
     return buf.getvalue()

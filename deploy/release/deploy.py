@@ -24,7 +24,7 @@ from deploy.engine.stack import Stack
 from deploy.errors import fail
 from deploy.fleet import Fleet, Member, on_each
 from deploy.output import say
-from deploy.release.push import next_free, push_tags, refuse_pushed
+from deploy.release.push import next_free, planned_pins, push_tags, pushed_pins, refuse_pushed
 from deploy.release.record import new_release, run_recorded
 from deploy.release.steps import Step, perform
 from deploy.release.switch import switch_for
@@ -94,7 +94,8 @@ class Deploy:
         self.sha = git_sha(self.here)
         self.tags = release_tags(version, datetime.now(timezone.utc), self.sha)[:-1]  # `latest` moves last
         self.names = app_images(self.here)
-        self.switch = switch_for(fleet, self.new, version.tag, options.timeout, options.parallel)
+        # The hosts pull by digest; a plan shows the digests to come, the push records them.
+        self.switch = switch_for(fleet, self.new, version.tag, options.timeout, options.parallel, planned_pins(self.names, version.tag))
         if fleet.remote and not any(n.pushable for n in self.names):
             fail("a deploy to hosts needs a registry: the hosts pull the images from it",
                  "set DOCKER_REGISTRY in the stage's env file (hosts must reach it)")
@@ -108,8 +109,7 @@ class Deploy:
             Step("tests", self.tests, "--skip-tests" if o.skip_tests else ("" if test_cmd else "no deploy.test_command configured")),
             Step("build", lambda: lifecycle.build(self.here)),
             Step("tag", self.tag),
-            Step("push", lambda: push_tags(self.here, self.names, self.tags, suggest=self.next_free),
-                 "" if pushable else "no registry: local images"),
+            Step("push", self.push, "" if pushable else "no registry: local images"),
             self.switch.upload_step(new.members),
             self.switch.pull_step(new.members),
             Step("backup", self.backup, "--skip-backup" if o.skip_backup else "", new.where([self.db], "streamed home")),
@@ -120,6 +120,15 @@ class Deploy:
             Step("promote", self.promote),
             Step("cleanup", self.cleanup, where=new.where(new.members, "and this machine")),
         ]
+
+    def push(self) -> Ops[None]:
+        """Every tag of the images, then the digests they were pushed as: what hosts pull."""
+        yield from push_tags(self.here, self.names, self.tags, suggest=self.next_free)
+
+        def record() -> None:
+            self.switch.pin(pushed_pins(self.here, self.names, self.version.tag))
+
+        yield Call(self.here, "record the digest each image was pushed as (the hosts pull that, not the tag)", record)
 
     def next_free(self) -> Version:
         """The next version no deploy used and the registry does not have (a refusal's fix)."""
@@ -195,8 +204,9 @@ def deploy(fleet: Fleet, version: Version, options: DeployOptions, executor: Exe
     release = new_release(fleet, version.tag, "deploy", tags=[*d.tags, "latest"], git_sha=d.sha)
 
     def finish() -> None:
+        pins = d.switch.pins
         release.images = {n.service: n.ref(version.tag) for n in d.names}
-        release.digests = {n.service: d.digest(n) for n in d.names}
+        release.digests = {n.service: pins[n.service].digest if n.service in pins else d.digest(n) for n in d.names}
 
     run_recorded(fleet, release, steps, d.switch, executor, finish)
     return release

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from deploy.engine.commands import images as image_cmds
 from deploy.engine.facts import parse_identity
-from deploy.engine.images import ImageName, app_images
+from deploy.engine.images import ImageName, Pinned, app_images, is_digest
 from deploy.engine.ops import Executor, Note, Ops, run
 from deploy.engine.stack import Stack, last_lines
 from deploy.errors import fail
@@ -28,6 +28,7 @@ from deploy.versions import SEMVER, Version
 PUSH_ATTEMPTS = 3
 AUTH_ERRORS = ("unauthorized", "denied", "authentication required", "no basic auth credentials")
 LOOPBACK = ("127.0.0.1", "localhost")
+TO_BE_PUSHED = "sha256:(the digest of the push)"  # a plan's digest: the push step records the real one
 NEVER_AGAIN = "a version is never pushed again with another image"
 # What a manifest request accepts: without them a registry rewrites an image's manifest
 # to the old schema 1 (another digest) or answers 404 for an OCI one.
@@ -158,6 +159,33 @@ def push_tags(stack: Stack, names: Sequence[ImageName], tags: Sequence[str], fre
     for n in pushable:
         for tag in tags:
             yield from push_ref(stack, n.ref(tag))
+
+
+def planned_pins(names: Sequence[ImageName], tag: str) -> dict[str, Pinned]:
+    """What a plan names the pushable images of ``names`` by before the push: their
+    digests are known once pushed (``pushed_pins``)."""
+    return {n.service: Pinned(n.ref(tag), f"{n.repository}@{TO_BE_PUSHED}") for n in names if n.pushable}
+
+
+def pushed_pins(stack: Stack, names: Sequence[ImageName], tag: str) -> dict[str, Pinned]:
+    """Each pushable image of ``names`` as just pushed under ``tag`` from ``stack``'s
+    engine: the digest docker push reported (the image's RepoDigests), which the hosts
+    pull. Where the registry can be asked, it must hold that digest under the tag: another
+    digest there means another push moved the tag meanwhile, and the deploy stops."""
+    pins = {}
+    for n in names:
+        if not n.pushable:
+            continue
+        ours = built(stack, n, tag)
+        if not is_digest(ours):
+            fail(f"the engine reports no registry digest for {n.ref(tag)} after pushing it",
+                 f"check the push (docker image inspect --format '{{{{json .RepoDigests}}}}' {n.ref(tag)}), then deploy again")
+        held = registry_digest(stack, n, tag)
+        if held is not None and held != ours:
+            fail(f"{n.ref(tag)} in the registry is another image ({held[-19:]}) than the one just pushed ({ours[-19:]}): "
+                 "another push moved the tag", f"find who else pushes to {n.repository}; then deploy a new version: inv deploy --bump patch")
+        pins[n.service] = Pinned(n.ref(tag), ours)
+    return pins
 
 
 def push_release(stack: Stack, version: Version, executor: Executor, home: Stack | None = None) -> None:

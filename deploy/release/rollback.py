@@ -43,18 +43,27 @@ def rollback_target(fleet: Fleet, version: str | None) -> str:
 
 
 def rollback(fleet: Fleet, version: str | None, options: DeployOptions, executor: Executor) -> Release | None:
-    """Return every app host of ``fleet`` to ``version`` (None: the previous release); a
-    dry run prints the steps' ops and returns None."""
+    """Return every app host of ``fleet`` to ``version`` (None: the previous release),
+    its images by the digests its deploy recorded (a tag moved in the registry since
+    changes nothing); a dry run prints the steps' ops and returns None."""
     target = rollback_target(fleet, version)
+    entries = history.history(fleet.primary.stack)
+    pins = history.pins(entries, target)
     new = fleet.with_env(APP_VERSION=target)
-    switch = switch_for(fleet, new, target, options.timeout, options.parallel)
+    switch = switch_for(fleet, new, target, options.timeout, options.parallel, pins)
     apps = new.with_role("app")
     steps = [switch.upload_step(apps), switch.pull_step(apps), switch.roll_step(), switch.verify_step()]
     if executor.dry_run:
         perform(steps, executor)
         return None
-    kept = [r.images for r in history.history(fleet.primary.stack) if r.version == target and r.status == "success" and r.images]
-    images = kept[-1] if kept else {n.service: n.ref(target) for n in app_images(fleet.here)}
+    kept = [r for r in entries if r.version == target and r.status == "success" and r.images]
+    images = kept[-1].images if kept else {n.service: n.ref(target) for n in app_images(fleet.here)}
+    digests = {service: pin.digest for service, pin in pins.items()}
     release = new_release(fleet, target, "rollback")
-    run_recorded(fleet, release, steps, switch, executor, finish=lambda: release.images.update(images))
+
+    def finish() -> None:
+        release.images.update(images)
+        release.digests.update(digests)
+
+    run_recorded(fleet, release, steps, switch, executor, finish=finish)
     return release

@@ -9,13 +9,14 @@ switched host ran before is kept, so that a failure anywhere returns them all.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from invoke.exceptions import Exit
 
 from deploy.database import admin
 from deploy.engine.commands import compose
 from deploy.engine.facts import desired_replicas, parse_hashes
+from deploy.engine.images import Pinned
 from deploy.engine.ops import Note, Ops, run
 from deploy.engine.upload import upload
 from deploy.errors import fail
@@ -40,9 +41,11 @@ class Switch:
     """``old`` (the fleet as it serves) moved to ``new`` (the same fleet naming the
     version's images), ``parallel`` app hosts at a time."""
 
-    def __init__(self, old: Fleet, new: Fleet, version: str, timeout: float, parallel: int) -> None:
+    def __init__(self, old: Fleet, new: Fleet, version: str, timeout: float, parallel: int,
+                 pins: Mapping[str, Pinned] | None = None) -> None:
         self.old, self.new = old, new
         self.version = version
+        self.pins = dict(pins or {})  # service -> the image the hosts pull (by digest); a deploy's push sets them
         self.timeout = timeout
         self.parallel = parallel
         self.services = list(old.settings.config.stateless)
@@ -67,8 +70,12 @@ class Switch:
                     self.new.where(members, "(compose files, and the env file with mode 0600, by SFTP)"))
 
     def pull_step(self, members: Sequence[Member]) -> Step:
-        return Step("pull", lambda: self._each(members, lambda m: lifecycle.pull(m.stack, m.services()), "pull"),
+        return Step("pull", lambda: self._each(members, lambda m: lifecycle.pull(m.stack, m.services(), self.pins), "pull"),
                     "" if self.new.remote else LOCAL_IMAGES, self.new.where(members))
+
+    def pin(self, pins: Mapping[str, Pinned]) -> None:
+        """The images the hosts are moved to, as the push recorded them."""
+        self.pins = dict(pins)
 
     def stateful_step(self, restart: bool) -> Step:
         return Step("stateful", lambda: self.stateful(restart), where=self.new.where([self.new.primary]))
@@ -167,7 +174,9 @@ class Switch:
 Mover = Switch | SwarmSwitch
 
 
-def switch_for(old: Fleet, new: Fleet, version: str, timeout: float, parallel: int) -> Mover:
-    """What moves ``old`` to ``new``: the Compose hosts' rollout, or Swarm's."""
+def switch_for(old: Fleet, new: Fleet, version: str, timeout: float, parallel: int,
+               pins: Mapping[str, Pinned] | None = None) -> Mover:
+    """What moves ``old`` to ``new`` (its app images: ``pins``, by digest): the Compose
+    hosts' rollout, or Swarm's."""
     mover = SwarmSwitch if old.swarm else Switch
-    return mover(old, new, version, timeout, parallel)
+    return mover(old, new, version, timeout, parallel, pins)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from deploy.engine.commands import compose
 from deploy.engine.commands import images as image_cmds
 from deploy.engine.facts import parse_hashes
+from deploy.engine.images import Pinned
 from deploy.engine.ops import Note, Ops, run
 from deploy.engine.stack import Stack
 from deploy.engine.upload import upload
@@ -15,6 +16,7 @@ from deploy.fleet import Fleet, on_each
 from deploy.output import human_bytes
 from deploy.stack.rollout import admit, retire, rollout, victims
 from deploy.stack.routing import proxy_container, route
+from deploy.state import history
 
 
 def build(stack: Stack, services: Sequence[str] = (), no_cache: bool = False) -> Ops[None]:
@@ -37,24 +39,36 @@ def image_size(stack: Stack, ref: str) -> str:
     return human_bytes(int(result.stdout)) if result.ok and result.stdout.strip().isdigit() else "?"
 
 
-def pull(stack: Stack, services: Sequence[str]) -> Ops[None]:
-    """On a host: pull the services' images (of the release the stack names)."""
-    yield run(stack, compose.pull(stack.project, services), what="pulling images",
-              fix="check that the host reaches the registry (DOCKER_REGISTRY) and that the images were pushed (inv push)")
+def pull(stack: Stack, services: Sequence[str], pins: Mapping[str, Pinned]) -> Ops[None]:
+    """On a host: pull the services' images (of the release the stack names). The one
+    place a host gets an app image: one its release pushed (``pins``) is pulled by the
+    digest it was pushed as and tagged as the compose files name it, so a tag moved in
+    the registry since (another stage's push of the same version) changes nothing here;
+    the others (the proxy, the stateful services, a release recorded without digests)
+    by their tags, with Compose."""
+    fix = "check that the host reaches the registry (DOCKER_REGISTRY) and that the images were pushed (inv push)"
+    for s in [s for s in services if s in pins]:
+        pin = pins[s]
+        yield run(stack, image_cmds.pull(pin.digest), what=f"pulling {pin.digest}", fix=fix)
+        yield run(stack, image_cmds.tag(pin.digest, pin.ref), what=f"tagging {pin.ref}")
+    rest = [s for s in services if s not in pins]
+    if rest:
+        yield run(stack, compose.pull(stack.project, rest), what="pulling images", fix=fix)
 
 
-def up(stack: Stack, build: bool = False, services: Sequence[str] = ()) -> Ops[None]:
+def up(stack: Stack, build: bool = False, services: Sequence[str] = (), pins: Mapping[str, Pinned] | None = None) -> Ops[None]:
     """Start (or update) the services (all: every one) and wait until they are healthy.
 
     Replica counts set with ``inv scale`` are applied, so they survive an ``up``. On a
-    host, only its role's services, after uploading the files and pulling the images.
+    host, only its role's services, after uploading the files and pulling the images
+    (the app images by the digests the release was pushed as: ``pins``).
     Running stateless services whose configuration changed are replaced with the
     zero-downtime rollout, not recreated by Compose; the routing is written before (a
     proxy that ``up`` starts or recreates reads it) and after.
     """
     if not stack.target.local:
         yield from upload(stack)
-        yield from pull(stack, services)
+        yield from pull(stack, services, pins or {})
     timeout = stack.settings.config.up_timeout
     changed = changed_stateless(stack, services)
     scale = {k: v for k, v in stack.saved_scale().items() if (not services or k in services) and k not in changed}
@@ -106,9 +120,10 @@ def up_fleet(fleet: Fleet, build: bool = False) -> Ops[None]:
     if build and fleet.remote:
         fail("--build builds on this machine's engine; hosts pull their images from the registry",
              f"build and push with inv deploy --stage {fleet.settings.stage.name} --version X.Y.Z, or drop --build")
+    pins = history.pins(history.history(fleet.primary.stack), fleet.here.settings.env.get("APP_VERSION", "")) if fleet.remote else {}
     for batch in fleet.ordered():
         if batch:
-            yield on_each(fleet, batch, lambda m: up(m.stack, build, () if m.stack.target.local else m.services()), "up")
+            yield on_each(fleet, batch, lambda m: up(m.stack, build, () if m.stack.target.local else m.services(), pins), "up")
 
 
 def down_fleet(fleet: Fleet, volumes: bool = False) -> Ops[None]:

@@ -5,7 +5,9 @@
 ``tmpfs`` and ``security_opt``. So the merged configuration (``docker compose config``,
 interpolated here with the stage's env) is turned into a stack file:
 
-- images are the release's tags (Swarm pins each to its digest when it deploys);
+- the app images are the release's tags pinned to the digests they were pushed as
+  (``REPOSITORY:TAG@sha256:...``: Swarm asks the registry nothing for them, so a tag
+  moved since changes nothing); the others are tags Swarm pins when it deploys;
 - a variable holding one of the stage's secrets becomes ``NAME_FILE`` naming a Swarm
   secret mounted at /run/secrets/NAME (the apps and images read ``*_FILE``);
 - a bind-mounted file becomes a Swarm config (named by its content: configs cannot
@@ -95,11 +97,14 @@ class Renderer:
     """Renders one stage's merged compose configuration (``config``) for stack
     ``stack``. ``secrets``: the values of the stage's secret variables; ``replicas``:
     each stateless service's count; ``read``: a bind-mounted file's content, or None
-    when the source is a directory."""
+    when the source is a directory; ``images``: a service's image instead of the one the
+    configuration names (the app images, by digest)."""
 
     def __init__(self, stack: str, config: Mapping[str, Any], roles: Roles, secrets: Mapping[str, str],
-                 replicas: Mapping[str, int], read: Callable[[str], bytes | None], encrypt: bool = True) -> None:
+                 replicas: Mapping[str, int], read: Callable[[str], bytes | None], encrypt: bool = True,
+                 images: Mapping[str, str] | None = None) -> None:
         self.stack, self.config, self.roles = stack, config, roles
+        self.images = dict(images or {})
         self.secret_values = {value: name for name, value in secrets.items() if value}
         self.replicas = replicas
         self.read = read
@@ -172,6 +177,8 @@ class Renderer:
     def service(self, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         """One service of the v3 schema, from its merged compose configuration."""
         out = {k: v for k, v in spec.items() if k not in DROPPED and v is not None and k not in ("deploy", "ports", "volumes", "environment")}
+        if name in self.images:
+            out["image"] = self.images[name]
         env = {str(k): "" if v is None else str(v) for k, v in (spec.get("environment") or {}).items()}
         out["environment"], secrets = self.environment(env)
         if secrets:

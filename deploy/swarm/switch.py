@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from invoke.exceptions import Exit
 
 from deploy.engine.commands import swarm as cmd
 from deploy.engine.facts import desired_replicas
+from deploy.engine.images import Pinned
 from deploy.engine.ops import Call, Note, Ops, Put, run
 from deploy.engine.stack import Stack
 from deploy.errors import fail
@@ -28,6 +29,7 @@ from deploy.fleet import Fleet, Member, on_each
 from deploy.output import say, styled
 from deploy.release.steps import Step
 from deploy.stack.health import verify
+from deploy.state import history
 from deploy.swarm.facts import Service, parse_services, parse_tasks, running_tasks
 from deploy.swarm.stackfile import Renderer, Roles, StackFiles, unescaped
 
@@ -47,16 +49,18 @@ def read_source(path: str) -> bytes | None:
     return source.read_bytes() if source.is_file() else None
 
 
-def render(here: Stack, manager: Stack) -> StackFiles:
+def render(here: Stack, manager: Stack, pins: Mapping[str, Pinned]) -> StackFiles:
     """The stack files of ``here``'s settings (its APP_VERSION names the release), with
-    the replicas of the compose files or of ``inv scale`` (kept on the ``manager``)."""
+    the replicas of the compose files or of ``inv scale`` (kept on the ``manager``), the
+    app images by the digests the release was pushed as (``pins``)."""
     s = here.settings
     cfg = s.config
     config = here.config()
     roles = Roles({name: svc.port for name, svc in cfg.stateless.items()}, list(cfg.stateful), cfg.proxy.service)
     secrets = {name: s.env.get(name, "") for name in cfg.secret_env}
     replicas = desired_replicas(config, manager.saved_scale())
-    return Renderer(s.stage.project, config, roles, secrets, replicas, read_source, s.stage.encrypt_overlay).render()
+    images = {service: pin.exact for service, pin in pins.items()}
+    return Renderer(s.stage.project, config, roles, secrets, replicas, read_source, s.stage.encrypt_overlay, images).render()
 
 
 def dump(stack_file: dict[str, Any]) -> bytes:
@@ -144,9 +148,11 @@ def converged(manager: Stack, names: Sequence[str], timeout: float) -> None:
 class SwarmSwitch:
     """``old`` (the swarm as it serves) moved to ``new`` (naming the version's images)."""
 
-    def __init__(self, old: Fleet, new: Fleet, version: str, timeout: float, parallel: int) -> None:
+    def __init__(self, old: Fleet, new: Fleet, version: str, timeout: float, parallel: int,
+                 pins: Mapping[str, Pinned] | None = None) -> None:
         self.old, self.new = old, new
         self.version = version
+        self.pins = dict(pins or {})  # service -> its image by digest, in the stack file; a deploy's push sets them
         self.timeout = timeout
         self.manager = new.primary.stack
         self.services = list(new.settings.config.stateless)
@@ -160,8 +166,12 @@ class SwarmSwitch:
     def files(self) -> StackFiles:
         """The rendered stack files (rendered once, when first needed)."""
         if self._files is None:
-            self._files = render(self.new.here, self.manager)
+            self._files = render(self.new.here, self.manager, self.pins)
         return self._files
+
+    def pin(self, pins: Mapping[str, Pinned]) -> None:
+        """The images the services are moved to, as the push recorded them."""
+        self.pins, self._files = dict(pins), None
 
     def where(self, detail: str = "") -> str:
         return f"{self.new.primary.name} (the manager){' ' + detail if detail else ''}"
@@ -292,9 +302,9 @@ def one_off(manager: Stack, files: StackFiles, command: Sequence[str], what: str
 
 def run_once(fleet: Fleet, command: Sequence[str], what: str, fix: str) -> Ops[None]:
     """``inv db.migrate`` / ``db.seed`` on a swarm: the release now serving (``fleet.here``
-    names it), its secrets and configs created if missing."""
+    names it, its image by the digest it was pushed as), its secrets and configs created if missing."""
     manager = fleet.primary.stack
-    files = render(fleet.here, manager)
+    files = render(fleet.here, manager, history.pins(history.history(manager), fleet.here.settings.env.get("APP_VERSION", "")))
     yield from create_objects(manager, files)
     yield from one_off(manager, files, command, what, fix)
 

@@ -3,11 +3,13 @@ settings, a stage of them as invoke.yaml would list it, and the system ssh clien
 independent look at a host."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from deploy.config.settings import read_env_file
+from deploy.state import history
 from tests.integration.conftest import TESTBED_STATE
 
 HOSTS_ENV = TESTBED_STATE / "hosts" / "hosts.env"
@@ -35,6 +37,13 @@ def ssh(testbed: dict, host: str, command: str, check: bool = True) -> subproces
     if check and result.returncode != 0:
         raise AssertionError(f"ssh {host} {command}: {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def releases_on(testbed: dict, project: str, host: str = "h3", stage: str = "remote") -> list[dict]:
+    """The release history kept on ``host`` (its journal, folded as the tasks fold it), oldest first."""
+    path = f"/srv/{project}/state/{stage}/{history.JOURNAL}"
+    journal = ssh(testbed, host, f"cat {path} 2>/dev/null || true").stdout
+    return [dataclasses.asdict(r) for r in history.folded(journal, f"{path} on {host}")]
 
 
 def stage_config(testbed: dict, known_hosts: str | None = None, roles: dict[str, list[str]] | None = None, name: str = "remote") -> dict:

@@ -19,6 +19,7 @@ import bcrypt
 import docker
 import pytest
 
+from deploy.state.history import JOURNAL
 from tests.integration.conftest import ROOT, changed_backend, free_port, row
 
 APPS = {"backend": 3, "web": 4}  # the production stack's replicas (compose/docker-compose.prod.yml)
@@ -72,7 +73,7 @@ def run_inv(stack, *args: str, env: dict[str, str] | None = None, timeout: float
 
 
 def history_file(stack) -> Path:
-    return stack.runtime_config.parent / "state" / stack.project / "production" / "releases.json"
+    return stack.runtime_config.parent / "state" / stack.project / "production" / JOURNAL
 
 
 @pytest.fixture(scope="module")

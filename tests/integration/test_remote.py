@@ -19,7 +19,7 @@ from deploy.config.settings import read_env_file
 from deploy.engine.commands import cron, nft
 from tests import load
 from tests.integration.conftest import ROOT, Inv, make_stack, row, table_rows
-from tests.integration.hosts import remote_env, remove_from_hosts, ssh, stage_config, version_at
+from tests.integration.hosts import releases_on, remote_env, remove_from_hosts, ssh, stage_config, version_at
 
 
 def with_known_hosts(stack: Inv, testbed: dict, known_hosts: Path) -> Inv:
@@ -90,8 +90,8 @@ def test_deploy_to_hosts_under_load_fails_no_request(remote, testbed):
         assert secrets[name] not in result.stdout + result.stderr
     for host in testbed["addrs"]:
         assert ssh(testbed, host, f"stat -c %a /srv/{remote.project}/.env").stdout.strip() == "600"
-    history = ssh(testbed, "h3", f"cat /srv/{remote.project}/state/remote/releases.json").stdout
-    assert [(r["version"], r["status"], r["hosts"]) for r in json.loads(history)][-1] == ("1.0.1", "success", ["h1", "h2", "h3"])
+    history = releases_on(testbed, remote.project)
+    assert [(r["version"], r["status"], r["hosts"]) for r in history][-1] == ("1.0.1", "success", ["h1", "h2", "h3"])
     releases = remote("releases")
     assert row(releases.stdout, 0, "1.0.1")[1] == "success"
 
@@ -152,7 +152,7 @@ def test_a_host_lost_mid_deploy_fails_fast_and_the_stage_keeps_the_old_version(r
             break
         time.sleep(0.5)
     assert version_at(testbed, "h2", remote.http_port) == "1.0.1"
-    history = json.loads(ssh(testbed, "h3", f"cat /srv/{remote.project}/state/remote/releases.json").stdout)
+    history = releases_on(testbed, remote.project)
     assert (history[-1]["version"], history[-1]["status"]) == ("1.0.2", "failed")
     assert remote("lock.status").stdout.strip() == "not locked"
 
@@ -217,7 +217,7 @@ def test_everyday_tasks_on_the_hosts(remote, testbed):
     plan = remote("deploy", "--version", "9.9.9", "--dry-run").stdout
     assert "[6/14] upload on h1, h2, h3" in plan and "pull --quiet postgres redis" in plan
     assert read_env_file(remote.env_file)["POSTGRES_PASSWORD"] not in plan
-    assert "9.9.9" not in ssh(testbed, "h3", f"cat /srv/{remote.project}/state/remote/releases.json").stdout
+    assert "9.9.9" not in [r["version"] for r in releases_on(testbed, remote.project)]
 
 
 def test_ssh_config_alias_through_a_proxyjump_hop(tmp_path, images, testbed):
@@ -252,7 +252,7 @@ def test_rollback_on_hosts_under_load(remote, testbed):
     for run in (load.finish(p, timeout=300) for p in runs):
         assert run.requests > 0 and run.errors == 0, run.raw
     assert {version_at(testbed, h, port) for h in ("h1", "h2")} == {"1.0.0"}
-    history = json.loads(ssh(testbed, "h3", f"cat /srv/{remote.project}/state/remote/releases.json").stdout)
+    history = releases_on(testbed, remote.project)
     assert (history[-1]["version"], history[-1]["kind"], history[-1]["status"]) == ("1.0.0", "rollback", "success")
 
 

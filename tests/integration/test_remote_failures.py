@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ROOT, make_stack, row, table_rows
-from tests.integration.hosts import remote_env, remove_from_hosts, ssh, stage_config, version_at
+from tests.integration.hosts import releases_on, remote_env, remove_from_hosts, ssh, stage_config, version_at
 
 ROLES = {"h1": ["app"], "h2": ["app"], "h3": ["app", "db"]}
 APPS = {"backend": 1, "web": 2}  # replicas on every app host (`inv scale` in the fixture: 3 app hosts share 2 cores)
@@ -66,7 +66,7 @@ def release_images(testbed: dict, project: str, version: str) -> dict[str, list[
 
 
 def history(testbed: dict, project: str) -> list[dict]:
-    return json.loads(ssh(testbed, "h3", f"cat /srv/{project}/state/remote/releases.json").stdout)
+    return releases_on(testbed, project)
 
 
 def psql(testbed: dict, project: str, sql: str) -> str:

@@ -7,8 +7,8 @@ It simulates just enough for the deploy workflows: containers (service, number, 
 health, image, labels, an address on each network of their service) answering
 ``docker ps``/``docker inspect`` shaped like Docker's, ``docker compose
 config|port|up|pull|build|run|stop|rm|down``, ``docker stop|rm|exec|logs``, images
-(``image inspect|rm``, ``tag``, ``push``), ``git``, the lock's ``mkdir``/``test``/``rm -rf``/``mv -n -T``
-and the age of its files (``files.age_seconds``, from ``modified``),
+(``image inspect|rm``, ``tag``, ``push``, ``pull`` by digest; a ``Registry`` shared by
+the hosts), ``git``, the lock's ``mkdir``/``test``/``rm -rf``/``mv -n -T`` and the age of its files (``files.age_seconds``, from ``modified``),
 spawned ``tar``/``psql``/``pg_dump``, ``restic`` as a test answers it, and HTTP through the proxy. Anything else exits 127,
 so a command the fake does not know shows up in a test.
 
@@ -124,6 +124,7 @@ class Container:
     upstreams: str | None = None  # the proxy: the folder its routing file is mounted from (NGINX_UPSTREAMS_DIR)
     stop_timeout: int | None = None  # its stop_grace_period, in seconds (None: Docker's default, not in inspect)
     stage: str = ""  # its com.compose-deploy.stage label: the DEPLOY_STAGE it was made with ("" = none)
+    image_id: str = ""  # the image it was created from (what its tag named on this engine then)
 
     def name(self, project: str) -> str:
         return f"{project}-{self.service}-{self.number}"
@@ -236,6 +237,33 @@ def psql_answer(sql: str) -> str:
     return ""
 
 
+class Registry(set[str]):
+    """The registry the hosts share: the refs in it (a set, as tests seed it) and the image
+    each names now (a push records it; a ref seeded by hand names an image of its own),
+    and every image ever pushed, by digest (a tag moved since still leaves it there)."""
+
+    def __init__(self, refs: Iterable[str] = ()) -> None:
+        super().__init__(refs)
+        self.images: dict[str, str] = {}  # ref -> image id
+        self.by_digest: dict[str, str] = {}  # REPOSITORY@sha256:... -> image id
+
+    def image(self, ref: str) -> str:
+        return self.images.get(ref) or _hash("id", ref)
+
+    def push(self, ref: str, image: str) -> str:
+        """``ref`` now names ``image`` (ours, or another stage's push of the same tag); its digest."""
+        self.add(ref)
+        self.images[ref] = image
+        digest = digest_of(ref, image)
+        self.by_digest[digest] = image
+        return digest
+
+
+def digest_of(ref: str, image: str) -> str:
+    """The registry digest ``REPOSITORY@sha256:...`` of ``image`` pushed as ``ref``: its content's."""
+    return f"{ref.rsplit(':', 1)[0]}@sha256:{_hash('digest', image)}"
+
+
 class FakeEngine:
     """One host. ``journal`` (shared between hosts if given) records every call in order.
     ``clock``: the tests' Clock, if any: a probe that waits for its rounds in vain takes
@@ -244,10 +272,10 @@ class FakeEngine:
     clock: Clock | None = None
 
     def __init__(self, name: str = "local", *, local: bool = True, workdir: str | None = None, project: str = "myapp",
-                 journal: list[Called] | None = None, registry: set[str] | None = None, replicas: Mapping[str, int] | None = None) -> None:
+                 journal: list[Called] | None = None, registry: Registry | None = None, replicas: Mapping[str, int] | None = None) -> None:
         self.name, self.local, self.workdir, self.project = name, local, workdir, project
         self.journal: list[Called] = [] if journal is None else journal
-        self.registry = registry  # refs pushed (shared by hosts); None: pulls always succeed
+        self.registry = registry  # shared by the hosts; None: pulls always succeed
         self.replicas = dict(replicas or {"backend": 2, "web": 1})  # deploy.replicas in the compose files
         self.containers: list[Container] = []
         self.images: dict[str, str] = {}  # ref -> image id
@@ -443,6 +471,12 @@ class FakeEngine:
             self.files[path] = bytes(data)
             self.modified[path] = time.time()
 
+    def append_text(self, path: str, text: str) -> None:
+        with self._lock:
+            self.journal.append(Called(self.name, ("append", path)))
+            self.files[path] = self.files.get(path, b"") + text.encode()
+            self.modified[path] = time.time()
+
     def close(self) -> None:
         """Drop the connection: one that dropped is opened anew by the next command."""
         self.dropped = False
@@ -485,9 +519,9 @@ class FakeEngine:
                       number or max(taken, default=0) + 1, image, health=health, config_hash=self.config_hash(service, env),
                       version=version, warmup=warmup, stuck=stuck,
                       upstreams=env.get("NGINX_UPSTREAMS_DIR") if service == "nginx" else None, stage=env.get("DEPLOY_STAGE", ""))
+        c.image_id = self.images.setdefault(image, _hash("id", image))
         self.containers.append(c)
         self._connect(c)
-        self.images.setdefault(image, _hash("id", image))
         return c
 
     def _connect(self, c: Container) -> None:
@@ -690,15 +724,22 @@ class FakeEngine:
             if rest[0] not in self.images:
                 return "", f"An image does not exist locally with the tag: {rest[0]}", 1
             if self.registry is not None:
-                self.registry.add(rest[0])
+                self.registry.push(rest[0], self.images[rest[0]])
             return "", "", 0
+        if head == ("docker", "pull"):  # by digest: the image pushed as it, whatever the tags name now
+            ref = rest[-1]
+            image = self.registry.by_digest.get(ref) if self.registry is not None else _hash("id", ref.split("@")[0])
+            if image is None:
+                return "", f"Error response from daemon: manifest for {ref} not found: manifest unknown", 1
+            self.images[ref] = image
+            return f"{ref}\n", "", 0
         if argv[:3] == ("docker", "image", "inspect"):
             ref = argv[-1]
             if ref not in self.images:
                 return "", f"Error: No such image: {ref}", 1
             if argv[-2] == "{{.Size}}":
                 return "123456789\n", "", 0
-            digests = [f"{ref.rsplit(':', 1)[0]}@sha256:{_hash('digest', ref)}"] if self.registry is None or ref in self.registry else []
+            digests = [digest_of(ref, self.images[ref])] if self.registry is None or ref in self.registry else []
             return (f"{json.dumps(digests)} " if "RepoDigests" in argv[-2] else "") + f"sha256:{self.images[ref]}\n", "", 0
         if argv[:3] == ("docker", "image", "rm"):
             if any(c.image == argv[3] for c in self.containers):
@@ -825,8 +866,10 @@ class FakeEngine:
         if sub in ("build", "pull"):
             for s in [s for s in services or every if sub == "pull" or s in STATELESS]:
                 ref = self.image_ref(s, env)
-                if sub == "pull" and s in STATELESS and self.registry is not None and ref not in self.registry:
-                    return "", f"manifest for {ref} not found", 1
+                if sub == "pull" and s in STATELESS and self.registry is not None:
+                    if ref not in self.registry:
+                        return "", f"manifest for {ref} not found", 1
+                    self.images[ref] = self.registry.image(ref)  # what the tag names there now
                 self.images.setdefault(ref, _hash("id", ref))
             return "", "", 0
         if sub == "run":

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from deploy.config.inventory import Host
 from deploy.engine.target import HttpResponse
-from tests.unit.fake_engine import Argv, Called, FakeEngine, FakeProcess, compose_sub, exec_parts, is_read
+from tests.unit.fake_engine import Argv, Called, FakeEngine, FakeProcess, Registry, compose_sub, digest_of, exec_parts, is_read
 
 if TYPE_CHECKING:
     from deploy.engine.target import Target
@@ -79,9 +79,9 @@ def tag_of(image: str) -> str:
 
 
 def pinned(ref: str) -> str:
-    """``ref`` as Swarm records it: pinned to the digest the registry has (the same digest
-    FakeEngine's ``docker image inspect`` reports for a pushed image)."""
-    return ref if "@" in ref else f"{ref}@sha256:{_hash('digest', ref)}"
+    """``ref`` as Swarm records it: one pinned already as it is, a tag pinned to the digest
+    the registry has for an image no push named otherwise (FakeEngine's ``Registry``)."""
+    return ref if "@" in ref else f"{ref}@{digest_of(ref, _hash('id', ref)).split('@')[1]}"
 
 
 def _hash(*parts: str) -> str:
@@ -811,7 +811,7 @@ class Creation(FakeProcess):
 class SwarmNode(FakeEngine):
     """One host of ``swarm`` over SSH, its deploy directory ``host.deploy_dir``."""
 
-    def __init__(self, swarm: Swarm, host: Host, journal: list[Called], registry: set[str] | None = None) -> None:
+    def __init__(self, swarm: Swarm, host: Host, journal: list[Called], registry: Registry | None = None) -> None:
         super().__init__(host.name, local=False, workdir=host.deploy_dir, project=swarm.project, journal=journal, registry=registry)
         self.swarm, self.host = swarm, host
         self.modes: dict[str, int] = {}  # the mode each file was written with
@@ -990,7 +990,7 @@ class Workstation(FakeEngine):
     """This machine: build, tag, push, git and the tests (FakeEngine), and ``docker compose
     config --format json`` as the repository's compose files give it (``compose_config``)."""
 
-    def __init__(self, root: Path, journal: list[Called], registry: set[str] | None = None) -> None:
+    def __init__(self, root: Path, journal: list[Called], registry: Registry | None = None) -> None:
         super().__init__("here", journal=journal, registry=registry)
         self.root = root
 

@@ -3,14 +3,19 @@ versions a deploy may take: never one pushed before, --bump from the highest ver
 the history (on the recording fake engine; the registry is a fake one on 127.0.0.1:5000)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import re
+import threading
 
 import pytest
+from invoke import Context
 from invoke.exceptions import Exit
 
 from deploy.engine.commands import images as image_cmds
+from deploy.engine.local import LocalTarget
 from deploy.engine.ops import Executor
 from deploy.engine.stack import Stack
 from deploy.engine.target import HttpResponse
@@ -20,7 +25,7 @@ from deploy.release.push import push_release, push_tags
 from deploy.state import history
 from deploy.state.history import Release
 from deploy.versions import parse
-from tests.unit.fake_engine import STATELESS, Called, FakeEngine
+from tests.unit.fake_engine import STATELESS, Called, FakeEngine, Registry
 
 LOOPBACK = "127.0.0.1:5000"
 
@@ -69,7 +74,7 @@ def stack(fake_settings) -> Stack:
 @pytest.fixture
 def here(fake_settings) -> Stack:
     """This machine's engine, pushing to a registry on its loopback."""
-    engine = RegistryEngine(registry=set())
+    engine = RegistryEngine(registry=Registry())
     return Stack(fake_settings, engine).with_env(DOCKER_REGISTRY=LOOPBACK)
 
 
@@ -86,7 +91,7 @@ def test_secrets_are_masked_in_the_history_and_the_audit(stack):
     release = Release(version="1.0.0", status="failed", error=f"backend-1 not ready\n  last log lines:\nJWT_SECRET={secrets[0]}")
     history.record(stack, release)
     history.audit(stack, "deploy failed", error=release.error, lines=[f"password {secrets[1]}"], nested={"x": secrets[-1]})
-    for name in ("releases.json", "audit.log"):
+    for name in ("releases.jsonl", "audit.log"):
         text = stack.target.read_text(stack.state_file(name))
         assert text and "****" in text and not [s for s in secrets if s in text], name
     assert "JWT_SECRET=****" in history.history(stack)[0].error
@@ -106,6 +111,58 @@ def test_an_older_history_without_the_new_fields_still_reads(stack):
     stack.target.write_text(stack.state_file("releases.json"), json.dumps(old))
     (r,) = history.history(stack)
     assert (r.version, r.pushed) == ("1.0.0", False) and r.id
+
+
+# --- concurrent writers: appended, a line in one write, never rewritten ---------------------------
+@pytest.fixture
+def on_disk(fake_settings, tmp_path) -> Stack:
+    """The history and the audit log in files on this machine (under tmp_path)."""
+    settings = dataclasses.replace(fake_settings, config=dataclasses.replace(fake_settings.config, root=tmp_path))
+    return Stack(settings, LocalTarget(Context()))
+
+
+def all_at_once(work, writers: int = 8) -> None:
+    """``work(i)`` in ``writers`` threads started together."""
+    start = threading.Barrier(writers)
+
+    def one(i: int) -> None:
+        start.wait()
+        work(i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_concurrent_audit_writers_lose_no_line(on_disk):
+    all_at_once(lambda i: [history.audit(on_disk, "step", writer=i, n=n) for n in range(40)])
+    lines = (on_disk.target.read_text(on_disk.state_file("audit.log")) or "").splitlines()
+    assert sorted((e["writer"], e["n"]) for e in map(json.loads, lines)) == [(i, n) for i in range(8) for n in range(40)]
+    assert os.stat(on_disk.state_file("audit.log")).st_mode & 0o777 == 0o600
+
+
+def test_concurrent_history_writers_lose_no_release(on_disk):
+    all_at_once(lambda i: [history.record(on_disk, Release(version=f"{i}.{n}.0", status="success")) for n in range(20)])
+    assert sorted(r.version for r in history.history(on_disk)) == sorted(f"{i}.{n}.0" for i in range(8) for n in range(20))
+
+
+def test_the_history_folds_its_journal_after_the_old_array_file(on_disk):
+    old = [{"version": "1.0.0", "status": "success", "id": "a"}, {"version": "1.1.0", "status": "running", "id": "b"}]
+    on_disk.target.write_text(on_disk.state_file(history.LEGACY), json.dumps(old))
+    history.record(on_disk, Release(version="1.2.0", status="running", id="c"))
+    assert [r.version for r in history.interrupt_running(on_disk, "its lock was broken")] == ["1.1.0", "1.2.0"]
+    history.record(on_disk, Release(version="1.0.0", status="success", kind="rollback", id="a"))  # recorded again: moved last
+    assert [(r.id, r.status) for r in history.history(on_disk)] == [("b", "interrupted"), ("c", "interrupted"), ("a", "success")]
+    assert on_disk.target.read_text(on_disk.state_file(history.LEGACY)) == json.dumps(old)  # never written
+
+
+def test_a_broken_line_of_the_journal_is_named(on_disk):
+    history.record(on_disk, Release(version="1.0.0", status="success"))
+    on_disk.target.append_text(on_disk.state_file(history.JOURNAL), '{"record": {"version": "1.0.1", "sta\n')
+    with pytest.raises(Exit, match=r"line 2 of .*releases\.jsonl .* is not a change of the release history"):
+        history.history(on_disk)
 
 
 # --- --bump: from the highest version of the history, skipping every version used ---------------
@@ -163,7 +220,7 @@ def test_a_version_the_registry_has_is_refused(stack, here):
 
 
 def test_a_registry_elsewhere_is_not_asked(stack, fake_settings):
-    engine = RegistryEngine(registry={"registry.example.com/myapp/backend:2.0.0"})
+    engine = RegistryEngine(registry=Registry({"registry.example.com/myapp/backend:2.0.0"}))
     assert choose_version(stack, "2.0.0", None, Stack(fake_settings, engine)).tag == "2.0.0"
     assert not [c for c in engine.journal if c.argv[0] == "fetch"]
 
@@ -190,6 +247,19 @@ def test_a_fresh_push_of_a_version_the_registry_has_is_refused_before_anything_i
     assert pushes(here) == []
     Executor()(push_tags(here, names, ["latest"]))  # moving tags are pushed again
     assert len(pushes(here)) == 2
+
+
+def test_the_pins_of_a_push_are_the_digests_pushed_and_the_registry_must_hold_them(here):
+    build(here, "1.0.3")
+    names = push_module.app_images(here)
+    Executor()(push_tags(here, names, ["1.0.3"]))
+    pins = push_module.pushed_pins(here, names, "1.0.3")
+    assert {s: (p.ref, p.digest) for s, p in pins.items()} == {
+        s: (f"{LOOPBACK}/myapp/{s}:1.0.3", here.target.repo_digests[f"{LOOPBACK}/myapp/{s}:1.0.3"]) for s in STATELESS}
+    # another push of the tag between ours and the question: the deploy stops, naming it
+    here.target.manifests[f"{LOOPBACK}/myapp/web:1.0.3"] = f"{LOOPBACK}/myapp/web@sha256:{'e' * 64}"
+    with pytest.raises(Exit, match=r"web:1\.0\.3 in the registry is another image .* another push moved the tag"):
+        push_module.pushed_pins(here, names, "1.0.3")
 
 
 def test_inv_push_refuses_a_version_pushed_by_a_failed_deploy(here):
@@ -251,6 +321,6 @@ def test_another_build_of_a_version_a_failed_deploy_pushed_is_refused_with_the_n
 
 def test_a_version_a_failed_deploy_pushed_is_refused_where_the_registry_cannot_be_asked(stack, fake_settings):
     entries(stack, ("2.0.0", "failed", True))
-    elsewhere = Stack(fake_settings, RegistryEngine(registry={"registry.example.com/myapp/backend:2.0.0"}))
+    elsewhere = Stack(fake_settings, RegistryEngine(registry=Registry({"registry.example.com/myapp/backend:2.0.0"})))
     with pytest.raises(Exit, match=r"2\.0\.0 was pushed by a deploy that ended failed.*cannot be asked for its digest"):
         choose_version(stack, "2.0.0", None, elsewhere)

@@ -116,6 +116,20 @@ def test_compose_tree_has_the_compose_folder_and_no_env_files(config):
     assert not [n for n in names if ".env" in n]
 
 
+def test_compose_tree_keeps_each_files_permissions_and_never_widens_them(tmp_path):
+    compose = tmp_path / "compose"
+    (compose / "certs").mkdir(parents=True)
+    modes = {"docker-compose.yml": 0o644, "certs/site.key": 0o600, "start.sh": 0o755, "shared.conf": 0o666,
+             "group.conf": 0o640, "setuid": 0o4775, ".env.local": 0o644}
+    for name, mode in modes.items():
+        (compose / name).write_text("x")
+        (compose / name).chmod(mode)
+    with tarfile.open(fileobj=io.BytesIO(compose_tree(tmp_path, ("compose/docker-compose.yml",)))) as tar:
+        got = {m.name.removeprefix("compose/"): m.mode for m in tar.getmembers()}
+    assert got == {"docker-compose.yml": 0o644, "certs/site.key": 0o600, "start.sh": 0o755, "shared.conf": 0o644,
+                   "group.conf": 0o640, "setuid": 0o755}  # .env* stays here: a host gets the 0600 env file
+
+
 def test_remote_commands_are_quoted_once():
     host = parse_hosts({"h": {}}, "s", "p")[0]
     target = RemoteTarget(host, SshOptions())

@@ -31,14 +31,16 @@ from deploy.engine.upload import render_env
 from deploy.fleet import Fleet, Member, host_settings, local_fleet
 from deploy.release import push as push_module
 from deploy.release.deploy import DeployOptions, deploy
+from deploy.release.push import TO_BE_PUSHED
 from deploy.release.rollback import rollback
+from deploy.stack import lifecycle
 from deploy.stack import rollout as rollout_module
 from deploy.stack import routing as routing_module
 from deploy.state import history, lock
 from deploy.state.history import Release
 from deploy.state.lock_holder import LockInfo
 from deploy.versions import parse
-from tests.unit.fake_engine import STATELESS, Called, Clock, FakeEngine, compose_sub, is_read, marking_executor
+from tests.unit.fake_engine import STATELESS, Called, Clock, FakeEngine, Registry, compose_sub, is_read, marking_executor
 
 OLD, NEW = "1.0.0", "2.0.0"
 APP = ["backend", "web", "nginx"]
@@ -148,7 +150,7 @@ def hosts_world(fake_settings, apps: int = 2) -> World:
     hosts.append(Host("db1", "10.0.0.9", ("db",), "/srv/myapp", private_address="10.1.0.9"))
     settings = host_settings(fake_settings, hosts)
     journal: list[Called] = []
-    registry: set[str] = set()
+    registry = Registry()
     engines = {h.name: FakeEngine(h.name, local=False, workdir=h.deploy_dir, journal=journal, registry=registry) for h in hosts}
     here = FakeEngine("here", journal=journal, registry=registry)
     old = env(settings, OLD)
@@ -265,8 +267,13 @@ def test_step_order_and_hosts_with_two_app_hosts_and_a_db_host(fake_settings):
         "migrate": {"app1"}, "rollout": {"app1", "app2"}, "verify": {"app1", "app2"}, "promote": {"here"},
         "cleanup": {"here", "app1", "app2", "db1"},
     }
-    pulls = {c.host: c.argv[c.argv.index("--quiet") + 1:] for c in steps["pull"]}
-    assert pulls == {"app1": ("backend", "web", "nginx"), "app2": ("backend", "web", "nginx"), "db1": ("postgres", "redis")}
+    # the app images by the digest the push recorded (tagged as the compose files name them), the others by tag
+    pinned = [a for s in STATELESS for a in (("docker", "pull", "--quiet", release.digests[s]),
+                                              ("docker", "tag", release.digests[s], release.images[s]))]
+    pulls = {h: [("compose", *compose_sub(c.argv)[1]) if c.argv[1] == "compose" else c.argv for c in steps["pull"] if c.host == h]
+             for h in ("app1", "app2", "db1")}
+    assert pulls == {"app1": [*pinned, ("compose", "--quiet", "nginx")], "app2": [*pinned, ("compose", "--quiet", "nginx")],
+                     "db1": [("compose", "--quiet", "postgres", "redis")]}
     for h in ("app1", "app2", "db1"):
         assert [c.argv for c in steps["upload"] if c.host == h] == [
             ("install", "-d", "-m", "0750", "/srv/myapp"), ("tar", "-x", "--no-same-owner", "-C", "/srv/myapp", "-f", "-"),
@@ -331,7 +338,10 @@ def test_a_dry_run_prints_exactly_the_state_changing_commands_a_real_run_execute
     world.journal.clear()
     release = run_kind(world, kind, world.executor())
     assert release is not None and release.status == "success"
-    done = [(c.host, settings.masked(c.line)) for c in world.mutations()]
+    # A deploy's plan names the digests of its push before it (a rollback's: the recorded ones).
+    pushed = {d.split("@")[1] for d in release.digests.values()} if kind == "deploy" else set()
+    done = [(c.host, settings.masked(shlex.join(re.sub(r"sha256:[0-9a-f]{64}", lambda m: TO_BE_PUSHED if m.group(0) in pushed else m.group(0), a)
+                                                for a in c.argv))) for c in world.mutations()]
     for host in sorted({h for h, _ in plan} | {h for h, _ in done}):
         assert [line for h, line in plan if h == host] == [line for h, line in done if h == host], host
     assert len(plan) >= (20 if kind == "deploy" else 4)
@@ -526,6 +536,78 @@ def test_rollback_returns_to_the_previous_release_and_records_it(world):
     ran = ["upload", "pull", "rollout", "verify"] if world.fleet.remote else ["rollout", "verify"]
     assert events[events.index("rollback started"):] == ["rollback started", *[f"step {s}" for s in ran], "rollback success"]
     assert not world.lock_held()
+
+
+# --- what hosts run: the images pushed, by digest, whatever the registry's tags name since ------
+def another_stage_pushes(world: World, version: str) -> None:
+    """Another stage pushes its own images under ``version``'s tags now."""
+    registry = world.engines["here"].registry
+    assert registry is not None
+    for s in STATELESS:
+        registry.push(world.engines["here"].image_ref(s, env(world.fleet.settings, version)), f"another-stage-{s}")
+
+
+def built(world: World, version: str) -> dict[str, str]:
+    """The image of each app service this machine built for ``version``."""
+    here = world.engines["here"]
+    return {s: here.images[here.image_ref(s, env(world.fleet.settings, version))] for s in STATELESS}
+
+
+def running_images(world: World, host: str) -> dict[str, set[str]]:
+    """The images each app service's containers on ``host`` were created from."""
+    return {s: {c.image_id for c in world.engines[host].running(s)} for s in STATELESS}
+
+
+def test_a_tag_moved_in_the_registry_after_the_push_does_not_change_what_the_hosts_run(fake_settings, monkeypatch):
+    w = hosts_world(fake_settings)
+    here = w.engines["here"]
+    push = here.run
+
+    def run(argv, **kwargs):  # right after each push of ours, another stage pushes the same tag
+        result = push(argv, **kwargs)
+        if tuple(argv[:2]) == ("docker", "push") and argv[-1].endswith(f":{NEW}"):
+            another_stage_pushes(w, NEW)
+        return result
+
+    monkeypatch.setattr(here, "run", run)
+    release = w.deploy()
+    assert release is not None and release.status == "success"
+    ours = built(w, NEW)
+    assert all(here.registry.image(release.images[s]) == f"another-stage-{s}" for s in STATELESS)  # the tags moved
+    for h in w.apps:
+        assert serving(w, h) == {"backend": [NEW, NEW], "web": [NEW]}
+        assert running_images(w, h) == {s: {ours[s]} for s in STATELESS}
+        assert {s: w.engines[h].images[release.images[s]] for s in STATELESS} == ours  # the tag there names ours too
+
+
+def test_rollback_runs_the_images_its_release_pushed_even_when_the_tags_moved_since(fake_settings):
+    w = hosts_world(fake_settings)
+    first = w.deploy()
+    assert first is not None and first.status == "success"
+    ours = built(w, NEW)
+    w.reopen()
+    assert (later := w.deploy("3.0.0")) is not None and later.status == "success"
+    another_stage_pushes(w, NEW)
+    w.reopen()
+    back = rollback(w.fleet, NEW, DeployOptions(), w.executor())
+    assert back is not None and (back.version, back.status) == (NEW, "success")
+    for h in w.apps:
+        assert serving(w, h) == {"backend": [NEW, NEW], "web": [NEW]}
+        assert running_images(w, h) == {s: {ours[s]} for s in STATELESS}
+    assert back.digests == first.digests and back.images == first.images  # recorded again: the next rollback pins them too
+
+
+def test_up_on_hosts_keeps_the_images_the_release_pushed_when_the_tags_moved(fake_settings):
+    w = hosts_world(fake_settings)
+    release = w.deploy()
+    assert release is not None and release.status == "success"
+    ours = built(w, NEW)
+    another_stage_pushes(w, NEW)
+    w.reopen()
+    Executor(say=w.said.append)(lifecycle.up_fleet(w.fleet))
+    for h in w.apps:  # what runs, and what a container started from the tag would run
+        assert running_images(w, h) == {s: {ours[s]} for s in STATELESS}
+        assert {s: w.engines[h].images[release.images[s]] for s in STATELESS} == ours
 
 
 def test_rollback_refuses_a_version_that_never_succeeded(world):
@@ -793,6 +875,6 @@ def test_secrets_in_a_failed_steps_error_are_masked_in_the_history_and_the_audit
     world.engines[world.apps[-1]].fail_when(unhealthy, times=None)
     with pytest.raises(Exit):
         world.deploy()
-    for name in ("releases.json", "audit.log"):
+    for name in ("releases.jsonl", "audit.log"):
         text = world.home.target.read_text(world.home.state_file(name))
         assert "password ****" in text and not [s for s in secrets if s in text], name

@@ -36,6 +36,7 @@ from deploy.engine.ops import Executor, Put, Run
 from deploy.fleet import Fleet, open_fleet
 from deploy.release import push as push_module
 from deploy.release.deploy import DeployOptions, deploy
+from deploy.release.push import TO_BE_PUSHED
 from deploy.release.rollback import rollback
 from deploy.state import history, lock
 from deploy.state.history import Release
@@ -45,7 +46,7 @@ from deploy.swarm.scale import scale as swarm_scale
 from deploy.swarm.stackfile import Renderer, Roles
 from deploy.versions import parse
 from tests.unit.conftest import FAKE_ENV, ROOT
-from tests.unit.fake_engine import Called, Clock, marking_executor
+from tests.unit.fake_engine import Called, Clock, Registry, marking_executor
 from tests.unit.fake_swarm import COMPOSE_FILES, Swarm, SwarmNode, Workstation, compose_config, is_swarm_read, pinned, tag_of
 
 OLD, NEW = "1.0.0", "2.0.0"
@@ -159,7 +160,7 @@ def bookkeeping(call: Called) -> bool:
 def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> World:
     """A swarm with nothing of the stack on it yet, and no history."""
     journal: list[Called] = []
-    registry: set[str] = set()
+    registry = Registry()
     swarm = Swarm(settings.stage.hosts)
     nodes = {h.name: SwarmNode(swarm, h, journal, registry) for h in settings.stage.hosts}
 
@@ -225,7 +226,7 @@ def test_a_first_deploy_creates_the_secrets_then_the_stateful_stack_the_migratio
     assert {world.journal[i].host for i in checks} == set(EDGES) and len(checks) == 2 * 3  # each edge: the 3 paths
     once = world.journal[created].argv
     assert once[once.index("--name") + 1] == "myapp_backend_once" and once[-3:] == (
-        f"registry.example.com/myapp/backend:{OLD}", "node", "dist/migrate.js")
+        f"registry.example.com/myapp/backend:{OLD}@{release.digests['backend'].split('@')[1]}", "node", "dist/migrate.js")
     assert once[once.index("--network"):once.index("--network") + 2] == ("--network", "myapp_back")
     assert {a.split(",")[1] for a in once if a.startswith("source=")} == {"target=PGPASSWORD", "target=REDIS_PASSWORD", "target=JWT_SECRET"}
     assert world.journal[removed].argv[-1] == "myapp_backend_once" and "myapp_backend_once" not in world.swarm.services
@@ -246,8 +247,8 @@ def test_a_first_deploy_creates_the_secrets_then_the_stateful_stack_the_migratio
     # the release: success, with the images and the digests Swarm pinned
     assert [(r.version, r.status) for r in history.history(world.fleet.primary.stack)] == [(OLD, "success")]
     assert release.images == {s: f"registry.example.com/myapp/{s}:{OLD}" for s in APPS}
-    for s in APPS:
-        assert world.swarm.service(s).spec["image"] == pinned(release.images[s])
+    for s in APPS:  # the stack file names each by the digest it was pushed as: Swarm asks the registry nothing
+        assert world.swarm.service(s).spec["image"] == rendered_app(world)["services"][s]["image"] == pinned(release.images[s])
         assert release.digests[s].split("@")[1] == world.swarm.service(s).spec["image"].split("@")[1]
     assert release.hosts == list(NODES) and not lock.read(world.fleet.primary.stack)
 
@@ -394,7 +395,10 @@ def test_a_dry_run_plans_exactly_the_commands_a_real_run_executes(served: World)
             plan.append((op.stack.target.name, f"write {op.path}"))
     w.clear()
     assert (release := w.deploy(NEW)) is not None and release.status == "success"
-    done = [(c.host, c.line) for c in w.mutations()]
+    # The digests of the push, which a plan names before it: the same words otherwise.
+    pushed = {d.split("@")[1] for d in release.digests.values()}
+    done = [(c.host, shlex.join(re.sub(r"sha256:[0-9a-f]{64}", lambda m: TO_BE_PUSHED if m.group(0) in pushed else m.group(0), a)
+                                for a in c.argv)) for c in w.mutations()]
     for host in sorted({h for h, _ in plan} | {h for h, _ in done}):
         assert [line for h, line in plan if h == host] == [line for h, line in done if h == host], host
 
@@ -408,7 +412,10 @@ def test_rollback_returns_the_swarm_to_the_previous_release(served: World) -> No
     back = rollback(w.fleet, None, DeployOptions(), w.executor())
     assert back is not None and (back.version, back.kind, back.status) == (OLD, "rollback", "success")
     assert w.stack_deploys() == ["stack-app.yml"] and w.rolled_back() == []
-    assert rendered_app(w)["services"]["backend"]["image"] == f"registry.example.com/myapp/backend:{OLD}"
+    first = next(r for r in history.history(w.fleet.primary.stack) if r.version == OLD and r.kind == "deploy")
+    digest = first.digests["backend"].split("@")[1]  # what OLD's deploy pushed: the rollback names it again
+    assert rendered_app(w)["services"]["backend"]["image"] == f"registry.example.com/myapp/backend:{OLD}@{digest}"
+    assert back.digests == first.digests
     assert w.swarm.versions("backend") == [OLD] * 3 and w.served() == {"node1": OLD, "node2": OLD}
     assert serving(w) == OLD and back.images["backend"].endswith(f":{OLD}")
 

@@ -159,3 +159,46 @@ def test_remote_temp_file_is_created_exclusively_with_its_mode():
     assert not flags & SFTP_FLAG_TRUNC
     assert f.handle == b"handle-1"
     f.close()
+
+
+def test_remote_append_opens_the_file_for_appending_with_its_mode():
+    """The server opens it with O_APPEND (each write lands at the end, whoever else
+    appends), never truncated, and creates it with the mode given when it is missing."""
+    from paramiko import sftp as p
+    from paramiko.message import Message
+    from paramiko.sftp_attr import SFTPAttributes
+
+    from deploy.engine.remote import open_appending
+
+    class FakeSftp:
+        requests: list = []
+
+        def _adjust_cwd(self, path):
+            return path
+
+        def _request(self, kind, *args):
+            self.requests.append((kind, *args))
+            msg = Message()
+            if kind == p.CMD_FSTAT:  # paramiko asks the size of a file opened for appending
+                attrs = SFTPAttributes()
+                attrs.st_size = 10
+                attrs._pack(msg)
+                msg.rewind()
+                return p.CMD_ATTRS, msg
+            msg.add_string(b"handle-1")
+            msg.rewind()
+            return p.CMD_HANDLE, msg
+
+        def _log(self, *args):
+            pass
+
+        def _async_request(self, *args):
+            pass
+
+    sftp = FakeSftp()
+    f = open_appending(sftp, "/srv/app/state/production/audit.log", 0o600)
+    (kind, path, flags, attrs) = sftp.requests[0]
+    assert (kind, path, attrs.st_mode) == (p.CMD_OPEN, "/srv/app/state/production/audit.log", 0o600)
+    assert flags == p.SFTP_FLAG_WRITE | p.SFTP_FLAG_CREATE | p.SFTP_FLAG_APPEND and not flags & (p.SFTP_FLAG_TRUNC | p.SFTP_FLAG_EXCL)
+    assert f.handle == b"handle-1"
+    f.close()

@@ -10,6 +10,11 @@ def push(ref: str) -> list[str]:
     return ["docker", "push", ref]
 
 
+def pull(ref: str) -> list[str]:
+    """Pull ``ref`` (by digest, ``REPOSITORY@sha256:...``: the engine checks the content against it)."""
+    return ["docker", "pull", "--quiet", ref]
+
+
 def remove(ref: str) -> list[str]:
     """Untag ``ref`` (the image goes when no tag or container holds it)."""
     return ["docker", "image", "rm", ref]
