@@ -127,7 +127,7 @@ def test_the_daemon_check_finds_a_process_named_cron_or_crond(tmp_path):
     sleeper = tmp_path / "crond"
     shutil.copy("/bin/sleep", sleeper)
     alone = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", check], capture_output=True, timeout=30)
-    started = f'until [ "$(cat /proc/$!/comm 2>/dev/null)" = crond ]; do sleep 0.01; done'  # it has exec'd: its name is crond
+    started = 'until [ "$(cat /proc/$!/comm 2>/dev/null)" = crond ]; do sleep 0.01; done'  # it has exec'd: its name is crond
     beside = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", f"{sleeper} 30 & {started}; {check}; r=$?; kill $!; exit $r"],
                             capture_output=True, timeout=30)
     assert (alone.returncode, beside.returncode) == (1, 0)
