@@ -230,19 +230,25 @@ def test_the_production_checklist_passes_on_a_correct_stage_and_names_each_failu
     for number, name in checklist.ITEMS.items():
         assert f"{number}. {name}" in out, (number, out)
     assert "GET / over HTTPS (200): strict-transport-security" in out and "api 20000r/s burst 20000" in out
-    insecure = dataclasses.replace(tls_stack, stage="insecure")  # the same project: its own state folder (no certificate)
-    insecure("up")
-    insecure("tls.selfsigned", "--domain", DOMAIN, "--days", "5")
-    weak = tmp_path / "weak.env"
-    weak.write_text(re.sub(r"(?m)^JWT_SECRET=.*$", "JWT_SECRET=short", re.sub(r"(?m)^POSTGRES_PASSWORD=.*$", "POSTGRES_PASSWORD=postgres",
-                                                                                 tls_stack.env_file.read_text())))
-    weak.chmod(0o600)
-    result = dataclasses.replace(insecure, env_file=weak)("check", "--production", check=False)
-    assert result.returncode == 1
-    failed = result.stderr.split("check(s) failed: ", 1)[1].splitlines()[0].split(", ")
-    assert failed == ["1. default passwords", "10. logs", "2. JWT secret", "3. TLS", "5. non-root users", "6. read-only file systems",
-                      "9. automatic backups"], \
-        result.stdout
-    assert "running as root: " in result.stdout and "writable root file system: " in result.stdout
-    assert "POSTGRES_PASSWORD is empty" in result.stdout and "(under 14)" in result.stdout
-    tls_stack("up")  # back to the production files
+    # The same project: its own state folder (no certificate); one stage's stack at a time runs on an engine, so
+    # production's goes down first (its volumes stay) and comes back at the end.
+    insecure = dataclasses.replace(tls_stack, stage="insecure")
+    tls_stack("down")
+    try:
+        insecure("up")
+        insecure("tls.selfsigned", "--domain", DOMAIN, "--days", "5")
+        weak = tmp_path / "weak.env"
+        weak.write_text(re.sub(r"(?m)^JWT_SECRET=.*$", "JWT_SECRET=short", re.sub(r"(?m)^POSTGRES_PASSWORD=.*$", "POSTGRES_PASSWORD=postgres",
+                                                                                     tls_stack.env_file.read_text())))
+        weak.chmod(0o600)
+        result = dataclasses.replace(insecure, env_file=weak)("check", "--production", check=False)
+        assert result.returncode == 1
+        failed = result.stderr.split("check(s) failed: ", 1)[1].splitlines()[0].split(", ")
+        assert failed == ["1. default passwords", "10. logs", "2. JWT secret", "3. TLS", "5. non-root users", "6. read-only file systems",
+                          "9. automatic backups"], \
+            result.stdout
+        assert "running as root: " in result.stdout and "writable root file system: " in result.stdout
+        assert "POSTGRES_PASSWORD is empty" in result.stdout and "(under 14)" in result.stdout
+    finally:
+        insecure("down", check=False)
+        tls_stack("up")  # back to the production files
