@@ -1,5 +1,5 @@
 """The library's import graph goes one way: no module imports a name from a layer above
-its own (README "Layout and design": base, commands, config, engine, state, fleet,
+its own (docs/design.md: base, commands, config, engine, state, fleet,
 stack, database, release, the checklist); the command builders import nothing above the base."""
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ def flags_of(name: str) -> dict[str, list[str]]:
         task.help = help_
 
 
-def test_the_root_collection_has_the_tasks_of_the_readme():
+def test_the_root_collection_has_exactly_these_tasks():
     assert set(root.task_names) == {f"{t}.{t}" if t in NAMESPACES else t for t in TASKS}
 
 
