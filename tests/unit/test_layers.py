@@ -16,7 +16,7 @@ LAYERS = [
     ("deploy.engine",),
     ("deploy.state",),
     ("deploy.fleet",),
-    ("deploy.stack",),
+    ("deploy.stack", "deploy.loadtest"),  # the stack's parts; a load test of its URL
     ("deploy.database",),
     ("deploy.release", "deploy.swarm"),  # deploys and rollbacks; Swarm's side of them
     ("deploy.checklist",),  # the production checklist reads every part of a stage
