@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 INV=.venv/bin/inv
 TIMES=()
+LOGS=$(mktemp -d)
 
 # Run a step, note its time in seconds.
 step() {
@@ -16,7 +17,25 @@ step() {
     shift
     echo "== $name" >&2
     "$@"
-    TIMES+=("$(printf '%-34s %4d s' "$name" $((SECONDS - start)))")
+    TIMES+=("$(printf '%-44s %4d s' "$name" $((SECONDS - start)))")
+}
+
+# Start a step in the background, its output in $LOGS/ID.log, its time in $LOGS/ID.time.
+background() {
+    local id=$1 name=$2
+    shift 2
+    echo "== $name (in the background)" >&2
+    echo "$name" >"$LOGS/$id.name"
+    ( start=$SECONDS; "$@" >"$LOGS/$id.log" 2>&1; echo $((SECONDS - start)) >"$LOGS/$id.time" ) &
+    echo $! >"$LOGS/$id.pid"
+}
+
+# Wait for a background step; on failure show its output and stop.
+finish() {
+    local id=$1 name
+    name=$(cat "$LOGS/$id.name")
+    wait "$(cat "$LOGS/$id.pid")" || { cat "$LOGS/$id.log" >&2; echo "quickstart: $name failed (output above)" >&2; exit 1; }
+    TIMES+=("$(printf '%-44s %4d s' "$name (beside it)" "$(cat "$LOGS/$id.time")")")
 }
 
 first_deploy() {
@@ -32,22 +51,27 @@ env_file() {
     [ -f .env ] || "$INV" init --overrides "$TESTBED_IMAGES_ENV"
 }
 
+# pip and pnpm mostly download: they run while the test bed is set up (an apt-get of
+# node.sh, on a machine without Node.js, waits for setup.sh's).
+background venv "Python environment (.venv)" bash scripts/venv.sh --no-test
+background node "Node.js tools (pnpm, workspace)" bash scripts/node.sh
 step "test bed (engine, registry, images)" bash scripts/testbed/setup.sh
-step "Python environment (.venv)" bash scripts/venv.sh --no-test
-step "Node.js tools (pnpm, workspace)" bash scripts/node.sh
+finish venv
+finish node
 step "env file (.env)" env_file
 step "inv check" "$INV" check
 step "inv deploy (test, build, push, up)" first_deploy
 step "inv db.seed" "$INV" db.seed
 step "inv health" "$INV" health
 "$INV" status
+rm -rf "$LOGS"
 
 port=$(sed -n 's/^HTTP_PORT=//p' .env | tail -n1)
 cat <<SUMMARY
 
 Time per step
 $(printf '  %s\n' "${TIMES[@]}")
-  $(printf '%-34s %4d s' total "$SECONDS")
+  $(printf '%-44s %4d s' "total (wall clock)" "$SECONDS")
 
 The example stack runs: http://127.0.0.1:${port:-8080}/ (the API under /api/)
   nginx in front of web (Next.js) and backend (NestJS), PostgreSQL and Redis, as the
