@@ -67,7 +67,7 @@ build_base() {
             --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
             --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
             --dpkgopt='path-exclude=/usr/share/locale/*' \
-            bookworm "$tarball.tmp" "$(apt_mirror)" || die "mmdebstrap failed (the Debian mirror: $(apt_mirror))"
+            --format=tar bookworm "$tarball.tmp" "$(apt_mirror)" || die "mmdebstrap failed (the Debian mirror: $(apt_mirror))"
         mv "$tarball.tmp" "$tarball"
     fi
     docker import "$tarball" "$base" >/dev/null
