@@ -125,9 +125,15 @@ class Container:
     stop_timeout: int | None = None  # its stop_grace_period, in seconds (None: Docker's default, not in inspect)
     stage: str = ""  # its com.compose-deploy.stage label: the DEPLOY_STAGE it was made with ("" = none)
     image_id: str = ""  # the image it was created from (what its tag named on this engine then)
+    timing_out: bool = False  # its healthcheck times out (a busy host): Docker says unhealthy, the app answers
 
     def name(self, project: str) -> str:
         return f"{project}-{self.service}-{self.number}"
+
+    @property
+    def docker_health(self) -> str:
+        """What Docker's healthcheck says."""
+        return "unhealthy" if self.timing_out else self.health
 
     @property
     def ready(self) -> bool:
@@ -148,7 +154,7 @@ class Container:
                                   **({"com.compose-deploy.stage": self.stage} if self.stage else {})}},
             "State": {"Status": self.state, "Running": running, "ExitCode": 0 if running else 143,
                       "StartedAt": "2026-01-02T03:04:05.123456789Z",
-                      **({"Health": {"Status": self.health, "Log": [{"Output": f"fake check: {self.health}"}]}} if running else {})},
+                      **({"Health": {"Status": self.docker_health, "Log": [{"Output": f"fake check: {self.docker_health}"}]}} if running else {})},
             "NetworkSettings": {"Ports": ports, "Networks": {
                 f"{project}_{n}": {"Aliases": [self.name(project), self.service], "IPAddress": self.ips.get(n, "") if running else ""}
                 for n in NETWORKS.get(self.service, ())}},
@@ -365,6 +371,21 @@ class FakeEngine:
             seen = len(self.violations)
             self._audit(("(crash)", name))
             del self.violations[seen:]
+
+    def unroute(self, names: Sequence[str]) -> None:
+        """An older routing that lost the running containers ``names`` (a snapshot taken
+        while their healthchecks timed out): the file without them, loaded by the proxy.
+        Routing them again needs a new probe."""
+        with self._lock:
+            proxy = self.proxy()
+            assert proxy is not None and proxy.upstreams is not None
+            lost = [c for c in self.containers if c.name(self.project) in names]
+            pools = [routing.Pool(s, APP_PORT, tuple(c.ips["front"] for c in sorted(self.running(s), key=lambda c: c.number) if c not in lost))
+                     for s in STATELESS]
+            self.files[f"{proxy.upstreams}/pools.conf"] = routing.render(pools).encode()
+            for c in lost:
+                c.probed, c.probed_at, c.routed_at = False, None, None
+            self._load(proxy, reload=False)
 
     def wipe(self) -> None:
         """Nothing on the host any more: no containers (no proxy, so no routing), no files."""

@@ -320,9 +320,11 @@ def test_up_after_a_routed_container_crashed_routes_it_again_only_once_probed(fa
 
 def test_a_failed_up_leaves_the_routing_file_saying_what_nginx_routes(fake_settings):
     host = Host(fake_settings)
-    next(c for c in host.engine.containers if c.name("myapp") == "myapp-backend-2").health = "unhealthy"
+    host.engine.crash("myapp-backend-2")  # out of the routing first, then compose fails
+    host.engine.fail_when(lambda argv: "compose" in argv and "up" in argv, stderr="no space left on device")
     with pytest.raises(Exit):
         host.run(lifecycle.up(host.stack))
+    assert "myapp-backend-2" not in host.engine.routed_names()
     assert sorted(a for pool in routing.parse(host.pools_file or "").values() for a in pool) == sorted(host.engine.routed or {})
 
 
@@ -454,3 +456,52 @@ def test_a_probe_that_fails_at_once_is_repeated_at_a_pace_not_in_a_busy_loop(fak
         host.deploy()
     probes = [c for c in host.engine.journal if "wget -q" in shlex.join(c.argv)]
     assert 10 < len(probes) <= 180 / 2 + 2
+
+
+# --- routing that does not decay (issue: a scale-down left every pool empty) ------------------
+def test_docker_calling_a_routed_container_unhealthy_does_not_take_it_out(config):
+    containers = [ctr("backend", 1, health="unhealthy"), ctr("backend", 2), ctr("web", 1, health="unhealthy")]
+    now = {"backend": ["172.18.0.11:3000", "172.18.0.12:3000"], "web": ["172.18.0.21:3000"]}
+    assert routing.pools(config, containers, NETS, now) == [routing.Pool("backend", 3000, ("172.18.0.11", "172.18.0.12")),
+                                                            routing.Pool("web", 3000, ("172.18.0.21",))]
+
+
+def test_candidates_are_the_changing_services_unrouted_containers_and_those_of_an_empty_pool(config):
+    containers = [ctr("backend", 1), ctr("backend", 2), ctr("backend", 3, state="exited"), ctr("web", 1), ctr("web", 2)]
+    now = {"backend": ["172.18.0.11:3000"], "web": ["172.18.0.21:3000"]}
+    new = routing.pools(config, containers, NETS, now)
+    names = [c.name for c in routing.candidates(config, containers, NETS, new, {"backend"}, ())]
+    assert names == ["myapp-backend-2"]  # web is not changing: its unrouted web-2 is left alone
+    new = routing.pools(config, containers, NETS, {"backend": ["172.18.0.11:3000"]})  # web's pool would be empty
+    assert [c.name for c in routing.candidates(config, containers, NETS, new, set(), ())] == ["myapp-web-1", "myapp-web-2"]
+    new = routing.pools(config, containers, NETS, now, leaving={"myapp-backend-1"})
+    assert [c.name for c in routing.candidates(config, containers, NETS, new, {"backend"}, {"myapp-backend-1"})] == ["myapp-backend-2"]
+
+
+def test_a_scale_down_while_docker_calls_containers_unhealthy_keeps_them_and_never_touches_the_other_service(fake_settings):
+    """Measured on busy hosts: healthchecks time out for a few seconds and pass again. A
+    scale 10 -> 3 taken at that instant used to drop those containers (and web's) for good,
+    down to empty pools: 502 for everyone, while the task printed ok."""
+    host = Host(fake_settings, replicas={"backend": 10, "web": 2})
+    web_before = host.engine.routed_names()
+    for c in host.engine.containers:
+        if c.service in STATELESS:
+            c.timing_out = True
+    host.run(scale.apply(host.stack, {"backend": 3}))
+    assert host.engine.violations == []
+    routed = host.engine.routed_names()
+    assert [n for n in routed if "backend" in n] == host.running("backend") == [f"myapp-backend-{i}" for i in (1, 2, 3)]
+    assert [n for n in routed if "web" in n] == [n for n in web_before if "web" in n] == host.running("web")
+
+
+def test_a_change_brings_back_running_containers_the_routing_lost_once_they_answer(fake_settings):
+    """A routing that lost containers (an older version's snapshot, a container restarted
+    with a new address) heals at the next change of that service: those that answer a
+    probe join; an empty pool is never written while a container of its service answers."""
+    host = Host(fake_settings, replicas={"backend": 4, "web": 1})
+    lost = ["myapp-backend-1", "myapp-backend-2", "myapp-backend-3"]
+    host.engine.unroute(lost)
+    host.run(scale.apply(host.stack, {"backend": 3}))  # backend-4, the only one routed, leaves
+    guaranteed(host)
+    assert host.engine.routed_names("backend") == lost == host.running("backend")
+    probed_before_routed(host, lost)
