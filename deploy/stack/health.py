@@ -1,12 +1,14 @@
 """Health of the stack: every container's own healthcheck, plus HTTP through the proxy."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from deploy.engine.facts import Container
 from deploy.engine.ops import Call, Ops
 from deploy.engine.stack import Stack
+from deploy.engine.target import HttpResponse
 from deploy.errors import fail
 from deploy.stack import routing
 from deploy.stack.status import ServiceStatus
@@ -76,8 +78,43 @@ def routing_checks(stack: Stack, containers: Sequence[Container]) -> list[Check]
     return checks
 
 
+# Verification judges serving the way users do: a path passes once it answered 2xx/3xx
+# VERIFY_NEEDED times and fails after as many errors (at most 2 * VERIFY_NEEDED - 1
+# requests), each given VERIFY_TIMEOUT seconds: a slow 200 on a saturated host is a
+# success, one lost request is not a verdict, a broken release still fails in seconds.
+VERIFY_NEEDED = 3
+VERIFY_TIMEOUT = 15.0
+VERIFY_PAUSE = 1.0  # after an error, before the next request
+
+
+def judge(fetch: Callable[[], HttpResponse], sleep: Callable[[float], None] = time.sleep) -> tuple[bool, list[str]]:
+    """Fetch until VERIFY_NEEDED answers (passed) or VERIFY_NEEDED errors (failed); what
+    each request got, in order."""
+    good = bad = 0
+    seen = []
+    while good < VERIFY_NEEDED and bad < VERIFY_NEEDED:
+        resp = fetch()
+        seen.append(f"HTTP {resp.status}" if resp.status else f"no response ({resp.error})")
+        if 200 <= resp.status < 400:
+            good += 1
+        else:
+            bad += 1
+            sleep(VERIFY_PAUSE)
+    return good >= VERIFY_NEEDED, seen
+
+
 def verify_proxy(stack: Stack) -> None:
-    bad = [f"{c.subject}: {c.detail}" for c in http_checks(stack) if not c.ok]
+    """Every path of ``proxy.checks`` through the proxy, judged (``judge``)."""
+    proxy = stack.settings.config.proxy
+    port = stack.proxy_port()
+    if port is None:
+        fail(f"{proxy.service} is not published on {stack.target.name}", "see inv health and inv logs SERVICE")
+    published: int = port
+    bad = []
+    for path in proxy.checks:
+        ok, seen = judge(lambda path=path: stack.target.fetch(published, path, timeout=VERIFY_TIMEOUT))
+        if not ok:
+            bad.append(f"GET {path}: {', '.join(seen)}")
     if bad:
         fail(f"through the proxy on {stack.target.name}: " + "; ".join(bad), "see inv health and inv logs SERVICE")
 
@@ -85,4 +122,12 @@ def verify_proxy(stack: Stack) -> None:
 def verify(stack: Stack) -> Ops[None]:
     proxy = stack.settings.config.proxy
     paths = ", ".join(proxy.checks)
-    yield Call(stack, f"GET {paths} through {proxy.service}: each must answer 2xx or 3xx", lambda: verify_proxy(stack))
+    yield Call(stack, f"GET {paths} through {proxy.service}: each must answer 2xx or 3xx ({VERIFY_NEEDED} times before as many errors)",
+               lambda: verify_proxy(stack))
+
+
+def serving(stack: Stack) -> Ops[None]:
+    """The end of every task that changes the stack: where the proxy runs (an app host),
+    it serves each check path (``verify``); the task fails rather than end over a 502."""
+    if routing.proxy_container(stack.settings.config, stack.containers()) is not None:
+        yield from verify(stack)

@@ -11,6 +11,7 @@ from deploy.engine.ops import Call, Note, Ops, run
 from deploy.engine.stack import Stack
 from deploy.errors import fail
 from deploy.fleet import Fleet, on_each
+from deploy.stack.health import serving
 from deploy.stack.rollout import remove, retire, victims, wait_ready
 from deploy.stack.routing import route
 
@@ -107,5 +108,12 @@ def apply(stack: Stack, counts: Mapping[str, int], timeout: float | None = None)
 
 
 def apply_fleet(fleet: Fleet, counts: Mapping[str, int]) -> Ops[None]:
-    """``apply`` on every chosen app host (each its own counts)."""
-    yield on_each(fleet, fleet.with_role("app"), lambda m: apply(m.stack, counts), "scale")
+    """``apply`` on every chosen app host (each its own counts), each checked serving."""
+    yield on_each(fleet, fleet.with_role("app"), lambda m: apply_serving(m.stack, counts), "scale")
+
+
+def apply_serving(stack: Stack, counts: Mapping[str, int]) -> Ops[None]:
+    """``apply``, then the check that the host serves through its proxy: a scale never
+    ends "ok" over a 502."""
+    yield from apply(stack, counts)
+    yield from serving(stack)

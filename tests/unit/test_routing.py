@@ -505,3 +505,26 @@ def test_a_change_brings_back_running_containers_the_routing_lost_once_they_answ
     guaranteed(host)
     assert host.engine.routed_names("backend") == lost == host.running("backend")
     probed_before_routed(host, lost)
+
+
+@pytest.mark.parametrize("answers, passed", [
+    ([200, 200, 200], True),
+    ([502, 200, 0, 200, 200], True),  # a lost request and a timeout are not a verdict
+    ([502, 502, 200, 502], False),  # 3 errors before 3 answers
+    ([500, 500, 500], False),  # a broken release fails in 3 requests
+])
+def test_verification_judges_a_share_of_requests_not_one(answers, passed):
+    from deploy.engine.target import HttpResponse
+    from deploy.stack.health import judge
+
+    queue = list(answers)
+    ok, seen = judge(lambda: HttpResponse(queue.pop(0), b"", "timed out"), sleep=lambda s: None)
+    assert ok is passed and not queue
+    assert seen == [f"HTTP {a}" if a else "no response (timed out)" for a in answers]
+
+
+def test_a_scale_that_leaves_the_proxy_serving_502_fails_with_the_fix(fake_settings):
+    host = Host(fake_settings, replicas={"backend": 2, "web": 1})
+    host.engine.fail_when("fetch 8080 /api/health", times=None, stderr="502 Bad Gateway")
+    with pytest.raises(Exit, match=r"through the proxy on local: GET /api/health: HTTP 502, HTTP 502, HTTP 502"):
+        host.run(scale.apply_fleet(local_fleet(host.stack.settings, host.engine), {"backend": 1}))
