@@ -21,7 +21,6 @@ from types import SimpleNamespace
 import pytest
 from invoke.exceptions import Exit
 
-from deploy.stack.health import VERIFY_NEEDED
 from deploy.config.envfile import env_line
 from deploy.config.inventory import Host
 from deploy.engine.commands import http
@@ -37,6 +36,7 @@ from deploy.release.rollback import rollback
 from deploy.stack import lifecycle
 from deploy.stack import rollout as rollout_module
 from deploy.stack import routing as routing_module
+from deploy.stack.health import VERIFY_NEEDED
 from deploy.state import history, lock
 from deploy.state.history import Release
 from deploy.state.lock_holder import LockInfo
@@ -250,7 +250,7 @@ def test_step_order_on_the_local_engine(fake_settings):
     polls = [i for i, line in enumerate(lines) if "/proc/$p" in line]
     assert "/tmp/router.pid" in roll[3] and polls and lines.index(roll[3]) < polls[0] and polls[-1] < lines.index(roll[4])
     assert w.engines["local"].routed_names() == ["myapp-backend-3", "myapp-backend-4", "myapp-web-2"]
-    assert mutating["verify"] == [] and [c.argv[0] for c in steps["verify"] if c.argv[0] == "fetch"] == ["fetch"] * 3 * VERIFY_NEEDED  # 3 paths, each judged
+    assert mutating["verify"] == [] and [c.argv[0] for c in steps["verify"] if c.argv[0] == "fetch"] == ["fetch"] * 3 * VERIFY_NEEDED
     assert mutating["promote"][:2] == [f"docker tag registry.example.com/myapp/{s}:{NEW} registry.example.com/myapp/{s}:latest"
                                        for s in STATELESS]
 

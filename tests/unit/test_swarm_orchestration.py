@@ -28,7 +28,6 @@ from typing import Any
 import pytest
 from invoke.exceptions import Exit
 
-from deploy.stack.health import VERIFY_NEEDED
 from deploy.config.inventory import Host
 from deploy.config.schema import parse_config
 from deploy.config.settings import Settings
@@ -39,6 +38,7 @@ from deploy.release import push as push_module
 from deploy.release.deploy import DeployOptions, deploy
 from deploy.release.push import TO_BE_PUSHED
 from deploy.release.rollback import rollback
+from deploy.stack.health import VERIFY_NEEDED
 from deploy.state import history, lock
 from deploy.state.history import Release
 from deploy.swarm import cluster
