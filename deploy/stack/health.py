@@ -110,9 +110,13 @@ def verify_proxy(stack: Stack) -> None:
     if port is None:
         fail(f"{proxy.service} is not published on {stack.target.name}", "see inv health and inv logs SERVICE")
     published: int = port
+
+    def fetcher(path: str) -> Callable[[], HttpResponse]:
+        return lambda: stack.target.fetch(published, path, timeout=VERIFY_TIMEOUT)
+
     bad = []
     for path in proxy.checks:
-        ok, seen = judge(lambda path=path: stack.target.fetch(published, path, timeout=VERIFY_TIMEOUT))
+        ok, seen = judge(fetcher(path))
         if not ok:
             bad.append(f"GET {path}: {', '.join(seen)}")
     if bad:
