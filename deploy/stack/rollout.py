@@ -2,7 +2,8 @@
 algorithm, with its known failures fixed, behind health-gated routing), as ops.
 
 1. Start N new containers beside the N old ones (``up --scale 2N --no-recreate``), for
-   every stateless service at once; none of them is routed yet.
+   every stateless service at once, in batches of at most ``deploy.max_surge`` (default
+   twice the host's CPUs), each awaited (step 2) before the next; none is routed yet.
 2. Wait until EVERY new container is ready: running, answering its health path over
    the stack's network (our own probe of all of them at once, from the proxy's
    container, every 0.1 s), and not unhealthy by Docker's healthcheck. One that exits
@@ -136,9 +137,64 @@ def plan_scale(services: Sequence[str], old: dict[str, list[str]], desired: Mapp
     return {s: len(old[s]) + desired.get(s, 1) for s in services}
 
 
+def surge(stack: Stack) -> int:
+    """How many new app containers start at once: ``deploy.max_surge``, else twice the
+    host's CPUs (so a busy host is not doubled in one step: each start costs a Node
+    process its warm-up)."""
+    configured = stack.settings.config.max_surge
+    if configured:
+        return configured
+    answer = stack.target.run(docker.cpus(), warn=True)
+    cpus = (answer.stdout or "").strip()
+    return 2 * int(cpus) if answer.ok and cpus.isdigit() and int(cpus) > 0 else 2
+
+
+def surge_steps(current: Mapping[str, int], target: Mapping[str, int], limit: int) -> list[dict[str, int]]:
+    """The scale of each batch from ``current`` to ``target`` (counts per service), each
+    adding at most ``limit`` containers, the services in turn (pure)."""
+    now = dict(current)
+    steps = []
+    while any(now[s] < n for s, n in target.items()):
+        room = max(1, limit)
+        while room and any(now[s] < n for s, n in target.items()):
+            for s, n in target.items():
+                if room and now[s] < n:
+                    now[s] += 1
+                    room -= 1
+        steps.append(dict(now))
+    return steps
+
+
+def start_batches(stack: Stack, services: Sequence[str], steps: Sequence[Mapping[str, int]], timeout: float,
+                  before: Collection[str]) -> Ops[None]:
+    """Reach each scale of ``steps`` in turn, waiting after each until the containers it
+    started are ready (``wait_ready``); the caller removes the new ones on a failure.
+    ``before``: the containers that were there (they are not waited for)."""
+    waited: set[str] = set(before)
+    for i, scale in enumerate(steps, 1):
+        batch = f" (batch {i} of {len(steps)})" if len(steps) > 1 else ""
+        yield run(stack, compose.up(stack.project, list(services), scale=dict(scale), no_recreate=True, no_deps=True, no_build=True),
+                  what=f"starting new {', '.join(services)} containers{batch}",
+                  fix="check that the release's images are on this engine (a deploy builds them here, or pulls them on a host)")
+        started = [c for c in stack.containers() if c.service in services and c.name not in waited]
+        for s in services:
+            count = sum(1 for c in started if c.service == s)
+            if count:
+                yield Note(f"  {s}: {count} new container(s){batch}")
+        names = [c.name for c in started]
+        yield Call(stack, f"wait until the new {', '.join(services)} containers{batch} are ready (at most {timeout:.0f} s)",
+                   _waiter(stack, names, timeout))
+        waited.update(names)
+
+
+def _waiter(stack: Stack, names: Sequence[str], timeout: float) -> Callable[[], None]:
+    return lambda: wait_ready(stack, names, timeout)
+
+
 def rollout(stack: Stack, services: Sequence[str], timeout: float, desired: Mapping[str, int] | None = None) -> Ops[None]:
     """Replace ``services``' containers with ones of the image ``stack``'s env names, all
-    services at once: they start together, are awaited together, drain together.
+    services at once: they start in batches of at most ``surge`` (every one awaited
+    before the next batch starts), are routed together, drain together.
     ``desired``: the replica counts (default: the stack's own, ``Stack.desired``)."""
     stopped = [c.name for c in stack.containers() if c.service in services and c.state != "running"]
     if stopped:  # Compose would count them and start them again, old image and all
@@ -152,28 +208,15 @@ def rollout(stack: Stack, services: Sequence[str], timeout: float, desired: Mapp
         return [c for c in stack.containers() if c.service in services and c.name not in old_names]
 
     try:
-        yield run(stack, compose.up(stack.project, list(services), scale=scale, no_recreate=True, no_deps=True, no_build=True),
-                  what=f"starting new {', '.join(services)} containers",
-                  fix="check that the release's images are on this engine (a deploy builds them here, or pulls them on a host)")
+        yield from start_batches(stack, list(services), surge_steps({s: len(old[s]) for s in services}, scale, surge(stack)),
+                                 timeout, old_names)
     except GeneratorExit:  # closed unfinished (an aborted run): nothing more may be yielded
         raise
     except BaseException:
-        yield Note("  the new containers did not all start: removing those that did; the old ones keep serving")
+        yield Note("  removing the new containers (never routed); the old ones keep serving")
         yield from remove(stack, [c.name for c in new_containers()])
         raise
-    started = new_containers()  # every one must get healthy: one that exited at once fails the rollout
-    new = [c.name for c in started]
-    for s in services:
-        yield Note(f"  {s}: {sum(1 for c in started if c.service == s)} new container(s) beside {len(old[s])} old")
-    try:
-        yield Call(stack, f"wait until every new {', '.join(services)} container is ready (at most {timeout:.0f} s)",
-                   lambda: wait_ready(stack, new, timeout))
-    except GeneratorExit:
-        raise
-    except BaseException:
-        yield Note("  removing the new containers; the old ones keep serving")
-        yield from remove(stack, new)
-        raise
+    new = [c.name for c in new_containers()]
     try:
         timeout_old = grace(stack.containers(), old_names)
         pids = yield from route(stack, leaving=old_names, joining=new)  # the new ones in, the old ones out

@@ -40,6 +40,7 @@ from invoke.exceptions import UnexpectedExit
 from invoke.runners import Result
 
 from deploy.engine.commands import cron
+from deploy.engine.commands import docker as docker_commands
 from deploy.engine.commands import files as file_commands
 from deploy.engine.ops import Executor
 from deploy.engine.target import HttpResponse
@@ -53,7 +54,8 @@ STATELESS = ("backend", "web")
 DEFAULT_IMAGES = {"nginx": "nginx:1.27-alpine", "postgres": "postgres:16-alpine", "redis": "redis:7-alpine"}
 PUBLISHED = 8080  # nginx's published port (and container port)
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
-READ_COMMANDS = ("docker ps", "docker inspect", "docker image inspect", "docker version", "docker logs", "docker exec")
+READ_COMMANDS = ("docker ps", "docker inspect", "docker image inspect", "docker version", "docker logs", "docker exec",
+                 "docker info")
 READ_COMPOSE = ("config", "port", "version", "ps", "logs")
 APP_PORT = 3000  # the stateless services' container port (invoke.yaml deploy.services.stateless)
 HEALTH_PATH = "/health"
@@ -292,6 +294,7 @@ class FakeEngine:
         self.unhealthy: set[str] = set()  # APP_VERSIONs whose new app containers come up unhealthy
         self.stuck: set[str] = set()  # APP_VERSIONs whose new app containers never answer (health: starting)
         self.warmup = 0  # inspections a new app container takes before it answers
+        self.cpus = 2  # the host's CPUs (docker info)
         self.revision: dict[str, str] = {}  # a service's compose configuration changed (its config hash too)
         self.drain_polls = 0  # polls (of their pids) that still see an earlier configuration's workers after a reload
         self.failures: list[Failure] = []
@@ -712,6 +715,8 @@ class FakeEngine:
             return "2.29.7\n", "", 0
         if head == ("docker", "version"):
             return json.dumps({"Server": {"Version": "27.3.1"}}), "", 0
+        if argv == tuple(docker_commands.cpus()):
+            return f"{self.cpus}\n", "", 0
         if head == ("docker", "ps"):
             other = any(a.startswith("label=com.docker.compose.project=") and a.split("=", 2)[2] != self.project for a in rest)
             return "".join(c.id + "\n" for c in self.containers if not other), "", 0

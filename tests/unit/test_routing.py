@@ -528,3 +528,36 @@ def test_a_scale_that_leaves_the_proxy_serving_502_fails_with_the_fix(fake_setti
     host.engine.fail_when("fetch 8080 /api/health", times=None, stderr="502 Bad Gateway")
     with pytest.raises(Exit, match=r"through the proxy on local: GET /api/health: HTTP 502, HTTP 502, HTTP 502"):
         host.run(scale.apply_fleet(local_fleet(host.stack.settings, host.engine), {"backend": 1}))
+
+
+def test_surge_steps_add_at_most_the_limit_a_batch_the_services_in_turn():
+    assert rollout_module.surge_steps({"backend": 2, "web": 1}, {"backend": 4, "web": 2}, 4) == [{"backend": 4, "web": 2}]
+    assert rollout_module.surge_steps({"backend": 2, "web": 1}, {"backend": 4, "web": 2}, 2) == [
+        {"backend": 3, "web": 2}, {"backend": 4, "web": 2}]
+    assert rollout_module.surge_steps({"backend": 3}, {"backend": 10}, 3) == [{"backend": 6}, {"backend": 9}, {"backend": 10}]
+    assert rollout_module.surge_steps({"backend": 3}, {"backend": 3}, 3) == []
+
+
+def test_a_rollout_on_a_small_host_starts_its_new_containers_in_batches_and_routes_them_together(fake_settings):
+    host = Host(fake_settings, replicas={"backend": 4, "web": 2})
+    host.engine.cpus = 1  # twice the CPUs: 2 at a time
+    old = host.running()
+    assert host.deploy().status == "success"
+    guaranteed(host)
+    ups = [c.argv for c in host.engine.journal if compose_sub(c.argv)[0] == "up" and "--scale" in c.argv]
+    scales = [[a for a in argv if re.fullmatch(r"(backend|web)=\d+", a)] for argv in ups]
+    assert scales == [["backend=5", "web=3"], ["backend=6", "web=4"], ["backend=8", "web=4"]]
+    # the old ones served until all new ones were ready: one switch, never a mix
+    assert host.engine.reloads[-1] == {"backend": host.running("backend"), "web": host.running("web")}
+    assert len(host.engine.reloads) == 2 and not set(host.running()) & set(old)
+
+
+def test_max_surge_from_the_configuration_wins_over_the_cpus(fake_settings):
+    from dataclasses import replace
+    settings = replace(fake_settings, config=replace(fake_settings.config, max_surge=1))
+    host = Host(settings, replicas={"backend": 3, "web": 1})
+    host.run(scale.apply(host.stack, {"backend": 6}))
+    guaranteed(host)
+    ups = [c.argv for c in host.engine.journal if compose_sub(c.argv)[0] == "up"]
+    assert [[a for a in argv if a.startswith("backend=")] for argv in ups] == [["backend=4"], ["backend=5"], ["backend=6"]]
+    assert not [c for c in host.engine.journal if c.argv[:2] == ("docker", "info")]
