@@ -11,7 +11,7 @@ from invoke import Collection
 
 __path__ = [os.path.join(os.path.dirname(__file__), "tasks")]
 
-from tasks import build, check, clean, db, deploy, hosts, init, lock, logs, push, scale, shell, stack, status, swarm, tls
+from tasks import build, check, clean, db, deploy, hosts, init, loadtest, lock, logs, push, scale, shell, stack, status, swarm, tls
 
 ns = Collection()
 for task_ in (
@@ -27,6 +27,7 @@ for task_ in (
     deploy.deploy,
     deploy.rollback,
     deploy.releases_,
+    loadtest.loadtest_,
 ):
     ns.add_task(task_)
 for namespace in (build.ns, push.ns, logs.ns, scale.ns, clean.ns, db.ns, lock.ns, tls.ns, hosts.ns, swarm.ns):

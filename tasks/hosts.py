@@ -1,4 +1,4 @@
-"""The `hosts` namespace: the hosts themselves, beyond the stack (README "Firewall")."""
+"""The `hosts` namespace: the hosts themselves, beyond the stack (docs/firewall.md)."""
 from invoke import Collection, Context
 
 from deploy.engine.ops import Executor
@@ -24,11 +24,11 @@ def firewall(c: Context, revert_after: str | None = None, off: bool = False, dry
     rules are left alone. A job on each host loads its rules of before after
     --revert-after seconds unless a NEW SSH connection, made after the rules are in,
     confirms them: a mistake cannot lock you out. The confirmed rules stay in the deploy
-    directory (firewall/rules.nft); loading them at boot is yours (README "Firewall").
+    directory (firewall/rules.nft); loading them at boot is yours (docs/firewall.md).
     """
     seconds = optional_number("--revert-after", revert_after, DEFAULT_REVERT_AFTER, minimum=fw.MIN_REVERT_AFTER)
     fleet = compose_only(open_fleet(c, where), "hosts.firewall", "open TCP 2377 (managers), TCP/UDP 7946 and UDP 4789 between the nodes, "
-                               "and the edges' HTTP(S) ports, with your own rules (README \"Docker Swarm\")")
+                               "and the edges' HTTP(S) ports, with your own rules (docs/swarm.md)")
     fw.hosts_only(fleet)
     if dry_run:
         say(f"dry run: the firewall {'removed from' if off else 'on'} {', '.join(fleet.host_names())}; nothing is changed")

@@ -1,4 +1,4 @@
-"""The `swarm` namespace: a Docker Swarm stage's nodes (README "Docker Swarm")."""
+"""The `swarm` namespace: a Docker Swarm stage's nodes (docs/swarm.md)."""
 from invoke import Collection, Context
 
 from deploy.engine.ops import Executor

@@ -1,4 +1,4 @@
-"""The `tls` namespace: the proxy's certificate (README "HTTPS")."""
+"""The `tls` namespace: the proxy's certificate (docs/https.md)."""
 from datetime import datetime, timezone
 from pathlib import Path
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The proxy container's main process: renders the front's config (rate limits from the
-# environment), starts the router nginx and the front nginx (README "How routing
-# works"), and watches both masters. If either ends, so does the container, and its
+# environment), starts the router nginx and the front nginx (docs/routing.md), and
+# watches both masters. If either ends, so does the container, and its
 # restart policy brings the pair back (a router that died alone would leave the front
 # answering 502 in a container that still looks up). SIGTERM (docker stop) ends both
 # gracefully: they finish the requests in flight (so do SIGQUIT, the nginx images' stop

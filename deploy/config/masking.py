@@ -1,5 +1,5 @@
 """Secrets kept out of what is printed and recorded: every form a secret's value takes
-in a text is replaced by ``****`` (``Settings.masked`` applies it; README "Security").
+in a text is replaced by ``****`` (``Settings.masked`` applies it; docs/security.md).
 
 Which variables are secrets: those the stage declares (``deploy.secret_env``, the offsite
 repository's ``password_env`` and ``env_vars``) and every other variable of the stage

@@ -1,6 +1,6 @@
 """The ``deploy:`` section of invoke.yaml, validated into dataclasses.
 
-Every key is documented in README.md ("Configuration reference").
+Every key is documented in docs/configuration.md.
 """
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def plain(value: Any) -> Any:
 
 def _require(raw: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in raw or raw[key] in (None, ""):
-        fail(f"invoke.yaml: {where}.{key} is missing", f"set {where}.{key} (see README, Configuration)")
+        fail(f"invoke.yaml: {where}.{key} is missing", f"set {where}.{key} (see docs/configuration.md)")
     return raw[key]
 
 
@@ -217,7 +217,7 @@ def _offsite(raw: Mapping[str, Any], where: str) -> Offsite:
         fail(f"invoke.yaml: {where}.append_only {append_only!r} is not true or false", f"write {where}.append_only: true (or leave it out)")
     if append_only and not repository.startswith("rest:"):
         fail(f"invoke.yaml: {where}.append_only needs a rest: repository ({repository} is not one: the db host could delete from it)",
-             "serve the repository append-only (rclone serve restic --append-only) and give its rest: URL (README \"Offsite copies\")")
+             "serve the repository append-only (rclone serve restic --append-only) and give its rest: URL (docs/backups.md, \"Offsite copies\")")
     admin_env_file = validators.one_line(str(raw.get("admin_env_file") or ""), f"invoke.yaml: {where}.admin_env_file")
     return Offsite(repository=repository, password_env=password_env,
                    keep=_positive_int(raw.get("keep", 30), f"{where}.keep"), sftp_command=sftp_command,

@@ -69,5 +69,5 @@ def stage_dir(root: Path, state_dir: str, project: str, stage: str) -> Path:
             f"move it to {new} by hand while no task runs, or set deploy.state_dir")
         return old
     say(f"moved the state of {project}/{stage} (lock, release history, audit log) from {old} to {new}: "
-        "it is of this machine now, shared by every checkout (README \"Where the state lives\")")
+        "it is of this machine now, shared by every checkout (docs/deploying.md, \"Where the state lives\")")
     return new

@@ -1,5 +1,5 @@
 """Offsite copies of the scheduled backups: a restic repository (encrypted, deduplicated)
-that the db host copies each new backup into (README "Offsite copies").
+that the db host copies each new backup into (docs/backups.md, "Offsite copies").
 
 The repository is the stage's ``offsite`` setting; its password is a secret variable of
 the stage (``offsite.password_env``). On the db host both live in ``STATE/offsite/``
@@ -54,7 +54,7 @@ def config(stack: Stack) -> Offsite:
     if offsite is None:
         stage = stack.settings.stage.name
         fail(f"the stage {stage} has no offsite repository",
-             f"set deploy.stages.{stage}.offsite.repository in invoke.yaml (README \"Offsite copies\")")
+             f"set deploy.stages.{stage}.offsite.repository in invoke.yaml (docs/backups.md, \"Offsite copies\")")
     return offsite
 
 

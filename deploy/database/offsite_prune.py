@@ -1,5 +1,5 @@
 """The offsite repository's retention, run from the operator's machine (``inv
-db.offsite.prune``; README "Offsite copies"): for a repository the db host may only
+db.offsite.prune``; docs/backups.md, "Offsite copies"): for a repository the db host may only
 append to (``offsite.append_only``: restic's REST protocol served append-only), from
 which only someone else can delete.
 
@@ -34,7 +34,7 @@ def admin_env_path(stack: Stack) -> Path:
         fail(f"the stage {s.stage.name} has no offsite.admin_env_file: the credentials of this machine for the repository",
              f"write an env file here (chmod 600) with RESTIC_REPOSITORY (the repository's storage itself: a path, or sftp: to "
              f"the storage host) and RESTIC_PASSWORD_FILE, and name it in deploy.stages.{s.stage.name}.offsite.admin_env_file "
-             "(README \"Offsite copies\")")
+             "(docs/backups.md, \"Offsite copies\")")
     path = Path(offsite.admin_env_file).expanduser()
     return path if path.is_absolute() else s.config.root / path
 

@@ -1,7 +1,7 @@
 """Backups that happen without anyone: a cron job on the stage's db host runs the script
 of ``deploy.engine.commands.backup_job`` (every rule of ``inv db.backup``, then
 retention), and the facts ``inv db.schedule``, ``inv health`` and ``inv check
---production`` read from that host (README "Scheduled backups").
+--production`` read from that host (docs/backups.md, "Scheduled backups").
 
 On the db host, beside the backups: ``schedule.json`` (the plan, for the freshness
 rule), ``last-run.json`` (the job's outcome), ``schedule.log``. On the local engine the

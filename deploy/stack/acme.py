@@ -1,5 +1,5 @@
 """Certificates from an ACME CA (Let's Encrypt unless told otherwise), issued and renewed
-by certbot on the stage's first app host (README "HTTPS").
+by certbot on the stage's first app host (docs/https.md).
 
 certbot proves the domain through HTTP-01: it writes the challenge into the ACME folder
 that nginx serves at ``/.well-known/acme-challenge/`` on port 80 (never redirected), so

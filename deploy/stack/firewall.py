@@ -1,4 +1,4 @@
-"""The hosts' firewall (README "Firewall"): nftables, one table of our own per host.
+"""The hosts' firewall (docs/firewall.md): nftables, one table of our own per host.
 
 What a host lets in follows from its roles and from what the stage publishes (the merged
 compose configuration, as a deploy uploads it): SSH always; on an app host the ports the
@@ -139,7 +139,7 @@ def active(stack: Stack) -> str | None:
 
 def enable(member: Member, exposed: Exposure, revert_after: int, reconnect: Reconnect, token: str) -> Ops[None]:
     """The host's rules, applied atomically under a timed revert, then confirmed over a
-    new SSH connection (README "Firewall"). Unconfirmed, the host loads its rules of
+    new SSH connection (docs/firewall.md). Unconfirmed, the host loads its rules of
     before by itself after ``revert_after`` seconds, and this fails saying so."""
     stack, where = member.stack, folder(member.host)
     rules = policy(member.host, ssh_ports(member), exposed, stack.settings.stage.name)

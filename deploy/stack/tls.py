@@ -1,4 +1,4 @@
-"""The proxy's certificate (README "HTTPS").
+"""The proxy's certificate (docs/https.md).
 
 One file per app host, ``STATE/tls/current.pem``: the private key and the chain, mode
 0600, owned by nginx's user. nginx names it through a variable, so it reads it at each

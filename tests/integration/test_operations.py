@@ -1,11 +1,11 @@
-"""Scaling under load, cleaning, and the production preflight, on the real engine."""
+"""Scaling under load, cleaning, the production preflight and the k6 load test, on the real engine."""
 import io
 import json
 import subprocess
 import time
 
 from tests import load
-from tests.integration.conftest import ROOT, make_stack, remove_stack, row
+from tests.integration.conftest import ROOT, make_stack, remove_stack, row, table_rows
 
 
 def running(engine, project, service):
@@ -111,3 +111,33 @@ def test_check_passes_a_good_production_env(prod_stack, tmp_path):
     assert row(result.stdout, 1, "release history")[0] == "WARN" and row(result.stdout, 1, "backups")[0] == "WARN"
     for words in ("-ffdx", "deploy.state_dir", "INVOKE_DEPLOY_STATE_DIR", "deploy.database.backups_dir"):  # cells may wrap
         assert words in result.stdout, words
+
+
+def thresholds_table(out: str) -> dict[tuple[str, str], str]:
+    """(metric, threshold) -> result, from the table inv loadtest prints."""
+    return {(cells[0], cells[1]): cells[3] for cells in table_rows(out) if len(cells) == 4}
+
+
+def test_loadtest_prints_the_thresholds_and_exits_by_them(prod_stack, tmp_path):
+    guide = prod_stack("loadtest", "--duration", "3s", "--vus", "2", check=False)
+    results = thresholds_table(guide.stdout)
+    assert set(results) == {("http_req_duration", "p(95)<100"), ("http_req_failed", "rate<0.01")}, guide.stdout + guide.stderr
+    assert guide.returncode == (0 if set(results.values()) == {"ok"} else 1), guide.stdout + guide.stderr
+
+    def script(thresholds: str) -> str:
+        path = tmp_path / f"load-{len(list(tmp_path.iterdir()))}.js"
+        path.write_text("import http from 'k6/http';\n"
+                        f"export const options = {{ thresholds: {thresholds} }};\n"
+                        "export default function () { http.get(`${__ENV.BASE_URL}/api/health`); }\n")
+        return str(path)
+
+    served = prod_stack("loadtest", "--script", script("{ http_req_failed: ['rate<0.5'], http_reqs: ['count>10'] }"),
+                        "--duration", "2s", "--vus", "2", check=False)
+    assert served.returncode == 0, served.stdout + served.stderr
+    assert thresholds_table(served.stdout) == {("http_req_failed", "rate<0.5"): "ok", ("http_reqs", "count>10"): "ok"}
+
+    crossed = prod_stack("loadtest", "--script", script("{ http_req_failed: ['rate<0.5'], http_req_duration: ['max<0'] }"),
+                         "--duration", "2s", check=False)
+    assert crossed.returncode == 1, crossed.stdout + crossed.stderr
+    assert thresholds_table(crossed.stdout) == {("http_req_failed", "rate<0.5"): "ok", ("http_req_duration", "max<0"): "FAIL"}
+    assert "threshold(s) failed: http_req_duration max<0" in crossed.stderr

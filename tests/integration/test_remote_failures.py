@@ -181,7 +181,7 @@ def test_db_tasks_on_the_hosts(stage3, testbed):
 
 
 def test_restore_with_force_stopped_the_apps_on_every_app_host(stage3):
-    """`--force` stops the app services on the app hosts for the swap (README), h3's too:
+    """`--force` stops the app services on the app hosts for the swap (docs/remote-hosts.md), h3's too:
     every app container of h1, h2 and h3 was restarted by the restore of test_db_tasks_on_the_hosts."""
     if "restarted" not in observed:
         pytest.fail("test_db_tasks_on_the_hosts did not get to the restore")

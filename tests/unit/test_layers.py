@@ -1,5 +1,5 @@
 """The library's import graph goes one way: no module imports a name from a layer above
-its own (README "Layout and design": base, commands, config, engine, state, fleet,
+its own (docs/design.md: base, commands, config, engine, state, fleet,
 stack, database, release, the checklist); the command builders import nothing above the base."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ LAYERS = [
     ("deploy.engine",),
     ("deploy.state",),
     ("deploy.fleet",),
-    ("deploy.stack",),
+    ("deploy.stack", "deploy.loadtest"),  # the stack's parts; a load test of its URL
     ("deploy.database",),
     ("deploy.release", "deploy.swarm"),  # deploys and rollbacks; Swarm's side of them
     ("deploy.checklist",),  # the production checklist reads every part of a stage

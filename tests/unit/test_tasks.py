@@ -21,8 +21,8 @@ TASKS = ["check", "down", "exec", "health", "init", "shell", "stats", "status", 
          "db.backup", "db.kill", "db.list", "db.migrate", "db.prune", "db.reindex", "db.restore", "db.seed",
          "db.shell", "db.stats", "db.verify", "deploy", "lock.release", "lock.status", "releases", "rollback",
          "tls.selfsigned", "tls.install", "tls.issue", "tls.renew", "hosts.firewall", "db.schedule", "db.pull", "db.offsite.init",
-         "db.offsite.list", "db.offsite.prune", "swarm.init", "swarm.status"]
-ON_THIS_MACHINE = ["init", "build", "push", "db.list", "db.prune", "db.offsite.prune"]  # --stage and --env-file only
+         "db.offsite.list", "db.offsite.prune", "swarm.init", "swarm.status", "loadtest"]
+ON_THIS_MACHINE = ["init", "build", "push", "db.list", "db.prune", "db.offsite.prune", "loadtest"]  # --stage and --env-file only
 ON_ONE_HOST = ["exec", "shell", "lock.status", "lock.release"] + [t for t in TASKS if t.startswith("db.") and t not in ON_THIS_MACHINE]
 
 
@@ -40,7 +40,7 @@ def flags_of(name: str) -> dict[str, list[str]]:
         task.help = help_
 
 
-def test_the_root_collection_has_the_tasks_of_the_readme():
+def test_the_root_collection_has_exactly_these_tasks():
     assert set(root.task_names) == {f"{t}.{t}" if t in NAMESPACES else t for t in TASKS}
 
 

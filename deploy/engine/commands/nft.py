@@ -1,4 +1,4 @@
-"""nftables command lines and the ruleset of a host's firewall (README "Firewall").
+"""nftables command lines and the ruleset of a host's firewall (docs/firewall.md).
 
 The firewall is one table of our own, ``TABLE``, always replaced whole in one ``nft -f``
 transaction (create it, delete it, define it: never a moment without rules, never
