@@ -15,10 +15,13 @@ PROBE_SECONDS = 2
 PROBE_TIMEOUT = 2  # per fetch
 
 
-def ready_now(stack: Stack, proxy: Container | None, containers: Sequence[Container]) -> set[str]:
+def ready_now(stack: Stack, proxy: Container | None, containers: Sequence[Container],
+              timeout: int = PROBE_TIMEOUT, within: int = PROBE_SECONDS) -> set[str]:
     """Which of ``containers`` answer their health path at their address, fetched from the
-    proxy's container (the way nginx will reach them), all at once; without a running
-    proxy, their own healthchecks decide."""
+    proxy's container (the way nginx will reach them), all at once, each fetch given
+    ``timeout`` seconds, in rounds for up to ``within`` seconds until one answers (0: one
+    round, which waits for every one of them); without a running proxy, their own
+    healthchecks decide."""
     if proxy is None:
         return {c.name for c in containers if c.health in ("healthy", "")}
     networks = [n for n, _ in proxy.addresses]
@@ -30,6 +33,6 @@ def ready_now(stack: Stack, proxy: Container | None, containers: Sequence[Contai
             urls[f"http://{address}:{app.port}{app.health_path}"] = c.name
     if not urls:
         return set()
-    argv = http.probe(list(urls), timeout=PROBE_TIMEOUT, within=PROBE_SECONDS)
+    argv = http.probe(list(urls), timeout=timeout, within=within)
     result = stack.target.run(docker.exec_(proxy.name, argv), warn=True)
     return {urls[u] for u in http.answered(result.stdout or "") if u in urls}
