@@ -13,7 +13,8 @@ need_root() {
 if ! command -v node >/dev/null; then
     need_root "Node.js" "apt-get install -y nodejs npm"
     log "installing Node.js (Debian)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    # Waits for another apt-get (the quick start runs this beside the test bed's setup).
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 nodejs npm >/dev/null
 fi
 want=$(node -p 'require("./examples/package.json").packageManager.split("@")[1]')
 if [ "$(pnpm --version 2>/dev/null || true)" != "$want" ]; then

