@@ -230,15 +230,15 @@ def test_scale_sequences_on_the_hosts_under_load_fail_no_request_and_keep_the_ro
     hosts = ("h1", "h2")
     fast = [load.start(port, 1200, connections=25, host=testbed["addrs"][h]) for h in hosts]
     slow = [load.start(port, 1200, connections=2, path="/api/slow?ms=2000", mixed=False, host=testbed["addrs"][h]) for h in hosts]
+    problems = []
     try:
         time.sleep(2)
         for count in (10, 3, 10, 3, 10, 3, 10, 1, 3):
             remote("scale", "--backend", str(count), timeout=600)
-            health = remote("health", check=False).stdout
+            health = remote("health", check=False)
+            if health.returncode != 0:
+                problems.append(f"inv health after scale {count}:\n{health.stdout}")
             for h in hosts:
-                routing_rows = [cells for cells in table_rows(health) if cells[1] == h and (
-                    cells[2].endswith(" routing") or cells[2].startswith("GET ") or cells[2] == "backend")]
-                assert len(routing_rows) >= 3 and all(cells[0] == "ok" for cells in routing_rows), f"after scale {count}:\n{health}"
                 running = ssh(testbed, h, f"docker ps -q --filter label=com.docker.compose.project={remote.project} "
                                           "--filter label=com.docker.compose.service=backend | wc -l").stdout.strip()
                 assert running == str(count), (h, count, running)
@@ -246,6 +246,7 @@ def test_scale_sequences_on_the_hosts_under_load_fail_no_request_and_keep_the_ro
         runs = [load.stop(p) for p in fast + slow]
     for run in runs:
         assert run.requests > 0 and run.errors == 0, run.raw
+    assert not problems, "\n".join(problems)
 
 
 def test_ssh_config_alias_through_a_proxyjump_hop(tmp_path, images, testbed):

@@ -526,7 +526,7 @@ def test_verification_judges_a_share_of_requests_not_one(answers, passed):
 def test_a_scale_that_leaves_the_proxy_serving_502_fails_with_the_fix(fake_settings):
     host = Host(fake_settings, replicas={"backend": 2, "web": 1})
     host.engine.fail_when("fetch 8080 /api/health", times=None, stderr="502 Bad Gateway")
-    with pytest.raises(Exit, match=r"through the proxy on local: GET /api/health: HTTP 502, HTTP 502, HTTP 502"):
+    with pytest.raises(Exit, match=r"through the proxy on local: GET /api/health via nginx:8080: HTTP 502 \(3 of 3\)"):
         host.run(scale.apply_fleet(local_fleet(host.stack.settings, host.engine), {"backend": 1}))
 
 
