@@ -67,9 +67,10 @@ def status(c: Context, *, where: Where) -> None:
 
 def _checks(m: Member) -> list[healthmod.Check]:
     containers = m.stack.containers()
-    checks = healthmod.container_checks(containers) + healthmod.replica_checks(summarize(m.services(), containers, m.stack.desired()))
+    answers = healthmod.answering(m.stack, containers) if m.host.has("app") else set()
+    checks = healthmod.container_checks(containers, answers) + healthmod.replica_checks(summarize(m.services(), containers, m.stack.desired()))
     if m.host.has("app"):
-        checks += healthmod.routing_checks(m.stack, containers) + healthmod.http_checks(m.stack)
+        checks += healthmod.routing_checks(m.stack, containers, answers) + healthmod.http_checks(m.stack)
         ok, detail = tlsmod.expiry(tlsmod.installed(m.stack), datetime.now(timezone.utc))
         checks.append(healthmod.Check("certificate", ok, detail))
     if m.host.has("db"):

@@ -109,6 +109,7 @@ class DeployConfig:
     up_timeout: int
     database: DatabaseConfig
     test_command: tuple[str, ...]
+    max_surge: int  # new app containers a rollout or scale starts at once (0: twice the host's CPUs)
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -309,4 +310,5 @@ def parse_config(raw: Mapping[str, Any], root: Path) -> DeployConfig:
         up_timeout=_positive_int(raw.get("up_timeout", 180), "deploy.up_timeout"),
         database=_database(_require(raw, "database", "deploy"), stateful, stateless),
         test_command=_command(raw["test_command"], "deploy.test_command") if raw.get("test_command") else (),
+        max_surge=_count(raw.get("max_surge", 0), "deploy.max_surge"),
     )

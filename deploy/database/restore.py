@@ -28,6 +28,7 @@ from deploy.engine.commands import postgres as pg
 from deploy.engine.ops import Executor
 from deploy.engine.stack import Stack, last_lines
 from deploy.errors import fail
+from deploy.stack.health import serving
 from deploy.stack.rollout import admit
 
 UNSAFE = re.compile(r"[^A-Za-z0-9._/@+-]")
@@ -221,6 +222,7 @@ class ComposeApps:
                               no_recreate=True, no_deps=True, wait_timeout=host.settings.config.up_timeout)
             host.run(argv, what="starting the app services again", fix="see `inv health` and `inv logs SERVICE`")
             Executor()(admit(host, host.settings.config.up_timeout))  # back with new addresses: probed, then routed
+            Executor()(serving(host))
 
 
 def restore(

@@ -14,6 +14,7 @@ from deploy.engine.upload import upload
 from deploy.errors import fail
 from deploy.fleet import Fleet, on_each
 from deploy.output import human_bytes
+from deploy.stack.health import serving
 from deploy.stack.rollout import admit, retire, rollout, victims
 from deploy.stack.routing import proxy_container, route
 from deploy.state import history
@@ -123,7 +124,13 @@ def up_fleet(fleet: Fleet, build: bool = False) -> Ops[None]:
     pins = history.pins(history.history(fleet.primary.stack), fleet.here.settings.env.get("APP_VERSION", "")) if fleet.remote else {}
     for batch in fleet.ordered():
         if batch:
-            yield on_each(fleet, batch, lambda m: up(m.stack, build, () if m.stack.target.local else m.services(), pins), "up")
+            yield on_each(fleet, batch, lambda m: up_serving(m.stack, build, () if m.stack.target.local else m.services(), pins), "up")
+
+
+def up_serving(stack: Stack, build: bool, services: Sequence[str], pins: Mapping[str, Pinned]) -> Ops[None]:
+    """``up``, then the check that the host serves through its proxy (where it runs one)."""
+    yield from up(stack, build, services, pins)
+    yield from serving(stack)
 
 
 def down_fleet(fleet: Fleet, volumes: bool = False) -> Ops[None]:

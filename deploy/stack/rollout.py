@@ -2,7 +2,8 @@
 algorithm, with its known failures fixed, behind health-gated routing), as ops.
 
 1. Start N new containers beside the N old ones (``up --scale 2N --no-recreate``), for
-   every stateless service at once; none of them is routed yet.
+   every stateless service at once, in batches of at most ``deploy.max_surge`` (default
+   twice the host's CPUs), each awaited (step 2) before the next; none is routed yet.
 2. Wait until EVERY new container is ready: running, answering its health path over
    the stack's network (our own probe of all of them at once, from the proxy's
    container, every 0.1 s), and not unhealthy by Docker's healthcheck. One that exits
@@ -20,40 +21,16 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import NoReturn
 
-from deploy.engine.commands import compose, docker, http
+from deploy.engine.commands import compose, docker
 from deploy.engine.facts import Container
 from deploy.engine.ops import Call, Note, Ops, run
 from deploy.engine.stack import Stack, last_lines
 from deploy.errors import fail
 from deploy.output import say
+from deploy.stack.probe import ready_now
 from deploy.stack.routing import drained, proxy_container, route, unrouted
 
-# One probe command polls the containers every 0.1 s for up to this long, ending as soon
-# as any answers; between probes, their state is read again (one that exited fails the
-# rollout within about PROBE_SECONDS + PROBE_TIMEOUT).
-PROBE_SECONDS = 2
-PROBE_TIMEOUT = 2  # per fetch
 POLL_SECONDS = 0.25  # the least time between two checks that found nothing new
-
-
-def ready_now(stack: Stack, proxy: Container | None, containers: Sequence[Container]) -> set[str]:
-    """Which of ``containers`` answer their health path at their address, fetched from the
-    proxy's container (the way nginx will reach them), all at once; without a running
-    proxy, their own healthchecks decide."""
-    if proxy is None:
-        return {c.name for c in containers if c.health in ("healthy", "")}
-    networks = [n for n, _ in proxy.addresses]
-    urls: dict[str, str] = {}
-    for c in containers:
-        address = c.address_on(networks)
-        if address is not None:
-            app = stack.settings.config.stateless[c.service]
-            urls[f"http://{address}:{app.port}{app.health_path}"] = c.name
-    if not urls:
-        return set()
-    argv = http.probe(list(urls), timeout=PROBE_TIMEOUT, within=PROBE_SECONDS)
-    result = stack.target.run(docker.exec_(proxy.name, argv), warn=True)
-    return {urls[u] for u in http.answered(result.stdout or "") if u in urls}
 
 
 def wait_ready(stack: Stack, names: Sequence[str], timeout: float, say: Callable[[str], None] = say) -> None:
@@ -160,9 +137,64 @@ def plan_scale(services: Sequence[str], old: dict[str, list[str]], desired: Mapp
     return {s: len(old[s]) + desired.get(s, 1) for s in services}
 
 
+def surge(stack: Stack) -> int:
+    """How many new app containers start at once: ``deploy.max_surge``, else twice the
+    host's CPUs (so a busy host is not doubled in one step: each start costs a Node
+    process its warm-up)."""
+    configured = stack.settings.config.max_surge
+    if configured:
+        return configured
+    answer = stack.target.run(docker.cpus(), warn=True)
+    cpus = (answer.stdout or "").strip()
+    return 2 * int(cpus) if answer.ok and cpus.isdigit() and int(cpus) > 0 else 2
+
+
+def surge_steps(current: Mapping[str, int], target: Mapping[str, int], limit: int) -> list[dict[str, int]]:
+    """The scale of each batch from ``current`` to ``target`` (counts per service), each
+    adding at most ``limit`` containers, the services in turn (pure)."""
+    now = dict(current)
+    steps = []
+    while any(now[s] < n for s, n in target.items()):
+        room = max(1, limit)
+        while room and any(now[s] < n for s, n in target.items()):
+            for s, n in target.items():
+                if room and now[s] < n:
+                    now[s] += 1
+                    room -= 1
+        steps.append(dict(now))
+    return steps
+
+
+def start_batches(stack: Stack, services: Sequence[str], steps: Sequence[Mapping[str, int]], timeout: float,
+                  before: Collection[str]) -> Ops[None]:
+    """Reach each scale of ``steps`` in turn, waiting after each until the containers it
+    started are ready (``wait_ready``); the caller removes the new ones on a failure.
+    ``before``: the containers that were there (they are not waited for)."""
+    waited: set[str] = set(before)
+    for i, scale in enumerate(steps, 1):
+        batch = f" (batch {i} of {len(steps)})" if len(steps) > 1 else ""
+        yield run(stack, compose.up(stack.project, list(services), scale=dict(scale), no_recreate=True, no_deps=True, no_build=True),
+                  what=f"starting new {', '.join(services)} containers{batch}",
+                  fix="check that the release's images are on this engine (a deploy builds them here, or pulls them on a host)")
+        started = [c for c in stack.containers() if c.service in services and c.name not in waited]
+        for s in services:
+            count = sum(1 for c in started if c.service == s)
+            if count:
+                yield Note(f"  {s}: {count} new container(s){batch}")
+        names = [c.name for c in started]
+        yield Call(stack, f"wait until the new {', '.join(services)} containers{batch} are ready (at most {timeout:.0f} s)",
+                   _waiter(stack, names, timeout))
+        waited.update(names)
+
+
+def _waiter(stack: Stack, names: Sequence[str], timeout: float) -> Callable[[], None]:
+    return lambda: wait_ready(stack, names, timeout)
+
+
 def rollout(stack: Stack, services: Sequence[str], timeout: float, desired: Mapping[str, int] | None = None) -> Ops[None]:
     """Replace ``services``' containers with ones of the image ``stack``'s env names, all
-    services at once: they start together, are awaited together, drain together.
+    services at once: they start in batches of at most ``surge`` (every one awaited
+    before the next batch starts), are routed together, drain together.
     ``desired``: the replica counts (default: the stack's own, ``Stack.desired``)."""
     stopped = [c.name for c in stack.containers() if c.service in services and c.state != "running"]
     if stopped:  # Compose would count them and start them again, old image and all
@@ -176,28 +208,15 @@ def rollout(stack: Stack, services: Sequence[str], timeout: float, desired: Mapp
         return [c for c in stack.containers() if c.service in services and c.name not in old_names]
 
     try:
-        yield run(stack, compose.up(stack.project, list(services), scale=scale, no_recreate=True, no_deps=True, no_build=True),
-                  what=f"starting new {', '.join(services)} containers",
-                  fix="check that the release's images are on this engine (a deploy builds them here, or pulls them on a host)")
+        yield from start_batches(stack, list(services), surge_steps({s: len(old[s]) for s in services}, scale, surge(stack)),
+                                 timeout, old_names)
     except GeneratorExit:  # closed unfinished (an aborted run): nothing more may be yielded
         raise
     except BaseException:
-        yield Note("  the new containers did not all start: removing those that did; the old ones keep serving")
+        yield Note("  removing the new containers (never routed); the old ones keep serving")
         yield from remove(stack, [c.name for c in new_containers()])
         raise
-    started = new_containers()  # every one must get healthy: one that exited at once fails the rollout
-    new = [c.name for c in started]
-    for s in services:
-        yield Note(f"  {s}: {sum(1 for c in started if c.service == s)} new container(s) beside {len(old[s])} old")
-    try:
-        yield Call(stack, f"wait until every new {', '.join(services)} container is ready (at most {timeout:.0f} s)",
-                   lambda: wait_ready(stack, new, timeout))
-    except GeneratorExit:
-        raise
-    except BaseException:
-        yield Note("  removing the new containers; the old ones keep serving")
-        yield from remove(stack, new)
-        raise
+    new = [c.name for c in new_containers()]
     try:
         timeout_old = grace(stack.containers(), old_names)
         pids = yield from route(stack, leaving=old_names, joining=new)  # the new ones in, the old ones out

@@ -11,9 +11,12 @@ clients' connections never reloads: compose/nginx/). A failed check puts the pre
 file back: the routing in place stays, and the error says why.
 
 Who is routed: the containers routed now (read back from the file), less those
-``leaving`` or no longer running and ready, plus those ``joining`` (they just passed the
-probe). A container nobody probed (left by a killed deploy, restarted by Docker) joins
-only through ``admit`` (deploy.stack.rollout), which probes it first.
+``leaving`` or no longer running, plus those ``joining`` (they just passed the probe).
+A change touches only the services of ``leaving`` and ``joining``: their running
+containers that the file leaves out join if they answer a probe now; so do those of a
+service whose pool would otherwise be empty. Docker's healthcheck alone takes no routed
+container out (it times out on a busy host and passes again). A container that needs
+waiting for (just started by ``up``) joins through ``admit`` (deploy.stack.rollout).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from deploy.engine.facts import Container
 from deploy.engine.ops import Call, Ops, Put, run
 from deploy.engine.stack import PROXY_DIRS, UPSTREAMS_DIR, Stack
 from deploy.errors import fail
+from deploy.stack.probe import ready_now
 
 POOLS_FILE = f"{UPSTREAMS_DIR}/pools.conf"  # in the stage's state directory; NGINX_UPSTREAMS_DIR is its folder
 KEEPALIVE = 32  # idle connections each nginx worker keeps to a service's containers
@@ -98,20 +102,44 @@ def proxy_networks(stack: Stack, containers: Sequence[Container]) -> list[str]:
 
 def pools(config: DeployConfig, containers: Sequence[Container], networks: Sequence[str], routed_now: Mapping[str, Collection[str]] | None,
           leaving: Collection[str] = (), joining: Collection[str] = ()) -> list[Pool]:
-    """Each stateless service's routed addresses: its running containers that are not
-    unhealthy and not ``leaving``, on one of the proxy's ``networks``, and either routed
-    now (``routed_now``: service -> ``address:port``) or ``joining`` (they just passed the
-    probe). With no routing yet (``routed_now`` None: a wiped state directory), every
-    such container counts as routed now."""
+    """Each stateless service's routed addresses: its running containers on one of the
+    proxy's ``networks``, not ``leaving``, and either routed now (``routed_now``: service ->
+    ``address:port``) or ``joining`` (they passed the probe). Docker's healthcheck does
+    not take a routed container out: on a busy host it times out for a few seconds and
+    passes again (the router's retries cover a container that stops answering; the
+    tasks' probe decides who joins). With no routing yet (``routed_now`` None: a wiped
+    state directory), every running container that Docker does not call unhealthy counts
+    as routed now."""
     out = []
     for service, app in config.stateless.items():
         current = None if routed_now is None else set(routed_now.get(service, ()))
         addresses = []
         for c in containers:
-            address = c.address_on(networks) if c.service == service and c.state == "running" and c.health != "unhealthy" else None
-            if address and c.name not in leaving and (c.name in joining or current is None or f"{address}:{app.port}" in current):
+            if c.service != service or c.state != "running" or c.name in leaving:
+                continue
+            address = c.address_on(networks)
+            if address is None:
+                continue
+            if c.name in joining or (f"{address}:{app.port}" in current if current is not None else c.health != "unhealthy"):
                 addresses.append(address)
         out.append(Pool(service, app.port, tuple(addresses)))
+    return out
+
+
+def candidates(config: DeployConfig, containers: Sequence[Container], networks: Sequence[str], new: Sequence[Pool],
+               changing: Collection[str], leaving: Collection[str]) -> list[Container]:
+    """The running containers ``new`` leaves out that a probe may bring in: of the services
+    ``changing``, and of any service whose pool would be empty while it has some (never
+    the reason a pool is empty while a container of it answers). Pure."""
+    listed = {(p.service, a) for p in new for a in p.addresses}
+    empty = {p.service for p in new if not p.addresses}
+    out = []
+    for c in containers:
+        if c.service not in config.stateless or c.state != "running" or c.name in leaving:
+            continue
+        address = c.address_on(networks)
+        if address and (c.service, address) not in listed and (c.service in changing or c.service in empty):
+            out.append(c)
     return out
 
 
@@ -147,17 +175,25 @@ def route(stack: Stack, leaving: Collection[str] = (), joining: Collection[str] 
     apply it to the running proxy (unless ``apply`` is False: a proxy about to be
     recreated reads it at its start). Returns the pids of the router's workers before the
     reload: once they have exited, nginx has finished every request it sent to ``leaving``."""
+    config = stack.settings.config
     containers = stack.containers()
     path = pools_path(stack)
     previous = stack.target.read_text(path)
     routed_now = parse(previous) if previous is not None else None
-    new = pools(stack.settings.config, containers, proxy_networks(stack, containers), routed_now, leaving, joining)
+    networks = proxy_networks(stack, containers)
+    new = pools(config, containers, networks, routed_now, leaving, joining)
     listed = _names(containers, new)
     gone = sorted(set(joining) - listed)
     if gone:
-        fail(f"{', '.join(gone)} stopped or turned unhealthy after passing the probe: not routed", "see inv logs SERVICE; nothing was switched")
+        fail(f"{', '.join(gone)} stopped after passing the probe: not routed", "see inv logs SERVICE; nothing was switched")
+    proxy = proxy_container(config, containers)
+    changing = {c.service for c in containers if c.name in leaving or c.name in joining}
+    waiting = candidates(config, containers, networks, new, changing, leaving)
+    if waiting:  # running but not routed (recovered, restarted, left out by an older routing): in if they answer now
+        answered = ready_now(stack, proxy, waiting)
+        if answered:
+            new = pools(config, containers, networks, routed_now, leaving, {*joining, *answered})
     text = render(new)
-    proxy = proxy_container(stack.settings.config, containers)
     if text == previous and not leaving:
         return []
     if previous is None:  # the proxy's folders: nginx (uid 101) must read them, whatever the umask

@@ -6,12 +6,12 @@ from collections import Counter
 from collections.abc import Mapping
 
 from deploy.config.schema import DeployConfig
-from deploy.engine.commands import compose
-from deploy.engine.ops import Call, Note, Ops, run
+from deploy.engine.ops import Note, Ops
 from deploy.engine.stack import Stack
 from deploy.errors import fail
 from deploy.fleet import Fleet, on_each
-from deploy.stack.rollout import remove, retire, victims, wait_ready
+from deploy.stack.health import serving
+from deploy.stack.rollout import remove, retire, start_batches, surge, surge_steps, victims
 from deploy.stack.routing import route
 
 MAX_REPLICAS = 100
@@ -69,8 +69,9 @@ def apply(stack: Stack, counts: Mapping[str, int], timeout: float | None = None)
 
     Fewer: the extra containers leave the routing, nginx finishes its requests to them,
     then they get SIGTERM and are removed. More: the new containers start beside the
-    others, join the routing only once every one of them is ready (a container that never
-    gets ready is removed and nothing changes for the others).
+    others (at most ``deploy.max_surge`` at once, each batch awaited before the next), join
+    the routing only once every one of them is ready (a container that never gets ready
+    is removed and nothing changes for the others).
     """
     timeout = stack.settings.config.up_timeout if timeout is None else timeout
     containers = stack.containers()
@@ -89,12 +90,9 @@ def apply(stack: Stack, counts: Mapping[str, int], timeout: float | None = None)
             return [c.name for c in stack.containers() if c.service in ups and c.name not in before]
 
         try:
-            yield run(stack, compose.up(stack.project, sorted(ups), scale=dict(ups), no_recreate=True, no_deps=True, no_build=True),
-                      what="starting containers", fix="see `inv health` and `inv logs SERVICE` for the failing container")
-            started = new()
-            yield Call(stack, f"wait until the new {', '.join(sorted(ups))} containers are ready (at most {timeout:.0f} s)",
-                       lambda: wait_ready(stack, started, timeout))
-            yield from route(stack, joining=started)
+            now = {s: running[s] for s in sorted(ups)}
+            yield from start_batches(stack, sorted(ups), surge_steps(now, ups, surge(stack)), timeout, before)
+            yield from route(stack, joining=new())
         except GeneratorExit:
             raise
         except BaseException:
@@ -107,5 +105,12 @@ def apply(stack: Stack, counts: Mapping[str, int], timeout: float | None = None)
 
 
 def apply_fleet(fleet: Fleet, counts: Mapping[str, int]) -> Ops[None]:
-    """``apply`` on every chosen app host (each its own counts)."""
-    yield on_each(fleet, fleet.with_role("app"), lambda m: apply(m.stack, counts), "scale")
+    """``apply`` on every chosen app host (each its own counts), each checked serving."""
+    yield on_each(fleet, fleet.with_role("app"), lambda m: apply_serving(m.stack, counts), "scale")
+
+
+def apply_serving(stack: Stack, counts: Mapping[str, int]) -> Ops[None]:
+    """``apply``, then the check that the host serves through its proxy: a scale never
+    ends "ok" over a 502."""
+    yield from apply(stack, counts)
+    yield from serving(stack)

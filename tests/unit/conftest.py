@@ -24,6 +24,14 @@ def isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     return base
 
 
+@pytest.fixture(autouse=True)
+def no_verify_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake's proxy answers at once: verification need not pause between errors."""
+    from deploy.stack import health
+
+    monkeypatch.setattr(health, "VERIFY_PAUSE", 0.0)
+
+
 @pytest.fixture
 def raw_config() -> dict:
     """The repository's own deploy: section, loaded the way `inv` loads it."""

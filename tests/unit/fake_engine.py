@@ -40,6 +40,7 @@ from invoke.exceptions import UnexpectedExit
 from invoke.runners import Result
 
 from deploy.engine.commands import cron
+from deploy.engine.commands import docker as docker_commands
 from deploy.engine.commands import files as file_commands
 from deploy.engine.ops import Executor
 from deploy.engine.target import HttpResponse
@@ -53,7 +54,8 @@ STATELESS = ("backend", "web")
 DEFAULT_IMAGES = {"nginx": "nginx:1.27-alpine", "postgres": "postgres:16-alpine", "redis": "redis:7-alpine"}
 PUBLISHED = 8080  # nginx's published port (and container port)
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
-READ_COMMANDS = ("docker ps", "docker inspect", "docker image inspect", "docker version", "docker logs", "docker exec")
+READ_COMMANDS = ("docker ps", "docker inspect", "docker image inspect", "docker version", "docker logs", "docker exec",
+                 "docker info")
 READ_COMPOSE = ("config", "port", "version", "ps", "logs")
 APP_PORT = 3000  # the stateless services' container port (invoke.yaml deploy.services.stateless)
 HEALTH_PATH = "/health"
@@ -125,9 +127,15 @@ class Container:
     stop_timeout: int | None = None  # its stop_grace_period, in seconds (None: Docker's default, not in inspect)
     stage: str = ""  # its com.compose-deploy.stage label: the DEPLOY_STAGE it was made with ("" = none)
     image_id: str = ""  # the image it was created from (what its tag named on this engine then)
+    timing_out: bool = False  # its healthcheck times out (a busy host): Docker says unhealthy, the app answers
 
     def name(self, project: str) -> str:
         return f"{project}-{self.service}-{self.number}"
+
+    @property
+    def docker_health(self) -> str:
+        """What Docker's healthcheck says."""
+        return "unhealthy" if self.timing_out else self.health
 
     @property
     def ready(self) -> bool:
@@ -148,7 +156,7 @@ class Container:
                                   **({"com.compose-deploy.stage": self.stage} if self.stage else {})}},
             "State": {"Status": self.state, "Running": running, "ExitCode": 0 if running else 143,
                       "StartedAt": "2026-01-02T03:04:05.123456789Z",
-                      **({"Health": {"Status": self.health, "Log": [{"Output": f"fake check: {self.health}"}]}} if running else {})},
+                      **({"Health": {"Status": self.docker_health, "Log": [{"Output": f"fake check: {self.docker_health}"}]}} if running else {})},
             "NetworkSettings": {"Ports": ports, "Networks": {
                 f"{project}_{n}": {"Aliases": [self.name(project), self.service], "IPAddress": self.ips.get(n, "") if running else ""}
                 for n in NETWORKS.get(self.service, ())}},
@@ -286,6 +294,7 @@ class FakeEngine:
         self.unhealthy: set[str] = set()  # APP_VERSIONs whose new app containers come up unhealthy
         self.stuck: set[str] = set()  # APP_VERSIONs whose new app containers never answer (health: starting)
         self.warmup = 0  # inspections a new app container takes before it answers
+        self.cpus = 2  # the host's CPUs (docker info)
         self.revision: dict[str, str] = {}  # a service's compose configuration changed (its config hash too)
         self.drain_polls = 0  # polls (of their pids) that still see an earlier configuration's workers after a reload
         self.failures: list[Failure] = []
@@ -365,6 +374,21 @@ class FakeEngine:
             seen = len(self.violations)
             self._audit(("(crash)", name))
             del self.violations[seen:]
+
+    def unroute(self, names: Sequence[str]) -> None:
+        """An older routing that lost the running containers ``names`` (a snapshot taken
+        while their healthchecks timed out): the file without them, loaded by the proxy.
+        Routing them again needs a new probe."""
+        with self._lock:
+            proxy = self.proxy()
+            assert proxy is not None and proxy.upstreams is not None
+            lost = [c for c in self.containers if c.name(self.project) in names]
+            pools = [routing.Pool(s, APP_PORT, tuple(c.ips["front"] for c in sorted(self.running(s), key=lambda c: c.number) if c not in lost))
+                     for s in STATELESS]
+            self.files[f"{proxy.upstreams}/pools.conf"] = routing.render(pools).encode()
+            for c in lost:
+                c.probed, c.probed_at, c.routed_at = False, None, None
+            self._load(proxy, reload=False)
 
     def wipe(self) -> None:
         """Nothing on the host any more: no containers (no proxy, so no routing), no files."""
@@ -691,6 +715,8 @@ class FakeEngine:
             return "2.29.7\n", "", 0
         if head == ("docker", "version"):
             return json.dumps({"Server": {"Version": "27.3.1"}}), "", 0
+        if argv == tuple(docker_commands.cpus()):
+            return f"{self.cpus}\n", "", 0
         if head == ("docker", "ps"):
             other = any(a.startswith("label=com.docker.compose.project=") and a.split("=", 2)[2] != self.project for a in rest)
             return "".join(c.id + "\n" for c in self.containers if not other), "", 0

@@ -36,6 +36,7 @@ from deploy.release.rollback import rollback
 from deploy.stack import lifecycle
 from deploy.stack import rollout as rollout_module
 from deploy.stack import routing as routing_module
+from deploy.stack.health import VERIFY_NEEDED
 from deploy.state import history, lock
 from deploy.state.history import Release
 from deploy.state.lock_holder import LockInfo
@@ -249,7 +250,7 @@ def test_step_order_on_the_local_engine(fake_settings):
     polls = [i for i, line in enumerate(lines) if "/proc/$p" in line]
     assert "/tmp/router.pid" in roll[3] and polls and lines.index(roll[3]) < polls[0] and polls[-1] < lines.index(roll[4])
     assert w.engines["local"].routed_names() == ["myapp-backend-3", "myapp-backend-4", "myapp-web-2"]
-    assert mutating["verify"] == [] and [c.argv[0] for c in steps["verify"] if c.argv[0] == "fetch"] == ["fetch"] * 3
+    assert mutating["verify"] == [] and [c.argv[0] for c in steps["verify"] if c.argv[0] == "fetch"] == ["fetch"] * 3 * VERIFY_NEEDED
     assert mutating["promote"][:2] == [f"docker tag registry.example.com/myapp/{s}:{NEW} registry.example.com/myapp/{s}:latest"
                                        for s in STATELESS]
 
@@ -371,7 +372,7 @@ def inject(world: World, step: str) -> None:
         "migrate": lambda: first_app.fail_when(compose_cmd("run"), stderr="migration 7 failed"),  # it runs once, there
         "rollout": lambda: last_app.make_unhealthy(NEW),
         # the rollout checks each host through its proxy (3 paths): the verify step's checks come after
-        "verify": lambda: last_app.fail_when("fetch", after=3, stderr="502 Bad Gateway"),
+        "verify": lambda: last_app.fail_when("fetch", times=None, after=3 * VERIFY_NEEDED, stderr="502 Bad Gateway"),
         "promote": lambda: here.fail_when(lambda a: a[:2] == ("docker", "tag") and a[-1].endswith(":latest")),
     }
     failing[step]()
@@ -446,7 +447,7 @@ def break_host(engine: FakeEngine, how: str) -> None:
     if how == "unhealthy":
         engine.make_unhealthy(NEW)  # its rollout fails: it removes its own new containers
     else:
-        engine.fail_when("fetch 8080 /api/health")  # switched, then its proxy check fails: it must be returned
+        engine.fail_when("fetch 8080 /api/health", times=None)  # switched, then its proxy check fails: it must be returned
 
 
 @pytest.mark.parametrize("how", ["unhealthy", "proxy check"])

@@ -320,9 +320,11 @@ def test_up_after_a_routed_container_crashed_routes_it_again_only_once_probed(fa
 
 def test_a_failed_up_leaves_the_routing_file_saying_what_nginx_routes(fake_settings):
     host = Host(fake_settings)
-    next(c for c in host.engine.containers if c.name("myapp") == "myapp-backend-2").health = "unhealthy"
+    host.engine.crash("myapp-backend-2")  # out of the routing first, then compose fails
+    host.engine.fail_when(lambda argv: "compose" in argv and "up" in argv, stderr="no space left on device")
     with pytest.raises(Exit):
         host.run(lifecycle.up(host.stack))
+    assert "myapp-backend-2" not in host.engine.routed_names()
     assert sorted(a for pool in routing.parse(host.pools_file or "").values() for a in pool) == sorted(host.engine.routed or {})
 
 
@@ -454,3 +456,108 @@ def test_a_probe_that_fails_at_once_is_repeated_at_a_pace_not_in_a_busy_loop(fak
         host.deploy()
     probes = [c for c in host.engine.journal if "wget -q" in shlex.join(c.argv)]
     assert 10 < len(probes) <= 180 / 2 + 2
+
+
+# --- routing that does not decay (issue: a scale-down left every pool empty) ------------------
+def test_docker_calling_a_routed_container_unhealthy_does_not_take_it_out(config):
+    containers = [ctr("backend", 1, health="unhealthy"), ctr("backend", 2), ctr("web", 1, health="unhealthy")]
+    now = {"backend": ["172.18.0.11:3000", "172.18.0.12:3000"], "web": ["172.18.0.21:3000"]}
+    assert routing.pools(config, containers, NETS, now) == [routing.Pool("backend", 3000, ("172.18.0.11", "172.18.0.12")),
+                                                            routing.Pool("web", 3000, ("172.18.0.21",))]
+
+
+def test_candidates_are_the_changing_services_unrouted_containers_and_those_of_an_empty_pool(config):
+    containers = [ctr("backend", 1), ctr("backend", 2), ctr("backend", 3, state="exited"), ctr("web", 1), ctr("web", 2)]
+    now = {"backend": ["172.18.0.11:3000"], "web": ["172.18.0.21:3000"]}
+    new = routing.pools(config, containers, NETS, now)
+    names = [c.name for c in routing.candidates(config, containers, NETS, new, {"backend"}, ())]
+    assert names == ["myapp-backend-2"]  # web is not changing: its unrouted web-2 is left alone
+    new = routing.pools(config, containers, NETS, {"backend": ["172.18.0.11:3000"]})  # web's pool would be empty
+    assert [c.name for c in routing.candidates(config, containers, NETS, new, set(), ())] == ["myapp-web-1", "myapp-web-2"]
+    new = routing.pools(config, containers, NETS, now, leaving={"myapp-backend-1"})
+    assert [c.name for c in routing.candidates(config, containers, NETS, new, {"backend"}, {"myapp-backend-1"})] == ["myapp-backend-2"]
+
+
+def test_a_scale_down_while_docker_calls_containers_unhealthy_keeps_them_and_never_touches_the_other_service(fake_settings):
+    """Measured on busy hosts: healthchecks time out for a few seconds and pass again. A
+    scale 10 -> 3 taken at that instant used to drop those containers (and web's) for good,
+    down to empty pools: 502 for everyone, while the task printed ok."""
+    host = Host(fake_settings, replicas={"backend": 10, "web": 2})
+    web_before = host.engine.routed_names()
+    for c in host.engine.containers:
+        if c.service in STATELESS:
+            c.timing_out = True
+    host.run(scale.apply(host.stack, {"backend": 3}))
+    assert host.engine.violations == []
+    routed = host.engine.routed_names()
+    assert [n for n in routed if "backend" in n] == host.running("backend") == [f"myapp-backend-{i}" for i in (1, 2, 3)]
+    assert [n for n in routed if "web" in n] == [n for n in web_before if "web" in n] == host.running("web")
+
+
+def test_a_change_brings_back_running_containers_the_routing_lost_once_they_answer(fake_settings):
+    """A routing that lost containers (an older version's snapshot, a container restarted
+    with a new address) heals at the next change of that service: those that answer a
+    probe join; an empty pool is never written while a container of its service answers."""
+    host = Host(fake_settings, replicas={"backend": 4, "web": 1})
+    lost = ["myapp-backend-1", "myapp-backend-2", "myapp-backend-3"]
+    host.engine.unroute(lost)
+    host.run(scale.apply(host.stack, {"backend": 3}))  # backend-4, the only one routed, leaves
+    guaranteed(host)
+    assert host.engine.routed_names("backend") == lost == host.running("backend")
+    probed_before_routed(host, lost)
+
+
+@pytest.mark.parametrize("answers, passed", [
+    ([200, 200, 200], True),
+    ([502, 200, 0, 200, 200], True),  # a lost request and a timeout are not a verdict
+    ([502, 502, 200, 502], False),  # 3 errors before 3 answers
+    ([500, 500, 500], False),  # a broken release fails in 3 requests
+])
+def test_verification_judges_a_share_of_requests_not_one(answers, passed):
+    from deploy.engine.target import HttpResponse
+    from deploy.stack.health import judge
+
+    queue = list(answers)
+    ok, seen = judge(lambda: HttpResponse(queue.pop(0), b"", "timed out"), sleep=lambda s: None)
+    assert ok is passed and not queue
+    assert seen == [f"HTTP {a}" if a else "no response (timed out)" for a in answers]
+
+
+def test_a_scale_that_leaves_the_proxy_serving_502_fails_with_the_fix(fake_settings):
+    host = Host(fake_settings, replicas={"backend": 2, "web": 1})
+    host.engine.fail_when("fetch 8080 /api/health", times=None, stderr="502 Bad Gateway")
+    with pytest.raises(Exit, match=r"through the proxy on local: GET /api/health via nginx:8080: HTTP 502 \(3 of 3\)"):
+        host.run(scale.apply_fleet(local_fleet(host.stack.settings, host.engine), {"backend": 1}))
+
+
+def test_surge_steps_add_at_most_the_limit_a_batch_the_services_in_turn():
+    assert rollout_module.surge_steps({"backend": 2, "web": 1}, {"backend": 4, "web": 2}, 4) == [{"backend": 4, "web": 2}]
+    assert rollout_module.surge_steps({"backend": 2, "web": 1}, {"backend": 4, "web": 2}, 2) == [
+        {"backend": 3, "web": 2}, {"backend": 4, "web": 2}]
+    assert rollout_module.surge_steps({"backend": 3}, {"backend": 10}, 3) == [{"backend": 6}, {"backend": 9}, {"backend": 10}]
+    assert rollout_module.surge_steps({"backend": 3}, {"backend": 3}, 3) == []
+
+
+def test_a_rollout_on_a_small_host_starts_its_new_containers_in_batches_and_routes_them_together(fake_settings):
+    host = Host(fake_settings, replicas={"backend": 4, "web": 2})
+    host.engine.cpus = 1  # twice the CPUs: 2 at a time
+    old = host.running()
+    assert host.deploy().status == "success"
+    guaranteed(host)
+    ups = [c.argv for c in host.engine.journal if compose_sub(c.argv)[0] == "up" and "--scale" in c.argv]
+    scales = [[a for a in argv if re.fullmatch(r"(backend|web)=\d+", a)] for argv in ups]
+    assert scales == [["backend=5", "web=3"], ["backend=6", "web=4"], ["backend=8", "web=4"]]
+    # the old ones served until all new ones were ready: one switch, never a mix
+    assert host.engine.reloads[-1] == {"backend": host.running("backend"), "web": host.running("web")}
+    assert len(host.engine.reloads) == 2 and not set(host.running()) & set(old)
+
+
+def test_max_surge_from_the_configuration_wins_over_the_cpus(fake_settings):
+    from dataclasses import replace
+    settings = replace(fake_settings, config=replace(fake_settings.config, max_surge=1))
+    host = Host(settings, replicas={"backend": 3, "web": 1})
+    host.run(scale.apply(host.stack, {"backend": 6}))
+    guaranteed(host)
+    ups = [c.argv for c in host.engine.journal if compose_sub(c.argv)[0] == "up"]
+    assert [[a for a in argv if a.startswith("backend=")] for argv in ups] == [["backend=4"], ["backend=5"], ["backend=6"]]
+    assert not [c for c in host.engine.journal if c.argv[:2] == ("docker", "info")]

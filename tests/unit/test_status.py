@@ -72,9 +72,10 @@ def routed_stack(fake_settings):
 
 
 def checks_of(stack):
-    from deploy.stack.health import routing_checks
+    from deploy.stack.health import answering, routing_checks
 
-    return [(c.subject, c.ok, c.detail) for c in routing_checks(stack, stack.containers())]
+    containers = stack.containers()
+    return [(c.subject, c.ok, c.detail) for c in routing_checks(stack, containers, answering(stack, containers))]
 
 
 def test_routing_checks_pass_when_the_routing_lists_the_ready_containers(fake_settings):
@@ -82,20 +83,35 @@ def test_routing_checks_pass_when_the_routing_lists_the_ready_containers(fake_se
     assert checks_of(stack) == [("backend routing", True, "2 container(s) routed"), ("web routing", True, "1 container(s) routed")]
 
 
-def test_routing_checks_name_a_routed_container_that_stopped_or_is_unhealthy(fake_settings):
+def test_routing_checks_name_a_routed_container_that_stopped_or_does_not_answer(fake_settings):
     engine, stack = routed_stack(fake_settings)
     engine.run(["docker", "stop", "myapp-backend-2"])  # Docker frees its address: to the facts it is gone
-    next(c for c in engine.containers if c.service == "web").health = "unhealthy"
+    next(c for c in engine.containers if c.service == "web").health = "unhealthy"  # its app does not answer
     assert checks_of(stack) == [
-        ("backend routing", False, "routed but not ready: 172.18.0.3:3000 (gone); inv up re-routes"),
-        ("web routing", False, "routed but not ready: 172.18.0.4:3000 (myapp-web-1: running); inv up re-routes")]
+        ("backend routing", False, "routed but not serving: 172.18.0.3:3000 (gone); inv up re-routes"),
+        ("web routing", False, "routed but not serving: 172.18.0.4:3000 (myapp-web-1: not answering its health path); inv up re-routes")]
     assert [v.kind for v in engine.violations] == ["stopped-while-routed", "routed-gone", "routed-unready"]  # the fake saw it too
 
 
 def test_routing_checks_name_ready_containers_left_out(fake_settings):
     engine, stack = routed_stack(fake_settings)
     engine.run(["docker", "compose", "-p", "myapp", "up", "-d", "--no-recreate", "--scale", "web=2", "web"], env=stack.command_env)
-    assert checks_of(stack)[1] == ("web routing", False, "1 ready container(s) not routed; inv up re-routes")
+    assert checks_of(stack)[1] == ("web routing", False, "1 answering container(s) not routed (myapp-web-2); inv up re-routes")
+
+
+def test_health_calls_a_container_whose_docker_check_timed_out_ok_while_it_answers(fake_settings):
+    """On a busy host Docker's healthcheck times out and passes again; the router serves
+    the container all along, and `inv health` says so instead of failing."""
+    from deploy.stack.health import answering, container_checks
+
+    engine, stack = routed_stack(fake_settings)
+    next(c for c in engine.containers if c.service == "web").timing_out = True
+    containers = stack.containers()
+    answers = answering(stack, containers)
+    web = next(c for c in container_checks(containers, answers) if c.subject == "myapp-web-1")
+    assert web.ok and "answers its health path" in web.detail
+    assert checks_of(stack)[1] == ("web routing", True, "1 container(s) routed")
+    assert not next(c for c in container_checks(containers) if c.subject == "myapp-web-1").ok  # without the probe: Docker's word
 
 
 def test_routing_checks_say_nothing_without_a_routing_file(fake_settings):

@@ -38,6 +38,7 @@ from deploy.release import push as push_module
 from deploy.release.deploy import DeployOptions, deploy
 from deploy.release.push import TO_BE_PUSHED
 from deploy.release.rollback import rollback
+from deploy.stack.health import VERIFY_NEEDED
 from deploy.state import history, lock
 from deploy.state.history import Release
 from deploy.swarm import cluster
@@ -223,7 +224,7 @@ def test_a_first_deploy_creates_the_secrets_then_the_stateful_stack_the_migratio
     made = world.position(lambda c: c.argv[1:3] in (("secret", "create"), ("config", "create")), last=True)
     assert made < stateful < created < removed < app < checks[0]
     assert [c.argv[2] for c in world.calls("docker", "service") if not is_swarm_read(c.argv)] == ["rm", "create", "rm"]  # a leftover first
-    assert {world.journal[i].host for i in checks} == set(EDGES) and len(checks) == 2 * 3  # each edge: the 3 paths
+    assert {world.journal[i].host for i in checks} == set(EDGES) and len(checks) == 2 * 3 * VERIFY_NEEDED  # each edge: the 3 paths, each judged
     once = world.journal[created].argv
     assert once[once.index("--name") + 1] == "myapp_backend_once" and once[-3:] == (
         f"registry.example.com/myapp/backend:{OLD}@{release.digests['backend'].split('@')[1]}", "node", "dist/migrate.js")
@@ -316,7 +317,7 @@ def test_the_services_swarm_did_not_roll_back_are_rolled_back_by_the_deploy(serv
 
 def test_a_failure_after_the_rollout_rolls_back_exactly_the_services_the_deploy_updated(served: World) -> None:
     w = served
-    w.nodes["node2"].fail_when("fetch 80 /api/health", stderr="502 Bad Gateway")
+    w.nodes["node2"].fail_when("fetch 80 /api/health", times=None, stderr="502 Bad Gateway")
     with pytest.raises(Exit, match="verify failed on node2: .*HTTP 502"):
         w.deploy(NEW)
     assert w.stack_deploys() == ["stack-app.yml"]

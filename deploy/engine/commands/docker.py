@@ -11,6 +11,11 @@ def version_json() -> list[str]:
     return ["docker", "version", "--format", "{{json .}}"]
 
 
+def cpus() -> list[str]:
+    """How many CPUs the engine's host has."""
+    return ["docker", "info", "--format", "{{.NCPU}}"]
+
+
 def compose_version() -> list[str]:
     return ["docker", "compose", "version", "--short"]
 
