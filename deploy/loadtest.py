@@ -26,7 +26,7 @@ from deploy.config.settings import Settings
 from deploy.engine.target import HttpResponse, get
 from deploy.errors import fail
 
-URL_VARIABLE = "NEXT_PUBLIC_APP_URL"  # the stage's public URL (README, Environment)
+URL_VARIABLE = "NEXT_PUBLIC_APP_URL"  # the stage's public URL (docs/configuration.md)
 TREND_STATS = "avg,min,med,max,p(90),p(95),p(99)"  # the aggregations k6 writes of each Trend
 THRESHOLDS_CROSSED = 99  # k6's exit code when a threshold failed
 DURATION = re.compile(r"(\d+(\.\d+)?(ms|s|m|h))+")  # k6's (Go's) durations: 30s, 1m30s
