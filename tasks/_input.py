@@ -1,11 +1,15 @@
 """What the user typed, checked: numbers, service lists, a command after --, a
-confirmation. Bad input stops the task with the reason and a fix, never a traceback."""
+confirmation. Bad input stops the task with the reason and a fix, never a traceback.
+
+The library is imported where it is used, not here: the task modules import this one
+at `inv --list` (tests/unit/test_cli_startup.py)."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from deploy.config.schema import DeployConfig
-from deploy.errors import fail
+if TYPE_CHECKING:
+    from deploy.config.schema import DeployConfig
 
 
 def whole_number(flag: str, raw: object, minimum: int = 0) -> int:
@@ -13,6 +17,8 @@ def whole_number(flag: str, raw: object, minimum: int = 0) -> int:
 
     Flags that take numbers are declared as strings (default None) and read here, so
     `--tail abc` says what is wrong instead of raising in Invoke's parser."""
+    from deploy.errors import fail
+
     text = str(raw).strip()
     if not text.lstrip("-").isdigit() or int(text) < minimum:
         fail(f"{flag} {raw!r} is not a whole number of at least {minimum}", f"give {flag} a whole number, {minimum} or more")
@@ -33,6 +39,8 @@ def service_list(config: DeployConfig, services: str) -> list[str]:
 
 def command_after_dashes(argv: list[str] | None = None) -> list[str]:
     """The words after ``--`` on the command line, exactly as the shell split them."""
+    from deploy.errors import fail
+
     argv = sys.argv if argv is None else argv
     if "--" not in argv:
         fail("no command given", "put the command after --, e.g. inv exec backend -- node -v")
@@ -44,6 +52,8 @@ def command_after_dashes(argv: list[str] | None = None) -> list[str]:
 
 def confirm_typed(expected: str, action: str, yes: bool) -> None:
     """Ask the user to type ``expected`` before ``action``; --yes skips; no terminal = refuse."""
+    from deploy.errors import fail
+
     if yes:
         return
     if not sys.stdin.isatty():

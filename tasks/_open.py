@@ -1,44 +1,57 @@
 """What a task acts on, opened from invoke.yaml and its flags: the settings of a stage,
-its stack on this machine, or the fleet of hosts (the local engine when it has none)."""
+its stack on this machine, or the fleet of hosts (the local engine when it has none).
+
+The library is imported where it is used, not here: the task modules import this one
+at `inv --list` (tests/unit/test_cli_startup.py)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Context
 
-from deploy import fleet
-from deploy.config.inventory import split_list
-from deploy.config.schema import DeployConfig, parse_config, plain
-from deploy.config.settings import Settings, resolve
-from deploy.engine.local import LocalTarget
-from deploy.engine.stack import Stack
-from deploy.errors import fail
-from deploy.fleet import Fleet
-from deploy.state import history as releases
 from tasks._where import Where
+
+if TYPE_CHECKING:
+    from deploy.config.schema import DeployConfig
+    from deploy.config.settings import Settings
+    from deploy.engine.stack import Stack
+    from deploy.fleet import Fleet
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: invoke.yaml, .env.example, compose/
 
 
 def load_config(c: Context) -> DeployConfig:
     """invoke.yaml's ``deploy:`` section, validated."""
+    from deploy.config.schema import parse_config, plain
+
     return parse_config(plain(c.config.get("deploy") or {}), ROOT)
 
 
 def open_settings(c: Context, where: Where) -> Settings:
     """The stage's settings: its env file (or --env-file) merged with the environment."""
+    from deploy.config.settings import resolve
+
     return resolve(load_config(c), where.stage, where.env_file)
 
 
 def open_stack(c: Context, where: Where) -> Stack:
     """The stack of the stage on this machine's engine, naming the images of the release
     now serving (unless APP_VERSION is set)."""
+    from deploy.engine.local import LocalTarget
+    from deploy.engine.stack import Stack
+    from deploy.state import history as releases
+
     return releases.pin_current(Stack(open_settings(c, where), LocalTarget(c)))
 
 
 def open_fleet(c: Context, where: Where) -> Fleet:
     """The hosts a task acts on (deploy.fleet.open_fleet): the local engine when the stage
     has no hosts and none are given, else the stage's hosts narrowed by --hosts and --roles."""
+    from deploy import fleet
+    from deploy.config.inventory import split_list
+    from deploy.engine.local import LocalTarget
+
     return fleet.open_fleet(open_settings(c, where), split_list(where.hosts), split_list(where.roles), where.accept_new_host_keys,
                             LocalTarget(c))
 
@@ -46,6 +59,8 @@ def open_fleet(c: Context, where: Where) -> Fleet:
 def compose_only(found: Fleet, task: str, instead: str) -> Fleet:
     """``found``, for a task that works on Compose projects only: a swarm stage is
     refused, saying what to do ``instead``."""
+    from deploy.errors import fail
+
     if found.swarm:
         fail(f"inv {task} does not work on a swarm stage yet ({found.settings.stage.name})", instead)
     return found

@@ -2,7 +2,10 @@
 the proxy on this machine. Presentation only; what a task does never asks here."""
 from __future__ import annotations
 
-from deploy.fleet import Fleet
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deploy.fleet import Fleet
 
 
 def host_cells(fleet: Fleet, *cells: str) -> list[str]:

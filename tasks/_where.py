@@ -16,6 +16,9 @@ holds the lock (on the stage's primary) around the whole task, named NAME and au
 with the flags given, unless ``reads_only`` says this call changes nothing (default: a
 --dry-run); with ``locks=True`` the task takes it itself (its lock names a version, a
 release, a file).
+
+Listing the tasks and their help loads this module and no part of the library: what
+runs a task is imported when it runs (tests/unit/test_cli_startup.py).
 """
 from __future__ import annotations
 
@@ -25,7 +28,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deploy.state import lock
 from tasks._flags import Task
 from tasks._input import optional_number
 
@@ -118,6 +120,7 @@ def under_lock(body: Callable[..., Any], purpose: str, reads_only: ReadsOnly) ->
         given = sig.bind_partial(c, *args, **kwargs).arguments
         if reads_only(given):
             return body(c, *args, where=where, **kwargs)
+        from deploy.state import lock
         from tasks._open import open_fleet  # tasks._open reads Where from here
 
         flags = {k: v for k, v in list(given.items())[1:] if v not in (None, False, "")}

@@ -1,8 +1,6 @@
 """The `build` namespace: `inv build` builds the images from source (this machine)."""
 from invoke import Collection, Context
 
-from deploy.engine.ops import Executor
-from deploy.stack import lifecycle
 from tasks._open import open_stack
 from tasks._where import Where, on_stage
 
@@ -13,6 +11,9 @@ from tasks._where import Where, on_stage
 )
 def build(c: Context, service: list[str] | None = None, no_cache: bool = False, *, where: Where) -> None:
     """Build the stack's images from source, with progress."""
+    from deploy.engine.ops import Executor
+    from deploy.stack import lifecycle
+
     Executor()(lifecycle.build(open_stack(c, where), service or [], no_cache=no_cache))
 
 

@@ -1,18 +1,22 @@
+from __future__ import annotations
+
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from invoke import Context
 
-from deploy.checklist import checklist
-from deploy.errors import fail
-from deploy.fleet import Fleet
-from deploy.output import mark, table
-from deploy.stack.checks import Finding, fleet_findings
 from tasks._open import open_fleet
 from tasks._show import host_cells
 from tasks._where import Where, on_hosts
 
+if TYPE_CHECKING:
+    from deploy.fleet import Fleet
+    from deploy.stack.checks import Finding
+
 
 def _table(fleet: Fleet, title: str, rows: list[tuple[str, Finding]]) -> None:
+    from deploy.output import mark, table
+
     table(title, ["", *host_cells(fleet, "where"), "check", "detail", "fix"],
           ((mark(f.ok, warning=bool(f.fix)), *host_cells(fleet, w), f.subject, f.detail, f.fix) for w, f in rows))
 
@@ -26,6 +30,10 @@ def check(c: Context, production: bool = False, *, where: Where) -> None:
     on the running stack (TLS, firewall, non-root, read-only, headers over HTTPS, rate
     limits, backups, logs, monitoring, ...). Exits 1 when anything fails.
     """
+    from deploy.checklist import checklist
+    from deploy.errors import fail
+    from deploy.stack.checks import fleet_findings
+
     fleet = open_fleet(c, where)
     settings = fleet.settings
     rows = fleet_findings(fleet, secrets=not production)

@@ -1,13 +1,15 @@
 """The `clean` namespace: `inv clean` frees what the project no longer uses."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from invoke import Collection, Context
 
-from deploy.fleet import Member
-from deploy.output import say
-from deploy.stack import clean as cleanmod
-from deploy.stack.owner import refuse_other_stage
-from deploy.state import lock
 from tasks._open import compose_only, open_fleet
 from tasks._where import Where, on_hosts
+
+if TYPE_CHECKING:
+    from deploy.fleet import Member
 
 
 @on_hosts(
@@ -24,6 +26,11 @@ def clean(c: Context, volumes: bool = False, include_database: bool = False, yes
     Images in use are kept. Volumes only with --volumes --yes; database volumes only
     with --include-database as well.
     """
+    from deploy.output import say
+    from deploy.stack import clean as cleanmod
+    from deploy.stack.owner import refuse_other_stage
+    from deploy.state import lock
+
     cleanmod.check_flags(volumes, include_database, yes)
 
     def clean_one(m: Member) -> None:

@@ -1,35 +1,22 @@
 """The `db` namespace: backups, verification, restore, migrations and PostgreSQL tools."""
+from __future__ import annotations
+
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context, Exit
 
-from deploy import retention
-from deploy.database import admin as dbadmin
-from deploy.database import dump as backupmod
-from deploy.database import files as backups
-from deploy.database import offsite, offsite_prune, scheduled
-from deploy.database import pull as pullmod
-from deploy.database import restore as restoremod
-from deploy.database.session import Database
-from deploy.engine.commands import backup_job
-from deploy.engine.commands import postgres as pg
-from deploy.engine.local import LocalTarget
-from deploy.engine.ops import Executor, Ops
-from deploy.engine.stack import Stack
-from deploy.errors import fail
-from deploy.fleet import Fleet
-from deploy.output import ByteProgress, human_bytes, say, styled, table
-from deploy.retention import Dated, Policy
-from deploy.stack.owner import refuse_other_stage
-from deploy.stack.status import human_duration
-from deploy.state import lock
-from deploy.swarm.scale import SwarmApps
-from deploy.swarm.switch import run_once
 from tasks._input import confirm_typed, optional_number
 from tasks._open import compose_only, open_fleet, open_settings
 from tasks._where import Where, on_host, on_stage
+
+if TYPE_CHECKING:
+    from deploy.engine.ops import Ops
+    from deploy.engine.stack import Stack
+    from deploy.fleet import Fleet
+    from deploy.retention import Dated, Policy
 
 
 def _db(c: Context, where: Where) -> Stack:
@@ -40,6 +27,8 @@ def _db(c: Context, where: Where) -> Stack:
 def _changed_fleet(c: Context, where: Where) -> Fleet:
     """The fleet of a task that changes the stage's database (or its backups): refused
     where another stage's stack of its project runs (deploy.stack.owner)."""
+    from deploy.stack.owner import refuse_other_stage
+
     fleet = open_fleet(c, where)
     refuse_other_stage(fleet)
     return fleet
@@ -47,6 +36,10 @@ def _changed_fleet(c: Context, where: Where) -> Fleet:
 
 def _on_app_host(c: Context, where: Where, command: Callable[[Stack], Ops[None]], purpose: str) -> None:
     """A one-off command of the app image (migrate, seed): locally, or on an app host; under the deploy lock."""
+    from deploy.engine.ops import Executor
+    from deploy.state import lock
+    from deploy.swarm.switch import run_once
+
     fleet = _changed_fleet(c, where)
     with lock.held(fleet.primary.stack, purpose, wait=where.lock_wait):
         if fleet.swarm:  # a one-off task of the release now serving
@@ -64,6 +57,9 @@ def backup(c: Context, label: str | None = None, dir: str | None = None, *, wher
     The file is written as .partial, fsynced and renamed; the .sha256 sidecar and the
     JSON manifest (server version, row counts, app version) come last.
     """
+    from deploy.database import dump as backupmod
+    from deploy.output import ByteProgress, human_bytes, say
+
     stack = _changed_fleet(c, where).one("db").stack
     progress = ByteProgress("backup")
     result = backupmod.backup(stack, label=label, directory=Path(dir) if dir else None, progress=progress)
@@ -84,6 +80,12 @@ def list_(c: Context, *, where: Where) -> None:
     with hosts, the db host's scheduled backups not copied home yet (db.pull); with an
     offsite repository, its snapshots.
     """
+    from deploy.database import dump as backupmod
+    from deploy.database import files as backups
+    from deploy.database import offsite, scheduled
+    from deploy.output import human_bytes, say, styled, table
+    from deploy.stack.status import human_duration
+
     settings = open_settings(c, where)
     directory = backupmod.backups_dir(settings)
     found = backups.scan(directory)
@@ -123,6 +125,9 @@ def verify(c: Context, file: str, restore_test: bool = False, *, where: Where) -
 
     `inv db.verify latest --restore-test` proves the newest complete backup.
     """
+    from deploy.database import restore as restoremod
+    from deploy.output import say
+
     stack = _db(c, where)
     path = restoremod.locate(stack, file)
     report = restoremod.verify(stack, path, restore_test=restore_test)
@@ -152,6 +157,13 @@ def restore(c: Context, file: str, from_offsite: bool = False, from_other_stage:
     SNAPSHOT: the backup in that restic snapshot, fetched home and checked like any
     other first.
     """
+    from deploy.database import dump as backupmod
+    from deploy.database import offsite
+    from deploy.database import restore as restoremod
+    from deploy.output import say
+    from deploy.state import lock
+    from deploy.swarm.scale import SwarmApps
+
     fleet = _changed_fleet(c, where)
     stack = fleet.one("db").stack
     if from_offsite:
@@ -182,6 +194,8 @@ RETENTION_HELP = {
 def _policy(default: Policy, keep: str | None, keep_daily: str | None, keep_weekly: str | None, keep_monthly: str | None,
             min_age: str | None) -> Policy:
     """The retention flags over the stage's deploy.retention."""
+    from deploy import retention
+
     return retention.policy(optional_number("--keep", keep, default.last, minimum=1),
                             optional_number("--keep-daily", keep_daily, default.daily),
                             optional_number("--keep-weekly", keep_weekly, default.weekly),
@@ -191,6 +205,9 @@ def _policy(default: Policy, keep: str | None, keep_daily: str | None, keep_week
 
 def _say_kept(verdicts: Sequence[tuple[Dated, tuple[str, ...]]], p: Policy, indent: str = "  ") -> None:
     """The policy as the dates it keeps."""
+    from deploy import retention
+    from deploy.output import say
+
     complete = [b for b, _ in verdicts if b.complete]
     say(f"{indent}retention: {p.summary}; keeps {sum(1 for b, why in verdicts if why and b.complete)} of {len(complete)} complete:")
     for line in retention.kept_dates(verdicts):
@@ -205,6 +222,11 @@ def prune(c: Context, keep: str | None = None, keep_daily: str | None = None, ke
     Counts only complete backups and never deletes the newest complete one. Shows the
     dates it keeps and why; the scheduled job on the db host applies the same rule.
     """
+    from deploy import retention
+    from deploy.database import dump as backupmod
+    from deploy.database import files as backups
+    from deploy.output import human_bytes, say
+
     settings = open_settings(c, where)
     p = _policy(settings.config.retention.backups, keep, keep_daily, keep_weekly, keep_monthly, min_age)
     verdicts = retention.decide(backups.scan(backupmod.backups_dir(settings)), p, datetime.now(timezone.utc))
@@ -220,18 +242,25 @@ def prune(c: Context, keep: str | None = None, keep_daily: str | None = None, ke
 @on_host(locks=True)
 def migrate(c: Context, *, where: Where) -> None:
     """Run the migrations (deploy.database.migrate_command) in a one-off container of the app image."""
+    from deploy.database import admin as dbadmin
+
     _on_app_host(c, where, dbadmin.migrate, "db.migrate")
 
 
 @on_host(locks=True)
 def seed(c: Context, *, where: Where) -> None:
     """Run the seed command (deploy.database.seed_command) in a one-off container of the app image."""
+    from deploy.database import admin as dbadmin
+
     _on_app_host(c, where, dbadmin.seed, "db.seed")
 
 
 @on_host()
 def shell(c: Context, *, where: Where) -> None:
     """Open psql on the database."""
+    from deploy.database.session import Database
+    from deploy.engine.commands import postgres as pg
+
     stack = _db(c, where)
     db = Database(stack)
     argv = db.in_container(pg.psql_interactive(db.user, db.name), tty=True)
@@ -243,6 +272,9 @@ def shell(c: Context, *, where: Where) -> None:
 @on_host(help={"limit": "how many of the slowest queries to show (default 10)"})
 def stats(c: Context, limit: str | None = None, *, where: Where) -> None:
     """Connections used of max_connections, database size, cache hit ratio, the slowest queries."""
+    from deploy.database import admin as dbadmin
+    from deploy.output import say, table
+
     rows = optional_number("--limit", limit, default=10, minimum=1)
     s = dbadmin.stats(_db(c, where), limit=rows)
     table("database", ["connections", "size", "cache hit ratio"], [(s.connections, s.size, s.cache_hit)])
@@ -255,6 +287,12 @@ def stats(c: Context, limit: str | None = None, *, where: Where) -> None:
 @on_host(locks=True, positional=["pid"], help={"pid": "the backend's process id (pg_stat_activity.pid)", "yes": "do not ask"})
 def kill(c: Context, pid: str, yes: bool = False, *, where: Where) -> None:
     """Terminate one PostgreSQL session (asks first)."""
+    from deploy.database import admin as dbadmin
+    from deploy.database.session import Database
+    from deploy.errors import fail
+    from deploy.output import say
+    from deploy.state import lock
+
     number = dbadmin.parse_pid(pid)
     fleet = _changed_fleet(c, where)
     stack = fleet.one("db").stack
@@ -270,6 +308,11 @@ def kill(c: Context, pid: str, yes: bool = False, *, where: Where) -> None:
 @on_host(locks=True, help={"yes": "do not ask"})
 def reindex(c: Context, yes: bool = False, *, where: Where) -> None:
     """Rebuild every index of the database concurrently (asks first)."""
+    from deploy.database import admin as dbadmin
+    from deploy.database.session import Database
+    from deploy.output import say
+    from deploy.state import lock
+
     fleet = _changed_fleet(c, where)
     stack = fleet.one("db").stack
     db = Database(stack)
@@ -301,6 +344,12 @@ def schedule_(c: Context, every: str | None = None, at: str | None = None, keep:
     leaves no complete-looking file. Its outcome shows here and in inv health, which
     fails when the newest complete backup is older than twice the interval.
     """
+    from deploy.database import scheduled
+    from deploy.engine.commands import backup_job
+    from deploy.engine.ops import Executor
+    from deploy.errors import fail
+    from deploy.output import say, styled
+
     given = [v for v in (keep, keep_daily, keep_weekly, keep_monthly, min_age) if v is not None]
     if off and (every or at or given):
         fail("--off removes the schedule: it takes no other option", "run inv db.schedule --off alone")
@@ -349,6 +398,11 @@ def pull_(c: Context, *, where: Where) -> None:
     They land in the stage's local backups folder, where db.list, db.verify and
     db.restore find them.
     """
+    from deploy.database import dump as backupmod
+    from deploy.database import pull as pullmod
+    from deploy.database import scheduled
+    from deploy.output import ByteProgress, say
+
     stack = _db(c, where)
     local_dir = backupmod.backups_dir(stack.settings)
     if stack.target.local:
@@ -366,6 +420,10 @@ def pull_(c: Context, *, where: Where) -> None:
 @on_host(name="init")
 def offsite_init(c: Context, *, where: Where) -> None:
     """Create the stage's offsite restic repository (or keep the existing one) from the db host, and store its settings there."""
+    from deploy.database import offsite
+    from deploy.engine.ops import Executor
+    from deploy.output import say
+
     stack = _db(c, where)
     created = Executor()(offsite.init(stack))
     say(("created" if created else "kept the existing") + f" offsite repository for {offsite.tag(stack)} (reached from {stack.target.name}); "
@@ -375,6 +433,10 @@ def offsite_init(c: Context, *, where: Where) -> None:
 @on_host(name="list")
 def offsite_list(c: Context, *, where: Where) -> None:
     """List the stage's backups in the offsite repository (one restic snapshot each)."""
+    from deploy.database import offsite
+    from deploy.output import say, table
+    from deploy.stack.status import human_duration
+
     stack = _db(c, where)
     found = offsite.snapshots(stack)
     now = datetime.now(timezone.utc)
@@ -392,6 +454,11 @@ def offsite_prune_(c: Context, dry_run: bool = False, *, where: Where) -> None:
     forget --prune of the stage's snapshots by deploy.retention, the newest
     offsite.keep; shows the dates it keeps and why, and what it forgets.
     """
+    from deploy.database import offsite, offsite_prune
+    from deploy.engine.local import LocalTarget
+    from deploy.engine.stack import Stack
+    from deploy.output import say
+
     stack = Stack(open_settings(c, where), LocalTarget(c))
     p = offsite.policy(offsite.config(stack), stack.settings.config.retention.backups)
     verdicts = offsite_prune.prune(stack, p, dry_run)

@@ -1,21 +1,18 @@
 """`inv deploy`, `inv rollback`, `inv releases`: releases, on the local engine or a stage's hosts alike."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from invoke import Context
 
-from deploy.engine.ops import Executor
-from deploy.errors import fail
-from deploy.fleet import Fleet
-from deploy.output import say, styled, table
-from deploy.release.deploy import DeployOptions, choose_version
-from deploy.release.deploy import deploy as deploy_release
-from deploy.release.rollback import rollback as rollback_release
-from deploy.stack.owner import refuse_other_stage
-from deploy.state import history as releases
-from deploy.state import lock
-from deploy.versions import given
 from tasks._input import optional_number
 from tasks._open import load_config, open_fleet
 from tasks._show import served_at
 from tasks._where import Where, on_hosts
+
+if TYPE_CHECKING:
+    from deploy.fleet import Fleet
+    from deploy.release.deploy import DeployOptions
 
 TIMEOUT_HELP = "seconds a new container may take to become healthy (default: deploy.up_timeout)"
 PARALLEL_HELP = "on hosts: app hosts switched at once (default 1: the others keep serving at full capacity)"
@@ -24,6 +21,8 @@ DRY_RUN_HELP = "print every step and command (secrets masked) and change nothing
 
 def _options(c: Context, timeout: str | None, parallel: str | None, **flags: bool) -> DeployOptions:
     """The options of a deploy or rollback; bad numbers are refused before any host is asked."""
+    from deploy.release.deploy import DeployOptions
+
     return DeployOptions(
         timeout=optional_number("--timeout", timeout, default=load_config(c).up_timeout, minimum=1),
         parallel=optional_number("--parallel", parallel, default=1, minimum=1),
@@ -68,6 +67,14 @@ def deploy(
     pull on every host, then switch the app hosts in batches; a failed host rolls back
     every host already switched (all or nothing).
     """
+    from deploy.engine.ops import Executor
+    from deploy.errors import fail
+    from deploy.output import say, styled
+    from deploy.release.deploy import choose_version
+    from deploy.release.deploy import deploy as deploy_release
+    from deploy.stack.owner import refuse_other_stage
+    from deploy.state import lock
+
     if restart_stateful and skip_backup:
         fail("--restart-stateful restarts the database: it needs the backup step", "drop --skip-backup")
     options = _options(c, timeout, parallel, skip_tests=skip_tests, skip_backup=skip_backup, restart_stateful=restart_stateful)
@@ -89,6 +96,9 @@ def deploy(
 @on_hosts(name="releases")
 def releases_(c: Context, *, where: Where) -> None:
     """The release history: version, outcome, when, who, how long, git commit (on hosts: kept on the db host)."""
+    from deploy.output import table
+    from deploy.state import history as releases
+
     fleet = open_fleet(c, where)
     table(
         f"releases of {fleet.settings.stage.project} ({fleet.settings.stage.name})",
@@ -110,6 +120,13 @@ def releases_(c: Context, *, where: Where) -> None:
 )
 def rollback(c: Context, version: str, dry_run: bool = False, timeout: str | None = None, parallel: str | None = None, *, where: Where) -> None:
     """Return to an earlier release with the same zero-downtime rollout: `inv rollback 1.5.0`, `inv rollback previous`."""
+    from deploy.engine.ops import Executor
+    from deploy.output import say, styled
+    from deploy.release.rollback import rollback as rollback_release
+    from deploy.stack.owner import refuse_other_stage
+    from deploy.state import lock
+    from deploy.versions import given
+
     wanted = None if version == "previous" else given(version).tag
     options = _options(c, timeout, parallel)
     fleet = open_fleet(c, where)

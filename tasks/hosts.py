@@ -1,9 +1,7 @@
 """The `hosts` namespace: the hosts themselves, beyond the stack (docs/firewall.md)."""
 from invoke import Collection, Context
 
-from deploy.engine.ops import Executor
-from deploy.output import say
-from deploy.stack import firewall as fw
+from deploy.defaults import MIN_REVERT_AFTER
 from tasks._input import optional_number
 from tasks._open import compose_only, open_fleet
 from tasks._where import Where, on_hosts
@@ -13,7 +11,7 @@ DEFAULT_REVERT_AFTER = 60
 
 @on_hosts(held="hosts.firewall", help={
     "revert_after": f"seconds after which a host loads its rules of before unless a new SSH connection confirmed the new ones "
-                    f"(default {DEFAULT_REVERT_AFTER}, at least {fw.MIN_REVERT_AFTER})",
+                    f"(default {DEFAULT_REVERT_AFTER}, at least {MIN_REVERT_AFTER})",
     "off": "remove the firewall (our nftables table) instead",
     "dry_run": "print each host's rules and every command, and change nothing",
 })
@@ -26,7 +24,11 @@ def firewall(c: Context, revert_after: str | None = None, off: bool = False, dry
     confirms them: a mistake cannot lock you out. The confirmed rules stay in the deploy
     directory (firewall/rules.nft); loading them at boot is yours (docs/firewall.md).
     """
-    seconds = optional_number("--revert-after", revert_after, DEFAULT_REVERT_AFTER, minimum=fw.MIN_REVERT_AFTER)
+    from deploy.engine.ops import Executor
+    from deploy.output import say
+    from deploy.stack import firewall as fw
+
+    seconds = optional_number("--revert-after", revert_after, DEFAULT_REVERT_AFTER, minimum=MIN_REVERT_AFTER)
     fleet = compose_only(open_fleet(c, where), "hosts.firewall", "open TCP 2377 (managers), TCP/UDP 7946 and UDP 4789 between the nodes, "
                                "and the edges' HTTP(S) ports, with your own rules (docs/swarm.md)")
     fw.hosts_only(fleet)

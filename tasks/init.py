@@ -2,13 +2,6 @@ from pathlib import Path
 
 from invoke import Context
 
-from deploy.atomic import write_atomic
-from deploy.config.envfile import render
-from deploy.config.settings import read_env_file
-from deploy.engine.commands import docker
-from deploy.engine.local import LocalTarget
-from deploy.errors import fail
-from deploy.output import say, styled
 from tasks._open import ROOT, load_config
 from tasks._where import Where, on_stage
 
@@ -23,6 +16,14 @@ from tasks._where import Where, on_stage
 )
 def init(c: Context, overrides: str | None = None, force: bool = False, *, where: Where) -> None:
     """Create the stage's env file from .env.example with fresh random secrets (mode 0600)."""
+    from deploy.atomic import write_atomic
+    from deploy.config.envfile import render
+    from deploy.config.settings import read_env_file
+    from deploy.engine.commands import docker
+    from deploy.engine.local import LocalTarget
+    from deploy.errors import fail
+    from deploy.output import say, styled
+
     config = load_config(c)
     st = config.stage(where.stage)
     path = Path(where.env_file) if where.env_file else ROOT / st.env_file

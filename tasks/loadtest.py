@@ -3,11 +3,6 @@ from pathlib import Path
 
 from invoke import Context
 
-from deploy import loadtest
-from deploy.engine.local import LocalTarget
-from deploy.engine.stack import Stack
-from deploy.errors import fail
-from deploy.output import mark, say, table
 from tasks._input import whole_number
 from tasks._open import ROOT, open_settings
 from tasks._where import Where, on_stage
@@ -28,6 +23,12 @@ def loadtest_(c: Context, script: str | None = None, duration: str | None = None
     The load is the script's stages, or --duration and --vus. nginx limits requests per
     client (NGINX_API_RATE, NGINX_WEB_RATE): a load from one machine may get HTTP 429.
     """
+    from deploy import loadtest
+    from deploy.engine.local import LocalTarget
+    from deploy.engine.stack import Stack
+    from deploy.errors import fail
+    from deploy.output import mark, say, table
+
     load = loadtest.constant_load(duration, None if vus is None else whole_number("--vus", vus, minimum=1))
     settings = open_settings(c, where)
     if url is None:

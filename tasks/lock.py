@@ -1,8 +1,6 @@
 """The `lock` namespace: the deploy lock, shown and broken."""
 from invoke import Collection, Context
 
-from deploy.output import say
-from deploy.state import lock as lockmod
 from tasks._open import open_fleet
 from tasks._where import Where, on_host
 
@@ -10,6 +8,9 @@ from tasks._where import Where, on_host
 @on_host()
 def status(c: Context, *, where: Where) -> None:
     """Who holds the deploy lock, for what, since when, its last heartbeat, and whether it is stale (on the db host; a swarm: its manager)."""
+    from deploy.output import say
+    from deploy.state import lock as lockmod
+
     info = lockmod.read(open_fleet(c, where).primary.stack)
     say(f"locked: {lockmod.describe(info)}" if info else "not locked")
 
@@ -20,6 +21,9 @@ def release(c: Context, force: bool = False, *, where: Where) -> None:
 
     The break is in the audit log (who broke whose lock); the release the lock guarded is marked interrupted.
     """
+    from deploy.output import say
+    from deploy.state import lock as lockmod
+
     info = lockmod.break_lock(open_fleet(c, where).primary.stack, force=force)
     say(f"released: {lockmod.describe(info)}" if info else "not locked")
 

@@ -1,14 +1,17 @@
 """The `logs` namespace: `inv logs SERVICES [-f] [--tail N] [--since T]`."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from invoke import Collection, Context
 
-from deploy.engine.commands import compose
-from deploy.fleet import Member
-from deploy.stack.owner import warn_other_stage
-from deploy.swarm import cluster
 from tasks._input import optional_number, service_list
 from tasks._open import open_fleet
 from tasks._where import Where, on_hosts
+
+if TYPE_CHECKING:
+    from deploy.fleet import Member
 
 
 @on_hosts(
@@ -22,6 +25,10 @@ from tasks._where import Where, on_hosts
 )
 def logs(c: Context, services: str, follow: bool = False, tail: str | None = None, since: str | None = None, *, where: Where) -> None:
     """Show the logs of services: `inv logs backend -f`, `inv logs all --tail 20`; on hosts, every line prefixed with its host."""
+    from deploy.engine.commands import compose
+    from deploy.stack.owner import warn_other_stage
+    from deploy.swarm import cluster
+
     lines = optional_number("--tail", tail, default=100)
     fleet = open_fleet(c, where)
     names = service_list(fleet.settings.config, services)

@@ -1,12 +1,6 @@
 """The `push` namespace: `inv push [--version V]` pushes a release's tags (this machine)."""
 from invoke import Collection, Context
 
-from deploy.engine.ops import Executor
-from deploy.errors import fail
-from deploy.release.push import push_release
-from deploy.state import history as releases
-from deploy.state import lock
-from deploy.versions import given
 from tasks._open import open_fleet
 from tasks._where import Where, on_stage
 
@@ -14,6 +8,13 @@ from tasks._where import Where, on_stage
 @on_stage(help={"version": "the release whose images to push (default: the one now serving)"})
 def push(c: Context, version: str | None = None, *, where: Where) -> None:
     """Push a release's images (every tag) from this machine's engine to the registry, with retries."""
+    from deploy.engine.ops import Executor
+    from deploy.errors import fail
+    from deploy.release.push import push_release
+    from deploy.state import history as releases
+    from deploy.state import lock
+    from deploy.versions import given
+
     fleet = open_fleet(c, where)  # the history and the lock are the stage's (on hosts: its db host)
     home = fleet.primary.stack
     serving = releases.current(home)

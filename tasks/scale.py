@@ -1,12 +1,6 @@
 """The `scale` namespace: `inv scale --backend N --web M [--set SVC=N]`."""
 from invoke import Collection, Context
 
-from deploy.engine.ops import Executor
-from deploy.output import say
-from deploy.stack import scale as scalemod
-from deploy.stack.owner import refuse_other_stage
-from deploy.state import lock
-from deploy.swarm.scale import scale as swarm_scale
 from tasks._open import load_config, open_fleet
 from tasks._where import Where, on_hosts
 
@@ -36,6 +30,13 @@ def scale(
     On hosts, the counts apply to each app host (narrow with --hosts); on a swarm, to the
     whole swarm (Swarm places the tasks).
     """
+    from deploy.engine.ops import Executor
+    from deploy.output import say
+    from deploy.stack import scale as scalemod
+    from deploy.stack.owner import refuse_other_stage
+    from deploy.state import lock
+    from deploy.swarm.scale import scale as swarm_scale
+
     requested = scalemod.parse_assignments(set or [])
     for name, value in (("backend", backend), ("web", web)):
         if value is not None:

@@ -3,8 +3,6 @@ import sys
 
 from invoke import Context, Exit
 
-from deploy.engine.commands import compose, docker
-from deploy.swarm import cluster
 from tasks._input import command_after_dashes, whole_number
 from tasks._open import open_fleet
 from tasks._where import Where, on_host
@@ -13,6 +11,9 @@ INDEX_HELP = "which replica (default 1; on a swarm, the task's slot: default the
 
 
 def _run_in(c: Context, service: str, command: list[str], index: str | None, where: Where) -> None:
+    from deploy.engine.commands import compose, docker
+    from deploy.swarm import cluster
+
     replica = None if index is None else whole_number("--index", index, minimum=1)
     fleet = open_fleet(c, where)
     fleet.settings.config.check_services([service])

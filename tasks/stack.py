@@ -1,12 +1,6 @@
 """`inv up` and `inv down`: start and stop the stack."""
 from invoke import Context
 
-from deploy.database.session import Database
-from deploy.engine.ops import Executor
-from deploy.output import say, styled
-from deploy.stack import lifecycle
-from deploy.stack.owner import refuse_other_stage
-from deploy.state import lock
 from tasks._input import confirm_typed
 from tasks._open import compose_only, open_fleet
 from tasks._show import on_which, served_at
@@ -20,6 +14,12 @@ def up(c: Context, build: bool = False, *, where: Where) -> None:
     On hosts: uploads the compose and env files, pulls the images, starts each host's
     role services, the db host first.
     """
+    from deploy.engine.ops import Executor
+    from deploy.output import say, styled
+    from deploy.stack import lifecycle
+    from deploy.stack.owner import refuse_other_stage
+    from deploy.state import lock
+
     fleet = compose_only(open_fleet(c, where), "up", "deploy to a swarm with inv deploy --version X.Y.Z")
     refuse_other_stage(fleet)
     with lock.held(fleet.primary.stack, "up", wait=where.lock_wait, build=build):
@@ -32,6 +32,12 @@ def up(c: Context, build: bool = False, *, where: Where) -> None:
                              "yes": "with --volumes: do not ask (for CI)"})
 def down(c: Context, volumes: bool = False, yes: bool = False, *, where: Where) -> None:
     """Stop and remove the stack's containers. Volumes are kept unless --volumes (asks for the database's name; --yes does not ask)."""
+    from deploy.database.session import Database
+    from deploy.engine.ops import Executor
+    from deploy.stack import lifecycle
+    from deploy.stack.owner import refuse_other_stage
+    from deploy.state import lock
+
     fleet = compose_only(open_fleet(c, where), "down", "remove the stack with docker stack rm PROJECT on a manager (volumes stay)")
     refuse_other_stage(fleet)
     if volumes:

@@ -1,30 +1,30 @@
 """`inv status`, `inv health`, `inv stats`: what runs, whether it is healthy, what it uses."""
+from __future__ import annotations
+
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from invoke import Context
 
-from deploy.database import scheduled
-from deploy.engine.commands import docker
-from deploy.engine.facts import parse_stats
-from deploy.errors import fail
-from deploy.fleet import Member
-from deploy.output import mark, say, styled, table
-from deploy.stack import health as healthmod
-from deploy.stack import routing
-from deploy.stack import tls as tlsmod
-from deploy.stack.owner import warn_other_stage
-from deploy.stack.status import ServiceStatus, human_duration, summarize
-from deploy.swarm import cluster
 from tasks._open import open_fleet
 from tasks._show import host_cells
 from tasks._where import Where, on_hosts
 from tasks.swarm import show_services
+
+if TYPE_CHECKING:
+    from deploy.fleet import Member
+    from deploy.stack.health import Check
+    from deploy.stack.status import ServiceStatus
 
 NOTHING_RUNS = ("no running containers", "start the stack with `inv up`")
 
 
 def _statuses(m: Member) -> tuple[list[ServiceStatus], str | None]:
     """The host's services, and its certificate (app hosts: their nginx terminates TLS)."""
+    from deploy.stack import routing
+    from deploy.stack import tls as tlsmod
+    from deploy.stack.status import summarize
+
     stack = m.stack
     app = m.host.has("app")
     routed = {s: len(a) for s, a in routing.routed(stack).items()} if app else {}
@@ -35,6 +35,10 @@ def _statuses(m: Member) -> tuple[list[ServiceStatus], str | None]:
 @on_hosts()
 def status(c: Context, *, where: Where) -> None:
     """Per service: desired/running/healthy replicas, image and version, uptime, ports (per host); the certificate."""
+    from deploy.output import say, styled, table
+    from deploy.stack.owner import warn_other_stage
+    from deploy.stack.status import human_duration
+
     fleet = open_fleet(c, where)
     warn_other_stage(fleet)
     if fleet.swarm:
@@ -65,7 +69,12 @@ def status(c: Context, *, where: Where) -> None:
             say(f"certificate{f' on {m.name}' if fleet.remote else ''}: {certificate}")
 
 
-def _checks(m: Member) -> list[healthmod.Check]:
+def _checks(m: Member) -> list[Check]:
+    from deploy.database import scheduled
+    from deploy.stack import health as healthmod
+    from deploy.stack import tls as tlsmod
+    from deploy.stack.status import summarize
+
     containers = m.stack.containers()
     answers = healthmod.answering(m.stack, containers) if m.host.has("app") else set()
     checks = healthmod.container_checks(containers, answers) + healthmod.replica_checks(summarize(m.services(), containers, m.stack.desired()))
@@ -88,6 +97,11 @@ def health(c: Context, *, where: Where) -> None:
     HTTP checks through nginx and the certificate (app hosts), and on the db host the
     newest scheduled backup against twice the schedule's interval.
     """
+    from deploy.errors import fail
+    from deploy.output import mark, table
+    from deploy.stack.owner import warn_other_stage
+    from deploy.swarm import cluster
+
     fleet = open_fleet(c, where)
     warn_other_stage(fleet)
     found = fleet.each(lambda m: cluster.checks(fleet, m) if fleet.swarm else _checks(m), what="health", summary=False)
@@ -106,6 +120,11 @@ def _running_ids(m: Member) -> list[str]:
 @on_hosts(help={"watch": "stream live figures until Ctrl-C (one host: --hosts NAME)"})
 def stats(c: Context, watch: bool = False, *, where: Where) -> None:
     """CPU, memory, network and disk I/O of the stack's running containers (per host)."""
+    from deploy.engine.commands import docker
+    from deploy.engine.facts import parse_stats
+    from deploy.errors import fail
+    from deploy.output import table
+
     fleet = open_fleet(c, where)
     if watch:
         m = fleet.one()

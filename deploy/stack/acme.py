@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from deploy import validators
+from deploy.defaults import LETS_ENCRYPT
 from deploy.engine.commands import certbot, cron, files
 from deploy.engine.ops import Call, Note, Ops, Put, run
 from deploy.engine.stack import ACME_DIR, TLS_DIR, Stack
@@ -25,7 +26,6 @@ from deploy.errors import fail
 from deploy.fleet import Fleet, Member
 from deploy.stack import schedule, tls
 
-LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 CERTBOT_DIR = "certbot"  # in the stage's state folder: certbot's config, work and logs
 HOOK_FILE = f"{CERTBOT_DIR}/install-certificate.sh"
 SETTINGS_FILE = f"{CERTBOT_DIR}/acme.json"  # what tls.renew needs that certbot does not keep

@@ -23,6 +23,7 @@ from typing import Any
 from invoke.exceptions import Exit
 
 from deploy.config.inventory import Host
+from deploy.defaults import MIN_REVERT_AFTER
 from deploy.engine.commands import files, nft
 from deploy.engine.ops import Call, Note, Ops, Put, run
 from deploy.engine.stack import Stack
@@ -32,7 +33,6 @@ from deploy.fleet import Fleet, Member, first_line, on_each
 
 FOLDER = "firewall"  # in the host's deploy directory (the firewall is the host's, not a stage's)
 CANDIDATE, RULES, ACTIVE, LOG = "rules.nft.new", "rules.nft", "active.nft", "revert.log"
-MIN_REVERT_AFTER = 10  # seconds: room for the confirmation's new connection
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 NFT_FIX = "install nftables on the host (apt-get install nftables) and run the tasks as root there"
 

@@ -108,6 +108,7 @@ def test_init_force_replaces_a_0644_file_with_a_new_0600_one_never_wider(tmp_pat
 
     import tasks.init
     from deploy import atomic
+    from deploy.engine import local
 
     path = tmp_path / ".env.production"
     path.write_text("OLD=1\n")
@@ -130,7 +131,7 @@ def test_init_force_replaces_a_0644_file_with_a_new_0600_one_never_wider(tmp_pat
             return type("Result", (), {"ok": False, "stdout": ""})()
 
     monkeypatch.setattr(atomic.os, "replace", replace)
-    monkeypatch.setattr(tasks.init, "LocalTarget", NoEngine)
+    monkeypatch.setattr(local, "LocalTarget", NoEngine)  # the task imports it when it runs
     config = Config(project_location=str(tasks.init.ROOT))
     config.load_project()
     old_umask = os.umask(0)

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = [
-    ("deploy.errors", "deploy.output", "deploy.versions", "deploy.atomic", "deploy.retention", "deploy.validators"),  # base
+    ("deploy.errors", "deploy.output", "deploy.versions", "deploy.atomic", "deploy.retention", "deploy.validators", "deploy.defaults"),  # base
     ("deploy.engine.commands",),  # pure argv builders
     ("deploy.config",),
     ("deploy.engine",),

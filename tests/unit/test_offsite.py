@@ -211,6 +211,7 @@ def prune_world(settings, monkeypatch):
     """db.offsite.prune's world: the stage's db host h1 (which holds the deploy lock) and this machine (``here``), a FakeRestic there."""
     import tasks._open
     import tasks.db
+    from deploy.engine import local
     from tests.unit.fake_engine import FakeEngine
 
     fleet, engines = fleet_of(settings, ["h1"])
@@ -218,7 +219,7 @@ def prune_world(settings, monkeypatch):
     here.restic = FakeRestic(5)
     monkeypatch.setattr(tasks._open, "open_fleet", lambda c, where: fleet)
     monkeypatch.setattr(tasks.db, "open_settings", lambda c, where: settings)
-    monkeypatch.setattr(tasks.db, "LocalTarget", lambda c: here)
+    monkeypatch.setattr(local, "LocalTarget", lambda c: here)  # the task imports it when it runs
     return here, engines["h1"]
 
 

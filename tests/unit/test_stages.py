@@ -221,7 +221,7 @@ def test_down_volumes_without_a_terminal_needs_yes(down_world, monkeypatch):
 
 
 def test_init_suggests_a_project_per_stage_and_down_volumes_that_asks(tmp_path, monkeypatch, capsys):
-    import tasks.init
+    from deploy.engine import local
 
     seen: list[list[str]] = []
 
@@ -233,7 +233,7 @@ def test_init_suggests_a_project_per_stage_and_down_volumes_that_asks(tmp_path, 
             seen.append(list(argv))
             return SimpleNamespace(ok=True, stdout="myapp_postgres-data\nmyapp_redis-data\n")
 
-    monkeypatch.setattr(tasks.init, "LocalTarget", Volumes)
+    monkeypatch.setattr(local, "LocalTarget", Volumes)  # the task imports it when it runs
     root["init"](context(), stage="production", env_file=str(tmp_path / "env"))
     out = " ".join(capsys.readouterr().out.split())
     assert "label=com.docker.compose.project=myapp" in seen[0]
