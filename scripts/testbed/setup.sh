@@ -134,12 +134,14 @@ build_images() {
     base=$(build_base)
     # The stand-ins build at once (mostly downloads and dpkg); each job writes its line.
     out=$(mktemp -d)
-    choose_image POSTGRES_IMAGE postgres:16-alpine postgres deploy-testbed/postgres:15 "$base" >"$out/1" &
-    choose_image REDIS_IMAGE redis:7-alpine redis deploy-testbed/redis:7 "$base" >"$out/2" &
-    choose_image NGINX_IMAGE nginx:1.27-alpine nginx deploy-testbed/nginx:1.22 "$base" >"$out/3" &
-    choose_image NODE_IMAGE node:20-alpine node deploy-testbed/node:20 "$base" >"$out/4" &
-    local pid failed=0
-    for pid in $(jobs -p); do wait "$pid" || failed=1; done
+    # Wait for these four pids only: dockerd and the registry, started above, are
+    # background children of this shell too and never exit.
+    local pids=() pid failed=0
+    choose_image POSTGRES_IMAGE postgres:16-alpine postgres deploy-testbed/postgres:15 "$base" >"$out/1" & pids+=($!)
+    choose_image REDIS_IMAGE redis:7-alpine redis deploy-testbed/redis:7 "$base" >"$out/2" & pids+=($!)
+    choose_image NGINX_IMAGE nginx:1.27-alpine nginx deploy-testbed/nginx:1.22 "$base" >"$out/3" & pids+=($!)
+    choose_image NODE_IMAGE node:20-alpine node deploy-testbed/node:20 "$base" >"$out/4" & pids+=($!)
+    for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
     [ "$failed" = 0 ] || die "a stand-in image did not build (see the errors above)"
     printf '# Written by scripts/testbed/setup.sh: images this engine has, and its registry.\n%s\nDOCKER_REGISTRY=%s\n' \
         "$(cat "$out"/1 "$out"/2 "$out"/3 "$out"/4)" "$TESTBED_REGISTRY_ADDR" >"$TESTBED_IMAGES_ENV"
