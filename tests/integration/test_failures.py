@@ -122,7 +122,7 @@ def test_verify_failing_after_the_switch_rolls_back_to_the_images_that_ran(relea
     its /api/health, one of the proxy checks, answers 500: the deploy fails after the
     switch and both switched services return to 1.0.0's images."""
     stack = released
-    broken = changed_backend(tmp_path, "apiHealth(@Res({ passthrough: true }) res: Response): Promise<Health> {\n    return this.report(res);",
+    broken = changed_backend(tmp_path, "apiHealth(@Res({ passthrough: true }) res: Response): Promise<Health> {\n    return this.report(res, false);",
                              "apiHealth(@Res({ passthrough: true }) res: Response): Promise<Health> {\n    res.status(500);\n"
                              "    return Promise.resolve({ status: 'degraded', version: VERSION, checks: { postgres: 'broken', redis: 'ok' } });")
     assert images_by_service(engine, stack.project) == {s: [ref(stack, s, "1.0.0")] * n for s, n in APPS.items()}
