@@ -111,7 +111,7 @@ def test_concurrent_deploy_is_refused_and_a_killed_deploy_leaves_a_breakable_loc
     assert second.returncode == 1 and "another deploy holds the lock: deploy 1.0.3" in second.stderr
     # Kill the first one in the middle of its rollout: the stack keeps serving, the lock is stale.
     for line in first.stdout:
-        if "new container(s) beside" in line:
+        if "new container(s)" in line:  # the rollout started them (deploy/stack/rollout.py start_batches)
             break
     first.send_signal(signal.SIGKILL)
     first.wait()
