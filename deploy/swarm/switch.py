@@ -24,10 +24,10 @@ from deploy.engine.facts import desired_replicas
 from deploy.engine.images import Pinned
 from deploy.engine.ops import Call, Note, Ops, Put, run
 from deploy.engine.stack import Stack
+from deploy.engine.steps import Step
 from deploy.errors import fail
 from deploy.fleet import Fleet, Member, on_each
 from deploy.output import say, styled
-from deploy.release.steps import Step
 from deploy.stack.health import verify
 from deploy.state import history
 from deploy.swarm.facts import Service, parse_services, parse_tasks, running_tasks
