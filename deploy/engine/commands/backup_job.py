@@ -59,7 +59,8 @@ COMPLETE_SH = r"""recorded_sha256() {
     [ -f "$1.sha256" ] || return 0
     awk -v name="$1" '{ t = t (NR > 1 ? "\n" : "") $0 }
         END { sub(/^[ \t\r\n]+/, "", t); sub(/[ \t\r\n]+$/, "", t); h = substr(t, 1, 64); m = substr(t, 66, 1)
-              if (length(h) == 64 && h ~ /^[0-9a-f]+$/ && substr(t, 65, 1) == " " && (m == " " || m == "*") && substr(t, 67) == name) print h }' "$1.sha256"
+              if (length(h) == 64 && h ~ /^[0-9a-f]+$/ && substr(t, 65, 1) == " " && (m == " " || m == "*") && substr(t, 67) == name)
+                  print h }' "$1.sha256"
 }
 manifest_records() {
     [ -f "$1.json" ] || return 1
@@ -273,6 +274,7 @@ app_version=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" 
 
 # the session that holds the snapshot; its answers, one a line, in $work/out
 mkfifo "$work/in"
+: >"$work/out"  # before psql's redirection makes it: wait_lines must never read a missing file (its test fails, the wait ends early)
 docker exec -i "$pg" {psql} <"$work/in" >"$work/out" 2>"$work/err" &
 psql_pid=$!
 exec 7>"$work/in"
@@ -290,6 +292,7 @@ wait_lines() {{  # $1 lines of answers, within $2 seconds
 wait_lines 2 60
 snapshot=$(sed -n 1p "$work/out")
 server_version=$(sed -n 2p "$work/out")
+[ -n "$snapshot" ] || die "could not export a snapshot: $(tail -n 3 "$work/err")"  # as db.backup's SnapshotSession
 printf '%s\\n' {q(pg.ROW_COUNTS_SQL)} >&7  # counted in the snapshot while pg_dump reads it
 
 [ ! -e "$name" ] || die "$name already exists (two runs in one second)"
