@@ -12,10 +12,9 @@ coreutils, flock). It follows every rule of ``inv db.backup`` (deploy.database):
 - one run at a time (flock on ``.schedule.lock``: a run that finds it taken is skipped);
 - then retention, by the rule of ``deploy.retention`` (its sh twin, ``retention_section``),
   counting a backup complete by the rule of ``deploy.database.files.scan`` (its sidecar
-  records a sha256 for it, its manifest the same one: ``COMPLETE_SH``) and only if its
-  bytes still hash to that sha256 (as a restore checks them): a damaged dump counts for
-  no rule, so it never takes the place of a good one (this reads every backup kept on
-  each run);
+  records a sha256 for it, its manifest the same one: ``COMPLETE_SH``); an incomplete one
+  counts for no rule, so it never takes the place of a good one (the bytes are checked
+  by a restore and the weekly drill, not on each run: that would read every backup kept);
 - its outcome, as JSON, in ``last-run.json`` (what ``inv db.schedule`` and ``inv
   health`` read), its output appended to ``schedule.log`` (kept under 1 MiB: one old
   file, ``schedule.log.1``).
@@ -54,7 +53,7 @@ MANIFEST_SQL = (
 # space or a star, DUMP's name, surrounding white space ignored), or nothing;
 # ``complete DUMP`` is true when there is one and the manifest DUMP.json, a JSON object
 # (a text from { to }), records the same one as its only "sha256" string; ``$sha`` is
-# then that sha256. ``whole DUMP SHA``: DUMP's bytes hash to SHA.
+# then that sha256.
 COMPLETE_SH = r"""recorded_sha256() {
     [ -f "$1.sha256" ] || return 0
     awk -v name="$1" '{ t = t (NR > 1 ? "\n" : "") $0 }
@@ -77,8 +76,7 @@ manifest_records() {
 complete() {
     sha=$(recorded_sha256 "$1") || sha=""
     [ -n "$sha" ] && [ -f "$1" ] && manifest_records "$1" "$sha"
-}
-whole() { [ "$(sha256sum <"$1" | cut -d ' ' -f 1)" = "$2" ]; }"""
+}"""
 
 
 @dataclass(frozen=True)
@@ -183,21 +181,14 @@ def retention_section(p: Policy) -> str:
     counts = " ".join(f"left_{rule}={int(n)} last_{rule}=''" for rule, n in p.counts())
     return f"""# retention (deploy/retention.py): {p.summary}; of this job's backups only (the folder
 # may hold those of db.backup too; a name's first stamp is its stamp, as files.NAME reads
-# it); complete ones (files.scan's rule, and their bytes matching) counted, newest first
+# it); complete ones (files.scan's rule) counted, newest first
 young=$(date -u -d "@$((started - {int(p.min_age)}))" +%Y%m%dT%H%M%SZ)  # a backup stamped after this is under the minimum age
 ls -1 | sed -nE '/^[A-Za-z0-9_.-]+-[0-9]{{8}}T[0-9]{{6}}Z-([A-Za-z0-9_.-]*-)?[0-9]{{8}}T[0-9]{{6}}Z-'"$LABEL"'\\.dump$/d
     s/^([A-Za-z0-9_.-]+-([0-9]{{8}}T[0-9]{{6}}Z)-'"$LABEL"'\\.dump)$/\\2 \\1/p' | sort -r >"$work/list"
 n=0 newest='' {counts}
 while read -r stamp dump; do
-    keep="" counted=""
+    keep=""
     if complete "$dump"; then
-        if whole "$dump" "$sha"; then
-            counted=yes
-        else
-            echo "$(date -u +%FT%TZ) retention: $dump does not match its sha256 $sha: not a complete backup, counted for no rule"
-        fi
-    fi
-    if [ -n "$counted" ]; then
         n=$((n + 1))
         [ -n "$newest" ] || newest=$stamp
         if [ "$n" -le {int(p.last)} ]; then keep=yes; fi
