@@ -108,7 +108,7 @@ def test_a_trailing_newline_is_refused_by_every_validator(kind: str, value: str)
 
 def repository_config() -> dict[str, Any]:
     """The repository's own deploy: section, as ``inv`` loads it (conftest's raw_config)."""
-    cfg = Config(project_location=str(ROOT))
+    cfg = Config(project_location=ROOT)
     cfg.load_project()
     return dict(plain(cfg.deploy))
 

@@ -42,7 +42,7 @@ def no_waiting(monkeypatch):
 
 
 def context() -> Context:
-    config = Config(project_location=str(ROOT))
+    config = Config(project_location=ROOT)
     config.load_project()
     return Context(config)
 
@@ -304,7 +304,7 @@ def test_the_stack_keeps_its_state_in_the_machine_folder(fake_settings, tmp_path
 
 def test_inv_reads_the_state_dir_from_the_environment(monkeypatch):
     monkeypatch.setenv("INVOKE_DEPLOY_STATE_DIR", "/var/lib/deploy/state")  # what CI sets
-    config = Config(project_location=str(ROOT))
+    config = Config(project_location=ROOT)
     config.load_project()
     config.load_shell_env()
     assert config.deploy.state_dir == "/var/lib/deploy/state"
