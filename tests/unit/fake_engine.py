@@ -732,10 +732,10 @@ class FakeEngine:
         if head in (("docker", "stop"), ("docker", "rm")):
             names = [a for a in rest if not a.startswith("-")]
             gone = [n for n in names if not self._find(n)]
-            found = [c for c in map(self._find, names) if c]
-            self._stopping(found, "stopped" if head[1] == "stop" else "removed")
+            targeted = [c for c in map(self._find, names) if c]
+            self._stopping(targeted, "stopped" if head[1] == "stop" else "removed")
             if head[1] == "rm":
-                self.containers = [c for c in self.containers if c not in found]
+                self.containers = [c for c in self.containers if c not in targeted]
             return "", "".join(f"Error: No such container: {n}\n" for n in gone), 1 if gone else 0
         if head == ("docker", "exec"):
             return self._exec(argv)
