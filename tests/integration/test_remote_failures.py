@@ -139,7 +139,9 @@ def test_db_tasks_on_the_hosts(stage3, testbed):
     assert seeded > before_seed
 
     backup = stage3("db.backup", "--label", "failures")
-    dump = Path(re.search(r"backup: (\S+\.dump)", backup.stdout).group(1))
+    reported = re.search(r"backup: (\S+\.dump)", backup.stdout)
+    assert reported, backup.stdout
+    dump = Path(reported.group(1))
     assert dump.parent == stage3.backups and dump.is_file()
     assert Path(f"{dump}.sha256").is_file() and json.loads(Path(f"{dump}.json").read_text())["row_counts"]["public.items"] == seeded
     listed = row(stage3("db.list").stdout, 0, dump.name)

@@ -732,10 +732,10 @@ class FakeEngine:
         if head in (("docker", "stop"), ("docker", "rm")):
             names = [a for a in rest if not a.startswith("-")]
             gone = [n for n in names if not self._find(n)]
-            found = list(filter(None, map(self._find, names)))
-            self._stopping(found, "stopped" if head[1] == "stop" else "removed")
+            targeted = [c for c in map(self._find, names) if c]
+            self._stopping(targeted, "stopped" if head[1] == "stop" else "removed")
             if head[1] == "rm":
-                self.containers = [c for c in self.containers if c not in found]
+                self.containers = [c for c in self.containers if c not in targeted]
             return "", "".join(f"Error: No such container: {n}\n" for n in gone), 1 if gone else 0
         if head == ("docker", "exec"):
             return self._exec(argv)
@@ -799,8 +799,8 @@ class FakeEngine:
         if argv[:3] == ("mv", "-n", "-T") and len(argv) == 5:
             return self._move(argv[3], argv[4])
         if argv[:3] == ("sh", "-c", file_commands.AGE_SCRIPT):
-            path = next((p for p in argv[4:] if p in self.files or p in self.dirs), None)
-            return ("", "", 1) if path is None else (f"{int(time.time() - self.modified.get(path, time.time()))}\n", "", 0)
+            aged = next((p for p in argv[4:] if p in self.files or p in self.dirs), None)
+            return ("", "", 1) if aged is None else (f"{int(time.time() - self.modified.get(aged, time.time()))}\n", "", 0)
         if argv[:3] == ("mv", "-f", "-T") and len(argv) == 5:  # a rename within a folder
             if argv[3] not in self.files:
                 return "", f"mv: cannot stat '{argv[3]}': No such file or directory", 1

@@ -108,7 +108,7 @@ def test_a_trailing_newline_is_refused_by_every_validator(kind: str, value: str)
 
 def repository_config() -> dict[str, Any]:
     """The repository's own deploy: section, as ``inv`` loads it (conftest's raw_config)."""
-    cfg = Config(project_location=str(ROOT))
+    cfg = Config(project_location=ROOT)
     cfg.load_project()
     return dict(plain(cfg.deploy))
 
@@ -218,7 +218,11 @@ def test_a_cron_schedule_is_five_plain_fields(when: str) -> None:
 def job(**fields: str) -> backup_job.Job:
     base = {"project": "myapp", "stage": "production", "service": "postgres", "app_service": "backend", "user": "app",
             "database": "app", "directory": "/srv/myapp/backups"}
-    return backup_job.Job(**{**base, **fields}, retention=Policy(last=7, daily=7, weekly=4, monthly=6, min_age=86400))
+    assert set(fields) <= set(base), fields  # only the string settings
+    s = {**base, **fields}
+    return backup_job.Job(project=s["project"], stage=s["stage"], service=s["service"], app_service=s["app_service"],
+                          user=s["user"], database=s["database"], directory=s["directory"],
+                          retention=Policy(last=7, daily=7, weekly=4, monthly=6, min_age=86400))
 
 
 HEADER_VARIABLES = {"directory": "DIR", "project": "PROJECT", "stage": "STAGE", "service": "SERVICE", "app_service": "APP_SERVICE",
