@@ -124,7 +124,7 @@ def test_a_run_writes_the_dump_its_sidecar_and_its_manifest(tmp_path):
     assert "pg_dump --format=custom -U app -d app --snapshot=00000003-0000001B-1" in calls
 
 
-def write_backup(directory: Path, when: datetime, kind: str = "complete", label: str = "scheduled") -> str:
+def write_backup(directory: Path, when: datetime, kind: str = "complete", label: str | None = "scheduled") -> str:
     """A backup as a run leaves it (``complete``), or damaged: ``no-json`` (the run died
     before its manifest), ``bad-sidecar`` (the sidecar's sha256 is not the manifest's)."""
     name = files.new_name("app", when, label)
