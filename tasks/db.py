@@ -51,8 +51,7 @@ def _on_app_host(c: Context, where: Where, command: Callable[[Stack], Ops[None]]
         Executor()(command(fleet.pick(fleet.settings.config.database.migrate_service).stack))
 
 
-@on_host(locks=True, help={"label": "a word added to the file name (letters, digits, . _ -)",
-                           "dir": "write here instead of the stage's backups directory"})
+@on_host(help={"label": "a word added to the file name (letters, digits, . _ -)", "dir": "write here instead of the stage's backups directory"})
 def backup(c: Context, label: str | None = None, dir: str | None = None, *, where: Where) -> None:  # noqa: A002
     """Back up the database: pg_dump (custom format) streamed to local storage, checksummed, with a manifest.
 
@@ -61,15 +60,13 @@ def backup(c: Context, label: str | None = None, dir: str | None = None, *, wher
     """
     from deploy.database import dump as backupmod
     from deploy.output import ByteProgress, human_bytes, say
-    from deploy.state import lock
 
-    fleet = _changed_fleet(c, where)
-    stack = fleet.one("db").stack
-    flags: dict[str, Any] = {k: v for k, v in (("label", label), ("dir", dir)) if v}
-    with lock.held(fleet.primary.stack, "db.backup", wait=where.lock_wait, **flags):
-        progress = ByteProgress("backup")
-        result = backupmod.backup(stack, label=label, directory=Path(dir) if dir else None, progress=progress)
-        progress.finish()
+    # No lock: a backup changes nothing a deploy does, and one taken during a deploy (a
+    # user's own cron) must not fail; the stage check still refuses another stage's stack.
+    stack = _changed_fleet(c, where).one("db").stack
+    progress = ByteProgress("backup")
+    result = backupmod.backup(stack, label=label, directory=Path(dir) if dir else None, progress=progress)
+    progress.finish()
     for path in result.swept:
         say(f"swept a stale partial file: {path}")
     rate = result.size / 1e6 / max(result.seconds, 1e-6)

@@ -28,7 +28,7 @@ from tests.unit.fake_engine import FakeEngine, is_read
 
 MUTATING = ["up", "down", "scale", "clean", "db.restore", "db.migrate", "db.seed", "db.kill", "db.reindex", "deploy", "rollback",
             "db.prune", "db.offsite.prune", "db.schedule", "tls.selfsigned", "tls.install", "tls.issue", "tls.renew", "hosts.firewall", "swarm.init",
-            "db.backup", "db.offsite.init", "push"]
+            "db.offsite.init", "push"]
 
 
 @pytest.fixture
@@ -307,7 +307,6 @@ CALLS = {
     "tls.renew": lambda t, backup: t(context()),
     "hosts.firewall": lambda t, backup: t(context()),
     "swarm.init": lambda t, backup: t(context()),
-    "db.backup": lambda t, backup: t(context()),
     "db.offsite.init": lambda t, backup: t(context()),
     "push": lambda t, backup: t(context()),
 }
