@@ -361,7 +361,7 @@ def schedule_(c: Context, every: str | None = None, at: str | None = None, keep:
              "give --every too, e.g. --every 6h --keep 14")
     changes = bool(every or off)
     fleet = compose_only(_changed_fleet(c, where) if changes else open_fleet(c, where), "db.schedule",
-                         "run inv db.backup --stage STAGE --wait-lock 600 from a scheduler of your own (cron on this machine)")
+                         "run inv db.backup --stage STAGE from a scheduler of your own (cron on this machine)")
     stack = fleet.one("db").stack
     where_name = stack.target.name
     if changes:
