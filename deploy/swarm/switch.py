@@ -19,6 +19,7 @@ from typing import Any
 
 from invoke.exceptions import Exit
 
+from deploy.config import masking
 from deploy.engine.commands import swarm as cmd
 from deploy.engine.facts import desired_replicas
 from deploy.engine.images import Pinned
@@ -60,7 +61,8 @@ def render(here: Stack, manager: Stack, pins: Mapping[str, Pinned]) -> StackFile
     secrets = {name: s.env.get(name, "") for name in cfg.secret_env}
     replicas = desired_replicas(config, manager.saved_scale())
     images = {service: pin.exact for service, pin in pins.items()}
-    return Renderer(s.stage.project, config, roles, secrets, replicas, read_source, s.stage.encrypt_overlay, images).render()
+    named = masking.secrets(s.env, s.secret_names)  # also the offsite password's, and those named like a secret
+    return Renderer(s.stage.project, config, roles, secrets, replicas, read_source, s.stage.encrypt_overlay, images, named).render()
 
 
 def dump(stack_file: dict[str, Any]) -> bytes:

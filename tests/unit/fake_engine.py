@@ -9,8 +9,8 @@ health, image, labels, an address on each network of their service) answering
 config|port|up|pull|build|run|stop|rm|down``, ``docker stop|rm|exec|logs``, images
 (``image inspect|rm``, ``tag``, ``push``, ``pull`` by digest; a ``Registry`` shared by
 the hosts), ``git``, the lock's ``mkdir``/``test``/``rm -rf``/``mv -n -T`` and the age of its files (``files.age_seconds``, from ``modified``),
-spawned ``tar``/``psql``/``pg_dump``, ``restic`` as a test answers it, and HTTP through the proxy. Anything else exits 127,
-so a command the fake does not know shows up in a test.
+a folder's names (``ls -1A``), spawned ``tar``/``psql``/``pg_dump``, ``restic`` as a test answers it, and HTTP through the proxy.
+Anything else exits 127, so a command the fake does not know shows up in a test.
 
 The proxy (nginx) routes what its routing file listed when it last started or reloaded
 (``nginx -t`` and ``nginx -s reload`` inside it read the file from the fake file system,
@@ -791,6 +791,9 @@ class FakeEngine:
             return "", "", 0 if self.cron_running else 1
         if argv[:2] == ("test", "-f"):
             return "", "", 0 if argv[2] in self.files else 1
+        if list(argv) == file_commands.list_dir(argv[-1]):  # the names of the files in a folder
+            names = sorted({f[len(argv[-1]) + 1:].split("/")[0] for f in self.files if f.startswith(argv[-1] + "/")})
+            return "".join(f"{n}\n" for n in names), "", 0 if names or argv[-1] in self.dirs else 2
         if argv[:2] == ("rm", "-rf"):
             path = argv[2]
             self.dirs = {d for d in self.dirs if d != path and not d.startswith(path + "/")}

@@ -27,7 +27,8 @@ from tests.unit.conftest import ROOT
 from tests.unit.fake_engine import FakeEngine, is_read
 
 MUTATING = ["up", "down", "scale", "clean", "db.restore", "db.migrate", "db.seed", "db.kill", "db.reindex", "deploy", "rollback",
-            "db.prune", "db.offsite.prune", "db.schedule", "tls.selfsigned", "tls.install", "tls.issue", "tls.renew", "hosts.firewall", "swarm.init"]
+            "db.prune", "db.offsite.prune", "db.schedule", "tls.selfsigned", "tls.install", "tls.issue", "tls.renew", "hosts.firewall", "swarm.init",
+            "db.offsite.init", "push"]
 
 
 @pytest.fixture
@@ -286,7 +287,7 @@ def test_exactly_the_mutating_tasks_take_wait_lock():
             task.help = help_
 
     assert sorted(n for n in root.task_names if has_flag(n)) == sorted(
-        f"{n}.{n}" if n in ("scale", "clean") else n for n in MUTATING)
+        f"{n}.{n}" if n in ("scale", "clean", "push") else n for n in MUTATING)
 
 
 def context() -> Context:
@@ -316,6 +317,8 @@ CALLS = {
     "tls.renew": lambda t, backup: t(context()),
     "hosts.firewall": lambda t, backup: t(context()),
     "swarm.init": lambda t, backup: t(context()),
+    "db.offsite.init": lambda t, backup: t(context()),
+    "push": lambda t, backup: t(context()),
 }
 READS_ONLY = {  # the same tasks, called so that they change nothing: no lock taken
     "db.schedule": lambda t: t(context()),
@@ -334,6 +337,7 @@ def held_world(fake_settings, monkeypatch) -> FakeEngine:
     import tasks.db
     import tasks.deploy
     import tasks.hosts
+    import tasks.push
     import tasks.scale
     import tasks.stack
     import tasks.swarm
@@ -341,7 +345,8 @@ def held_world(fake_settings, monkeypatch) -> FakeEngine:
 
     engine = FakeEngine()
     fleet = local_fleet(fake_settings, engine)
-    for module in (tasks._open, tasks.stack, tasks.clean, tasks.scale, tasks.db, tasks.deploy, tasks.tls, tasks.hosts, tasks.swarm):
+    for module in (tasks._open, tasks.stack, tasks.clean, tasks.scale, tasks.db, tasks.deploy, tasks.tls, tasks.hosts, tasks.swarm,
+                   tasks.push):
         monkeypatch.setattr(module, "open_fleet", lambda c, where: fleet)
     monkeypatch.setattr(tasks.db, "open_settings", lambda c, where: fleet.settings)
     history.record(fleet.primary.stack, Release(version="1.0.0", status="success"))
@@ -370,3 +375,12 @@ def test_every_mutating_task_is_refused_while_another_holds_the_lock(name, fake_
     state = fleet_stack.state_file("")
     assert [c.line for c in engine.journal if not is_read(c.argv) and state not in c.line] == []
     assert current(fleet_stack).purpose == "deploy 9.9.9"
+
+
+def test_a_schedule_dry_run_does_not_take_the_lock(fake_settings, monkeypatch, capsys):
+    """db.schedule takes the lock itself (after the stage check): --dry-run prints the plan and takes none."""
+    engine = held_world(fake_settings, monkeypatch)
+    engine.dirs.add("/etc/cron.d")
+    root["db.schedule"](context(), every="6h", dry_run=True)
+    assert current(Stack(fake_settings, engine)).purpose == "deploy 9.9.9"
+    assert "db-backup" in capsys.readouterr().out

@@ -91,6 +91,8 @@ CHANGING = {
     "db.seed": lambda t: t(context()),
     "db.restore": lambda t: t(context(), "latest", yes=True),
     "db.reindex": lambda t: t(context(), yes=True),
+    "db.schedule": lambda t: t(context(), every="6h"),
+    "db.offsite.init": lambda t: t(context()),
 }
 
 
