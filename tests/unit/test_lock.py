@@ -347,7 +347,7 @@ def held_world(fake_settings, monkeypatch) -> FakeEngine:
     fleet = local_fleet(fake_settings, engine)
     for module in (tasks._open, tasks.stack, tasks.clean, tasks.scale, tasks.db, tasks.deploy, tasks.tls, tasks.hosts, tasks.swarm,
                    tasks.push):
-        monkeypatch.setattr(module, "open_fleet", lambda c, where: fleet)
+        monkeypatch.setattr(module, "open_fleet", lambda c, where, max_surge=None: fleet)
     monkeypatch.setattr(tasks.db, "open_settings", lambda c, where: fleet.settings)
     history.record(fleet.primary.stack, Release(version="1.0.0", status="success"))
     lock.acquire(fleet.primary.stack, "deploy 9.9.9")  # held by another task (this process: alive, not stale)

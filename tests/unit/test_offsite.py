@@ -229,7 +229,7 @@ def prune_world(settings, monkeypatch):
     fleet, engines = fleet_of(settings, ["h1"])
     here = FakeEngine("here")
     here.restic = FakeRestic(5)
-    monkeypatch.setattr(tasks._open, "open_fleet", lambda c, where: fleet)
+    monkeypatch.setattr(tasks._open, "open_fleet", lambda c, where, max_surge=None: fleet)
     monkeypatch.setattr(tasks.db, "open_settings", lambda c, where: settings)
     monkeypatch.setattr(local, "LocalTarget", lambda c: here)  # the task imports it when it runs
     return here, engines["h1"]

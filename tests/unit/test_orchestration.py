@@ -849,7 +849,7 @@ def test_a_killed_deploy_is_marked_interrupted_when_its_stale_lock_is_broken(wor
     holder = world.home.state_file("deploy.lock/holder.json")
     details = json.loads(world.home.target.read_text(holder))
     world.home.target.write_text(holder, json.dumps({**details, "pid": dead.pid}))  # its process is gone
-    monkeypatch.setattr(tasks.lock, "open_fleet", lambda c, where: world.fleet)
+    monkeypatch.setattr(tasks.lock, "open_fleet", lambda c, where, max_surge=None: world.fleet)
     root["lock.release"](Context())
     assert not world.lock_held()
     assert [(r.version, r.status) for r in history.history(world.home)] == [(OLD, "success"), (NEW, "interrupted")]

@@ -164,7 +164,7 @@ def test_db_schedule_shows_the_retention_rule_and_the_dates_it_keeps(fake_settin
     fleet, engines = fleet_of(fake_settings, ["h3"])
     stack, engine = fleet.members[0].stack, engines["h3"]
     for module in (tasks._open, tasks.db):
-        monkeypatch.setattr(module, "open_fleet", lambda c, where: fleet)
+        monkeypatch.setattr(module, "open_fleet", lambda c, where, max_surge=None: fleet)
     engine.dirs.add(cron.CRON_DIR)
     noon = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)  # in the past
     directory = scheduled.host_dir(stack)

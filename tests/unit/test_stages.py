@@ -76,7 +76,7 @@ def tasks_open(monkeypatch, fleet: Fleet) -> None:
     import tasks.status
 
     for module in (tasks.stack, tasks.clean, tasks.scale, tasks.db, tasks.deploy, tasks.status, tasks.logs):
-        monkeypatch.setattr(module, "open_fleet", lambda c, where: fleet)
+        monkeypatch.setattr(module, "open_fleet", lambda c, where, max_surge=None: fleet)
 
 
 CHANGING = {
