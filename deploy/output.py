@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 Span = tuple[int, int, str]  # start, end, rich style
@@ -78,13 +78,14 @@ def _rich(value: object) -> Any:
     return text
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """Every cell is printed as it is (``Styled`` cells with their styles)."""
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]], no_wrap: Collection[int] = ()) -> None:
+    """Every cell is printed as it is (``Styled`` cells with their styles); the columns
+    numbered in ``no_wrap`` are never wrapped (names a reader or a test looks rows up by)."""
     from rich.table import Table
 
     t = Table(title=_rich(title), title_justify="left")
-    for col in columns:
-        t.add_column(_rich(col))
+    for i, col in enumerate(columns):
+        t.add_column(_rich(col), no_wrap=i in no_wrap)
     for row in rows:
         t.add_row(*(_rich(v) for v in row))
     _console().print(t)

@@ -33,6 +33,10 @@ CRON_WHEN = re.compile(r"[0-9A-Za-z*/,-]+(?: [0-9A-Za-z*/,-]+){4}")  # cron's fi
 NGINX_RATE = re.compile(r"[1-9][0-9]{0,8}r/[sm]")  # limit_req_zone's rate=
 NGINX_BURST = re.compile(r"[0-9]{1,9}")  # limit_req's burst=
 REDIS_UNQUOTABLE = re.compile(r'["\\]')  # what ends or escapes redis.conf's "..." (beside CONTROL)
+# DNS labels of ASCII letters, digits and inner hyphens (no re.IGNORECASE: with it [a-z] also
+# matches the Kelvin sign and the long s, which case-fold to k and s)
+DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+DOMAIN_LIMIT = 253
 
 
 def one_line(value: str, what: str) -> str:
@@ -77,6 +81,15 @@ def env_name(name: str, where: str = "") -> str:
 def label(name: str, where: str = "") -> str:
     """A backup's label (part of its file name)."""
     return _name(LABEL, name, where, "label", "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+
+
+def domain(name: str) -> str:
+    """A domain name (a certificate's, the ACME request's; openssl's subject, certbot's -d),
+    lowercased: at most 253 characters, dot-separated labels of ASCII letters, digits and
+    hyphens (none first or last in a label)."""
+    if len(name) > DOMAIN_LIMIT or not DOMAIN.fullmatch(name):
+        fail(f"{name!r} is not a domain name", "give a name like app.example.com (letters, digits, hyphens and dots)")
+    return name.lower()
 
 
 def deploy_dir(path: str, what: str = "deploy_dir") -> str:
@@ -129,6 +142,15 @@ def nginx_burst(value: str, name: str) -> str:
     """A burst of nginx's ``limit_req`` (a whole number)."""
     if not NGINX_BURST.fullmatch(value):
         fail(f"{name} {value!r} is not an nginx burst", f"set {name} to a whole number of requests, e.g. 100")
+    return value
+
+
+def secret_line(value: str, name: str) -> str:
+    """A secret (or a value beside secrets) that a file carries on one line: no control
+    character, no line break. Its value is never shown."""
+    if CONTROL.search(value):
+        fail(f"{name} holds a line break or another control character, which its file cannot carry on one line",
+             f"set {name} to a value on one line, without control characters")
     return value
 
 

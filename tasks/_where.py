@@ -80,10 +80,10 @@ def dry_run(args: Mapping[str, Any]) -> bool:
     return bool(args.get("dry_run"))
 
 
-def on_stage(held: str = "", reads_only: ReadsOnly = dry_run, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+def on_stage(locks: bool = False, held: str = "", reads_only: ReadsOnly = dry_run, **options: Any) -> Callable[[Callable[..., Any]], Task]:
     """A task acting on this machine: --stage and --env-file (and --wait-lock with
-    ``held``). ``options`` are ``invoke.task``'s (help, positional, iterable, name)."""
-    return _where_task(STAGE_FLAGS, STAGE_HELP, options, held, reads_only)
+    ``locks`` or ``held``). ``options`` are ``invoke.task``'s (help, positional, iterable, name)."""
+    return _where_task(STAGE_FLAGS, STAGE_HELP, options, held, reads_only, locks)
 
 
 def on_hosts(locks: bool = False, held: str = "", reads_only: ReadsOnly = dry_run, **options: Any) -> Callable[[Callable[..., Any]], Task]:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Context, Exit
 
@@ -60,6 +61,8 @@ def backup(c: Context, label: str | None = None, dir: str | None = None, *, wher
     from deploy.database import dump as backupmod
     from deploy.output import ByteProgress, human_bytes, say
 
+    # No lock: a backup changes nothing a deploy does, and one taken during a deploy (a
+    # user's own cron) must not fail; the stage check still refuses another stage's stack.
     stack = _changed_fleet(c, where).one("db").stack
     progress = ByteProgress("backup")
     result = backupmod.backup(stack, label=label, directory=Path(dir) if dir else None, progress=progress)
@@ -324,8 +327,7 @@ def reindex(c: Context, yes: bool = False, *, where: Where) -> None:
 
 @on_host(
     name="schedule",
-    held="db.schedule",
-    reads_only=lambda args: bool(args.get("dry_run")) or not (args.get("every") or args.get("off")),  # no options: it shows the schedule
+    locks=True,  # not with no options (it shows the schedule) nor with --dry-run
     help={
         "every": "how often: 15m, 30m, 1h, 6h, 12h, 1d (intervals that divide the day)",
         "at": "with --every 1d: the time of day, HH:MM UTC",
@@ -349,6 +351,7 @@ def schedule_(c: Context, every: str | None = None, at: str | None = None, keep:
     from deploy.engine.ops import Executor
     from deploy.errors import fail
     from deploy.output import say, styled
+    from deploy.state import lock
 
     given = [v for v in (keep, keep_daily, keep_weekly, keep_monthly, min_age) if v is not None]
     if off and (every or at or given):
@@ -356,19 +359,23 @@ def schedule_(c: Context, every: str | None = None, at: str | None = None, keep:
     if not every and (at or given):
         fail("--at, --keep, --keep-daily, --keep-weekly, --keep-monthly and --min-age belong to a schedule",
              "give --every too, e.g. --every 6h --keep 14")
-    fleet = compose_only(open_fleet(c, where), "db.schedule", "run inv db.backup --stage STAGE from a scheduler of your own (cron on this machine)")
+    changes = bool(every or off)
+    fleet = compose_only(_changed_fleet(c, where) if changes else open_fleet(c, where), "db.schedule",
+                         "run inv db.backup --stage STAGE from a scheduler of your own (cron on this machine)")
     stack = fleet.one("db").stack
     where_name = stack.target.name
-    if off:
-        Executor(dry_run=dry_run)(scheduled.remove(stack))
-        if not dry_run:
-            say(f"no more scheduled backups on {where_name} (the backups made stay; inv db.pull copies them home)")
-        return
-    if every:
+    if changes:
         p = _policy(fleet.settings.config.retention.backups, keep, keep_daily, keep_weekly, keep_monthly, min_age)
-        plan = scheduled.plan(every, at, p, datetime.now(timezone.utc), offsite=fleet.settings.stage.offsite is not None)
-        Executor(dry_run=dry_run)(scheduled.install(stack, plan))
+        plan = None if off else scheduled.plan(every or "", at, p, datetime.now(timezone.utc), offsite=fleet.settings.stage.offsite is not None)
+        given_flags = {"every": every, "at": at, "keep": keep, "keep_daily": keep_daily, "keep_weekly": keep_weekly,
+                       "keep_monthly": keep_monthly, "min_age": min_age, "off": off}
+        flags: dict[str, Any] = {k: v for k, v in given_flags.items() if v}
+        with nullcontext() if dry_run else lock.held(fleet.primary.stack, "db.schedule", wait=where.lock_wait, **flags):
+            Executor(dry_run=dry_run)(scheduled.remove(stack) if plan is None else scheduled.install(stack, plan))
         if dry_run:
+            return
+        if plan is None:
+            say(f"no more scheduled backups on {where_name} (the backups made stay; inv db.pull copies them home)")
             return
         say(styled("scheduled", "green") + f" on {where_name}: {scheduled.cron_when(plan, scheduled.cron_job(stack, plan).name)} "
             f"(cron, UTC), keeping {plan.retention.summary}")
@@ -417,15 +424,18 @@ def pull_(c: Context, *, where: Where) -> None:
     say(f"{len(names)} backup(s) pulled from {stack.target.name}" if names else f"every complete backup of {stack.target.name} is here already")
 
 
-@on_host(name="init")
+@on_host(name="init", locks=True)
 def offsite_init(c: Context, *, where: Where) -> None:
     """Create the stage's offsite restic repository (or keep the existing one) from the db host, and store its settings there."""
     from deploy.database import offsite
     from deploy.engine.ops import Executor
     from deploy.output import say
+    from deploy.state import lock
 
-    stack = _db(c, where)
-    created = Executor()(offsite.init(stack))
+    fleet = _changed_fleet(c, where)
+    stack = fleet.one("db").stack
+    with lock.held(fleet.primary.stack, "db.offsite.init", wait=where.lock_wait):
+        created = Executor()(offsite.init(stack))
     say(("created" if created else "kept the existing") + f" offsite repository for {offsite.tag(stack)} (reached from {stack.target.name}); "
         "each scheduled backup is copied there (inv db.schedule --every ...)")
 

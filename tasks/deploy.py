@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from invoke import Context
 
 from tasks._input import optional_number
-from tasks._open import load_config, open_fleet
+from tasks._open import MAX_SURGE_HELP, load_config, open_fleet
 from tasks._show import served_at
 from tasks._where import Where, on_hosts
 
@@ -45,6 +45,7 @@ def _members(fleet: Fleet) -> str:
         "restart_stateful": "apply a changed image or configuration of postgres/redis (restarts them, after the backup)",
         "timeout": TIMEOUT_HELP,
         "parallel": PARALLEL_HELP,
+        "max_surge": MAX_SURGE_HELP,
     }
 )
 def deploy(
@@ -57,6 +58,7 @@ def deploy(
     restart_stateful: bool = False,
     timeout: str | None = None,
     parallel: str | None = None,
+    max_surge: str | None = None,
     *,
     where: Where,
 ) -> None:
@@ -78,7 +80,7 @@ def deploy(
     if restart_stateful and skip_backup:
         fail("--restart-stateful restarts the database: it needs the backup step", "drop --skip-backup")
     options = _options(c, timeout, parallel, skip_tests=skip_tests, skip_backup=skip_backup, restart_stateful=restart_stateful)
-    fleet = open_fleet(c, where)
+    fleet = open_fleet(c, where, max_surge)
     refuse_other_stage(fleet)
     home = fleet.primary.stack
     chosen = choose_version(home, version, bump, fleet.here)
@@ -116,9 +118,11 @@ def releases_(c: Context, *, where: Where) -> None:
         "dry_run": DRY_RUN_HELP,
         "timeout": TIMEOUT_HELP,
         "parallel": PARALLEL_HELP,
+        "max_surge": MAX_SURGE_HELP,
     },
 )
-def rollback(c: Context, version: str, dry_run: bool = False, timeout: str | None = None, parallel: str | None = None, *, where: Where) -> None:
+def rollback(c: Context, version: str, dry_run: bool = False, timeout: str | None = None, parallel: str | None = None,
+             max_surge: str | None = None, *, where: Where) -> None:
     """Return to an earlier release with the same zero-downtime rollout: `inv rollback 1.5.0`, `inv rollback previous`."""
     from deploy.engine.ops import Executor
     from deploy.output import say, styled
@@ -129,7 +133,7 @@ def rollback(c: Context, version: str, dry_run: bool = False, timeout: str | Non
 
     wanted = None if version == "previous" else given(version).tag
     options = _options(c, timeout, parallel)
-    fleet = open_fleet(c, where)
+    fleet = open_fleet(c, where, max_surge)
     refuse_other_stage(fleet)
     if dry_run:
         say(f"dry run: rollback to {version} on {_members(fleet)}; nothing is changed")

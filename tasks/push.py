@@ -5,7 +5,7 @@ from tasks._open import open_fleet
 from tasks._where import Where, on_stage
 
 
-@on_stage(help={"version": "the release whose images to push (default: the one now serving)"})
+@on_stage(locks=True, help={"version": "the release whose images to push (default: the one now serving)"})
 def push(c: Context, version: str | None = None, *, where: Where) -> None:
     """Push a release's images (every tag) from this machine's engine to the registry, with retries."""
     from deploy.engine.ops import Executor
@@ -21,7 +21,7 @@ def push(c: Context, version: str | None = None, *, where: Where) -> None:
     wanted = version or (serving.version if serving else None)
     if not wanted:
         fail("no --version given and no release deployed", "inv push --version X.Y.Z")
-    with lock.held(home, f"push {wanted}"):
+    with lock.held(home, f"push {wanted}", wait=where.lock_wait):
         push_release(fleet.here, given(wanted), Executor(), home=home)
 
 

@@ -1,7 +1,7 @@
 """The `scale` namespace: `inv scale --backend N --web M [--set SVC=N]`."""
 from invoke import Collection, Context
 
-from tasks._open import load_config, open_fleet
+from tasks._open import MAX_SURGE_HELP, load_config, open_fleet
 from tasks._where import Where, on_hosts
 
 
@@ -13,6 +13,7 @@ from tasks._where import Where, on_hosts
         "web": "replicas of web",
         "set": "SERVICE=COUNT for any other stateless service; repeat for several",
         "yes": "confirm a count of 0",
+        "max_surge": MAX_SURGE_HELP,
     },
 )
 def scale(
@@ -21,6 +22,7 @@ def scale(
     web: str | None = None,
     set: list[str] | None = None,  # noqa: A002 (the flag is --set)
     yes: bool = False,
+    max_surge: str | None = None,
     *,
     where: Where,
 ) -> None:
@@ -42,7 +44,7 @@ def scale(
         if value is not None:
             requested[name] = value
     counts = scalemod.plan(load_config(c), requested, yes)
-    fleet = open_fleet(c, where)
+    fleet = open_fleet(c, where, max_surge)
     refuse_other_stage(fleet)
     with lock.held(fleet.primary.stack, "scale", wait=where.lock_wait, counts=counts):
         Executor()(swarm_scale(fleet, counts, load_config(c).up_timeout) if fleet.swarm else scalemod.apply_fleet(fleet, counts))

@@ -14,27 +14,43 @@ from tasks.swarm import show_services
 if TYPE_CHECKING:
     from deploy.fleet import Member
     from deploy.stack.health import Check
-    from deploy.stack.status import ServiceStatus
+    from deploy.stack.status import Server, ServiceStatus
 
 NOTHING_RUNS = ("no running containers", "start the stack with `inv up`")
 
 
-def _statuses(m: Member) -> tuple[list[ServiceStatus], str | None]:
-    """The host's services, and its certificate (app hosts: their nginx terminates TLS)."""
-    from deploy.stack import routing
+def _statuses(m: Member) -> tuple[list[ServiceStatus], str | None, list[Server] | None]:
+    """The host's services, its certificate, and its app servers as its router has them
+    (app hosts: their nginx terminates TLS and routes; None: no proxy runs there)."""
+    from deploy.stack import health, routing
     from deploy.stack import tls as tlsmod
-    from deploy.stack.status import summarize
+    from deploy.stack.status import servers, summarize
 
     stack = m.stack
     app = m.host.has("app")
-    routed = {s: len(a) for s, a in routing.routed(stack).items()} if app else {}
+    containers = stack.containers()
+    pools = routing.routed(stack) if app else {}
+    routed = {s: len(a) for s, a in pools.items()}
     certificate = tlsmod.expiry(tlsmod.installed(stack), datetime.now(timezone.utc))[1] if app else None
-    return summarize(m.services(), stack.containers(), stack.desired(), routed=routed), certificate
+    found = None
+    if app and routing.proxy_container(stack.settings.config, containers) is not None:
+        ports = {s: a.port for s, a in stack.settings.config.stateless.items()}
+        found = servers(ports, containers, routing.proxy_networks(stack, containers), pools, health.answering(stack, containers))
+    return summarize(m.services(), containers, stack.desired(), routed=routed), certificate, found
+
+
+def _server_rows(found: list[Server]) -> list[tuple[object, ...]]:
+    from deploy.output import styled
+
+    def why(s: Server) -> object:
+        return styled(s.why, "red") if s.level == "bad" else styled(s.why, "yellow") if s.level == "warn" else s.why or "-"
+
+    return [(s.container, s.service, s.address, s.routing, s.health, why(s)) for s in found]
 
 
 @on_hosts()
 def status(c: Context, *, where: Where) -> None:
-    """Per service: desired/running/healthy replicas, image and version, uptime, ports (per host); the certificate."""
+    """Per host: each service's replicas, image, version, uptime, ports; each app server as its router has it; the certificate."""
     from deploy.output import say, styled, table
     from deploy.stack.owner import warn_other_stage
     from deploy.stack.status import human_duration
@@ -46,7 +62,7 @@ def status(c: Context, *, where: Where) -> None:
         return
     found = fleet.each(_statuses, what="status", summary=False)
     for m in fleet.members:
-        statuses, certificate = found[m.name]
+        statuses, certificate, servers = found[m.name]
         table(
             f"{fleet.settings.stage.project} ({fleet.settings.stage.name}) on {m.name}",
             ["service", "desired", "running", "healthy", "routed", "image", "version", "uptime", "ports"],
@@ -65,6 +81,12 @@ def status(c: Context, *, where: Where) -> None:
                 for s in statuses
             ),
         )
+        if servers:
+            table(f"servers as the router on {m.name} has them", ["container", "service", "address", "routing", "docker health", "why"],
+                  _server_rows(servers), no_wrap=(0,))
+        elif servers is None and m.host.has("app"):
+            proxy = fleet.settings.config.proxy.service
+            say(f"{proxy} does not run{f' on {m.name}' if fleet.remote else ''}: no router, nothing is served (inv up starts it)")
         if certificate is not None:
             say(f"certificate{f' on {m.name}' if fleet.remote else ''}: {certificate}")
 

@@ -38,10 +38,11 @@ def selfsigned(c: Context, domain: str, days: str | None = None, *, where: Where
     On hosts, every app host gets it. nginx serves HTTPS with it at once and HTTP
     redirects to HTTPS (ACME challenges and /nginx-health excepted).
     """
+    from deploy import validators
     from deploy.stack import tls as tlsmod
 
     valid_days = optional_number("--days", days, 90, minimum=1)
-    tlsmod.check_domain(domain)
+    validators.domain(domain)
     fleet = compose_only(open_fleet(c, where), "tls.*", NOT_ON_SWARM)
     pem, cert = tlsmod.self_signed(fleet.here.target, domain, valid_days)
     _install(fleet, pem, cert)

@@ -30,9 +30,14 @@ SECRET_NAME = re.compile(r"(?:^|_)(?:PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|ACCESS
 WORD = "A-Za-z0-9_"
 
 
+def secrets(env: Mapping[str, str], declared: Sequence[str]) -> dict[str, str]:
+    """The declared secrets and the variables named like one, name -> value (non-empty)."""
+    return {name: v for name, v in env.items() if v and (name in declared or SECRET_NAME.search(name))}
+
+
 def secret_values(env: Mapping[str, str], declared: Sequence[str]) -> frozenset[str]:
     """The values (non-empty) of the declared secrets and of the variables named like one."""
-    return frozenset(v for name, v in env.items() if v and (name in declared or SECRET_NAME.search(name)))
+    return frozenset(secrets(env, declared).values())
 
 
 def forms(value: str) -> set[str]:

@@ -21,12 +21,12 @@ from deploy.engine.facts import parse_identity
 from deploy.engine.images import ImageName, app_images, release_tags
 from deploy.engine.ops import Call, Executor, Ops, run
 from deploy.engine.stack import Stack
+from deploy.engine.steps import Step, perform
 from deploy.errors import fail
 from deploy.fleet import Fleet, Member, on_each
 from deploy.output import say
 from deploy.release.push import next_free, planned_pins, push_tags, pushed_pins, refuse_pushed
 from deploy.release.record import new_release, run_recorded
-from deploy.release.steps import Step, perform
 from deploy.release.switch import switch_for
 from deploy.stack import lifecycle
 from deploy.stack.checks import fleet_findings

@@ -10,8 +10,8 @@ from typing import Any
 
 from deploy.engine.ops import Executor
 from deploy.engine.stack import Stack
+from deploy.engine.steps import Step, perform
 from deploy.fleet import Fleet
-from deploy.release.steps import Step, perform
 from deploy.release.switch import Mover
 from deploy.state import history, lock
 from deploy.state.history import Release

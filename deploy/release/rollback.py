@@ -6,11 +6,11 @@ from __future__ import annotations
 from deploy.engine.commands import images as image_cmds
 from deploy.engine.images import app_images
 from deploy.engine.ops import Executor
+from deploy.engine.steps import perform
 from deploy.errors import fail
 from deploy.fleet import Fleet
 from deploy.release.deploy import DeployOptions
 from deploy.release.record import new_release, run_recorded
-from deploy.release.steps import perform
 from deploy.release.switch import switch_for
 from deploy.state import history
 from deploy.state.history import Release

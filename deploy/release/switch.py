@@ -18,11 +18,11 @@ from deploy.engine.commands import compose
 from deploy.engine.facts import desired_replicas, parse_hashes
 from deploy.engine.images import Pinned
 from deploy.engine.ops import Note, Ops, run
+from deploy.engine.steps import Step
 from deploy.engine.upload import upload
 from deploy.errors import fail
 from deploy.fleet import Fleet, Member, on_each
 from deploy.output import styled
-from deploy.release.steps import Step
 from deploy.stack import lifecycle
 from deploy.stack.health import verify
 from deploy.stack.rollout import previous_tags, roll_back, rollout

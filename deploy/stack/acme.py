@@ -43,7 +43,7 @@ class Request:
 
 def request(domains: str, email: str, server: str, ca_bundle: str) -> Request:
     """The flags of ``inv tls.issue``, checked (pure): ``domains`` comma-separated."""
-    names = tuple(dict.fromkeys(tls.check_domain(d.strip()) for d in domains.split(",")))
+    names = tuple(dict.fromkeys(validators.domain(d.strip()) for d in domains.split(",")))
     validators.email(email or "", "--email")
     validators.one_line(server, "--server")
     if not server.startswith("https://") or any(ch.isspace() for ch in server):

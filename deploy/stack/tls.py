@@ -12,13 +12,13 @@ reaches a host only inside the SFTP upload of that file; an ACME certificate
 """
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from deploy import validators
 from deploy.engine.commands import files, tls
 from deploy.engine.ops import Ops, Put, run
 from deploy.engine.stack import TLS_DIR, Stack, last_lines
@@ -31,7 +31,6 @@ PEM_FILE = f"{TLS_DIR}/current.pem"
 STAGED_FILE = f"{TLS_DIR}/.current.pem.new"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 NGINX_USER = "101:101"  # the nginx images' user, when the compose files name none
-DOMAIN = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -43,12 +42,6 @@ class Certificate:
 
     def days_left(self, now: datetime) -> float:
         return (self.not_after - now).total_seconds() / 86400
-
-
-def check_domain(domain: str) -> str:
-    if not DOMAIN.match(domain or ""):
-        fail(f"{domain!r} is not a domain name", "give a name like app.example.com (letters, digits, hyphens and dots)")
-    return domain.lower()
 
 
 def parse_description(text: str) -> Certificate:
@@ -99,7 +92,7 @@ def self_signed(local: Target, domain: str, days: int) -> tuple[bytes, Certifica
         fail(f"--days {days} is out of range", "give 1 to 825 days")
     with tempfile.TemporaryDirectory(prefix="deploy-tls-") as tmp:  # mode 0700: the key never readable by others
         key, cert = Path(tmp, "key.pem"), Path(tmp, "cert.pem")
-        _openssl(local, tls.self_signed(check_domain(domain), days, str(key), str(cert)), "making a self-signed certificate",
+        _openssl(local, tls.self_signed(validators.domain(domain), days, str(key), str(cert)), "making a self-signed certificate",
                  "check that openssl runs here")
         return key.read_bytes() + cert.read_bytes(), describe(local, str(cert))
 

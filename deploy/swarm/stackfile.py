@@ -9,7 +9,10 @@ interpolated here with the stage's env) is turned into a stack file:
   (``REPOSITORY:TAG@sha256:...``: Swarm asks the registry nothing for them, so a tag
   moved since changes nothing); the others are tags Swarm pins when it deploys;
 - a variable holding one of the stage's secrets becomes ``NAME_FILE`` naming a Swarm
-  secret mounted at /run/secrets/NAME (the apps and images read ``*_FILE``);
+  secret mounted at /run/secrets/NAME (the apps and images read ``*_FILE``); any other
+  place a secret's value shows in (a command, a label, a DSN, a mounted file), in any of
+  its forms (``deploy.config.masking.forms``, and Compose's ``$$``), is refused; so is a
+  variable named like a secret (``masking.SECRET_NAME``) that is not declared;
 - a bind-mounted file becomes a Swarm config (named by its content: configs cannot
   change), a bind-mounted directory an empty tmpfs, and ``tmpfs:`` tmpfs mounts;
 - every service resolves by DNS round-robin (``endpoint_mode: dnsrr``: the virtual IP
@@ -24,21 +27,20 @@ a deploy of the app file leaves them as they run.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote
 
+from deploy.config import masking
 from deploy.errors import fail
 
 DROPPED = ("build", "container_name", "depends_on", "restart", "security_opt", "profiles", "pull_policy", "shm_size", "tmpfs",
            "expose", "links", "cgroup_parent", "devices", "network_mode", "userns_mode", "extra_hosts", "init")
 SECRETS_DIR = "/run/secrets"
 NAME_LIMIT = 64  # Swarm's longest secret or config name
-EMBEDDED_MIN = 8  # a secret this long found inside another value is refused (shorter ones match by chance)
+EMBEDDED_MIN = masking.MIN_LENGTH  # a secret this long found inside another value is refused (shorter ones match by chance)
 UPDATE_MONITOR = "10s"  # how long a new task is watched after it became healthy before the next one
 
 
@@ -95,17 +97,20 @@ def byte_count(text: str) -> int:
 
 class Renderer:
     """Renders one stage's merged compose configuration (``config``) for stack
-    ``stack``. ``secrets``: the values of the stage's secret variables; ``replicas``:
+    ``stack``. ``secrets``: the values of the stage's secret variables (each a Swarm
+    secret); ``named``: the other variables that hold one (named like a secret: shown
+    nowhere, from EMBEDDED_MIN characters, shorter ones match by chance); ``replicas``:
     each stateless service's count; ``read``: a bind-mounted file's content, or None
     when the source is a directory; ``images``: a service's image instead of the one the
     configuration names (the app images, by digest)."""
 
     def __init__(self, stack: str, config: Mapping[str, Any], roles: Roles, secrets: Mapping[str, str],
                  replicas: Mapping[str, int], read: Callable[[str], bytes | None], encrypt: bool = True,
-                 images: Mapping[str, str] | None = None) -> None:
+                 images: Mapping[str, str] | None = None, named: Mapping[str, str] | None = None) -> None:
         self.stack, self.config, self.roles = stack, config, roles
         self.images = dict(images or {})
         self.secret_values = {value: name for name, value in secrets.items() if value}
+        self.shown_nowhere = {**{v: n for n, v in (named or {}).items() if len(v) >= EMBEDDED_MIN}, **self.secret_values}
         self.replicas = replicas
         self.read = read
         self.encrypt = encrypt
@@ -131,9 +136,10 @@ class Renderer:
 
     def refuse_secrets(self, where: str, spec: Any, path: str = "") -> None:
         """Refuse a spec that shows one of the stage's secrets anywhere (command, healthcheck,
-        labels, a DSN, a config file ...), as it is, as Compose escapes it, URL-encoded or
-        JSON-escaped: a whole value of any length, inside a longer one from EMBEDDED_MIN
-        characters (shorter ones match by chance)."""
+        labels, a DSN, a config file ...), in any of its forms (as masking finds them: as it
+        is, JSON-escaped, URL-encoded with or without ``/``, with ``+`` for a space, inside
+        shell quotes; and as Compose escapes it): a whole value of any length, inside a
+        longer one from EMBEDDED_MIN characters (shorter ones match by chance)."""
         if isinstance(spec, Mapping):
             for key, value in spec.items():
                 self.refuse_secrets(where, str(key), path)
@@ -142,12 +148,14 @@ class Renderer:
             for i, value in enumerate(spec):
                 self.refuse_secrets(where, value, f"{path}[{i}]")
         elif isinstance(spec, str):
-            for secret, name in self.secret_values.items():
-                forms = {secret, secret.replace("$", "$$"), quote(secret, safe=""), json.dumps(secret)[1:-1]}
+            for secret, name in self.shown_nowhere.items():
+                forms = {*masking.forms(secret), secret.replace("$", "$$")}
                 if any(spec == form or (len(secret) >= EMBEDDED_MIN and form in spec) for form in forms):
+                    declared = secret in self.secret_values
                     fail(f"{where}{f' ({path})' if path else ''} shows the secret {name}: the stack file and the service's spec would show it",
                          f"pass {name} to the app as a variable of its own (it becomes a Swarm secret), "
-                         "never inside commands, labels, other values or mounted files")
+                         "never inside commands, labels, other values or mounted files"
+                         + ("" if declared else f"; and declare it a secret: invoke.yaml deploy.secret_env: [..., {name}]"))
 
     def _file(self, services: dict[str, dict[str, Any]]) -> dict[str, Any]:
         used_networks = sorted({n for s in services.values() for n in s.get("networks", [])})

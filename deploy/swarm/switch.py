@@ -19,15 +19,16 @@ from typing import Any
 
 from invoke.exceptions import Exit
 
+from deploy.config import masking
 from deploy.engine.commands import swarm as cmd
 from deploy.engine.facts import desired_replicas
 from deploy.engine.images import Pinned
 from deploy.engine.ops import Call, Note, Ops, Put, run
 from deploy.engine.stack import Stack
+from deploy.engine.steps import Step
 from deploy.errors import fail
 from deploy.fleet import Fleet, Member, on_each
 from deploy.output import say, styled
-from deploy.release.steps import Step
 from deploy.stack.health import verify
 from deploy.state import history
 from deploy.swarm.facts import Service, parse_services, parse_tasks, running_tasks
@@ -60,7 +61,8 @@ def render(here: Stack, manager: Stack, pins: Mapping[str, Pinned]) -> StackFile
     secrets = {name: s.env.get(name, "") for name in cfg.secret_env}
     replicas = desired_replicas(config, manager.saved_scale())
     images = {service: pin.exact for service, pin in pins.items()}
-    return Renderer(s.stage.project, config, roles, secrets, replicas, read_source, s.stage.encrypt_overlay, images).render()
+    named = masking.secrets(s.env, s.secret_names)  # also the offsite password's, and those named like a secret
+    return Renderer(s.stage.project, config, roles, secrets, replicas, read_source, s.stage.encrypt_overlay, images, named).render()
 
 
 def dump(stack_file: dict[str, Any]) -> bytes:

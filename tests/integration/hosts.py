@@ -29,14 +29,26 @@ def remote_env(testbed: dict) -> dict[str, str]:
             "REDIS_IMAGE": testbed["HOST_REDIS_IMAGE"], "NGINX_IMAGE": testbed["HOST_NGINX_IMAGE"], "HTTP_BIND": "0.0.0.0"}
 
 
+def ssh_argv(testbed: dict, host: str, command: str) -> list[str]:
+    """The system ssh client's command line for ``command`` on a host, with the test bed's key and known_hosts."""
+    return ["ssh", "-i", testbed["TESTBED_SSH_KEY"], "-o", f"UserKnownHostsFile={testbed['TESTBED_KNOWN_HOSTS']}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"root@{testbed['addrs'][host]}", command]
+
+
 def ssh(testbed: dict, host: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
     """The system ssh client, with the test bed's key and known_hosts: an independent look at a host."""
-    argv = ["ssh", "-i", testbed["TESTBED_SSH_KEY"], "-o", f"UserKnownHostsFile={testbed['TESTBED_KNOWN_HOSTS']}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"root@{testbed['addrs'][host]}", command]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(ssh_argv(testbed, host, command), capture_output=True, text=True, timeout=120)
     if check and result.returncode != 0:
         raise AssertionError(f"ssh {host} {command}: {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def ssh_bytes(testbed: dict, host: str, command: str, data: bytes) -> bytes:
+    """``command`` on a host reading ``data`` on its stdin: what it printed (it must succeed)."""
+    result = subprocess.run(ssh_argv(testbed, host, command), input=data, capture_output=True, timeout=300)
+    if result.returncode != 0:
+        raise AssertionError(f"ssh {host} {command}: {result.returncode}\n{result.stderr.decode(errors='replace')}")
+    return result.stdout
 
 
 def releases_on(testbed: dict, project: str, host: str = "h3", stage: str = "remote") -> list[dict]:

@@ -51,11 +51,20 @@ def swarm_stage(testbed: dict, name: str = STAGE) -> dict:
     return stages
 
 
-def make_swarm_stack(tmp: Path, images: dict[str, str], testbed: dict, name: str = STAGE) -> Inv:
+@dataclasses.dataclass
+class SwarmStack(Inv):
+    """A test stack on the swarm stage, and what the swarm fixture learnt setting it up."""
+
+    ids: dict[str, str] = dataclasses.field(default_factory=dict)  # host -> its node id (once the swarm is formed)
+    first_deploy: subprocess.CompletedProcess | None = None  # the deploy from nothing
+
+
+def make_swarm_stack(tmp: Path, images: dict[str, str], testbed: dict, name: str = STAGE) -> SwarmStack:
     """A test stack on the swarm stage: its own project (the stack's name), ports, state."""
     # A swarm publishes on every address of a node (no bind address): HTTPS too.
     stack = make_stack(tmp, images, stages=swarm_stage(testbed, name), **remote_env(testbed), HTTPS_BIND="0.0.0.0")
-    return dataclasses.replace(stack, stage=name, backups=stack.backups.parent / name, compose_files=COMPOSE_FILES)
+    fields = {f.name: getattr(stack, f.name) for f in dataclasses.fields(stack)}
+    return SwarmStack(**{**fields, "stage": name, "backups": stack.backups.parent / name, "compose_files": COMPOSE_FILES})
 
 
 def on_manager(testbed: dict, command: str, check: bool = True) -> subprocess.CompletedProcess:

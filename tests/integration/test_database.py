@@ -93,6 +93,15 @@ def test_round_trip_restores_exactly_what_was_backed_up(db, engine):
     assert any(b.label == "pre-restore" for b in complete_backups(db))
     assert sql(db, "SELECT count(*) FROM pg_database WHERE datname LIKE 'app\\_%'") == "0"
     db("health")
+    # The safety backup holds what the restore replaced: the changes made after the backup restored.
+    safety = next(b for b in complete_backups(db) if b.label == "pre-restore")
+    counts = safety.manifest["row_counts"]
+    assert counts["public.intruder"] == 1 and "public.events" not in counts and counts["public.files"] == 20000, counts
+    people = subprocess.run(["docker", "exec", "-i", db.pg.name, "pg_restore", "--data-only", "--table", "intruder", "--table", "people",
+                             "--file", "-"], input=safety.path.read_bytes(), capture_output=True, timeout=300)
+    assert people.returncode == 0, people.stderr.decode()
+    data = people.stdout.decode()  # read by pg_restore itself, not by the tool's manifest
+    assert "COPY public.intruder " in data and "\tchanged\t" in data and "person 1\t" not in data, data[-2000:]
 
 
 

@@ -110,6 +110,7 @@ def test_concurrent_deploy_is_refused_and_a_killed_deploy_leaves_a_breakable_loc
     second = prod_stack("deploy", "--version", "1.0.4", "--skip-backup", check=False)
     assert second.returncode == 1 and "another deploy holds the lock: deploy 1.0.3" in second.stderr
     # Kill the first one in the middle of its rollout: the stack keeps serving, the lock is stale.
+    assert first.stdout is not None  # stdout=PIPE
     for line in first.stdout:
         if "new container(s)" in line:  # the rollout started them (deploy/stack/rollout.py start_batches)
             break

@@ -104,7 +104,9 @@ def pg_dumpall(testbed: dict, project: str) -> str:
 def test_backup_pulled_home_round_trips(remote, testbed):
     before = pg_dumpall(testbed, remote.project)
     result = remote("db.backup", "--label", "home")
-    dump = Path(re.search(r"backup: (\S+\.dump)", result.stdout).group(1))
+    reported = re.search(r"backup: (\S+\.dump)", result.stdout)
+    assert reported, result.stdout
+    dump = Path(reported.group(1))
     assert dump.parent == remote.backups and dump.is_file()
     assert Path(f"{dump}.sha256").is_file() and json.loads(Path(f"{dump}.json").read_text())["row_counts"]
     assert not list(remote.backups.glob("*.partial"))
@@ -124,6 +126,7 @@ def test_a_host_lost_mid_deploy_fails_fast_and_the_stage_keeps_the_old_version(r
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines: list[str] = []
     dropped = None
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         for line in proc.stdout:
             lines.append(line)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ROOT, make_stack, row, table_rows
-from tests.integration.hosts import releases_on, remote_env, remove_from_hosts, ssh, stage_config, version_at
+from tests.integration.hosts import releases_on, remote_env, remove_from_hosts, ssh, ssh_bytes, stage_config, version_at
 
 ROLES = {"h1": ["app"], "h2": ["app"], "h3": ["app", "db"]}
 APPS = {"backend": 1, "web": 2}  # replicas on every app host (`inv scale` in the fixture: 3 app hosts share 2 cores)
@@ -139,7 +139,9 @@ def test_db_tasks_on_the_hosts(stage3, testbed):
     assert seeded > before_seed
 
     backup = stage3("db.backup", "--label", "failures")
-    dump = Path(re.search(r"backup: (\S+\.dump)", backup.stdout).group(1))
+    reported = re.search(r"backup: (\S+\.dump)", backup.stdout)
+    assert reported, backup.stdout
+    dump = Path(reported.group(1))
     assert dump.parent == stage3.backups and dump.is_file()
     assert Path(f"{dump}.sha256").is_file() and json.loads(Path(f"{dump}.json").read_text())["row_counts"]["public.items"] == seeded
     listed = row(stage3("db.list").stdout, 0, dump.name)
@@ -178,6 +180,12 @@ def test_db_tasks_on_the_hosts(stage3, testbed):
         assert app_images_on(testbed, host, project) == release_images(testbed, project, "1.0.0"), host
         assert version_at(testbed, host, stage3.http_port) == "1.0.0", host
     assert list(stage3.backups.glob("*pre-restore*.dump")), "no safety backup"
+    # The safety backup (brought home) holds what the restore replaced: the row written after the backup restored.
+    safety = sorted(stage3.backups.glob("*pre-restore*.dump"))[-1]
+    assert json.loads(Path(f"{safety}.json").read_text())["row_counts"]["public.items"] == seeded + 1
+    items = ssh_bytes(testbed, "h3", f"docker exec -i {project}-postgres-1 pg_restore --data-only --table items --file -",
+                      safety.read_bytes()).decode()  # read by pg_restore itself, not by the tool's manifest
+    assert "COPY public.items " in items and "after-backup" in items, items[-2000:]
 
 
 def test_restore_with_force_stopped_the_apps_on_every_app_host(stage3):

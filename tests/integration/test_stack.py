@@ -9,6 +9,8 @@ import time
 import urllib.error
 import urllib.request
 
+from docker.models.containers import Container
+
 from tests import load
 from tests.integration.conftest import make_stack, remove_stack, row, table_rows
 
@@ -68,7 +70,7 @@ def test_the_page_runs_in_a_browser_under_the_security_headers(prod_stack):
 
 def test_production_settings_are_applied(prod_stack, engine):
     project = prod_stack.project
-    by_service = {}
+    by_service: dict[str, list[Container]] = {}
     for c in engine.containers.list(filters={"label": f"com.docker.compose.project={project}"}):
         by_service.setdefault(c.labels["com.docker.compose.service"], []).append(c)
     assert len(by_service["backend"]) == 3 and len(by_service["web"]) == 4

@@ -184,7 +184,9 @@ def test_backup_pulled_home_and_restored_round_trips(swarm, testbed):
     """No load here: the load's writes would change what pg_dumpall compares."""
     before = pg_dumpall(testbed, swarm.project)
     result = swarm("db.backup", "--label", "swarm")
-    dump = Path(re.search(r"backup: (\S+\.dump)", result.stdout).group(1))
+    reported = re.search(r"backup: (\S+\.dump)", result.stdout)
+    assert reported, result.stdout
+    dump = Path(reported.group(1))
     assert dump.parent == swarm.backups and dump.is_file() and dump.read_bytes()[:5] == b"PGDMP"
     assert Path(f"{dump}.sha256").is_file() and json.loads(Path(f"{dump}.json").read_text())["row_counts"]
     post = subprocess.run(["curl", "-s", "-m", "5", "-XPOST", "-H", "content-type: application/json", "-d", '{"name": "after"}',

@@ -35,7 +35,7 @@ def no_verify_pause(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def raw_config() -> dict:
     """The repository's own deploy: section, loaded the way `inv` loads it."""
-    cfg = Config(project_location=str(ROOT))
+    cfg = Config(project_location=ROOT)
     cfg.load_project()
     return plain(cfg.deploy)
 

@@ -9,8 +9,8 @@ health, image, labels, an address on each network of their service) answering
 config|port|up|pull|build|run|stop|rm|down``, ``docker stop|rm|exec|logs``, images
 (``image inspect|rm``, ``tag``, ``push``, ``pull`` by digest; a ``Registry`` shared by
 the hosts), ``git``, the lock's ``mkdir``/``test``/``rm -rf``/``mv -n -T`` and the age of its files (``files.age_seconds``, from ``modified``),
-spawned ``tar``/``psql``/``pg_dump``, ``restic`` as a test answers it, and HTTP through the proxy. Anything else exits 127,
-so a command the fake does not know shows up in a test.
+a folder's names (``ls -1A``), spawned ``tar``/``psql``/``pg_dump``, ``restic`` as a test answers it, and HTTP through the proxy.
+Anything else exits 127, so a command the fake does not know shows up in a test.
 
 The proxy (nginx) routes what its routing file listed when it last started or reloaded
 (``nginx -t`` and ``nginx -s reload`` inside it read the file from the fake file system,
@@ -732,10 +732,10 @@ class FakeEngine:
         if head in (("docker", "stop"), ("docker", "rm")):
             names = [a for a in rest if not a.startswith("-")]
             gone = [n for n in names if not self._find(n)]
-            found = list(filter(None, map(self._find, names)))
-            self._stopping(found, "stopped" if head[1] == "stop" else "removed")
+            targeted = [c for c in map(self._find, names) if c]
+            self._stopping(targeted, "stopped" if head[1] == "stop" else "removed")
             if head[1] == "rm":
-                self.containers = [c for c in self.containers if c not in found]
+                self.containers = [c for c in self.containers if c not in targeted]
             return "", "".join(f"Error: No such container: {n}\n" for n in gone), 1 if gone else 0
         if head == ("docker", "exec"):
             return self._exec(argv)
@@ -791,6 +791,9 @@ class FakeEngine:
             return "", "", 0 if self.cron_running else 1
         if argv[:2] == ("test", "-f"):
             return "", "", 0 if argv[2] in self.files else 1
+        if list(argv) == file_commands.list_dir(argv[-1]):  # the names of the files in a folder
+            names = sorted({f[len(argv[-1]) + 1:].split("/")[0] for f in self.files if f.startswith(argv[-1] + "/")})
+            return "".join(f"{n}\n" for n in names), "", 0 if names or argv[-1] in self.dirs else 2
         if argv[:2] == ("rm", "-rf"):
             path = argv[2]
             self.dirs = {d for d in self.dirs if d != path and not d.startswith(path + "/")}
@@ -799,8 +802,8 @@ class FakeEngine:
         if argv[:3] == ("mv", "-n", "-T") and len(argv) == 5:
             return self._move(argv[3], argv[4])
         if argv[:3] == ("sh", "-c", file_commands.AGE_SCRIPT):
-            path = next((p for p in argv[4:] if p in self.files or p in self.dirs), None)
-            return ("", "", 1) if path is None else (f"{int(time.time() - self.modified.get(path, time.time()))}\n", "", 0)
+            aged = next((p for p in argv[4:] if p in self.files or p in self.dirs), None)
+            return ("", "", 1) if aged is None else (f"{int(time.time() - self.modified.get(aged, time.time()))}\n", "", 0)
         if argv[:3] == ("mv", "-f", "-T") and len(argv) == 5:  # a rename within a folder
             if argv[3] not in self.files:
                 return "", f"mv: cannot stat '{argv[3]}': No such file or directory", 1

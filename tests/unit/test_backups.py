@@ -76,6 +76,7 @@ def test_sweep_takes_the_partial_of_a_killed_writer(tmp_path):
         "print('ready', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    assert proc.stdout is not None  # stdout=PIPE
     assert proc.stdout.readline().strip() == "ready"
     assert sweep_partials(tmp_path) == []  # still held
     proc.kill()

@@ -25,8 +25,8 @@ def test_repository_config_parses(config):
 def test_unknown_stage_lists_the_known_ones(config):
     with pytest.raises(Exit) as err:
         config.stage("staging")
-    assert "unknown stage 'staging'" in err.value.message
-    assert "development, production" in err.value.message
+    assert "unknown stage 'staging'" in str(err.value.message)
+    assert "development, production" in str(err.value.message)
 
 
 def test_unknown_service_refused(config):

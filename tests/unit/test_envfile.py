@@ -132,7 +132,7 @@ def test_init_force_replaces_a_0644_file_with_a_new_0600_one_never_wider(tmp_pat
 
     monkeypatch.setattr(atomic.os, "replace", replace)
     monkeypatch.setattr(local, "LocalTarget", NoEngine)  # the task imports it when it runs
-    config = Config(project_location=str(tasks.init.ROOT))
+    config = Config(project_location=tasks.init.ROOT)
     config.load_project()
     old_umask = os.umask(0)
     try:

@@ -111,7 +111,7 @@ def test_app_hosts_named_by_a_name_not_an_address_are_refused_for_the_db_rules()
     exposed = dataclasses.replace(EXPOSED, app_sources=("10.0.0.1", "app2.internal"))
     with pytest.raises(Exit, match="'app2.internal' is not one") as err:
         firewall.policy(host("db1", ["db"], "10.0.0.9"), [22], exposed, "production")
-    assert "private_address of that app host under deploy.stages.production.hosts" in err.value.message
+    assert "private_address of that app host under deploy.stages.production.hosts" in str(err.value.message)
     firewall.policy(host("app1", ["app"], "10.0.0.1"), [22], exposed, "production")  # an app host needs no addresses
 
 
@@ -141,7 +141,7 @@ def test_the_command_lines():
 class Here(FakeEngine):
     """This machine: its compose configuration publishes what ``CONFIG`` says."""
 
-    def run(self, argv, **kwargs) -> Result:  # type: ignore[override]
+    def run(self, argv, **kwargs) -> Result:
         if "config" in argv and "json" in argv:
             return Result(stdout=json.dumps(CONFIG), command="docker compose config", exited=0)
         return super().run(argv, **kwargs)

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Callable
 
 import pytest
 from invoke import Context
@@ -121,7 +122,7 @@ def on_disk(fake_settings, tmp_path) -> Stack:
     return Stack(settings, LocalTarget(Context()))
 
 
-def all_at_once(work, writers: int = 8) -> None:
+def all_at_once(work: Callable[[int], None], writers: int = 8) -> None:
     """``work(i)`` in ``writers`` threads started together."""
     start = threading.Barrier(writers)
 
@@ -137,14 +138,22 @@ def all_at_once(work, writers: int = 8) -> None:
 
 
 def test_concurrent_audit_writers_lose_no_line(on_disk):
-    all_at_once(lambda i: [history.audit(on_disk, "step", writer=i, n=n) for n in range(40)])
+    def write(i: int) -> None:
+        for n in range(40):
+            history.audit(on_disk, "step", writer=i, n=n)
+
+    all_at_once(write)
     lines = (on_disk.target.read_text(on_disk.state_file("audit.log")) or "").splitlines()
     assert sorted((e["writer"], e["n"]) for e in map(json.loads, lines)) == [(i, n) for i in range(8) for n in range(40)]
     assert os.stat(on_disk.state_file("audit.log")).st_mode & 0o777 == 0o600
 
 
 def test_concurrent_history_writers_lose_no_release(on_disk):
-    all_at_once(lambda i: [history.record(on_disk, Release(version=f"{i}.{n}.0", status="success")) for n in range(20)])
+    def write(i: int) -> None:
+        for n in range(20):
+            history.record(on_disk, Release(version=f"{i}.{n}.0", status="success"))
+
+    all_at_once(write)
     assert sorted(r.version for r in history.history(on_disk)) == sorted(f"{i}.{n}.0" for i in range(8) for n in range(20))
 
 
@@ -178,7 +187,8 @@ def test_bump_skips_a_version_whose_deploy_failed_before_pushing(stack):
 
 def test_bump_after_a_rollback_starts_from_the_highest_version(stack):
     entries(stack, ("1.0.0", "success", True), ("1.1.0", "success", True), ("1.0.0", "success", False, "rollback"))
-    assert history.current(stack).version == "1.0.0"
+    current = history.current(stack)
+    assert current is not None and current.version == "1.0.0"
     assert choose_version(stack, None, "patch").tag == "1.1.1"
     assert choose_version(stack, None, "minor").tag == "1.2.0"
 
@@ -235,7 +245,9 @@ def build(here: Stack, *tags: str) -> None:
 
 
 def pushes(here: Stack) -> list[str]:
-    return [c.line for c in here.target.journal if c.argv[:2] == ("docker", "push")]
+    engine = here.target
+    assert isinstance(engine, FakeEngine)
+    return [c.line for c in engine.journal if c.argv[:2] == ("docker", "push")]
 
 
 def test_a_fresh_push_of_a_version_the_registry_has_is_refused_before_anything_is_pushed(here):
@@ -293,7 +305,9 @@ def failed_push(stack: Stack, here: Stack, version: str) -> list:
     names = push_module.app_images(here)
     Executor()(push_tags(here, names, [version]))
     entries(stack, ("1.0.0", "success", True), (version, "failed", True))
-    here.target.journal.clear()
+    engine = here.target
+    assert isinstance(engine, FakeEngine)
+    engine.journal.clear()
     return names
 
 

@@ -15,6 +15,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -32,7 +33,7 @@ from deploy import validators
 from deploy.config import masking
 from deploy.config.schema import parse_config, plain
 from deploy.config.settings import check_config_values
-from deploy.engine.commands import backup_job, certbot, cron
+from deploy.engine.commands import backup_job, certbot, cron, restic
 from deploy.engine.commands import postgres as pg
 from deploy.retention import Policy
 from deploy.stack import routing
@@ -79,6 +80,8 @@ VALIDATORS: dict[str, tuple[Callable[[str], str], re.Pattern[str]]] = {
     "redis_secret": (lambda v: validators.redis_secret(v, "REDIS_PASSWORD"), re.compile(r"[^\"\\\x00-\x1f\x7f-\x9f\u2028\u2029]*")),
     "absolute_path": (lambda v: validators.absolute_path(v, "--ca-bundle"), re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]*")),
     "one_line": (lambda v: validators.one_line(v, "a field"), re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]*")),
+    "secret_line": (lambda v: validators.secret_line(v, "AWS_SECRET_ACCESS_KEY"), re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]*")),
+    "domain": (validators.domain, re.compile(r"[A-Za-z0-9.-]*")),
 }
 
 
@@ -108,7 +111,7 @@ def test_a_trailing_newline_is_refused_by_every_validator(kind: str, value: str)
 
 def repository_config() -> dict[str, Any]:
     """The repository's own deploy: section, as ``inv`` loads it (conftest's raw_config)."""
-    cfg = Config(project_location=str(ROOT))
+    cfg = Config(project_location=ROOT)
     cfg.load_project()
     return dict(plain(cfg.deploy))
 
@@ -218,7 +221,11 @@ def test_a_cron_schedule_is_five_plain_fields(when: str) -> None:
 def job(**fields: str) -> backup_job.Job:
     base = {"project": "myapp", "stage": "production", "service": "postgres", "app_service": "backend", "user": "app",
             "database": "app", "directory": "/srv/myapp/backups"}
-    return backup_job.Job(**{**base, **fields}, retention=Policy(last=7, daily=7, weekly=4, monthly=6, min_age=86400))
+    assert set(fields) <= set(base), fields  # only the string settings
+    s = {**base, **fields}
+    return backup_job.Job(project=s["project"], stage=s["stage"], service=s["service"], app_service=s["app_service"],
+                          user=s["user"], database=s["database"], directory=s["directory"],
+                          retention=Policy(last=7, daily=7, weekly=4, monthly=6, min_age=86400))
 
 
 HEADER_VARIABLES = {"directory": "DIR", "project": "PROJECT", "stage": "STAGE", "service": "SERVICE", "app_service": "APP_SERVICE",
@@ -262,6 +269,85 @@ def test_the_offsite_settings_of_the_backup_script_have_no_line_break(field: str
     if not refused(partial(script, **{field: value})):
         assert not LINE_BREAKS.search(value)
         assert script(**{field: value}).count("\n") == script().count("\n")  # the value added no line
+
+
+OFFSITE_COPY = {"env_file": "/srv/x/offsite.env", "sftp_command": "ssh -p 2222 backup@vault -s sftp", "tag": "myapp-production"}
+
+
+@SLOW
+@given(field=st.sampled_from(sorted(OFFSITE_COPY)), value=hostile, append_only=st.booleans())
+@example(field="tag", value="t --keep-last 0", append_only=False)
+@example(field="sftp_command", value="ssh x' \"$(touch pwned)\" '", append_only=True)
+@example(field="env_file", value="/e; touch pwned", append_only=False)
+def test_the_offsite_settings_reach_restic_as_one_word_each(tmp_path_factory: pytest.TempPathFactory, field: str, value: str,
+                                                           append_only: bool) -> None:
+    """The script's offsite line run by /bin/sh (``sh`` there a function that prints the
+    words it gets): each setting is one word, exactly itself, and nothing else runs."""
+    settings_ = {**OFFSITE_COPY, field: value}
+    copy = backup_job.OffsiteCopy(**settings_, retention=None if append_only else Policy(last=30, daily=7))
+    try:
+        text = backup_job.script(backup_job.Job("myapp", "production", "postgres", "backend", "app", "app", "/b", Policy(last=7), copy))
+    except Exit as e:
+        assert e.code == 1 and LINE_BREAKS.search(value)
+        return
+    line = next(x for x in text.split("\n") if x.startswith("if copied=$("))
+    command = line[len("if copied=$("):line.rindex("); then")]
+    out = tmp_path_factory.mktemp("offsite")
+    said = subprocess.run(["/bin/sh", "-c", f"sh() {{ printf '%s\\0' \"$@\"; printf '\\1'; }}\nDIR=/b\nname=n.dump\n{command}"],
+                          capture_output=True, check=True, timeout=10, cwd=out, env={"PATH": "/usr/bin:/bin"}).stdout.decode()
+    calls = [c.split("\0")[:-1] for c in said.split("\1")[:-1]]
+    sftp = ["-o", f"sftp.command={settings_['sftp_command']}"]
+    save = ["-c", restic.SOURCE, "sh", settings_["env_file"], "restic", *sftp, "backup", "--quiet", "--tag", settings_["tag"],
+            "/b/n.dump", "/b/n.dump.sha256", "/b/n.dump.json"]
+    assert calls[0] == save and not list(out.iterdir())
+    if append_only:
+        assert len(calls) == 1
+    else:  # the same words, then restic's retention of that tag alone
+        assert calls[1][:8] == ["-c", restic.SOURCE, "sh", settings_["env_file"], "restic", *sftp, "forget"] and len(calls) == 2
+        assert calls[1][calls[1].index("--tag") + 1] == settings_["tag"] and calls[1].count("--tag") == 1
+
+
+@FAST
+@given(name=st.one_of(st.sampled_from(["RESTIC_REPOSITORY", "AWS_SECRET_ACCESS_KEY"]), hostile), value=anything)
+@example(name="AWS_SECRET_ACCESS_KEY", value="k'\ntouch pwned\n'")
+@example(name="X=1 touch pwned; Y", value="v")
+@example(name="RESTIC_REPOSITORY", value="sftp:u@h:/r'$(touch pwned)`touch pwned`\"")
+def test_restics_env_file_gives_each_value_to_restic_as_it_is_or_refuses_it(tmp_path_factory: pytest.TempPathFactory, name: str,
+                                                                            value: str) -> None:
+    """The offsite env file sourced the way restic's commands source it (``restic.with_env``), by /bin/sh."""
+    values = {"RESTIC_PASSWORD_FILE": "/srv/x/offsite/password", name: "k3y!" + value}  # k3y!: what is never shown
+    try:
+        text = restic.env_file(values)
+    except Exit as e:
+        assert e.code == 1 and "\n  fix: " in str(e.message) and "k3y!" not in str(e.message)
+        assert LINE_BREAKS.search(value) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+        return
+    out = tmp_path_factory.mktemp("envfile")
+    (out / "offsite.env").write_text(text)
+    shown = subprocess.run(restic.with_env(str(out / "offsite.env"), [sys.executable, "-c", "import json, os; print(json.dumps(dict(os.environ)))"]),
+                           capture_output=True, check=True, timeout=10, cwd=out, env={"PATH": "/usr/bin:/bin"}).stdout
+    env = json.loads(shown)
+    assert {k: env[k] for k in values} == values and sorted(p.name for p in out.iterdir()) == ["offsite.env"]
+
+
+@FAST
+@given(value=st.one_of(hostile, st.text(max_size=40)))
+@example(value="\u212a.example.test")  # the Kelvin sign: [a-z] with re.IGNORECASE matches it
+@example(value="\u017fhop.example.test")  # the long s: the same, and it stays itself when lowercased
+@example(value="app.example.test\n")
+@example(value="a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 62)  # 254 characters
+def test_a_tls_domain_is_ascii_labels_or_refused_by_both_tls_tasks(value: str) -> None:
+    """``inv tls.selfsigned``'s and ``inv tls.issue``'s domain (openssl's subject, certbot's -d): one validator."""
+    from deploy.stack import acme
+
+    issued: list[tuple[str, ...]] = []
+    if not refused(lambda: issued.append(acme.request(value, "ops@example.test", acme.LETS_ENCRYPT, "").domains)):  # names, comma-separated
+        assert all(re.fullmatch(r"[a-z0-9.-]{1,253}", d) for d in issued[0])
+    if refused(lambda: validators.domain(value)):
+        return
+    kept = validators.domain(value)
+    assert kept == value.lower() and re.fullmatch(r"[a-z0-9.-]{1,253}", kept) and not kept.startswith(("-", "."))
+    assert acme.request(f"{value},www.{value}", "ops@example.test", acme.LETS_ENCRYPT, "").domains == (kept, f"www.{kept}")
 
 
 # --- certbot's hook (sh) ----------------------------------------------------------

@@ -1,5 +1,4 @@
 """Inventory, host selection, the uploaded files and remote command lines (no hosts needed)."""
-import dataclasses
 import inspect
 import io
 import shlex
@@ -10,15 +9,17 @@ import pytest
 from invoke.exceptions import Exit
 
 from deploy.config.envfile import env_line
-from deploy.config.inventory import SshOptions, parse_hosts, parse_ssh, role_services, select
+from deploy.config.inventory import Host, SshOptions, parse_hosts, parse_ssh, role_services, select
 from deploy.config.settings import Settings
 from deploy.engine.remote import RemoteTarget
+from deploy.engine.stack import Stack
 from deploy.engine.upload import compose_tree, render_env
-from deploy.fleet import SPLIT_FILE, host_settings
+from deploy.fleet import SPLIT_FILE, Member, host_settings
 from deploy.output import PrefixedStream
 from deploy.release.switch import batches
 from tasks._where import Where, on_host, on_hosts
 from tests.unit.conftest import ROOT
+from tests.unit.fake_engine import FakeEngine
 
 HOSTS = {"app1": {"address": "10.0.0.11", "roles": ["app"]}, "app2": {"address": "10.0.0.12", "roles": "app"},
          "db1": {"address": "10.0.0.13", "private_address": "192.168.0.13", "roles": ["db"], "user": "deploy", "port": 2222}}
@@ -50,7 +51,7 @@ def test_hosts_parse_with_roles_defaults_and_deploy_dir():
 def test_bad_inventory_is_refused_with_the_key(hosts, words):
     with pytest.raises(Exit) as err:
         parse_hosts(hosts, "production", "myapp")
-    assert words in err.value.message and "deploy.stages.production.hosts" in err.value.message
+    assert words in str(err.value.message) and "deploy.stages.production.hosts" in str(err.value.message)
 
 
 def test_ssh_options_validated():
@@ -151,26 +152,32 @@ def test_prefixed_stream_writes_whole_lines():
     assert out.getvalue() == "[h1] one\n[h1] two\n[h1] three\n"
 
 
-def test_batches():
-    assert batches([1, 2, 3], 2) == [[1, 2], [3]]
-    assert batches([1, 2, 3], 1) == [[1], [2], [3]]
+def test_batches(fake_settings):
+    members = [Member(Host(f"app{i}", f"10.0.0.{i}", ("app",), "/srv/myapp"), Stack(fake_settings, FakeEngine(f"app{i}")))
+               for i in (1, 2, 3)]
+
+    def names(groups: list[list[Member]]) -> list[list[str]]:
+        return [[m.name for m in group] for group in groups]
+
+    assert names(batches(members, 2)) == [["app1", "app2"], ["app3"]]
+    assert names(batches(members, 1)) == [["app1"], ["app2"], ["app3"]]
 
 
 def test_on_hosts_adds_the_flags_and_passes_where():
-    seen = {}
+    seen: list[tuple[int, Where]] = []  # each call's (count, where)
 
     def body(c, count: int = 1, *, where: Where) -> None:
-        seen.update(count=count, where=where)
+        seen.append((count, where))
 
     wrapped = on_hosts()(body).body
     params = list(inspect.signature(wrapped).parameters)
     assert params == ["c", "count", "stage", "env_file", "hosts", "roles", "accept_new_host_keys"]
     wrapped(None, count=2, stage="production", hosts="h1", accept_new_host_keys=True)
-    assert seen == {"count": 2, "where": Where(stage="production", hosts="h1", accept_new_host_keys=True)}
+    assert seen == [(2, Where(stage="production", hosts="h1", accept_new_host_keys=True))]
     one = on_host()(body).body
     assert list(inspect.signature(one).parameters)[-3:] == ["env_file", "host", "accept_new_host_keys"]
     one(None, host="db1")
-    assert dataclasses.asdict(seen["where"])["hosts"] == "db1"
+    assert seen[-1][1].hosts == "db1"
 
 
 def test_a_secret_never_goes_on_a_remote_command_line(config):

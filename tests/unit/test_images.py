@@ -1,8 +1,10 @@
 from datetime import datetime, timezone
-from types import SimpleNamespace
+from typing import Any
 
 from deploy.engine.images import ImageName, app_images, release_tags
+from deploy.engine.stack import Stack
 from deploy.versions import Version
+from tests.unit.fake_engine import FakeEngine
 
 WHEN = datetime(2026, 11, 29, 23, 30, tzinfo=timezone.utc)
 
@@ -25,9 +27,13 @@ def test_release_tags():
     assert release_tags(Version(1, 2, 3), WHEN, "not a sha; rm") == ["1.2.3", "20261129", "latest"]
 
 
-def test_app_images_are_the_stateless_services_as_compose_names_them():
+def test_app_images_are_the_stateless_services_as_compose_names_them(fake_settings):
     compose = {"services": {"backend": {"image": "r:5000/shop/backend:1.2.3"}, "web": {"image": "r:5000/shop/web:1.2.3"},
                             "nginx": {"image": "nginx:1.27-alpine"}}}
-    stack = SimpleNamespace(settings=SimpleNamespace(config=SimpleNamespace(stateless={"backend": object(), "web": object()})),
-                            config=lambda: compose)
+
+    class Composed(Stack):  # the stage's stateless services are backend and web (invoke.yaml)
+        def config(self) -> dict[str, Any]:
+            return compose
+
+    stack = Composed(fake_settings, FakeEngine())
     assert app_images(stack) == [ImageName("backend", "r:5000/shop/backend"), ImageName("web", "r:5000/shop/web")]

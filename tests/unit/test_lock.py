@@ -27,7 +27,8 @@ from tests.unit.conftest import ROOT
 from tests.unit.fake_engine import FakeEngine, is_read
 
 MUTATING = ["up", "down", "scale", "clean", "db.restore", "db.migrate", "db.seed", "db.kill", "db.reindex", "deploy", "rollback",
-            "db.prune", "db.offsite.prune", "db.schedule", "tls.selfsigned", "tls.install", "tls.issue", "tls.renew", "hosts.firewall", "swarm.init"]
+            "db.prune", "db.offsite.prune", "db.schedule", "tls.selfsigned", "tls.install", "tls.issue", "tls.renew", "hosts.firewall", "swarm.init",
+            "db.offsite.init", "push"]
 
 
 @pytest.fixture
@@ -55,9 +56,18 @@ def plant(stack: Stack, **fields) -> lock_holder.LockInfo:
     host, boot_id, pidns = lock_holder.this_process()
     info = lock_holder.LockInfo(**{"user": "alice", "host": host, "pid": os.getpid(), "since": ago(5), "purpose": "deploy 9.9.9",
                             "token": "a" * 32, "boot_id": boot_id, "pidns": pidns, **fields})
-    stack.target.dirs.add(stack.state_file("deploy.lock"))
-    stack.target.write_text(stack.state_file("deploy.lock/holder.json"),
-                            json.dumps({k: v for k, v in dataclasses.asdict(info).items() if k != "age"}))
+    engine = stack.target
+    assert isinstance(engine, FakeEngine)
+    engine.dirs.add(stack.state_file("deploy.lock"))
+    engine.write_text(stack.state_file("deploy.lock/holder.json"),
+                      json.dumps({k: v for k, v in dataclasses.asdict(info).items() if k != "age"}))
+    return info
+
+
+def current(stack: Stack) -> lock_holder.LockInfo:
+    """The lock the target holds now (the test fails if there is none)."""
+    info = lock.read(stack)
+    assert info is not None, "no lock is held"
     return info
 
 
@@ -72,7 +82,7 @@ def test_only_the_owner_releases_the_lock(stack):
     b = lock.acquire(stack, "deploy 1.0.4")
     assert a.token and b.token and a.token != b.token
     assert lock.release(stack, a) is False  # A ends: B's lock stays
-    assert lock.read(stack).token == b.token
+    assert current(stack).token == b.token
     assert lock.release(stack, b) is True and lock.read(stack) is None
 
 
@@ -80,14 +90,14 @@ def test_a_broken_lock_is_left_to_its_new_holder_when_the_block_ends(stack):
     with lock.held(stack, "up"):
         lock.break_lock(stack, force=True)
         b = lock.acquire(stack, "deploy 1.0.4")
-    assert lock.read(stack).token == b.token
+    assert current(stack).token == b.token
     assert [e["event"] for e in audit(stack)] == ["up started", "lock broken", "up success", "lock lost"]
 
 
 def test_a_forced_break_is_audited_with_who_broke_whose_lock(stack):
     plant(stack, user="alice", host="laptop2", pid=4242, release_id="r1")
     info = lock.break_lock(stack, force=True)
-    assert info.user == "alice" and lock.read(stack) is None
+    assert info is not None and info.user == "alice" and lock.read(stack) is None
     (entry,) = [e for e in audit(stack) if e["event"] == "lock broken"]
     assert entry["who"] == lock.getpass.getuser() + "@" + socket.gethostname()
     assert (entry["holder"], entry["pid"], entry["purpose"], entry["release"], entry["forced"]) == (
@@ -105,7 +115,7 @@ def test_a_live_lock_is_not_broken_without_force(stack):
 def test_a_live_lock_of_a_runner_with_the_same_host_name_is_not_stale(stack):
     """Another container with this host name: its pid means nothing here; its heartbeat lives."""
     info = plant(stack, pid=dead_pid(), pidns="pid:[4026532999]", since=ago(30))
-    assert not lock_holder.is_stale(lock.read(stack))
+    assert not lock_holder.is_stale(current(stack))
     assert lock_holder.stale_reason(dataclasses.replace(info, pidns=lock_holder.this_process()[2])) == "its process is gone"
 
 
@@ -114,7 +124,7 @@ def test_a_lock_whose_heartbeat_stopped_is_stale_wherever_it_was_taken(stack):
     beat = stack.state_file(f"deploy.lock.{'a' * 32}.heartbeat")
     stack.target.write_text(beat, json.dumps({"at": ago(300)}))
     stack.target.modified[beat] = time.time() - 300  # last written 5 min ago, by the target's clock
-    info = lock.read(stack)
+    info = current(stack)
     assert lock_holder.stale_reason(info) == "no heartbeat for 5 min 0 s"
     assert "last heartbeat 5 min 0 s ago" in lock.describe(info) and "[STALE: no heartbeat" in lock.describe(info)
     assert lock.break_lock(stack) is not None  # stale: no --force needed
@@ -124,23 +134,23 @@ def test_the_heartbeat_is_aged_by_the_targets_clock_not_the_holders(stack):
     """A holder whose clock is an hour behind (or ahead), or a laptop whose stamps say so:
     what counts is when the target last saw its files written."""
     plant(stack, host="laptop2", boot_id="other-boot", since=ago(3600))
-    info = lock.read(stack)
+    info = current(stack)
     assert lock_holder.stale_reason(info) == "" and info.age is not None and info.age < 5  # details just written
     beat = stack.state_file(f"deploy.lock.{'a' * 32}.heartbeat")
     stack.target.write_text(beat, json.dumps({"at": ago(-3600)}))  # stamped an hour ahead: still just written
-    assert lock_holder.stale_reason(lock.read(stack)) == ""
+    assert lock_holder.stale_reason(current(stack)) == ""
     stack.target.modified[beat] = time.time() - 120
-    assert lock_holder.stale_reason(lock.read(stack)) == "no heartbeat for 2 min 0 s"
+    assert lock_holder.stale_reason(current(stack)) == "no heartbeat for 2 min 0 s"
 
 
 def test_a_lock_from_before_heartbeats_is_judged_by_host_and_pid(stack):
     legacy = {"user": "bob", "host": socket.gethostname(), "pid": dead_pid(), "since": ago(9), "purpose": "deploy 1.0.0"}
     stack.target.dirs.add(stack.state_file("deploy.lock"))
     stack.target.write_text(stack.state_file("deploy.lock/holder.json"), json.dumps(legacy))
-    assert lock_holder.is_stale(lock.read(stack))
+    assert lock_holder.is_stale(current(stack))
     legacy["host"] = "laptop2"
     stack.target.write_text(stack.state_file("deploy.lock/holder.json"), json.dumps(legacy))
-    assert not lock_holder.is_stale(lock.read(stack))  # another machine, no heartbeat: cannot be judged
+    assert not lock_holder.is_stale(current(stack))  # another machine, no heartbeat: cannot be judged
 
 
 def test_the_holder_refreshes_its_heartbeat_while_it_holds_the_lock(stack, monkeypatch):
@@ -151,8 +161,9 @@ def test_the_holder_refreshes_its_heartbeat_while_it_holds_the_lock(stack, monke
         deadline = time.monotonic() + 5
         while beat not in stack.target.files and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert lock.read(stack).age < 5
-        assert "last heartbeat 0 s ago" in lock.describe(lock.read(stack))
+        age = current(stack).age
+        assert age is not None and age < 5
+        assert "last heartbeat 0 s ago" in lock.describe(current(stack))
     assert lock.read(stack) is None
 
 
@@ -165,7 +176,7 @@ def test_the_heartbeat_stops_when_the_lock_is_not_the_owners_any_more(stack, mon
     other = lock.acquire(stack, "deploy 2.0.0")
     beat.join(timeout=5)
     assert not beat.is_alive()
-    assert lock.read(stack).token == other.token  # the new holder's lock is untouched by the old heartbeat
+    assert current(stack).token == other.token  # the new holder's lock is untouched by the old heartbeat
     assert lock.refresh(stack, owner) is False and lock.refresh(stack, other) is True
 
 
@@ -182,7 +193,7 @@ def test_a_lock_that_changed_hands_while_it_was_judged_is_not_broken(stack, monk
     with pytest.raises(Exit, match="changed hands while it was being broken"):
         lock.break_lock(stack)
     monkeypatch.undo()
-    assert lock.read(stack).token == live.token and lock.ours(stack, live)
+    assert current(stack).token == live.token and lock.ours(stack, live)
     assert [r.status for r in history.history(stack) if r.id == "live"] == ["running"]
     assert not [p for p in stack.target.dirs if "aside" in p]
 
@@ -206,7 +217,7 @@ def test_a_holder_stops_at_its_next_op_and_undoes_only_its_change(stack):
     with pytest.raises(Exit, match=r"was broken while this task \(up\) held it: it stopped"), lock.held(stack, "up"):
         Executor()(work())
     assert applied == ["first", "undo"]
-    assert lock.read(stack).purpose == "deploy 9.9.9 by B"
+    assert current(stack).purpose == "deploy 9.9.9 by B"
     assert [e["event"] for e in audit(stack)][-2:] == ["up stopped", "lock lost"]
 
 
@@ -216,7 +227,7 @@ def test_a_task_waits_for_the_lock_and_gets_it_when_the_holder_ends(stack):
     threading.Timer(0.2, lambda: lock.release(stack, first)).start()
     start = time.monotonic()
     with lock.held(stack, "scale", wait=5) as owner:
-        assert lock.read(stack).token == owner.token
+        assert current(stack).token == owner.token
     assert 0.15 < time.monotonic() - start < 4
 
 
@@ -238,7 +249,7 @@ def test_a_stale_lock_is_refused_at_once_and_its_release_left_as_it_is(stack):
     with pytest.raises(Exit, match=r"(?s)\[STALE: its process is gone\].*fix: break it: inv lock.release"):
         lock.acquire(stack, "up", wait=30)
     assert history.history(stack)[0].status == "running"
-    assert lock.read(stack).token == "a" * 32
+    assert current(stack).token == "a" * 32
 
 
 # --- interrupted releases ---------------------------------------------------------------------------
@@ -261,7 +272,7 @@ def test_a_release_left_running_without_a_lock_is_interrupted_by_the_next_holder
 
 def test_the_lock_names_the_release_it_guards(stack):
     with lock.held(stack, "deploy 1.0.3", audited=False), lock.held(stack, "deploy 1.0.3", release_id="abc", audited=False):
-        assert lock.read(stack).release_id == "abc"  # re-entrant: the deploy task around its release
+        assert current(stack).release_id == "abc"  # re-entrant: the deploy task around its release
     assert lock.read(stack) is None
 
 
@@ -276,11 +287,11 @@ def test_exactly_the_mutating_tasks_take_wait_lock():
             task.help = help_
 
     assert sorted(n for n in root.task_names if has_flag(n)) == sorted(
-        f"{n}.{n}" if n in ("scale", "clean") else n for n in MUTATING)
+        f"{n}.{n}" if n in ("scale", "clean", "push") else n for n in MUTATING)
 
 
 def context() -> Context:
-    config = Config(project_location=str(ROOT))
+    config = Config(project_location=ROOT)
     config.load_project()
     return Context(config)
 
@@ -306,6 +317,8 @@ CALLS = {
     "tls.renew": lambda t, backup: t(context()),
     "hosts.firewall": lambda t, backup: t(context()),
     "swarm.init": lambda t, backup: t(context()),
+    "db.offsite.init": lambda t, backup: t(context()),
+    "push": lambda t, backup: t(context()),
 }
 READS_ONLY = {  # the same tasks, called so that they change nothing: no lock taken
     "db.schedule": lambda t: t(context()),
@@ -324,6 +337,7 @@ def held_world(fake_settings, monkeypatch) -> FakeEngine:
     import tasks.db
     import tasks.deploy
     import tasks.hosts
+    import tasks.push
     import tasks.scale
     import tasks.stack
     import tasks.swarm
@@ -331,8 +345,9 @@ def held_world(fake_settings, monkeypatch) -> FakeEngine:
 
     engine = FakeEngine()
     fleet = local_fleet(fake_settings, engine)
-    for module in (tasks._open, tasks.stack, tasks.clean, tasks.scale, tasks.db, tasks.deploy, tasks.tls, tasks.hosts, tasks.swarm):
-        monkeypatch.setattr(module, "open_fleet", lambda c, where: fleet)
+    for module in (tasks._open, tasks.stack, tasks.clean, tasks.scale, tasks.db, tasks.deploy, tasks.tls, tasks.hosts, tasks.swarm,
+                   tasks.push):
+        monkeypatch.setattr(module, "open_fleet", lambda c, where, max_surge=None: fleet)
     monkeypatch.setattr(tasks.db, "open_settings", lambda c, where: fleet.settings)
     history.record(fleet.primary.stack, Release(version="1.0.0", status="success"))
     lock.acquire(fleet.primary.stack, "deploy 9.9.9")  # held by another task (this process: alive, not stale)
@@ -359,4 +374,13 @@ def test_every_mutating_task_is_refused_while_another_holds_the_lock(name, fake_
         CALLS[name](root[name], backup)
     state = fleet_stack.state_file("")
     assert [c.line for c in engine.journal if not is_read(c.argv) and state not in c.line] == []
-    assert lock.read(fleet_stack).purpose == "deploy 9.9.9"
+    assert current(fleet_stack).purpose == "deploy 9.9.9"
+
+
+def test_a_schedule_dry_run_does_not_take_the_lock(fake_settings, monkeypatch, capsys):
+    """db.schedule takes the lock itself (after the stage check): --dry-run prints the plan and takes none."""
+    engine = held_world(fake_settings, monkeypatch)
+    engine.dirs.add("/etc/cron.d")
+    root["db.schedule"](context(), every="6h", dry_run=True)
+    assert current(Stack(fake_settings, engine)).purpose == "deploy 9.9.9"
+    assert "db-backup" in capsys.readouterr().out

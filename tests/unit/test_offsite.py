@@ -6,6 +6,7 @@ import dataclasses
 import json
 import subprocess
 from datetime import datetime, timedelta, timezone
+from typing import TypedDict
 
 import pytest
 from invoke.exceptions import Exit
@@ -180,14 +181,25 @@ def test_restics_forget_report_is_read_in_db_prunes_words():
     assert offsite_prune.parse_forget("null", Policy(1)) == []
 
 
+class Snapshot(TypedDict):
+    """One snapshot as restic's JSON lists it (the fields the prune reads)."""
+
+    time: str
+    tree: str
+    id: str
+    short_id: str
+    paths: list[str]
+
+
 class FakeRestic:
     """A repository's snapshots (one a day at 06:00, newest first) as restic's ``forget``
     treats them: the newest --keep-last, the newest of each of the newest --keep-daily
     days; forgotten for real without --dry-run."""
 
     def __init__(self, days: int) -> None:
-        self.snapshots = [{"time": f"2026-11-{29 - d:02d}T06:00:00Z", "tree": f"t{d}", "id": f"{d:x}" * 64, "short_id": f"{d:x}" * 8,
-                           "paths": [f"/b/app-202611{29 - d:02d}T060000Z-scheduled.dump"]} for d in range(days)]
+        self.snapshots: list[Snapshot] = [
+            {"time": f"2026-11-{29 - d:02d}T06:00:00Z", "tree": f"t{d}", "id": f"{d:x}" * 64, "short_id": f"{d:x}" * 8,
+             "paths": [f"/b/app-202611{29 - d:02d}T060000Z-scheduled.dump"]} for d in range(days)]
         self.calls: list[tuple[tuple[str, ...], dict]] = []
 
     def __call__(self, argv, env):
@@ -217,7 +229,7 @@ def prune_world(settings, monkeypatch):
     fleet, engines = fleet_of(settings, ["h1"])
     here = FakeEngine("here")
     here.restic = FakeRestic(5)
-    monkeypatch.setattr(tasks._open, "open_fleet", lambda c, where: fleet)
+    monkeypatch.setattr(tasks._open, "open_fleet", lambda c, where, max_surge=None: fleet)
     monkeypatch.setattr(tasks.db, "open_settings", lambda c, where: settings)
     monkeypatch.setattr(local, "LocalTarget", lambda c: here)  # the task imports it when it runs
     return here, engines["h1"]

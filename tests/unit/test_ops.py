@@ -170,8 +170,8 @@ def test_a_failed_command_names_the_host_and_masks_secrets(stack, engine, fake_s
     engine.fail_when("docker", stderr=f"bad token {secret}")
     with pytest.raises(Exit) as err:
         Executor(say=lambda _: None)(just(run(stack, ["docker", "login", "-p", secret], what="logging in")))
-    assert "logging in failed on local" in err.value.message
-    assert secret not in err.value.message and "****" in err.value.message
+    assert "logging in failed on local" in str(err.value.message)
+    assert secret not in str(err.value.message) and "****" in str(err.value.message)
 
 
 def test_a_dry_run_on_hosts_names_the_host(fake_settings):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -100,8 +100,11 @@ class World:
         """An executor whose output is kept, and whose step headers mark the journal."""
         return marking_executor(self.said, self.journal, self.fleet.remote, dry_run)
 
-    def deploy(self, version: str = NEW, dry_run: bool = False, **options) -> Release | None:
-        return deploy(self.fleet, parse(version), DeployOptions(**options), self.executor(dry_run))
+    def deploy(self, version: str = NEW, **options) -> Release:
+        """A real deploy (not a dry run): it always records its release."""
+        release = deploy(self.fleet, parse(version), DeployOptions(**options), self.executor())
+        assert release is not None, "a deploy that ran returned no release"
+        return release
 
     def snapshot(self) -> dict[str, list[tuple[str, str, str, str]]]:
         """Every host's containers: (id, service, image, state)."""
@@ -118,6 +121,12 @@ class World:
     def lock_held(self) -> bool:
         return lock.read(self.home) is not None
 
+    def holder(self) -> LockInfo:
+        """The lock as the primary host holds it now (the test fails if there is none)."""
+        info = lock.read(self.home)
+        assert info is not None, "no lock is held"
+        return info
+
 
 def bookkeeping(world: World, call: Called) -> bool:
     """A write or command on the deploy's own state (lock, history, audit), not the routing."""
@@ -129,6 +138,12 @@ def bookkeeping(world: World, call: Called) -> bool:
 def env(settings, version: str, stack: Stack | None = None) -> dict[str, str]:
     """The env a stack of ``settings`` was started with (the routing folder of ``stack``'s state)."""
     return {**settings.env, "APP_VERSION": version, **({"NGINX_UPSTREAMS_DIR": stack.state_file(UPSTREAMS_DIR)} if stack else {})}
+
+
+def serving_version(stack: Stack) -> str | None:
+    """The version of the release now serving (history.current), None before the first."""
+    release = history.current(stack)
+    return release.version if release else None
 
 
 def seed_history(stack: Stack) -> None:
@@ -213,7 +228,7 @@ def test_step_order_on_the_local_engine(fake_settings):
     w = local_world(fake_settings)
     assert w.deploy().status == "success"
     heads = [line for line in w.said if re.match(r"\[\d+/14\] \w+( \.\.\.|: skipped)", line)]
-    assert [re.match(r"\[\d+/14\] (\w+)", h).group(1) for h in heads] == STEPS
+    assert [m.group(1) for h in heads if (m := re.match(r"\[\d+/14\] (\w+)", h))] == STEPS
     assert "[6/14] upload: skipped (the local engine reads this checkout's files)" in heads
     assert "[7/14] pull: skipped (the local engine has the images it built)" in heads
     steps = by_step(w)
@@ -382,7 +397,7 @@ def check_failed_release(world: World, step: str) -> None:
     entries = history.history(world.home)
     assert [(r.version, r.status) for r in entries] == [(OLD, "success"), (NEW, "failed")]
     assert entries[-1].error, "the failure is recorded"
-    assert entries[-1].images == {} and history.current(world.home).version == OLD
+    assert entries[-1].images == {} and serving_version(world.home) == OLD
     assert not world.lock_held()
     events = world.audit()
     assert events[-1]["event"] == "deploy failed" and events[-1]["error"] == entries[-1].error[:500]
@@ -492,7 +507,7 @@ def test_a_held_lock_refuses_a_second_deploy_and_stays(world):
         world.deploy()
     assert world.snapshot() == before
     assert [c.line for c in world.mutations()] == []
-    assert lock.read(world.home).purpose == "deploy 1.9.0"  # not broken by the refused deploy
+    assert world.holder().purpose == "deploy 1.9.0"  # not broken by the refused deploy
     assert [(r.version, r.status) for r in history.history(world.home)] == [(OLD, "success")]
 
 
@@ -500,7 +515,12 @@ def test_the_lock_is_held_while_the_deploy_runs(world):
     seen = []
     holder = world.home.state_file("deploy.lock") + "/holder.json"
     engine = world.engines[world.apps[0]]
-    engine.fail_when(lambda argv: compose_cmd("up")(argv) and seen.append(holder in world.home.target.files) or False, times=None)
+    def note(argv):  # whether the lock is held when the containers start
+        if compose_cmd("up")(argv):
+            seen.append(holder in world.home.target.files)
+        return False
+
+    engine.fail_when(note, times=None)
     world.deploy()
     assert seen and all(seen)
     assert not world.lock_held()
@@ -517,7 +537,7 @@ def test_the_history_records_a_success_with_its_images_and_digests(world):
     assert all(re.fullmatch(rf"registry\.example\.com/myapp/{s}@sha256:[0-9a-f]{{64}}", d) for s, d in last.digests.items())
     assert last.tags[0] == NEW and last.tags[-1] == "latest" and last.git_sha == "0123456789abcdef0123456789abcdef01234567"
     assert last.hosts == (["app1", "app2", "db1"] if world.fleet.remote else [])
-    assert history.current(world.home).version == NEW
+    assert serving_version(world.home) == NEW
     events = [e["event"] for e in world.audit()]
     ran = [s for s in STEPS if s not in ("upload", "pull") or world.fleet.remote]
     assert events == ["deploy started", *[f"step {s}" for s in ran], "deploy success"]
@@ -529,10 +549,11 @@ def test_rollback_returns_to_the_previous_release_and_records_it(world):
     world.deploy()
     world.reopen()
     release = rollback(world.fleet, None, DeployOptions(), world.executor())
+    assert release is not None
     assert (release.version, release.kind, release.status) == (OLD, "rollback", "success")
     for host in world.apps:
         assert serving(world, host) == {"backend": [OLD, OLD], "web": [OLD]}
-    assert history.current(world.home).version == OLD
+    assert serving_version(world.home) == OLD
     events = [e["event"] for e in world.audit()]
     ran = ["upload", "pull", "rollout", "verify"] if world.fleet.remote else ["rollout", "verify"]
     assert events[events.index("rollback started"):] == ["rollback started", *[f"step {s}" for s in ran], "rollback success"]
@@ -572,8 +593,9 @@ def test_a_tag_moved_in_the_registry_after_the_push_does_not_change_what_the_hos
 
     monkeypatch.setattr(here, "run", run)
     release = w.deploy()
-    assert release is not None and release.status == "success"
+    assert release.status == "success"
     ours = built(w, NEW)
+    assert here.registry is not None
     assert all(here.registry.image(release.images[s]) == f"another-stage-{s}" for s in STATELESS)  # the tags moved
     for h in w.apps:
         assert serving(w, h) == {"backend": [NEW, NEW], "web": [NEW]}
@@ -587,7 +609,7 @@ def test_rollback_runs_the_images_its_release_pushed_even_when_the_tags_moved_si
     assert first is not None and first.status == "success"
     ours = built(w, NEW)
     w.reopen()
-    assert (later := w.deploy("3.0.0")) is not None and later.status == "success"
+    assert w.deploy("3.0.0").status == "success"
     another_stage_pushes(w, NEW)
     w.reopen()
     back = rollback(w.fleet, NEW, DeployOptions(), w.executor())
@@ -627,7 +649,7 @@ def test_a_failed_rollback_returns_the_switched_hosts_to_what_they_ran(fake_sett
     for host in w.apps:
         assert serving(w, host) == {"backend": [NEW, NEW], "web": [NEW]}, host
     last = history.history(w.home)[-1]
-    assert (last.kind, last.status) == ("rollback", "failed") and history.current(w.home).version == NEW
+    assert (last.kind, last.status) == ("rollback", "failed") and serving_version(w.home) == NEW
     assert not w.lock_held()
 
 
@@ -686,6 +708,7 @@ def test_a_first_deploy_starts_everything(world):
         assert serving(w, host) == {"backend": [NEW, NEW], "web": [NEW]}
         assert w.engines[host].running("nginx")
     db = w.home.target
+    assert isinstance(db, FakeEngine)
     assert sorted(c.service for c in db.running() if c.service in DB) == DB
     assert [(r.version, r.status) for r in history.history(w.home)] == [(NEW, "success")]
 
@@ -694,7 +717,7 @@ def test_a_dry_run_of_a_first_deploy_prints_the_plan(world):
     """Before the first upload a host has no compose files: the routing is planned with
     the proxy's networks unknown (found once the files are there)."""
     w = fresh(world)
-    assert w.deploy(dry_run=True) is None
+    assert deploy(w.fleet, parse(NEW), DeployOptions(), w.executor(dry_run=True)) is None
     assert any("rollout" in line for line in w.said) and w.mutations() == []
     pools = w.home.state_file("upstreams/pools.conf") if not w.fleet.remote else "/srv/myapp/state/development/upstreams/pools.conf"
     assert any(f"write {pools} (" in line for line in w.said)  # the routing is planned
@@ -727,7 +750,7 @@ def test_a_failed_start_of_the_new_containers_leaves_none_of_them(world):
 def test_a_quick_retry_keeps_the_failed_attempt_in_the_history(fake_settings, monkeypatch):
     class Frozen(datetime):
         @classmethod
-        def now(cls, tz=None):  # type: ignore[override]
+        def now(cls, tz=None):
             return datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 
     monkeypatch.setattr(history, "datetime", Frozen)
@@ -744,7 +767,8 @@ def test_a_deploy_whose_lock_was_broken_and_taken_stops_and_undoes_only_its_own_
     """B breaks A's lock mid-rollout and takes it: A stops at its next op, removes the new
     containers it had just started (its own change, never routed), changes nothing else,
     and its end leaves B's lock alone."""
-    taken, after = [], []
+    taken: list[LockInfo] = []
+    after: list[Sequence[str]] = []
 
     def break_and_take(argv):
         if not taken and compose_cmd("up")(argv):
@@ -758,7 +782,7 @@ def test_a_deploy_whose_lock_was_broken_and_taken_stops_and_undoes_only_its_own_
     with pytest.raises(Exit, match=r"the deploy lock on \w+ was broken while this task \(deploy 2\.0\.0\) held it: it stopped"):
         world.deploy()
     assert taken and lock.read(world.home) is not None, "A's end removed B's lock: a third deploy could run beside B"
-    assert lock.read(world.home).purpose == "deploy 9.9.9 by B"
+    assert world.holder().purpose == "deploy 9.9.9 by B"
     for host in world.apps:
         assert serving(world, host) == {"backend": [OLD, OLD], "web": [OLD]}, host
     changes = [a for a in after if not is_read(a) and not any(world.home.state_file("") in w for w in a)]
@@ -787,7 +811,7 @@ def test_a_deploy_whose_lock_was_broken_returns_the_hosts_it_switched(fake_setti
     taken = break_after_the_first_host(w)
     with pytest.raises(Exit, match="was broken while this task"):
         w.deploy(parallel=1)
-    assert taken and lock.read(w.home).token == taken[0].token
+    assert taken and w.holder().token == taken[0].token
     for host in w.apps:  # app1 was its change: returned; app2's new containers removed
         assert serving(w, host) == {"backend": [OLD, OLD], "web": [OLD]}, host
 
@@ -825,7 +849,7 @@ def test_a_killed_deploy_is_marked_interrupted_when_its_stale_lock_is_broken(wor
     holder = world.home.state_file("deploy.lock/holder.json")
     details = json.loads(world.home.target.read_text(holder))
     world.home.target.write_text(holder, json.dumps({**details, "pid": dead.pid}))  # its process is gone
-    monkeypatch.setattr(tasks.lock, "open_fleet", lambda c, where: world.fleet)
+    monkeypatch.setattr(tasks.lock, "open_fleet", lambda c, where, max_surge=None: world.fleet)
     root["lock.release"](Context())
     assert not world.lock_held()
     assert [(r.version, r.status) for r in history.history(world.home)] == [(OLD, "success"), (NEW, "interrupted")]
@@ -857,7 +881,7 @@ def test_bump_after_a_rollback_goes_above_every_version_in_the_history(world):
     world.deploy()
     world.reopen()
     rollback(world.fleet, OLD, DeployOptions(), world.executor())
-    assert history.current(world.home).version == OLD
+    assert serving_version(world.home) == OLD
     assert choose_version(world.home, None, "patch").tag == "2.0.1"
 
 
@@ -878,4 +902,5 @@ def test_secrets_in_a_failed_steps_error_are_masked_in_the_history_and_the_audit
         world.deploy()
     for name in ("releases.jsonl", "audit.log"):
         text = world.home.target.read_text(world.home.state_file(name))
+        assert text is not None, name
         assert "password ****" in text and not [s for s in secrets if s in text], name

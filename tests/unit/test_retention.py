@@ -2,6 +2,8 @@
 the scheduled job's sh twin of it, run for real over files and compared with the rule."""
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import subprocess
 from datetime import datetime, timedelta, timezone
@@ -101,17 +103,20 @@ def test_durations():
 def run_sh_retention(directory: Path, p: Policy, now: datetime) -> subprocess.CompletedProcess[str]:
     """The scheduled job's retention section, as the job runs it (sh -eu, in its folder)."""
     section = backup_job.retention_section(p)
-    prologue = f'started={int(now.timestamp())}; LABEL={backup_job.LABEL}; work=$(mktemp -d); cd "$1"\n'
+    prologue = f'started={int(now.timestamp())}; LABEL={backup_job.LABEL}; work=$(mktemp -d); cd "$1"\n{backup_job.COMPLETE_SH}\n'
     return subprocess.run(["sh", "-euc", prologue + section + 'rm -rf "$work"', "sh", str(directory)], capture_output=True, text=True,
                           timeout=120, check=True)
 
 
 def make_files(directory: Path, backups: list[Listed]) -> None:
+    """Complete backups as db.backup writes them; an incomplete one has its dump and sidecar only."""
     for b in backups:
-        (directory / b.name).write_bytes(b"PGDMP")
-        (directory / f"{b.name}.sha256").write_text("x")
+        data = b"PGDMP" + b.name.encode()
+        sha256 = hashlib.sha256(data).hexdigest()
+        (directory / b.name).write_bytes(data)
+        (directory / f"{b.name}.sha256").write_text(f"{sha256}  {b.name}\n")
         if b.complete:
-            (directory / f"{b.name}.json").write_text("{}")
+            (directory / f"{b.name}.json").write_text(json.dumps({"file": b.name, "sha256": sha256}, indent=2) + "\n")
 
 
 def test_the_scheduled_jobs_sh_keeps_exactly_what_the_rule_keeps(tmp_path):

@@ -124,12 +124,16 @@ class Host:
     def run(self, ops):
         return Executor(say=self.said.append)(ops)
 
-    def deploy(self, version: str = NEW) -> Release | None:
-        return deploy(local_fleet(self.stack.settings, self.engine), parse(version), DeployOptions(skip_tests=True),
-                      Executor(say=self.said.append))
+    def deploy(self, version: str = NEW) -> Release:
+        release = deploy(local_fleet(self.stack.settings, self.engine), parse(version), DeployOptions(skip_tests=True),
+                         Executor(say=self.said.append))
+        assert release is not None, "a deploy that ran (not a dry run) returned no release"
+        return release
 
-    def rollback(self) -> Release | None:
-        return rollback(local_fleet(self.stack.settings, self.engine), None, DeployOptions(), Executor(say=self.said.append))
+    def rollback(self) -> Release:
+        release = rollback(local_fleet(self.stack.settings, self.engine), None, DeployOptions(), Executor(say=self.said.append))
+        assert release is not None, "a rollback that ran (not a dry run) returned no release"
+        return release
 
     @property
     def pools_file(self) -> str | None:

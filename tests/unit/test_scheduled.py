@@ -149,3 +149,36 @@ def test_the_schedule_shows_the_dates_its_retention_keeps_of_its_own_backups():
     assert [(b.name[4:19], why) for b, why in verdicts] == [("20261129T110000", ("newest", "daily 2026-11-29")),
                                                            ("20261129T050000", ()), ("20261128T230000", ("daily 2026-11-28",)),
                                                            ("20261128T060000", ())]  # db.backup's (no -scheduled) is not the job's
+
+
+def test_db_schedule_shows_the_retention_rule_and_the_dates_it_keeps(fake_settings, monkeypatch, capsys):
+    """The task, on a db host with four scheduled backups (and one of db.backup's): it
+    prints the rule it installed and the dates of the backups the job keeps, and why."""
+    from invoke import Config, Context
+
+    import tasks._open
+    import tasks.db
+    from tasks import ns as root
+    from tests.unit.conftest import ROOT
+
+    fleet, engines = fleet_of(fake_settings, ["h3"])
+    stack, engine = fleet.members[0].stack, engines["h3"]
+    for module in (tasks._open, tasks.db):
+        monkeypatch.setattr(module, "open_fleet", lambda c, where, max_surge=None: fleet)
+    engine.dirs.add(cron.CRON_DIR)
+    noon = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)  # in the past
+    directory = scheduled.host_dir(stack)
+    for created, label in ((noon, "-scheduled"), (noon - timedelta(hours=6), "-scheduled"), (noon - timedelta(hours=3), ""),
+                           (noon - timedelta(days=1), "-scheduled"), (noon - timedelta(days=2), "-scheduled")):
+        for suffix in ("", ".sha256", ".json"):
+            engine.files[f"{directory}/app-{created:%Y%m%dT%H%M%SZ}{label}.dump{suffix}"] = b"x"
+    config = Config(project_location=ROOT)
+    config.load_project()
+    root["db.schedule"](Context(config), every="6h", keep="1", keep_daily="2", keep_weekly="0", keep_monthly="0", min_age="0")
+    out = capsys.readouterr().out
+    day = [f"{noon - timedelta(days=d):%Y-%m-%d}" for d in range(3)]
+    assert "(cron, UTC), keeping the newest 1, 2 daily" in out
+    assert "  retention: the newest 1, 2 daily; keeps 2 of 4 complete:" in out  # db.backup's is not the job's
+    assert f"    {day[0]} 12:00 UTC  newest, daily {day[0]}" in out
+    assert f"    {day[1]} 12:00 UTC  daily {day[1]}" in out
+    assert f"{day[0]} 06:00" not in out and day[2] not in out

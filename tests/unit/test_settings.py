@@ -47,8 +47,8 @@ def test_resolve_reads_the_given_env_file(config, tmp_path):
 def test_missing_env_file_says_how_to_create_it(config, tmp_path):
     with pytest.raises(Exit) as err:
         resolve(config, "production", str(tmp_path / "nope.env"), environ={})
-    assert "not found" in err.value.message
-    assert "cp .env.example .env.production" in err.value.message
+    assert "not found" in str(err.value.message)
+    assert "cp .env.example .env.production" in str(err.value.message)
 
 
 def test_masked_hides_every_secret(config, tmp_path):

@@ -42,14 +42,17 @@ def no_waiting(monkeypatch):
 
 
 def context() -> Context:
-    config = Config(project_location=str(ROOT))
+    config = Config(project_location=ROOT)
     config.load_project()
     return Context(config)
 
 
-def stage_settings(fake_settings: Settings, name: str, **stage_fields: str) -> Settings:
-    """``name``'s settings, with secrets a production preflight accepts."""
-    stage = dataclasses.replace(fake_settings.config.stage(name), **stage_fields)
+def stage_settings(fake_settings: Settings, name: str, project: str | None = None) -> Settings:
+    """``name``'s settings (its Compose ``project`` name changed if given), with secrets a
+    production preflight accepts."""
+    stage = fake_settings.config.stage(name)
+    if project is not None:
+        stage = dataclasses.replace(stage, project=project)
     strong = {"JWT_SECRET": "J7" * 40, "POSTGRES_PASSWORD": "Pg9" * 12, "REDIS_PASSWORD": "Rd8" * 12}
     return dataclasses.replace(fake_settings, stage=stage, env={**fake_settings.env, **strong})
 
@@ -73,7 +76,7 @@ def tasks_open(monkeypatch, fleet: Fleet) -> None:
     import tasks.status
 
     for module in (tasks.stack, tasks.clean, tasks.scale, tasks.db, tasks.deploy, tasks.status, tasks.logs):
-        monkeypatch.setattr(module, "open_fleet", lambda c, where: fleet)
+        monkeypatch.setattr(module, "open_fleet", lambda c, where, max_surge=None: fleet)
 
 
 CHANGING = {
@@ -88,6 +91,8 @@ CHANGING = {
     "db.seed": lambda t: t(context()),
     "db.restore": lambda t: t(context(), "latest", yes=True),
     "db.reindex": lambda t: t(context(), yes=True),
+    "db.schedule": lambda t: t(context(), every="6h"),
+    "db.offsite.init": lambda t: t(context()),
 }
 
 
@@ -193,7 +198,11 @@ def answering(monkeypatch, answer: str | None) -> list[str]:
     """A terminal that answers ``answer`` (None: no terminal); the questions asked."""
     asked: list[str] = []
     monkeypatch.setattr("sys.stdin", SimpleNamespace(isatty=lambda: answer is not None))
-    monkeypatch.setattr("builtins.input", lambda q: asked.append(q) or answer or "")
+    def ask(question: str) -> str:
+        asked.append(question)
+        return answer or ""
+
+    monkeypatch.setattr("builtins.input", ask)
     return asked
 
 
@@ -304,7 +313,7 @@ def test_the_stack_keeps_its_state_in_the_machine_folder(fake_settings, tmp_path
 
 def test_inv_reads_the_state_dir_from_the_environment(monkeypatch):
     monkeypatch.setenv("INVOKE_DEPLOY_STATE_DIR", "/var/lib/deploy/state")  # what CI sets
-    config = Config(project_location=str(ROOT))
+    config = Config(project_location=ROOT)
     config.load_project()
     config.load_shell_env()
     assert config.deploy.state_dir == "/var/lib/deploy/state"

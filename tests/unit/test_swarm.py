@@ -3,7 +3,8 @@ swarm stage's hosts: pure, no engine."""
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
+import shlex
+from urllib.parse import quote, quote_plus
 
 import pytest
 from invoke.exceptions import Exit
@@ -213,3 +214,38 @@ def test_tasks_of_compose_projects_refuse_a_swarm_stage_saying_what_to_do() -> N
         compose_only(swarm, "up", "deploy with inv deploy")  # type: ignore[arg-type]
     compose = SimpleNamespace(swarm=False)
     assert compose_only(compose, "up", "") is compose  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("form", "shown"), [
+    ("quote, '/' kept", lambda s: f"postgres://app:{quote(s)}@postgres/app"),  # urllib's default: safe="/"
+    ("quote_plus", lambda s: f"https://hook.example/?token={quote_plus(s)}"),  # a form's or a query's encoding
+    ("shell quotes", lambda s: shlex.join(["check", "--token", s])),  # a ' written as '"'"'
+])
+def test_every_form_masking_knows_of_a_secret_is_refused(form, shown) -> None:
+    """The forms of a secret are masking's (deploy.config.masking.forms): URL-encoded with
+    '/' kept and with '+' for a space were missed before."""
+    secret = "p@ss w/rd:'$ecret"
+    config = json.loads(json.dumps(CONFIG))
+    config["services"]["backend"]["labels"] = {"x": shown(secret)}
+    with pytest.raises(Exit, match=r"backend \(labels.x\) shows the secret JWT_SECRET"):
+        Renderer("myapp", config, Roles({"backend": 3000}, ["postgres"], "nginx"), {"POSTGRES_PASSWORD": SECRET, "JWT_SECRET": secret},
+                 {}, FILES.get).render()
+
+
+def test_a_variable_named_like_a_secret_is_refused_in_a_spec_and_told_to_be_declared() -> None:
+    """Not only deploy.secret_env: SMTP_PASSWORD (named like a secret, as masking finds
+    them) shows nowhere either; a short one matches by chance and is left."""
+    from deploy.config import masking
+
+    env = {"SMTP_PASSWORD": "smtp-Pass-9a7f", "GITHUB_TOKEN": "ghp_1", "TOKEN_TTL": "3600", "PGHOST": "postgres"}
+    named = masking.secrets(env, ["POSTGRES_PASSWORD"])
+    assert named == {"SMTP_PASSWORD": "smtp-Pass-9a7f", "GITHUB_TOKEN": "ghp_1", "TOKEN_TTL": "3600"}
+    config = json.loads(json.dumps(CONFIG))
+    config["services"]["backend"]["environment"]["SMTP_URL"] = f"smtp://mailer:{quote(env['SMTP_PASSWORD'])}@mail:587"
+    roles = Roles({"backend": 3000}, ["postgres"], "nginx")
+    with pytest.raises(Exit, match=r"backend \(environment.SMTP_URL\) shows the secret SMTP_PASSWORD(.|\n)*"
+                                   r"declare it a secret: invoke.yaml deploy.secret_env: \[\.\.\., SMTP_PASSWORD\]"):
+        Renderer("myapp", config, roles, {"POSTGRES_PASSWORD": SECRET}, {}, FILES.get, named=named).render()
+    config["services"]["backend"]["environment"] = {"PGPASSWORD": SECRET, "TTL": "3600", "GH": "ghp_1"}
+    files = Renderer("myapp", config, roles, {"POSTGRES_PASSWORD": SECRET}, {}, FILES.get, named=named).render()
+    assert files.app["services"]["backend"]["environment"] == {"PGPASSWORD_FILE": "/run/secrets/PGPASSWORD", "TTL": "3600", "GH": "ghp_1"}

@@ -60,7 +60,13 @@ def test_a_namespace_runs_its_default_task_by_its_bare_name(name):
 
 
 def test_bare_words_parse_as_today():
-    parse = Parser(contexts=root.to_contexts()).parse_argv
+    tasks = {name: root[name] for name in root.task_names}
+    saved = {name: dict(task.help) for name, task in tasks.items()}  # to_contexts consumes the help texts
+    try:
+        parse = Parser(contexts=root.to_contexts()).parse_argv
+    finally:
+        for name, task in tasks.items():
+            task.help = saved[name]
     logs = parse(["logs", "backend", "-f", "--tail", "20"])[0]
     assert (logs.name, logs.args.services.value, logs.args.follow.value, logs.args.tail.value) == ("logs.logs", "backend", True, "20")
     push = parse(["push", "--version", "1.0.0"])[0]
@@ -149,6 +155,9 @@ def test_bad_input_exits_1_with_reason_and_fix(args, message):
         (("rollback", "previous", "--parallel", "0"), "--parallel"),
         (("db.prune", "--keep", "many", "--env-file", ".env.example"), "--keep"),
         (("db.prune", "--keep-daily", "a week", "--env-file", ".env.example"), "--keep-daily"),
+        (("deploy", "--version", "1.0.0", "--max-surge", "0"), "--max-surge"),
+        (("rollback", "previous", "--max-surge", "two"), "--max-surge"),
+        (("scale", "--backend", "3", "--max-surge", "-1"), "--max-surge"),
     ],
 )
 def test_a_bad_number_is_an_error_not_a_traceback(args, flag):
@@ -213,3 +222,14 @@ def test_db_prune_shows_the_dates_it_keeps_and_deletes_only_the_others(tmp_path)
     real = subprocess.run([*INV, "-f", str(runtime), "db.prune", *flags], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert real.returncode == 0 and "7 backup(s) deleted" in real.stdout
     assert [p for p in made if p.exists()] == [made[0], made[2], made[4]]
+
+
+def test_max_surge_flag_replaces_the_configured_one_for_the_run(raw_config):
+    from invoke import Config, Context
+
+    from tasks._open import load_config, override_max_surge
+
+    c = Context(Config(overrides={"deploy": {**raw_config, "max_surge": 8}}))
+    assert load_config(c).max_surge == 8
+    override_max_surge(c, "3")
+    assert load_config(c).max_surge == 3 and load_config(c).project == raw_config["project"]

@@ -9,6 +9,7 @@ import pytest
 from invoke import Context
 from invoke.exceptions import Exit
 
+from deploy import validators
 from deploy.engine.local import LocalTarget
 from deploy.engine.ops import Executor, Put
 from deploy.engine.stack import Stack
@@ -33,7 +34,7 @@ def test_a_self_signed_certificate_holds_its_key_and_names_its_domain(here):
 @pytest.mark.parametrize("domain", ["", "-x.test", "a..b", "a/CN=evil", "a b", "x" * 64 + ".test", "app.example.test;id"])
 def test_a_domain_must_be_a_host_name(domain):
     with pytest.raises(Exit, match="is not a domain name"):
-        tls.check_domain(domain)
+        validators.domain(domain)
 
 
 def test_days_out_of_range_are_refused(here):

@@ -43,7 +43,7 @@ def test_the_deploy_workflow_deploys_a_tag_once_tested_one_at_a_time_with_its_st
     # state and backups outside the checkout (actions/checkout cleans it), as Invoke reads them
     for key, value in wf["env"].items():
         monkeypatch.setenv(key, value)
-    config = Config(project_location=str(ROOT))
+    config = Config(project_location=ROOT)
     config.load_project()
     config.load_shell_env()
     for where in (config.deploy.state_dir, config.deploy.database.backups_dir):

@@ -10,7 +10,11 @@ coreutils, flock). It follows every rule of ``inv db.backup`` (deploy.database):
 - a run killed at any moment leaves no complete-looking file; the next run removes the
   partials no one holds;
 - one run at a time (flock on ``.schedule.lock``: a run that finds it taken is skipped);
-- then retention, by the rule of ``deploy.retention`` (its sh twin, ``retention_section``);
+- then retention, by the rule of ``deploy.retention`` (its sh twin, ``retention_section``),
+  counting a backup complete by the rule of ``deploy.database.files.scan`` (its sidecar
+  records a sha256 for it, its manifest the same one: ``COMPLETE_SH``); an incomplete one
+  counts for no rule, so it never takes the place of a good one (the bytes are checked
+  by a restore and the weekly drill, not on each run: that would read every backup kept);
 - its outcome, as JSON, in ``last-run.json`` (what ``inv db.schedule`` and ``inv
   health`` read), its output appended to ``schedule.log`` (kept under 1 MiB: one old
   file, ``schedule.log.1``).
@@ -42,6 +46,37 @@ MANIFEST_SQL = (
     "'duration_seconds', (:'seconds')::numeric, 'app_version', :'app_version', 'label', :'label', "
     "'row_counts', (:'counts')::json);"
 )
+
+
+# The rule of deploy.database.files.scan in sh (awk): ``recorded_sha256 DUMP`` prints the
+# sha256 DUMP.sha256 records for DUMP (parse_sidecar: one line, 64 hex digits, a space, a
+# space or a star, DUMP's name, surrounding white space ignored), or nothing;
+# ``complete DUMP`` is true when there is one and the manifest DUMP.json, a JSON object
+# (a text from { to }), records the same one as its only "sha256" string; ``$sha`` is
+# then that sha256.
+COMPLETE_SH = r"""recorded_sha256() {
+    [ -f "$1.sha256" ] || return 0
+    awk -v name="$1" '{ t = t (NR > 1 ? "\n" : "") $0 }
+        END { sub(/^[ \t\r\n]+/, "", t); sub(/[ \t\r\n]+$/, "", t); h = substr(t, 1, 64); m = substr(t, 66, 1)
+              if (length(h) == 64 && h ~ /^[0-9a-f]+$/ && substr(t, 65, 1) == " " && (m == " " || m == "*") && substr(t, 67) == name)
+                  print h }' "$1.sha256"
+}
+manifest_records() {
+    [ -f "$1.json" ] || return 1
+    awk -v sha="$2" '{ t = t $0 "\n" }
+        END { sub(/^[ \t\r\n]+/, "", t); sub(/[ \t\r\n]+$/, "", t)
+              if (substr(t, 1, 1) != "{" || substr(t, length(t), 1) != "}") exit 1
+              n = 0
+              while (match(t, /"sha256"[ \t\r\n]*:[ \t\r\n]*"[^"]*"/)) {
+                  v = substr(t, RSTART, RLENGTH); t = substr(t, RSTART + RLENGTH); n++
+                  sub(/^"sha256"[ \t\r\n]*:[ \t\r\n]*"/, "", v); sub(/"$/, "", v)
+              }
+              exit !(n == 1 && v == sha) }' "$1.json"
+}
+complete() {
+    sha=$(recorded_sha256 "$1") || sha=""
+    [ -n "$sha" ] && [ -f "$1" ] && manifest_records "$1" "$sha"
+}"""
 
 
 @dataclass(frozen=True)
@@ -145,13 +180,15 @@ def retention_section(p: Policy) -> str:
         fi""" for rule, fmt in BUCKETS)
     counts = " ".join(f"left_{rule}={int(n)} last_{rule}=''" for rule, n in p.counts())
     return f"""# retention (deploy/retention.py): {p.summary}; of this job's backups only (the folder
-# may hold those of db.backup too); complete ones (dump, sidecar, manifest) counted, newest first
+# may hold those of db.backup too; a name's first stamp is its stamp, as files.NAME reads
+# it); complete ones (files.scan's rule) counted, newest first
 young=$(date -u -d "@$((started - {int(p.min_age)}))" +%Y%m%dT%H%M%SZ)  # a backup stamped after this is under the minimum age
-ls -1 | sed -nE 's/^([A-Za-z0-9_.-]+-([0-9]{{8}}T[0-9]{{6}}Z)-'"$LABEL"'\\.dump)$/\\2 \\1/p' | sort -r >"$work/list"
+ls -1 | sed -nE '/^[A-Za-z0-9_.-]+-[0-9]{{8}}T[0-9]{{6}}Z-([A-Za-z0-9_.-]*-)?[0-9]{{8}}T[0-9]{{6}}Z-'"$LABEL"'\\.dump$/d
+    s/^([A-Za-z0-9_.-]+-([0-9]{{8}}T[0-9]{{6}}Z)-'"$LABEL"'\\.dump)$/\\2 \\1/p' | sort -r >"$work/list"
 n=0 newest='' {counts}
 while read -r stamp dump; do
     keep=""
-    if [ -f "$dump.sha256" ] && [ -f "$dump.json" ]; then
+    if complete "$dump"; then
         n=$((n + 1))
         [ -n "$newest" ] || newest=$stamp
         if [ "$n" -le {int(p.last)} ]; then keep=yes; fi
@@ -203,6 +240,7 @@ finish() {{
     [ -z "$psql_pid" ] || kill "$psql_pid" 2>/dev/null || true
     rm -rf "$work"
     [ -z "${{partial:-}}" ] || rm -f "$partial"
+    rm -f "$name.sha256.tmp" "$name.json.tmp"  # a sidecar not yet in place (as atomic.write_atomic removes its temp file)
     if [ "$code" != 0 ]; then
         status false "" "${{error:-exit $code}}"
         echo "$(date -u +%FT%TZ) failed: ${{error:-exit $code}}"
@@ -211,6 +249,7 @@ finish() {{
 trap finish EXIT
 trap 'error="stopped by a signal"; exit 1' HUP INT TERM
 die() {{ error=$1; exit 1; }}
+{COMPLETE_SH}
 
 # what runs that died left: partials (a writer holds its partial's lock while it writes)
 # and this job's own temporary sidecars
@@ -226,10 +265,12 @@ app_version=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" 
 
 # the session that holds the snapshot; its answers, one a line, in $work/out
 mkfifo "$work/in"
+: >"$work/out"  # before psql's redirection makes it: wait_lines must never read a missing file (its test fails, the wait ends early)
 docker exec -i "$pg" {psql} <"$work/in" >"$work/out" 2>"$work/err" &
 psql_pid=$!
 exec 7>"$work/in"
-printf '%s\\n' 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;' 'SELECT pg_export_snapshot();' 'SHOW server_version;' >&7
+printf '%s\\n' 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;' 'SELECT pg_export_snapshot();' \\
+    'SET max_parallel_workers_per_gather = 0;' 'SHOW server_version;' >&7  # SET answers nothing (psql -q), as in db.backup
 lines() {{ wc -l <"$work/out"; }}
 wait_lines() {{  # $1 lines of answers, within $2 seconds
     i=0
@@ -242,6 +283,7 @@ wait_lines() {{  # $1 lines of answers, within $2 seconds
 wait_lines 2 60
 snapshot=$(sed -n 1p "$work/out")
 server_version=$(sed -n 2p "$work/out")
+[ -n "$snapshot" ] || die "could not export a snapshot: $(tail -n 3 "$work/err")"  # as db.backup's SnapshotSession
 printf '%s\\n' {q(pg.ROW_COUNTS_SQL)} >&7  # counted in the snapshot while pg_dump reads it
 
 [ ! -e "$name" ] || die "$name already exists (two runs in one second)"
@@ -319,9 +361,11 @@ finish() {{
 trap finish EXIT
 trap 'error="stopped by a signal"; exit 1' HUP INT TERM
 die() {{ error=$1; exit 1; }}
+{COMPLETE_SH}
 
+# the newest complete backup by files.scan's rule (as `inv db.verify latest`), then its bytes checked
 newest=$(ls -1 | sed -nE 's/^([A-Za-z0-9_.-]+-([0-9]{{8}}T[0-9]{{6}}Z)(-[A-Za-z0-9._-]+)?\\.dump)$/\\2 \\1/p' | sort -r \\
-    | while read -r stamp dump; do if [ -f "$dump.sha256" ] && [ -f "$dump.json" ]; then echo "$dump"; break; fi; done)
+    | while read -r stamp dump; do if complete "$dump"; then echo "$dump"; break; fi; done)
 [ -n "$newest" ] || die "no complete backup in $DIR"
 sha256sum -c --status "$newest.sha256" || die "$newest does not match its checksum"
 {_find_container()}

@@ -9,14 +9,17 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 
+from deploy import validators
 from deploy.retention import Policy
 
 SOURCE = 'set -a; . "$1"; set +a; shift; exec "$@"'
 
 
 def env_file(values: Mapping[str, str]) -> str:
-    """An env file for ``sh``'s ``.``: one ``NAME='value'`` a line (pure)."""
-    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
+    """An env file for ``sh``'s ``.``: one ``NAME='value'`` a line (pure); a name that is
+    not a variable's, or a value not on one line, refused (values never shown: secrets)."""
+    return "".join(f"{validators.env_name(name, 'the offsite env file')}={shlex.quote(validators.secret_line(value, name))}\n"
+                   for name, value in values.items())
 
 
 def with_env(path: str, argv: Sequence[str]) -> list[str]:
