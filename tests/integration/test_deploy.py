@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from dataclasses import replace
 
 import pytest
 
@@ -126,6 +127,22 @@ def test_concurrent_deploy_is_refused_and_a_killed_deploy_leaves_a_breakable_loc
     out = prod_stack("status").stdout
     assert row(out, 0, "backend")[1:4] == ["3", "3", "3"]
     prod_stack("health")
+
+
+def test_another_stage_of_the_project_is_refused_where_productions_stack_runs(prod_stack, engine):
+    """Review point 4 on the real engine: development shares production's project here (the
+    stages' default); production's containers carry its stage label, so a development task
+    that changes the stack is refused before it acts, naming production, and changes
+    nothing; reading tasks warn."""
+    dev = replace(prod_stack, stage="development")
+    before = sorted(c.id for c in engine.containers.list(filters={"label": f"com.docker.compose.project={prod_stack.project}"}))
+    for task in (("scale", "--backend", "2"), ("up",), ("db.migrate",)):
+        refused = dev(*task, check=False)
+        assert refused.returncode == 1, (task, refused.stdout, refused.stderr)
+        assert "is stage production's, not development's" in refused.stderr and "fix:" in refused.stderr, (task, refused.stderr)
+    after = sorted(c.id for c in engine.containers.list(filters={"label": f"com.docker.compose.project={prod_stack.project}"}))
+    assert after == before
+    assert "is stage production's" in dev("status").stdout
 
 
 @pytest.mark.parametrize("args,message", [(("--bump", "minor", "--version", "1.0.0"), "one of them"), (("--bump", "huge"), "major, minor or patch")])
